@@ -1,0 +1,269 @@
+// CUDA backend: one block per fixed-size chunk of one sample (kCudaChunk
+// pixels, 4 per thread), so the partial sums never depend on the GPU's SM
+// count. Per block: vector loads of every input as stored, the shared
+// per-pixel math (../dim_loss.h), vector stores of the gradients, and a
+// cub::BlockReduce. The last block to finish (elected with one atomic ticket,
+// as ATen's Reduce.cuh does) sums the partials in a fixed order and writes the
+// loss and the backward scales. No floating-point atomics: bitwise
+// reproducible.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cub/block/block_reduce.cuh>
+
+#include "../dim_loss.h"
+#include "dim_loss_kernel.h"
+
+namespace mattingloss {
+namespace {
+
+constexpr int kVec = kCudaPixelsPerThread;
+
+template <typename T>
+struct alignas(sizeof(T) * kVec) Pack {
+  T v[kVec];
+};
+
+template <typename acc_t> __device__ __forceinline__ acc_t to_acc(uint8_t x) { return acc_t(x); }
+template <typename acc_t> __device__ __forceinline__ acc_t to_acc(float x) { return acc_t(x); }
+template <typename acc_t> __device__ __forceinline__ acc_t to_acc(double x) { return acc_t(x); }
+template <typename acc_t> __device__ __forceinline__ acc_t to_acc(__half x) { return acc_t(__half2float(x)); }
+template <typename acc_t> __device__ __forceinline__ acc_t to_acc(__nv_bfloat16 x) {
+  return acc_t(__bfloat162float(x));
+}
+
+template <typename T> __device__ __forceinline__ T from_acc(float x) { return T(x); }
+template <typename T> __device__ __forceinline__ T from_acc(double x) { return T(x); }
+template <> __device__ __forceinline__ __half from_acc<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __half from_acc<__half>(double x) { return __float2half_rn(float(x)); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(double x) {
+  return __float2bfloat16_rn(float(x));
+}
+
+// Streaming loads: every input byte is read exactly once.
+template <typename T, typename acc_t>
+__device__ __forceinline__ void load_as(const void* base, int64_t offset, int n, bool vec, acc_t* out) {
+  const T* src = static_cast<const T*>(base) + offset;
+  if (vec) {
+    const Pack<T> p = *reinterpret_cast<const Pack<T>*>(src);
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) out[i] = to_acc<acc_t>(p.v[i]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) out[i] = i < n ? to_acc<acc_t>(src[i]) : acc_t(0);
+  }
+}
+
+// The dtype switch is uniform across the grid, as in ATen's fetch_and_cast.
+template <typename acc_t>
+__device__ __forceinline__ void load(const Input& in, int64_t offset, int n, bool vec, acc_t* out) {
+  switch (in.dtype) {
+    case Dtype::kUInt8: return load_as<uint8_t>(in.data, offset, n, vec, out);
+    case Dtype::kFloat: return load_as<float>(in.data, offset, n, vec, out);
+    case Dtype::kDouble: return load_as<double>(in.data, offset, n, vec, out);
+    case Dtype::kHalf: return load_as<__half>(in.data, offset, n, vec, out);
+    case Dtype::kBFloat16: return load_as<__nv_bfloat16>(in.data, offset, n, vec, out);
+  }
+}
+
+template <typename T, typename acc_t>
+__device__ __forceinline__ void store_as(void* base, int64_t offset, int n, bool vec, const acc_t* in) {
+  T* dst = static_cast<T*>(base) + offset;
+  if (vec) {
+    Pack<T> p;
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) p.v[i] = from_acc<T>(in[i]);
+    *reinterpret_cast<Pack<T>*>(dst) = p;
+  } else {
+#pragma unroll  // constant indices keep `in` in registers
+    for (int i = 0; i < kVec; ++i) {
+      if (i < n) dst[i] = from_acc<T>(in[i]);
+    }
+  }
+}
+
+template <typename acc_t>
+__device__ __forceinline__ void store(const Output& out, int64_t offset, int n, bool vec, const acc_t* in) {
+  switch (out.dtype) {
+    case Dtype::kFloat: return store_as<float>(out.data, offset, n, vec, in);
+    case Dtype::kDouble: return store_as<double>(out.data, offset, n, vec, in);
+    case Dtype::kHalf: return store_as<__half>(out.data, offset, n, vec, in);
+    case Dtype::kBFloat16: return store_as<__nv_bfloat16>(out.data, offset, n, vec, in);
+    case Dtype::kUInt8: return;  // never a gradient dtype (checked on the host)
+  }
+}
+
+template <typename acc_t>
+__device__ __forceinline__ Sums<acc_t> load_sums(const Sums<acc_t>* s) {
+  // L2 loads: the partials were written by other blocks.
+  const acc_t* p = reinterpret_cast<const acc_t*>(s);
+  return {__ldcg(p), __ldcg(p + 1), __ldcg(p + 2)};
+}
+
+// Run by the last block only. Warp w owns samples w, w + kWarps, ...; each
+// lane sums a fixed stride of that sample's chunks, then a fixed shuffle tree.
+template <typename acc_t>
+__device__ void finish(const ForwardArgs<acc_t>& a, int64_t chunks_per_sample, Sums<acc_t>* scratch) {
+  constexpr int kWarps = kCudaThreads / 32;
+  __shared__ acc_t warp_totals[kWarps][3];
+  __shared__ acc_t batch_total[3];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  Sums<acc_t>* sample_sums = scratch + a.batch * chunks_per_sample;
+  Sums<acc_t> contribution{0, 0, 0};
+  for (int64_t s = warp; s < a.batch; s += kWarps) {
+    Sums<acc_t> v{0, 0, 0};
+    for (int64_t c = lane; c < chunks_per_sample; c += 32) v = v + load_sums(scratch + s * chunks_per_sample + c);
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2) {
+      v.alpha += __shfl_down_sync(0xffffffffu, v.alpha, offset);
+      v.comp += __shfl_down_sync(0xffffffffu, v.comp, offset);
+      v.weight += __shfl_down_sync(0xffffffffu, v.weight, offset);
+    }
+    if (lane == 0) {
+      sample_sums[s] = v;
+      contribution = contribution + sample_contribution(v, a.params.reduction);
+    }
+  }
+  if (lane == 0) {
+    warp_totals[warp][0] = contribution.alpha;
+    warp_totals[warp][1] = contribution.comp;
+    warp_totals[warp][2] = contribution.weight;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    Sums<acc_t> total{0, 0, 0};
+    for (int w = 0; w < kWarps; ++w) total = total + Sums<acc_t>{warp_totals[w][0], warp_totals[w][1], warp_totals[w][2]};
+    acc_t loss;
+    finalize(a.params, total, a.batch, &loss, a.components, a.components + 1);
+    if (a.loss) *a.loss = loss;
+    batch_total[0] = total.alpha;
+    batch_total[1] = total.comp;
+    batch_total[2] = total.weight;
+  }
+  __syncthreads();
+  const Sums<acc_t> total{batch_total[0], batch_total[1], batch_total[2]};
+  for (int64_t s = threadIdx.x; s < a.batch; s += kCudaThreads) {
+    a.scale[s] = grad_scale(a.params, sample_sums[s], total, a.batch);
+  }
+}
+
+template <bool kComp, typename acc_t>
+__global__ void __launch_bounds__(kCudaThreads)
+    dim_loss_forward_kernel(const ForwardArgs<acc_t> a, const int64_t chunks_per_sample, const bool vec,
+                            Sums<acc_t>* scratch, unsigned int* counter) {
+  const int64_t chunk = blockIdx.x;
+  const int64_t sample = chunk / chunks_per_sample;
+  const int64_t first = (chunk % chunks_per_sample) * kCudaChunk + int64_t(threadIdx.x) * kVec;
+  const int64_t left = a.pixels - first;
+  const int n = left <= 0 ? 0 : (left < kVec ? int(left) : kVec);
+
+  Sums<acc_t> mine{0, 0, 0};
+  if (n > 0) {
+    const bool v = vec && n == kVec;
+    const int64_t px = sample * a.pixels + first;  // offset in (B,1,H,W) tensors
+    acc_t p[kVec], alpha[kVec], mask[kVec], img[3][kVec], fg[3][kVec], bg[3][kVec];
+    load(a.pred, px, n, v, p);
+    load(a.alpha, px, n, v, alpha);
+    load(a.mask, px, n, v, mask);
+    if (kComp) {
+#pragma unroll
+      for (int c = 0; c < 3; ++c) {
+        const int64_t cx = (sample * 3 + c) * a.pixels + first;  // offset in (B,3,H,W) tensors
+        load(a.image, cx, n, v, img[c]);
+        load(a.fg, cx, n, v, fg[c]);
+        load(a.bg, cx, n, v, bg[c]);
+      }
+    }
+    acc_t grad_pred[kVec], loss[kVec], grad_fg[3][kVec], grad_bg[3][kVec];
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) {
+      const acc_t pi[3] = {img[0][i], img[1][i], img[2][i]};
+      const acc_t pf[3] = {fg[0][i], fg[1][i], fg[2][i]};
+      const acc_t pb[3] = {bg[0][i], bg[1][i], bg[2][i]};
+      PixelResult<acc_t> r;
+      dim_pixel<kComp>(a.params, p[i], alpha[i], mask[i], pi, pf, pb, r);
+      if (i < n) mine = mine + Sums<acc_t>{r.alpha_term, r.comp_term, r.weight};
+      grad_pred[i] = r.grad_pred;
+      loss[i] = pixel_loss(a.params, r);
+      if (kComp) {
+#pragma unroll
+        for (int c = 0; c < 3; ++c) {
+          grad_fg[c][i] = r.grad_fg[c];
+          grad_bg[c][i] = r.grad_bg[c];
+        }
+      }
+    }
+    if (a.grad_pred.data) store(a.grad_pred, px, n, v, grad_pred);
+    if (a.loss_map) store_as<acc_t>(a.loss_map, px, n, v, loss);
+    if (kComp) {
+#pragma unroll
+      for (int c = 0; c < 3; ++c) {
+        const int64_t cx = (sample * 3 + c) * a.pixels + first;
+        if (a.grad_fg.data) store(a.grad_fg, cx, n, v, grad_fg[c]);
+        if (a.grad_bg.data) store(a.grad_bg, cx, n, v, grad_bg[c]);
+      }
+    }
+  }
+
+  using BlockReduce = cub::BlockReduce<Sums<acc_t>, kCudaThreads>;
+  __shared__ typename BlockReduce::TempStorage temp;
+  __shared__ bool is_last;
+  const Sums<acc_t> block_sum = BlockReduce(temp).Reduce(mine, [](const Sums<acc_t>& x, const Sums<acc_t>& y) { return x + y; });
+  if (threadIdx.x == 0) {
+    scratch[chunk] = block_sum;
+    __threadfence();  // publish the partial before taking a ticket
+    is_last = atomicAdd(counter, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (is_last) {
+    __threadfence();
+    finish(a, chunks_per_sample, scratch);
+  }
+}
+
+bool aligned(const void* p, int bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+int element_bytes(Dtype d) {
+  switch (d) {
+    case Dtype::kUInt8: return 1;
+    case Dtype::kHalf:
+    case Dtype::kBFloat16: return 2;
+    case Dtype::kFloat: return 4;
+    case Dtype::kDouble: return 8;
+  }
+  return 8;
+}
+
+}  // namespace
+
+template <typename acc_t>
+cudaError_t launch_dim_loss_forward(const ForwardArgs<acc_t>& a, Sums<acc_t>* scratch, unsigned int* counter,
+                                    cudaStream_t stream) {
+  const int64_t chunks_per_sample = (a.pixels + kCudaChunk - 1) / kCudaChunk;
+  // Vector loads and stores need every row of 4 pixels to start on a
+  // 4-element boundary: true for H*W % 4 == 0 and aligned base pointers.
+  bool vec = a.pixels % kVec == 0;
+  for (const Input* in : {&a.pred, &a.alpha, &a.mask, &a.image, &a.fg, &a.bg})
+    vec = vec && (!in->data || aligned(in->data, kVec * element_bytes(in->dtype)));
+  for (const Output* out : {&a.grad_pred, &a.grad_fg, &a.grad_bg})
+    vec = vec && (!out->data || aligned(out->data, kVec * element_bytes(out->dtype)));
+  vec = vec && (!a.loss_map || aligned(a.loss_map, kVec * sizeof(acc_t)));
+
+  const dim3 grid(static_cast<unsigned int>(a.batch * chunks_per_sample));
+  if (a.has_comp) {
+    dim_loss_forward_kernel<true><<<grid, kCudaThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
+  } else {
+    dim_loss_forward_kernel<false><<<grid, kCudaThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
+  }
+  return cudaGetLastError();
+}
+
+template cudaError_t launch_dim_loss_forward<float>(const ForwardArgs<float>&, Sums<float>*, unsigned int*,
+                                                    cudaStream_t);
+template cudaError_t launch_dim_loss_forward<double>(const ForwardArgs<double>&, Sums<double>*, unsigned int*,
+                                                     cudaStream_t);
+
+}  // namespace mattingloss

@@ -1,0 +1,161 @@
+// The single definition of the Deep Image Matting loss math, shared by the CPU
+// and CUDA backends: the per-pixel terms and their derivatives, and how the
+// per-sample sums become the loss of each reduction mode. Only plain
+// arithmetic on the accumulation type (float, or double for float64 inputs)
+// lives here, so that the CPU tests check the CUDA path's math too.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define ML_INLINE __host__ __device__ __forceinline__
+#else
+#define ML_INLINE inline __attribute__((always_inline))
+#endif
+
+#if defined(__CUDACC__)
+#define ML_UNROLL _Pragma("unroll")
+#else
+#define ML_UNROLL _Pragma("GCC unroll 3")
+#endif
+
+namespace mattingloss {
+
+// How the unknown region is read from the `mask` input (a trimap or weights).
+enum MaskMode : int64_t {
+  kUnknownEqual = 0,  // w = [t == lo]
+  kUnknownRange = 1,  // w = [lo < t < hi]
+  kWeight = 2,        // w = t (non-negative weights, soft masks)
+};
+
+enum Reduction : int64_t { kMean = 0, kSample = 1, kSum = 2, kNone = 3 };
+
+template <typename acc_t>
+struct LossParams {
+  acc_t wl;            // weight of the alpha term; 1 - wl weighs the comp term
+  acc_t eps2;          // eps^2, inside the square roots
+  acc_t alpha_scale;   // value of full opacity in `alpha`
+  acc_t color_scale;   // value of full intensity in image / fg / bg
+  acc_t mask_lo;       // unknown value, or the open range's lower bound
+  acc_t mask_hi;       // the open range's upper bound
+  int64_t mask_mode;   // MaskMode
+  int64_t reduction;   // Reduction
+};
+
+// Per-sample sums: sum of w * alpha term, sum of w * comp term, sum of w.
+template <typename acc_t>
+struct Sums {
+  acc_t alpha, comp, weight;
+  ML_INLINE Sums operator+(const Sums& o) const {
+    return {alpha + o.alpha, comp + o.comp, weight + o.weight};
+  }
+};
+
+// Everything one pixel contributes. Gradients are of the per-pixel loss
+//   w * (wl * alpha_term + (1 - wl) * comp_term / 3)
+// i.e. not yet multiplied by the reduction's scale (1/N for "mean").
+template <typename acc_t>
+struct PixelResult {
+  acc_t weight;
+  acc_t alpha_term;  // w * sqrt((p - a)^2 + eps^2)
+  acc_t comp_term;   // w * sum_c sqrt((c_p - c_g)^2 + eps^2) / color_scale
+  acc_t grad_pred;
+  acc_t grad_fg[3];
+  acc_t grad_bg[3];
+};
+
+template <typename acc_t>
+ML_INLINE acc_t unknown_weight(acc_t t, const LossParams<acc_t>& P) {
+  // Computed branch-free (selects, not jumps) so CPU loops vectorize.
+  const acc_t equal = t == P.mask_lo ? acc_t(1) : acc_t(0);
+  const acc_t inside = (t > P.mask_lo && t < P.mask_hi) ? acc_t(1) : acc_t(0);
+  return P.mask_mode == kWeight ? t : (P.mask_mode == kUnknownEqual ? equal : inside);
+}
+
+// p: predicted alpha in [0,1]; alpha: ground truth in 0..alpha_scale; t: the
+// trimap or weight value; img/fg/bg: the 3 channels in 0..color_scale (read
+// only when kComp). The weight multiplies every term (never selects), so a
+// NaN or Inf in pred_alpha propagates as it does in the reference formulas.
+template <bool kComp, typename acc_t>
+ML_INLINE void dim_pixel(const LossParams<acc_t>& P, acc_t p, acc_t alpha, acc_t t,
+                         const acc_t* img, const acc_t* fg, const acc_t* bg,
+                         PixelResult<acc_t>& r) {
+  using std::sqrt;
+  const acc_t w = unknown_weight(t, P);
+  const acc_t da = p - alpha / P.alpha_scale;
+  const acc_t ra = sqrt(da * da + P.eps2);
+  r.weight = w;
+  r.alpha_term = w * ra;
+  acc_t dp = P.wl * (da / ra);
+  acc_t comp = 0;
+  if (kComp) {
+    // d/dc_p of (1 - wl) * sqrt(d^2 + eps^2) / (3 * color_scale), times w
+    const acc_t k = w * (acc_t(1) - P.wl) / (acc_t(3) * P.color_scale);
+    acc_t dcomp = 0;
+    ML_UNROLL for (int c = 0; c < 3; ++c) {
+      const acc_t composite = p * fg[c] + (acc_t(1) - p) * bg[c];
+      const acc_t d = composite - img[c];
+      const acc_t rc = sqrt(d * d + P.eps2);
+      const acc_t slope = d / rc;
+      comp += rc;
+      dcomp += slope * (fg[c] - bg[c]);
+      r.grad_fg[c] = k * slope * p;
+      r.grad_bg[c] = k * slope * (acc_t(1) - p);
+    }
+    dp += (acc_t(1) - P.wl) / (acc_t(3) * P.color_scale) * dcomp;
+  }
+  r.comp_term = w * comp / P.color_scale;
+  r.grad_pred = w * dp;
+}
+
+// The per-pixel value of reduction="none".
+template <typename acc_t>
+ML_INLINE acc_t pixel_loss(const LossParams<acc_t>& P, const PixelResult<acc_t>& r) {
+  return P.wl * r.alpha_term + (acc_t(1) - P.wl) * r.comp_term / acc_t(3);
+}
+
+// What one sample adds to the batch total that finalize() reads: its raw sums
+// (pooled "mean", "sum"), or its own mean losses ("sample"; 0 when empty).
+template <typename acc_t>
+ML_INLINE Sums<acc_t> sample_contribution(const Sums<acc_t>& s, int64_t reduction) {
+  if (reduction != kSample) return s;
+  if (!(s.weight > acc_t(0))) return {acc_t(0), acc_t(0), acc_t(0)};
+  return {s.alpha / s.weight, s.comp / (acc_t(3) * s.weight), acc_t(1)};
+}
+
+// loss_out[0] = total, [1] = alpha loss, [2] = comp loss, from the sum of all
+// samples' contributions. An empty unknown region gives 0, not 0/0.
+template <typename acc_t>
+ML_INLINE void finalize(const LossParams<acc_t>& P, const Sums<acc_t>& total, int64_t batch,
+                        acc_t* total_out, acc_t* alpha_out, acc_t* comp_out) {
+  acc_t la = 0, lc = 0;
+  if (P.reduction == kMean) {
+    if (total.weight > acc_t(0)) {
+      la = total.alpha / total.weight;
+      lc = total.comp / (acc_t(3) * total.weight);
+    }
+  } else if (P.reduction == kSample) {
+    la = total.alpha / acc_t(batch);
+    lc = total.comp / acc_t(batch);
+  } else if (P.reduction == kSum) {
+    la = total.alpha;
+    lc = total.comp / acc_t(3);
+  }
+  *total_out = P.wl * la + (acc_t(1) - P.wl) * lc;
+  *alpha_out = la;
+  *comp_out = lc;
+}
+
+// d(loss)/d(per-pixel loss) for every pixel of one sample: what backward
+// multiplies the stored per-pixel gradients by (times grad_output).
+template <typename acc_t>
+ML_INLINE acc_t grad_scale(const LossParams<acc_t>& P, const Sums<acc_t>& sample,
+                           const Sums<acc_t>& total, int64_t batch) {
+  if (P.reduction == kMean) return total.weight > acc_t(0) ? acc_t(1) / total.weight : acc_t(0);
+  if (P.reduction == kSample)
+    return sample.weight > acc_t(0) ? acc_t(1) / (acc_t(batch) * sample.weight) : acc_t(0);
+  return acc_t(1);
+}
+
+}  // namespace mattingloss

@@ -1,0 +1,123 @@
+#include "dim_loss_host.h"
+
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+
+namespace mattingloss {
+namespace {
+
+Dtype dtype_code(const at::Tensor& t, const char* name) {
+  switch (t.scalar_type()) {
+    case at::kByte: return Dtype::kUInt8;
+    case at::kFloat: return Dtype::kFloat;
+    case at::kDouble: return Dtype::kDouble;
+    case at::kHalf: return Dtype::kHalf;
+    case at::kBFloat16: return Dtype::kBFloat16;
+    default: TORCH_CHECK(false, "mattingloss: ", name, " has dtype ", t.scalar_type(),
+                         "; the kernels read uint8, float16, bfloat16, float32 and float64");
+  }
+}
+
+void check_map(const at::Tensor& t, const char* name, const at::Tensor& pred, int64_t channels) {
+  TORCH_CHECK(t.dim() == 4 && t.size(0) == pred.size(0) && t.size(1) == channels &&
+                  t.size(2) == pred.size(2) && t.size(3) == pred.size(3),
+              "mattingloss: ", name, " has shape ", t.sizes(), ", expected (", pred.size(0), ", ",
+              channels, ", ", pred.size(2), ", ", pred.size(3), ")");
+  TORCH_CHECK(t.is_contiguous(), "mattingloss: ", name, " must be contiguous");
+  TORCH_CHECK(t.device() == pred.device(), "mattingloss: ", name, " is on ", t.device(),
+              ", pred_alpha on ", pred.device());
+}
+
+Input input(const at::Tensor& t, const char* name) { return {t.const_data_ptr(), dtype_code(t, name)}; }
+
+Output output(const at::Tensor& t) {
+  if (!t.defined() || t.numel() == 0) return {};
+  return {t.mutable_data_ptr(), dtype_code(t, "gradient")};
+}
+
+template <typename acc_t>
+void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& alpha, const at::Tensor& mask,
+          const std::optional<at::Tensor>& image, const std::optional<at::Tensor>& fg,
+          const std::optional<at::Tensor>& bg, int64_t mask_mode, double mask_lo, double mask_hi,
+          double wl, double eps, double alpha_scale, double color_scale, int64_t reduction,
+          const ForwardResult& out) {
+  a.params = {acc_t(wl),      acc_t(eps * eps), acc_t(alpha_scale), acc_t(color_scale),
+              acc_t(mask_lo), acc_t(mask_hi),   mask_mode,          reduction};
+  a.batch = pred.size(0);
+  a.pixels = pred.size(2) * pred.size(3);
+  a.has_comp = image.has_value();
+  a.pred = input(pred, "pred_alpha");
+  a.alpha = input(alpha, "alpha");
+  a.mask = input(mask, "mask");
+  if (a.has_comp) {
+    a.image = input(*image, "image");
+    a.fg = input(*fg, "fg");
+    a.bg = input(*bg, "bg");
+  }
+  const auto& [loss, components, scale, grad_pred, grad_fg, grad_bg] = out;
+  a.grad_pred = output(grad_pred);
+  a.grad_fg = output(grad_fg);
+  a.grad_bg = output(grad_bg);
+  if (reduction == kNone) {
+    a.loss_map = loss.mutable_data_ptr<acc_t>();
+  } else {
+    a.loss = loss.mutable_data_ptr<acc_t>();
+  }
+  a.components = components.mutable_data_ptr<acc_t>();
+  a.scale = scale.mutable_data_ptr<acc_t>();
+}
+
+}  // namespace
+
+ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& alpha, const at::Tensor& mask,
+                          const std::optional<at::Tensor>& image, const std::optional<at::Tensor>& fg,
+                          const std::optional<at::Tensor>& bg, int64_t mask_mode, double mask_lo,
+                          double mask_hi, double wl, double eps, double alpha_scale, double color_scale,
+                          int64_t reduction, bool grad_pred, bool grad_fg, bool grad_bg) {
+  TORCH_CHECK(pred.dim() == 4 && pred.size(1) == 1, "mattingloss: pred_alpha has shape ", pred.sizes(),
+              ", expected (B, 1, H, W)");
+  TORCH_CHECK(pred.numel() > 0, "mattingloss: pred_alpha is empty");
+  TORCH_CHECK(at::isFloatingType(pred.scalar_type()) && pred.scalar_type() != at::kByte,
+              "mattingloss: pred_alpha must be floating, got ", pred.scalar_type());
+  TORCH_CHECK(pred.is_contiguous(), "mattingloss: pred_alpha must be contiguous");
+  check_map(alpha, "alpha", pred, 1);
+  check_map(mask, "mask", pred, 1);
+  TORCH_CHECK(image.has_value() == fg.has_value() && fg.has_value() == bg.has_value(),
+              "mattingloss: image, fg and bg go together");
+  if (image.has_value()) {
+    check_map(*image, "image", pred, 3);
+    check_map(*fg, "fg", pred, 3);
+    check_map(*bg, "bg", pred, 3);
+  }
+  TORCH_CHECK(!(grad_fg || grad_bg) || image.has_value(), "mattingloss: fg/bg gradients need image, fg, bg");
+  TORCH_CHECK(mask_mode >= kUnknownEqual && mask_mode <= kWeight, "mattingloss: bad mask_mode ", mask_mode);
+  TORCH_CHECK(reduction >= kMean && reduction <= kNone, "mattingloss: bad reduction ", reduction);
+  TORCH_CHECK(eps > 0, "mattingloss: eps must be > 0, got ", eps);
+
+  const bool use_double = pred.scalar_type() == at::kDouble;
+  const auto acc = use_double ? at::kDouble : at::kFloat;
+  const auto opts = pred.options().dtype(acc);
+  const int64_t B = pred.size(0);
+  auto grad_buffer = [&pred](bool wanted, const at::Tensor& like) {
+    if (!wanted) return at::empty({0}, pred.options());
+    TORCH_CHECK(at::isFloatingType(like.scalar_type()), "mattingloss: a gradient was requested for a ",
+                like.scalar_type(), " tensor");
+    return at::empty(like.sizes(), like.options());
+  };
+  ForwardOp op;
+  op.use_double = use_double;
+  op.outputs = ForwardResult(
+      reduction == kNone ? at::empty(pred.sizes(), opts) : at::empty({}, opts), at::empty({2}, opts),
+      at::empty({B}, opts), grad_buffer(grad_pred, pred), grad_buffer(grad_fg, fg.value_or(pred)),
+      grad_buffer(grad_bg, bg.value_or(pred)));
+  if (use_double) {
+    fill(op.f64, pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale,
+         color_scale, reduction, op.outputs);
+  } else {
+    fill(op.f32, pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale,
+         color_scale, reduction, op.outputs);
+  }
+  return op;
+}
+
+}  // namespace mattingloss

@@ -1,0 +1,31 @@
+// Host-side glue shared by the CPU and CUDA registrations: checks the raw op's
+// arguments (the Python API checks first and with friendlier messages; these
+// keep a direct torch.ops call from reading out of bounds), allocates the
+// outputs and fills ForwardArgs.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <tuple>
+
+#include "dim_loss_args.h"
+
+namespace mattingloss {
+
+using ForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+struct ForwardOp {
+  ForwardResult outputs;  // (loss, components, scale, grad_pred, grad_fg, grad_bg)
+  ForwardArgs<float> f32;
+  ForwardArgs<double> f64;
+  bool use_double = false;
+};
+
+ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& alpha, const at::Tensor& mask,
+                          const std::optional<at::Tensor>& image, const std::optional<at::Tensor>& fg,
+                          const std::optional<at::Tensor>& bg, int64_t mask_mode, double mask_lo,
+                          double mask_hi, double wl, double eps, double alpha_scale, double color_scale,
+                          int64_t reduction, bool grad_pred, bool grad_fg, bool grad_bg);
+
+}  // namespace mattingloss

@@ -1,0 +1,104 @@
+"""Loads the compiled kernels and registers what PyTorch needs around them:
+the fake (meta) kernel for torch.compile and the autograd formula.
+
+The op computes the loss and the per-pixel gradients in one read of the
+inputs; backward only multiplies the stored gradients by the per-sample scale
+(1/N for "mean") and grad_output.
+"""
+import torch
+
+try:
+    from . import _C  # noqa: F401  (registers torch.ops.mattingloss.*)
+except ImportError as error:  # missing, or built against another torch
+    raise ImportError(
+        f"mattingloss: the compiled kernels (mattingloss._C) could not be loaded ({error}). "
+        "Build them from the repository root with\n"
+        "    pip install torch setuptools ninja && pip install --no-build-isolation -e .\n"
+        "(re-run after changing torch or the sources in csrc/)."
+    ) from error
+
+# The schema this Python code was written for; a build from older sources fails here,
+# not with a confusing argument error later.
+_SCHEMA = (
+    "mattingloss::dim_loss_forward(Tensor pred_alpha, Tensor alpha, Tensor mask, Tensor? image, "
+    "Tensor? fg, Tensor? bg, int mask_mode, float mask_lo, float mask_hi, float wl, float eps, "
+    "float alpha_scale, float color_scale, int reduction, bool grad_pred, bool grad_fg, bool grad_bg) "
+    "-> (Tensor loss, Tensor components, Tensor scale, Tensor grad_pred, Tensor grad_fg, Tensor grad_bg)"
+)
+dim_loss_forward = torch.ops.mattingloss.dim_loss_forward.default
+if str(dim_loss_forward._schema) != _SCHEMA:
+    raise ImportError(
+        "mattingloss: the compiled kernels are stale (their op schema differs from this Python code). "
+        "Rebuild with `pip install --no-build-isolation -e .` from the repository root."
+    )
+
+# Codes shared with csrc/dim_loss.h.
+MASK_EQUAL, MASK_RANGE, MASK_WEIGHT = 0, 1, 2
+REDUCTIONS = {"mean": 0, "sample": 1, "sum": 2, "none": 3}
+NONE = REDUCTIONS["none"]
+
+
+def cuda_kernels_built() -> bool:
+    """Whether this build of mattingloss contains the CUDA kernels."""
+    return torch._C._dispatch_has_kernel_for_dispatch_key("mattingloss::dim_loss_forward", "CUDA")
+
+
+@torch.library.register_fake("mattingloss::dim_loss_forward")
+def _dim_loss_forward_fake(pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps,
+                           alpha_scale, color_scale, reduction, grad_pred, grad_fg, grad_bg):
+    acc = torch.float64 if pred.dtype == torch.float64 else torch.float32
+    loss_shape = pred.shape if reduction == NONE else ()
+
+    def grad(wanted, like):
+        return like.new_empty(like.shape) if wanted else pred.new_empty((0,))
+
+    return (
+        pred.new_empty(loss_shape, dtype=acc),
+        pred.new_empty((2,), dtype=acc),
+        pred.new_empty((pred.shape[0],), dtype=acc),
+        grad(grad_pred, pred),
+        grad(grad_fg, fg),
+        grad(grad_bg, bg),
+    )
+
+
+def _setup_context(ctx, inputs, output):
+    _, components, scale, grad_pred, grad_fg, grad_bg = output
+    ctx.mark_non_differentiable(components, scale, grad_pred, grad_fg, grad_bg)
+    ctx.save_for_backward(scale, grad_pred, grad_fg, grad_bg)
+    ctx.per_pixel = inputs[13] == NONE
+
+
+def _scaled(stored, factor):
+    """stored * factor, in stored's dtype.
+
+    When autograd will free the graph after this backward (no retain_graph, as in
+    training), the stored buffer is nobody else's: scale it in place and hand it
+    over, so forward + backward peak at one gradient-sized buffer. Otherwise
+    (retain_graph, gradcheck, tracing) leave it intact for the next call.
+    """
+    if (
+        type(stored) is torch.Tensor
+        and not torch.compiler.is_compiling()
+        and not torch._C._autograd._get_current_graph_task_keep_graph()
+    ):
+        return stored.mul_(factor)
+    return (stored * factor).to(stored.dtype)
+
+
+def _backward(ctx, grad_loss, *_):
+    scale, grad_pred, grad_fg, grad_bg = ctx.saved_tensors
+    # (B,1,1,1) per-sample scale times grad_output; for "none" grad_output is
+    # already the per-pixel map and the scale is 1.
+    factor = grad_loss if ctx.per_pixel else scale.view(-1, 1, 1, 1) * grad_loss
+    grads = [None] * 17
+    for index, stored in ((0, grad_pred), (4, grad_fg), (5, grad_bg)):
+        if ctx.needs_input_grad[index]:
+            if stored.numel() == 0:
+                raise RuntimeError("mattingloss: dim_loss_forward was called with grad_pred/grad_fg/grad_bg "
+                                   "False for an input that requires grad; use mattingloss.dim_loss")
+            grads[index] = _scaled(stored, factor)
+    return tuple(grads)
+
+
+torch.library.register_autograd("mattingloss::dim_loss_forward", _backward, setup_context=_setup_context)

@@ -1,0 +1,89 @@
+"""Builds mattingloss._C: the CPU kernels always, the CUDA kernels whenever a
+CUDA toolkit and a CUDA build of torch are found, even with no GPU visible.
+
+Environment:
+  MATTINGLOSS_CUDA=0/1    force the CUDA kernels off / on (on: fail if they can't be built)
+  CUDA_HOME               the toolkit (default: found as described in find_cuda_home)
+  TORCH_CUDA_ARCH_LIST    GPU architectures (default: DEFAULT_ARCHS when no GPU is visible)
+  MAX_JOBS                parallel compile jobs (default: torch's; CI uses 2)
+"""
+import glob
+import os
+import shutil
+
+from setuptools import find_packages, setup
+
+# nvcc 13 builds compute capability 7.5 and newer only. One SASS per family
+# (8.6/8.9 run 8.0 code, 10.x/12.x their own) and PTX for what comes next.
+DEFAULT_ARCHS = "7.5;8.0;9.0;10.0;12.0+PTX"
+
+
+def find_cuda_home():
+    """The real toolkit, with bin/nvcc and include/cuda_runtime.h.
+
+    torch guesses CUDA_HOME from the `nvcc` on PATH; where that is a wrapper
+    script outside the toolkit (as on our dev and CI machines) the guess is
+    wrong and the link fails, so look for the toolkit itself.
+    """
+    def is_toolkit(path):
+        return bool(path) and os.path.isfile(os.path.join(path, "bin", "nvcc")) and os.path.isfile(
+            os.path.join(path, "include", "cuda_runtime.h")
+        )
+
+    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")]
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+    candidates.append("/usr/local/cuda")
+    candidates += sorted(glob.glob("/usr/local/cuda-*"), reverse=True)
+    return next((c for c in candidates if is_toolkit(c)), None)
+
+
+def want_cuda(torch):
+    flag = os.environ.get("MATTINGLOSS_CUDA", "").strip()
+    if flag == "0":
+        return False
+    home = find_cuda_home()
+    ok = home is not None and torch.version.cuda is not None
+    if flag == "1" and not ok:
+        raise RuntimeError(
+            f"MATTINGLOSS_CUDA=1 but the CUDA kernels can't be built: toolkit={home!r}, "
+            f"torch.version.cuda={torch.version.cuda!r} (install a CUDA build of torch and set CUDA_HOME)"
+        )
+    if ok:
+        os.environ["CUDA_HOME"] = home  # before torch.utils.cpp_extension reads it
+    return ok
+
+
+def extension():
+    import torch
+
+    cuda = want_cuda(torch)
+    from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+
+    sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
+    # -fno-math-errno lets GCC vectorize sqrt; no -ffast-math: results stay IEEE.
+    cxx = ["-O3", "-fno-math-errno"]
+    if not cuda:
+        print("mattingloss: building the CPU kernels only (no CUDA toolkit or a CPU build of torch)")
+        return CppExtension("mattingloss._C", sources, extra_compile_args={"cxx": cxx}), BuildExtension
+    if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
+        os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCHS
+    print(f"mattingloss: building CPU and CUDA kernels with {os.environ['CUDA_HOME']} "
+          f"for TORCH_CUDA_ARCH_LIST={os.environ.get('TORCH_CUDA_ARCH_LIST', '(visible GPUs)')}")
+    sources += sorted(glob.glob("csrc/cuda/*.cpp") + glob.glob("csrc/cuda/*.cu"))
+    nvcc = ["-O3", "--expt-relaxed-constexpr"]
+    if os.environ.get("MATTINGLOSS_PTXAS_VERBOSE"):
+        nvcc.append("-Xptxas=-v")
+    return (
+        CUDAExtension("mattingloss._C", sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc}),
+        BuildExtension,
+    )
+
+
+ext, build_ext = extension()
+setup(
+    packages=find_packages(include=["mattingloss", "mattingloss.*"]),
+    ext_modules=[ext],
+    cmdclass={"build_ext": build_ext.with_options(no_python_abi_suffix=True)},
+)
