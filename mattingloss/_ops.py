@@ -62,43 +62,46 @@ def _dim_loss_forward_fake(pred, alpha, mask, image, fg, bg, mask_mode, mask_lo,
     )
 
 
-def _setup_context(ctx, inputs, output):
-    _, components, scale, grad_pred, grad_fg, grad_bg = output
-    ctx.mark_non_differentiable(components, scale, grad_pred, grad_fg, grad_bg)
-    ctx.save_for_backward(scale, grad_pred, grad_fg, grad_bg)
-    ctx.per_pixel = inputs[13] == NONE
+class DIMLossFunction(torch.autograd.Function):
+    """Autograd around the op. Forward keeps the per-pixel gradient buffers as
+    private intermediates (never returned), so backward may hand them over."""
+
+    @staticmethod
+    def forward(ctx, pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale,
+                color_scale, reduction, grad_pred, grad_fg, grad_bg):
+        loss, components, scale, g_pred, g_fg, g_bg = dim_loss_forward(
+            pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale,
+            color_scale, reduction, grad_pred, grad_fg, grad_bg)
+        ctx.mark_non_differentiable(components)
+        ctx.save_for_backward(scale, g_pred, g_fg, g_bg)
+        ctx.per_pixel = reduction == NONE
+        return loss, components
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_components):
+        scale, g_pred, g_fg, g_bg = ctx.saved_tensors
+        # (B,1,1,1) per-sample scale times grad_output; for "none" grad_output is
+        # already the per-pixel map and the scale is 1.
+        factor = grad_loss if ctx.per_pixel else scale.view(-1, 1, 1, 1) * grad_loss
+        grads = [None] * 17
+        for index, stored in ((0, g_pred), (4, g_fg), (5, g_bg)):
+            if ctx.needs_input_grad[index]:
+                grads[index] = _scaled(stored, factor)
+        return tuple(grads)
 
 
 def _scaled(stored, factor):
     """stored * factor, in stored's dtype.
 
-    When autograd will free the graph after this backward (no retain_graph, as in
+    When autograd frees the graph after this backward (no retain_graph, as in
     training), the stored buffer is nobody else's: scale it in place and hand it
-    over, so forward + backward peak at one gradient-sized buffer. Otherwise
-    (retain_graph, gradcheck, tracing) leave it intact for the next call.
+    over, so that forward + backward peak at one gradient-sized buffer.
+    Otherwise (retain_graph, gradcheck, compiled graphs) leave it intact.
     """
     if (
-        type(stored) is torch.Tensor
-        and not torch.compiler.is_compiling()
+        not torch.compiler.is_compiling()
+        and type(stored) is torch.Tensor
         and not torch._C._autograd._get_current_graph_task_keep_graph()
     ):
         return stored.mul_(factor)
     return (stored * factor).to(stored.dtype)
-
-
-def _backward(ctx, grad_loss, *_):
-    scale, grad_pred, grad_fg, grad_bg = ctx.saved_tensors
-    # (B,1,1,1) per-sample scale times grad_output; for "none" grad_output is
-    # already the per-pixel map and the scale is 1.
-    factor = grad_loss if ctx.per_pixel else scale.view(-1, 1, 1, 1) * grad_loss
-    grads = [None] * 17
-    for index, stored in ((0, grad_pred), (4, grad_fg), (5, grad_bg)):
-        if ctx.needs_input_grad[index]:
-            if stored.numel() == 0:
-                raise RuntimeError("mattingloss: dim_loss_forward was called with grad_pred/grad_fg/grad_bg "
-                                   "False for an input that requires grad; use mattingloss.dim_loss")
-            grads[index] = _scaled(stored, factor)
-    return tuple(grads)
-
-
-torch.library.register_autograd("mattingloss::dim_loss_forward", _backward, setup_context=_setup_context)

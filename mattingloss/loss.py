@@ -19,7 +19,7 @@ def _run(config: _args.Config, pred_alpha, alpha, trimap, image, fg, bg, weight,
         config, pred_alpha, alpha, trimap, image, fg, bg, weight, check_weight)
     has_comp = image is not None
     grad_on = torch.is_grad_enabled()
-    loss, components, *_ = _ops.dim_loss_forward(
+    loss, components = _ops.DIMLossFunction.apply(
         pred, alpha, mask, image, fg, bg,
         config.mask_mode, config.mask_lo, config.mask_hi,
         config.wl if has_comp else 1.0,  # without image/fg/bg the loss is the alpha loss alone
