@@ -62,11 +62,15 @@ def extension():
     from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
-    # -fno-math-errno lets GCC vectorize sqrt; no -ffast-math: results stay IEEE.
-    cxx = ["-O3", "-fno-math-errno"]
+    # -fno-math-errno and -fno-trapping-math let GCC vectorize sqrt and the
+    # trimap compares; no -ffast-math, so every result stays IEEE. -fopenmp:
+    # at::parallel_for runs serially in an extension built without it.
+    cxx = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
+    link = ["-fopenmp"]
     if not cuda:
         print("mattingloss: building the CPU kernels only (no CUDA toolkit or a CPU build of torch)")
-        return CppExtension("mattingloss._C", sources, extra_compile_args={"cxx": cxx}), BuildExtension
+        return CppExtension("mattingloss._C", sources, extra_compile_args={"cxx": cxx},
+                            extra_link_args=link), BuildExtension
     if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
         os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCHS
     print(f"mattingloss: building CPU and CUDA kernels with {os.environ['CUDA_HOME']} "
@@ -76,7 +80,8 @@ def extension():
     if os.environ.get("MATTINGLOSS_PTXAS_VERBOSE"):
         nvcc.append("-Xptxas=-v")
     return (
-        CUDAExtension("mattingloss._C", sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc}),
+        CUDAExtension("mattingloss._C", sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+                      extra_link_args=link),
         BuildExtension,
     )
 

@@ -68,8 +68,8 @@ struct PixelResult {
 template <typename acc_t>
 ML_INLINE acc_t unknown_weight(acc_t t, const LossParams<acc_t>& P) {
   // Computed branch-free (selects, not jumps) so CPU loops vectorize.
-  const acc_t equal = t == P.mask_lo ? acc_t(1) : acc_t(0);
-  const acc_t inside = (t > P.mask_lo && t < P.mask_hi) ? acc_t(1) : acc_t(0);
+  const acc_t equal = static_cast<acc_t>(t == P.mask_lo);
+  const acc_t inside = static_cast<acc_t>((t > P.mask_lo) & (t < P.mask_hi));
   return P.mask_mode == kWeight ? t : (P.mask_mode == kUnknownEqual ? equal : inside);
 }
 

@@ -19,6 +19,16 @@
 namespace mattingloss {
 namespace {
 
+// The hot loop is compiled for baseline x86-64 (SSE2), AVX2 and AVX-512 and
+// the best one for the machine is picked once at load time (GCC function
+// multi-versioning). The choice is fixed per machine, so results stay bitwise
+// reproducible run after run.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ML_CPU_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define ML_CPU_CLONES
+#endif
+
 constexpr int64_t kChunk = 4096;  // pixels per partial sum
 constexpr int64_t kBlock = 256;   // pixels staged at once (buffers stay in L1)
 constexpr int64_t kLanes = 16;    // independent accumulators, so the adds vectorize
@@ -70,9 +80,13 @@ struct Block {
 };
 
 // The hot loop: pure arithmetic on L1-resident buffers, no calls, no branches
-// that depend on the data, so GCC vectorizes it (sqrt needs -fno-math-errno).
-template <bool kComp, typename acc_t>
-void compute_block(const LossParams<acc_t>& P, Block<acc_t>& b, int64_t n) {
+// that depend on the data, so GCC vectorizes it (with -fno-math-errno for
+// sqrt and -fno-trapping-math for the trimap compares; neither changes a
+// result). The mask mode is a template constant so its select folds away.
+template <bool kComp, int64_t kMode, typename acc_t>
+ML_CPU_CLONES void compute_block(const LossParams<acc_t>& params, Block<acc_t>& b, int64_t n) {
+  LossParams<acc_t> P = params;  // a local copy: stores to `b` can't alias it
+  P.mask_mode = kMode;
   for (int64_t i = 0; i < n; ++i) {
     const acc_t img[3] = {b.img[0][i], b.img[1][i], b.img[2][i]};
     const acc_t fg[3] = {b.fg[0][i], b.fg[1][i], b.fg[2][i]};
@@ -120,7 +134,7 @@ struct Lanes {
   }
 };
 
-template <bool kComp, typename acc_t>
+template <bool kComp, int64_t kMode, typename acc_t>
 Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Block<acc_t>& b, int64_t sample, int64_t begin,
                       int64_t end) {
   Lanes<acc_t> lanes;
@@ -139,7 +153,7 @@ Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Block<acc_t>& b, int64_t samp
         load(a.bg, cx, n, b.bg[c]);
       }
     }
-    compute_block<kComp>(a.params, b, n);
+    compute_block<kComp, kMode>(a.params, b, n);
     lanes.add(b, n);
     if (a.grad_pred.data) store(a.grad_pred, px, n, b.grad_pred);
     if (a.loss_map) std::copy(b.loss, b.loss + n, a.loss_map + px);
@@ -154,7 +168,7 @@ Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Block<acc_t>& b, int64_t samp
   return lanes.total();
 }
 
-template <bool kComp, typename acc_t>
+template <bool kComp, int64_t kMode, typename acc_t>
 void forward(const ForwardArgs<acc_t>& a) {
   const int64_t chunks_per_sample = (a.pixels + kChunk - 1) / kChunk;
   std::vector<Sums<acc_t>> partial(a.batch * chunks_per_sample);
@@ -163,7 +177,7 @@ void forward(const ForwardArgs<acc_t>& a) {
     for (int64_t chunk = first; chunk < last; ++chunk) {
       const int64_t sample = chunk / chunks_per_sample;
       const int64_t begin = (chunk % chunks_per_sample) * kChunk;
-      partial[chunk] = run_chunk<kComp>(a, *block, sample, begin, std::min(begin + kChunk, a.pixels));
+      partial[chunk] = run_chunk<kComp, kMode>(a, *block, sample, begin, std::min(begin + kChunk, a.pixels));
     }
   });
   // Ordered final sums: per sample over its chunks, then over samples.
@@ -179,12 +193,21 @@ void forward(const ForwardArgs<acc_t>& a) {
   for (int64_t s = 0; s < a.batch; ++s) a.scale[s] = grad_scale(a.params, sample_sums[s], total, a.batch);
 }
 
+template <bool kComp, typename acc_t>
+void run_mode(const ForwardArgs<acc_t>& a) {
+  switch (a.params.mask_mode) {
+    case kUnknownEqual: return forward<kComp, kUnknownEqual>(a);
+    case kUnknownRange: return forward<kComp, kUnknownRange>(a);
+    default: return forward<kComp, kWeight>(a);
+  }
+}
+
 template <typename acc_t>
 void run(const ForwardArgs<acc_t>& a) {
   if (a.has_comp) {
-    forward<true>(a);
+    run_mode<true>(a);
   } else {
-    forward<false>(a);
+    run_mode<false>(a);
   }
 }
 
