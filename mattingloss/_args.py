@@ -114,7 +114,7 @@ def check_inputs(config: Config, pred_alpha, alpha, trimap, image, fg, bg, weigh
         raise ValueError(f"pred_alpha: expected a non-empty batch and image, got {_describe(pred_alpha)}")
     if pred_alpha.device.type not in ("cpu", "cuda"):
         raise ValueError(f"pred_alpha: expected a cpu or cuda tensor, got {_describe(pred_alpha)}")
-    if pred_alpha.device.type == "cuda" and not _ops.cuda_kernels_built():
+    if pred_alpha.device.type == "cuda" and not _ops._CUDA_KERNELS_BUILT:
         raise ValueError("pred_alpha: is on CUDA, but this build of mattingloss has no CUDA kernels; "
                          "rebuild with a CUDA toolkit and a CUDA build of torch (see README)")
     pred = pred_alpha.contiguous()

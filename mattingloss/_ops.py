@@ -38,9 +38,14 @@ REDUCTIONS = {"mean": 0, "sample": 1, "sum": 2, "none": 3}
 NONE = REDUCTIONS["none"]
 
 
+# Read once: a plain bool is free to check inside torch.compile'd code.
+_CUDA_KERNELS_BUILT = torch._C._dispatch_has_kernel_for_dispatch_key("mattingloss::dim_loss_forward", "CUDA")
+
+
 def cuda_kernels_built() -> bool:
-    """Whether this build of mattingloss contains the CUDA kernels."""
-    return torch._C._dispatch_has_kernel_for_dispatch_key("mattingloss::dim_loss_forward", "CUDA")
+    """Whether this build of mattingloss contains the CUDA kernels (they are
+    built whenever a CUDA toolkit and a CUDA build of torch are found)."""
+    return _CUDA_KERNELS_BUILT
 
 
 @torch.library.register_fake("mattingloss::dim_loss_forward")
