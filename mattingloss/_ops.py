@@ -83,6 +83,7 @@ class DIMLossFunction(torch.autograd.Function):
         return loss, components
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
     def backward(ctx, grad_loss, _grad_components):
         scale, g_pred, g_fg, g_bg = ctx.saved_tensors
         # (B,1,1,1) per-sample scale times grad_output; for "none" grad_output is

@@ -101,3 +101,14 @@ def test_no_grad_is_loss_only(device):
 def test_cuda_kernels_flag_is_bool():
     assert isinstance(mattingloss.cuda_kernels_built(), bool)
     assert mattingloss.__version__
+
+
+def test_double_backward_raises(device):
+    """Second derivatives are not implemented: differentiating through backward raises."""
+    inputs = make_inputs(2, 8, 8, device=device)
+    pred = inputs["pred_alpha"].clone().requires_grad_()
+    loss = dim_loss(**{**inputs, "pred_alpha": pred})
+    upstream = torch.ones_like(loss, requires_grad=True)
+    (grad,) = torch.autograd.grad(loss, pred, upstream, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
