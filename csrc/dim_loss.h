@@ -77,21 +77,26 @@ ML_INLINE acc_t unknown_weight(acc_t t, const LossParams<acc_t>& P) {
 // trimap or weight value; img/fg/bg: the 3 channels in 0..color_scale (read
 // only when kComp). The weight multiplies every term (never selects), so a
 // NaN or Inf in pred_alpha propagates as it does in the reference formulas.
+// The ground-truth alpha is divided by its scale exactly as the reference
+// does: near p == a the gradient amplifies any rounding of a by 1/eps. The
+// other constant divisions are multiplications by reciprocals (hoisted out of
+// the loops, within an ulp of dividing).
 template <bool kComp, typename acc_t>
 ML_INLINE void dim_pixel(const LossParams<acc_t>& P, acc_t p, acc_t alpha, acc_t t,
                          const acc_t* img, const acc_t* fg, const acc_t* bg,
                          PixelResult<acc_t>& r) {
   using std::sqrt;
   const acc_t w = unknown_weight(t, P);
-  const acc_t da = p - alpha / P.alpha_scale;
+  const acc_t da = p - alpha / P.alpha_scale;  // divided, as the reference: see the note above
   const acc_t ra = sqrt(da * da + P.eps2);
   r.weight = w;
   r.alpha_term = w * ra;
   acc_t dp = P.wl * (da / ra);
   acc_t comp = 0;
   if (kComp) {
-    // d/dc_p of (1 - wl) * sqrt(d^2 + eps^2) / (3 * color_scale), times w
-    const acc_t k = w * (acc_t(1) - P.wl) / (acc_t(3) * P.color_scale);
+    // d/dc_p of (1 - wl) * sqrt(d^2 + eps^2) / (3 * color_scale)
+    const acc_t comp_slope = (acc_t(1) - P.wl) / (acc_t(3) * P.color_scale);
+    const acc_t k = w * comp_slope;
     acc_t dcomp = 0;
     ML_UNROLL for (int c = 0; c < 3; ++c) {
       const acc_t composite = p * fg[c] + (acc_t(1) - p) * bg[c];
@@ -103,16 +108,16 @@ ML_INLINE void dim_pixel(const LossParams<acc_t>& P, acc_t p, acc_t alpha, acc_t
       r.grad_fg[c] = k * slope * p;
       r.grad_bg[c] = k * slope * (acc_t(1) - p);
     }
-    dp += (acc_t(1) - P.wl) / (acc_t(3) * P.color_scale) * dcomp;
+    dp += comp_slope * dcomp;
   }
-  r.comp_term = w * comp / P.color_scale;
+  r.comp_term = w * comp * (acc_t(1) / P.color_scale);
   r.grad_pred = w * dp;
 }
 
 // The per-pixel value of reduction="none".
 template <typename acc_t>
-ML_INLINE acc_t pixel_loss(const LossParams<acc_t>& P, const PixelResult<acc_t>& r) {
-  return P.wl * r.alpha_term + (acc_t(1) - P.wl) * r.comp_term / acc_t(3);
+ML_INLINE acc_t pixel_loss(const LossParams<acc_t>& P, acc_t alpha_term, acc_t comp_term) {
+  return P.wl * alpha_term + (acc_t(1) - P.wl) * comp_term * (acc_t(1) / acc_t(3));
 }
 
 // What one sample adds to the batch total that finalize() reads: its raw sums

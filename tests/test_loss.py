@@ -6,7 +6,7 @@ import mattingloss
 from mattingloss import DIMLoss, dim_loss
 from mattingloss.reference import dim_loss_reference, seed_gen_loss
 
-from conftest import make_inputs, max_rel_err
+from conftest import alpha_as_read, make_inputs, max_rel_err
 
 SIZES = [(1, 1, 1), (1, 7, 13), (3, 7, 13), (2, 64, 48), (1, 320, 320)]
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -20,8 +20,9 @@ def fused_and_grad(inputs, **kwargs):
 
 
 def seed_and_grad(inputs, wl):
-    """The seed's own gen_loss (float64), with its total."""
+    """The seed's own gen_loss (float64), with its total, on alpha as the kernel reads it."""
     x = {k: v.double() for k, v in inputs.items()}
+    x["alpha"] = alpha_as_read(x["alpha"], 255.0, inputs["pred_alpha"].dtype)
     pred = x["pred_alpha"].detach().clone().requires_grad_()
     alpha_loss, comp_loss = seed_gen_loss(x["image"], x["alpha"], x["fg"], x["bg"], x["trimap"], pred)
     loss = alpha_loss * wl + comp_loss * (1.0 - wl)

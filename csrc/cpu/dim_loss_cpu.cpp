@@ -30,7 +30,7 @@ namespace {
 #endif
 
 constexpr int64_t kChunk = 4096;  // pixels per partial sum
-constexpr int64_t kBlock = 256;   // pixels staged at once (buffers stay in L1)
+constexpr int64_t kBlock = 64;   // pixels staged at once (buffers stay in L1)
 constexpr int64_t kLanes = 16;    // independent accumulators, so the adds vectorize
 
 template <typename src_t, typename acc_t>
@@ -75,7 +75,7 @@ template <typename acc_t>
 struct Block {
   acc_t pred[kBlock], alpha[kBlock], mask[kBlock];
   acc_t img[3][kBlock], fg[3][kBlock], bg[3][kBlock];
-  acc_t alpha_term[kBlock], comp_term[kBlock], weight[kBlock], loss[kBlock];
+  acc_t alpha_term[kBlock], comp_term[kBlock], weight[kBlock];
   acc_t grad_pred[kBlock], grad_fg[3][kBlock], grad_bg[3][kBlock];
 };
 
@@ -96,7 +96,6 @@ ML_CPU_CLONES void compute_block(const LossParams<acc_t>& params, Block<acc_t>& 
     b.weight[i] = r.weight;
     b.alpha_term[i] = r.alpha_term;
     b.comp_term[i] = r.comp_term;
-    b.loss[i] = pixel_loss(P, r);
     b.grad_pred[i] = r.grad_pred;
     if (kComp) {
       for (int c = 0; c < 3; ++c) {
@@ -156,7 +155,9 @@ Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Block<acc_t>& b, int64_t samp
     compute_block<kComp, kMode>(a.params, b, n);
     lanes.add(b, n);
     if (a.grad_pred.data) store(a.grad_pred, px, n, b.grad_pred);
-    if (a.loss_map) std::copy(b.loss, b.loss + n, a.loss_map + px);
+    if (a.loss_map) {
+      for (int64_t i = 0; i < n; ++i) a.loss_map[px + i] = pixel_loss(a.params, b.alpha_term[i], b.comp_term[i]);
+    }
     if (kComp) {
       for (int64_t c = 0; c < 3; ++c) {
         const int64_t cx = (sample * 3 + c) * hw + start;

@@ -187,7 +187,7 @@ __global__ void __launch_bounds__(kCudaThreads)
       dim_pixel<kComp>(a.params, p[i], alpha[i], mask[i], pi, pf, pb, r);
       if (i < n) mine = mine + Sums<acc_t>{r.alpha_term, r.comp_term, r.weight};
       grad_pred[i] = r.grad_pred;
-      loss[i] = pixel_loss(a.params, r);
+      loss[i] = pixel_loss(a.params, r.alpha_term, r.comp_term);
       if (kComp) {
 #pragma unroll
         for (int c = 0; c < 3; ++c) {
