@@ -80,15 +80,19 @@ class DIMLossFunction(torch.autograd.Function):
         ctx.mark_non_differentiable(components)
         ctx.save_for_backward(scale, g_pred, g_fg, g_bg)
         ctx.per_pixel = reduction == NONE
+        ctx.shared_scale = reduction in (REDUCTIONS["mean"], REDUCTIONS["sum"])
         return loss, components
 
     @staticmethod
     @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
     def backward(ctx, grad_loss, _grad_components):
         scale, g_pred, g_fg, g_bg = ctx.saved_tensors
-        # (B,1,1,1) per-sample scale times grad_output; for "none" grad_output is
-        # already the per-pixel map and the scale is 1.
-        factor = grad_loss if ctx.per_pixel else scale.view(-1, 1, 1, 1) * grad_loss
+        if ctx.per_pixel:  # "none": grad_output is the per-pixel map, the scale is 1
+            factor = grad_loss
+        elif ctx.shared_scale:  # "mean", "sum": one scale for the batch, kept 0-dim
+            factor = scale[0] * grad_loss
+        else:  # "sample": one scale per sample
+            factor = scale.view(-1, 1, 1, 1) * grad_loss
         grads = [None] * 17
         for index, stored in ((0, g_pred), (4, g_fg), (5, g_bg)):
             if ctx.needs_input_grad[index]:
@@ -103,7 +107,13 @@ def _scaled(stored, factor):
     training), the stored buffer is nobody else's: scale it in place and hand it
     over, so that forward + backward peak at one gradient-sized buffer.
     Otherwise (retain_graph, gradcheck, compiled graphs) leave it intact.
+
+    A float32 factor with dimensions would promote a float16/bfloat16 buffer to
+    float32 temporaries; a 0-dim factor is applied in float without them, and a
+    per-sample or per-pixel one is first rounded to the buffer's dtype.
     """
+    if factor.dim() > 0 and factor.dtype != stored.dtype:
+        factor = factor.to(stored.dtype)
     if (
         not torch.compiler.is_compiling()
         and type(stored) is torch.Tensor
