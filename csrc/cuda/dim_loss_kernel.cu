@@ -103,28 +103,54 @@ __device__ __forceinline__ Sums<acc_t> load_sums(const Sums<acc_t>* s) {
   return {__ldcg(p), __ldcg(p + 1), __ldcg(p + 2)};
 }
 
-// Run by the last block only. Warp w owns samples w, w + kWarps, ...; each
-// lane sums a fixed stride of that sample's chunks, then a fixed shuffle tree.
+template <typename acc_t>
+struct SumOp {
+  __device__ __forceinline__ Sums<acc_t> operator()(const Sums<acc_t>& x, const Sums<acc_t>& y) const { return x + y; }
+};
+
+// Run by the last block only: per-sample sums of the chunk partials, then the
+// batch total, the loss and the per-sample backward scales. Every order is
+// fixed by the shape alone. Few large samples: the whole block sums one sample
+// (each thread a fixed stride of its chunks, then cub::BlockReduce), so a
+// 2048x2048 image's 4096 partials are read 256 at a time. Many small samples:
+// a warp per sample (fixed lane strides, then a fixed shuffle tree).
 template <typename acc_t>
 __device__ void finish(const ForwardArgs<acc_t>& a, int64_t chunks_per_sample, Sums<acc_t>* scratch) {
   constexpr int kWarps = kCudaThreads / 32;
+  using BlockReduce = cub::BlockReduce<Sums<acc_t>, kCudaThreads>;
+  __shared__ typename BlockReduce::TempStorage temp;
   __shared__ acc_t warp_totals[kWarps][3];
   __shared__ acc_t batch_total[3];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   Sums<acc_t>* sample_sums = scratch + a.batch * chunks_per_sample;
+  // This thread's share of the batch total (non-zero in thread 0, or in lane 0s).
   Sums<acc_t> contribution{0, 0, 0};
-  for (int64_t s = warp; s < a.batch; s += kWarps) {
-    Sums<acc_t> v{0, 0, 0};
-    for (int64_t c = lane; c < chunks_per_sample; c += 32) v = v + load_sums(scratch + s * chunks_per_sample + c);
-#pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) {
-      v.alpha += __shfl_down_sync(0xffffffffu, v.alpha, offset);
-      v.comp += __shfl_down_sync(0xffffffffu, v.comp, offset);
-      v.weight += __shfl_down_sync(0xffffffffu, v.weight, offset);
+  if (chunks_per_sample >= kCudaThreads) {
+    for (int64_t s = 0; s < a.batch; ++s) {
+      Sums<acc_t> v{0, 0, 0};
+      for (int64_t c = threadIdx.x; c < chunks_per_sample; c += kCudaThreads)
+        v = v + load_sums(scratch + s * chunks_per_sample + c);
+      v = BlockReduce(temp).Reduce(v, SumOp<acc_t>());
+      if (threadIdx.x == 0) {
+        sample_sums[s] = v;
+        contribution = contribution + sample_contribution(v, a.params.reduction);
+      }
+      __syncthreads();  // before temp is reused
     }
-    if (lane == 0) {
-      sample_sums[s] = v;
-      contribution = contribution + sample_contribution(v, a.params.reduction);
+  } else {
+    for (int64_t s = warp; s < a.batch; s += kWarps) {
+      Sums<acc_t> v{0, 0, 0};
+      for (int64_t c = lane; c < chunks_per_sample; c += 32) v = v + load_sums(scratch + s * chunks_per_sample + c);
+#pragma unroll
+      for (int offset = 16; offset > 0; offset /= 2) {
+        v.alpha += __shfl_down_sync(0xffffffffu, v.alpha, offset);
+        v.comp += __shfl_down_sync(0xffffffffu, v.comp, offset);
+        v.weight += __shfl_down_sync(0xffffffffu, v.weight, offset);
+      }
+      if (lane == 0) {
+        sample_sums[s] = v;
+        contribution = contribution + sample_contribution(v, a.params.reduction);
+      }
     }
   }
   if (lane == 0) {
@@ -211,7 +237,7 @@ __global__ void __launch_bounds__(kCudaThreads)
   using BlockReduce = cub::BlockReduce<Sums<acc_t>, kCudaThreads>;
   __shared__ typename BlockReduce::TempStorage temp;
   __shared__ bool is_last;
-  const Sums<acc_t> block_sum = BlockReduce(temp).Reduce(mine, [](const Sums<acc_t>& x, const Sums<acc_t>& y) { return x + y; });
+  const Sums<acc_t> block_sum = BlockReduce(temp).Reduce(mine, SumOp<acc_t>());
   if (threadIdx.x == 0) {
     scratch[chunk] = block_sum;
     __threadfence();  // publish the partial before taking a ticket
