@@ -33,7 +33,9 @@ enum Reduction : int64_t { kMean = 0, kSample = 1, kSum = 2, kNone = 3 };
 
 template <typename acc_t>
 struct LossParams {
-  acc_t wl;            // weight of the alpha term; 1 - wl weighs the comp term
+  acc_t wl;            // weight of the alpha term
+  acc_t wc;            // 1 - wl, the comp term's, computed in double (1 - wl in float loses
+                       // digits when wl is near 1)
   acc_t eps2;          // eps^2, inside the square roots
   acc_t alpha_scale;   // value of full opacity in `alpha`
   acc_t color_scale;   // value of full intensity in image / fg / bg
@@ -95,7 +97,7 @@ ML_INLINE void dim_pixel(const LossParams<acc_t>& P, acc_t p, acc_t alpha, acc_t
   acc_t comp = 0;
   if (kComp) {
     // d/dc_p of (1 - wl) * sqrt(d^2 + eps^2) / (3 * color_scale)
-    const acc_t comp_slope = (acc_t(1) - P.wl) / (acc_t(3) * P.color_scale);
+    const acc_t comp_slope = P.wc / (acc_t(3) * P.color_scale);
     const acc_t k = w * comp_slope;
     acc_t dcomp = 0;
     ML_UNROLL for (int c = 0; c < 3; ++c) {
@@ -117,7 +119,7 @@ ML_INLINE void dim_pixel(const LossParams<acc_t>& P, acc_t p, acc_t alpha, acc_t
 // The per-pixel value of reduction="none".
 template <typename acc_t>
 ML_INLINE acc_t pixel_loss(const LossParams<acc_t>& P, acc_t alpha_term, acc_t comp_term) {
-  return P.wl * alpha_term + (acc_t(1) - P.wl) * comp_term * (acc_t(1) / acc_t(3));
+  return P.wl * alpha_term + P.wc * comp_term * (acc_t(1) / acc_t(3));
 }
 
 // What one sample adds to the batch total that finalize() reads: its raw sums
@@ -147,7 +149,7 @@ ML_INLINE void finalize(const LossParams<acc_t>& P, const Sums<acc_t>& total, in
     la = total.alpha;
     lc = total.comp / acc_t(3);
   }
-  *total_out = P.wl * la + (acc_t(1) - P.wl) * lc;
+  *total_out = P.wl * la + P.wc * lc;
   *alpha_out = la;
   *comp_out = lc;
 }

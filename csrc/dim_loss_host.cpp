@@ -41,8 +41,8 @@ void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& alpha
           const std::optional<at::Tensor>& bg, int64_t mask_mode, double mask_lo, double mask_hi,
           double wl, double eps, double alpha_scale, double color_scale, int64_t reduction,
           const ForwardResult& out) {
-  a.params = {acc_t(wl),      acc_t(eps * eps), acc_t(alpha_scale), acc_t(color_scale),
-              acc_t(mask_lo), acc_t(mask_hi),   mask_mode,          reduction};
+  a.params = {acc_t(wl),          acc_t(1.0 - wl), acc_t(eps * eps), acc_t(alpha_scale), acc_t(color_scale),
+              acc_t(mask_lo),     acc_t(mask_hi),  mask_mode,         reduction};
   a.batch = pred.size(0);
   a.pixels = pred.size(2) * pred.size(3);
   a.has_comp = image.has_value();

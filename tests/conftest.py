@@ -41,13 +41,19 @@ def make_inputs(B=2, H=7, W=13, *, unknown="random", seed=0, dtype=torch.float64
     )
 
 
-def max_rel_err(actual, expected):
-    """max|a - e| / max|e|: a relative error that is well defined for gradients with zeros."""
+def max_rel_err(actual, expected, at_least=None):
+    """max|a - e| / max|e|: a relative error that is well defined for gradients with zeros.
+
+    at_least: a tensor whose max |value| also bounds the denominator from below, for
+    quantities that may cancel to ~0 (where a relative error means nothing).
+    """
     actual, expected = actual.double().cpu(), expected.double().cpu()
     if expected.numel() == 0:
         return 0.0
-    scale = expected.abs().max().clamp_min(1e-300)
-    return ((actual - expected).abs().max() / scale).item()
+    scale = expected.abs().max()
+    if at_least is not None:
+        scale = torch.maximum(scale, at_least.double().cpu().abs().max())
+    return ((actual - expected).abs().max() / scale.clamp_min(1e-300)).item()
 
 
 def alpha_as_read(alpha, scale=255.0, acc_dtype=torch.float32):

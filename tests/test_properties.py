@@ -28,7 +28,7 @@ case = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(case)
 def test_matches_oracle(c):
     g = torch.Generator().manual_seed(c["seed"])
@@ -36,10 +36,13 @@ def test_matches_oracle(c):
     pred = torch.rand(B, 1, H, W, generator=g, dtype=torch.float64)
 
     def target(channels):
+        """(as passed to dim_loss, the same values in float64 for the oracle)."""
         values = torch.randint(0, 256, (B, channels, H, W), generator=g).double()
         if c["target_dtype"] == torch.uint8:
-            return values.to(torch.uint8), values  # uint8 holds 0..255 only: scale stays 255
-        return (values / 255.0 * c["scale"]).to(c["target_dtype"]), values / 255.0 * c["scale"]
+            low = values.to(torch.uint8)  # uint8 holds 0..255 only: scale stays 255
+        else:
+            low = (values / 255.0 * c["scale"]).to(c["target_dtype"])
+        return low, low.double()
 
     alpha, alpha64 = target(1)
     scale = 255.0 if c["target_dtype"] == torch.uint8 else c["scale"]
@@ -62,22 +65,31 @@ def test_matches_oracle(c):
     dev = c["device"]
     grads_of = ["pred_alpha"] + (["fg", "bg"] if c["comp"] and c["grad_fg_bg"] and c["target_dtype"] != torch.uint8 else [])
 
-    def run(fn, inputs, pred_value):
+    def run(fn, inputs, pred_value, **overrides):
         x = {k: v.to(dev) for k, v in inputs.items()}
         x["pred_alpha"] = pred_value.to(dev)
         for k in grads_of:
             x[k] = x[k].detach().clone().requires_grad_()
-        loss = fn(**x, **kwargs)
+        loss = fn(**x, **{**kwargs, **overrides})
         return loss, torch.autograd.grad(loss, [x[k] for k in grads_of], torch.ones_like(loss))
 
     loss, grads = run(dim_loss, low, pred.to(c["pred_dtype"]))
     want, want_grads = run(dim_loss_reference, exact, pred.to(c["pred_dtype"]).double())
-    tol = 1e-10 if c["pred_dtype"] == torch.float64 and c["target_dtype"] != torch.float32 else 1e-5
+    tol = 1e-10 if acc == torch.float64 else 1e-5
     assert max_rel_err(loss, want) <= tol
     keep = torch.ones(B, 1, H, W, dtype=torch.bool)
     if acc == torch.float32:  # leave out the pixels where float32 itself is ill-conditioned
         keep = well_conditioned(pred.to(c["pred_dtype"]), exact["alpha"], c["eps"], scale,
                                 exact.get("image"), exact.get("fg"), exact.get("bg"), scale)
-    for got, exp in zip(grads, want_grads):
+    # The comp part of d(loss)/d(pred) sums signed per-channel terms that can cancel to
+    # ~0 (relative error then means nothing), so the pred gradient's error is measured
+    # against the larger of its own size and the alpha-term gradient's (|slope| <= 1).
+    _, (alpha_grad, *_) = run(dim_loss_reference, exact, pred.to(c["pred_dtype"]).double(), wl=1.0)
+    mask = keep.to(dev)
+    assert max_rel_err(grads[0][mask], want_grads[0][mask], at_least=alpha_grad[mask]) <= tol
+    for got, exp in zip(grads[1:], want_grads[1:]):
         mask = keep.expand_as(exp).to(exp.device)
-        assert max_rel_err(got[mask], exp[mask]) <= tol
+        # a float32 fg/bg gets a float32 gradient: rounded when stored, then scaled by
+        # 1/N in float32 (the factor and the product rounded too): 3 roundings of 2^-24
+        grad_tol = tol if got.dtype == torch.float64 else max(tol, 4 * 2.0**-24)
+        assert max_rel_err(got[mask], exp[mask]) <= grad_tol

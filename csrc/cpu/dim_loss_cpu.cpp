@@ -19,8 +19,9 @@
 namespace mattingloss {
 namespace {
 
-// The hot loop is compiled for baseline x86-64 (SSE2), AVX2 and AVX-512 and
-// the best one for the machine is picked once at load time (GCC function
+// The hot loops (the math, the dtype conversions in and out) are compiled for
+// baseline x86-64 (SSE2), AVX2 and AVX-512 and the best one for the machine is
+// picked once at load time (GCC function
 // multi-versioning). The choice is fixed per machine, so results stay bitwise
 // reproducible run after run.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -34,7 +35,7 @@ constexpr int64_t kBlock = 64;   // pixels staged at once (buffers stay in L1)
 constexpr int64_t kLanes = 16;    // independent accumulators, so the adds vectorize
 
 template <typename src_t, typename acc_t>
-void convert(const void* base, int64_t offset, int64_t n, acc_t* dst) {
+ML_CPU_CLONES void convert(const void* base, int64_t offset, int64_t n, acc_t* dst) {
   const src_t* src = static_cast<const src_t*>(base) + offset;
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<acc_t>(static_cast<float>(src[i]));
 }
@@ -55,7 +56,7 @@ void load(const Input& in, int64_t offset, int64_t n, acc_t* dst) {
 }
 
 template <typename dst_t, typename acc_t>
-void convert_out(const acc_t* src, int64_t n, void* base, int64_t offset) {
+ML_CPU_CLONES void convert_out(const acc_t* src, int64_t n, void* base, int64_t offset) {
   dst_t* dst = static_cast<dst_t*>(base) + offset;
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<dst_t>(src[i]);
 }
