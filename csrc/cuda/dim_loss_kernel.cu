@@ -190,7 +190,7 @@ __global__ void __launch_bounds__(kCudaThreads)
   if (n > 0) {
     const bool v = vec && n == kVec;
     const int64_t px = sample * a.pixels + first;  // offset in (B,1,H,W) tensors
-    acc_t p[kVec], alpha[kVec], mask[kVec], img[3][kVec], fg[3][kVec], bg[3][kVec];
+    acc_t p[kVec], alpha[kVec], mask[kVec], img[3][kVec] = {}, fg[3][kVec] = {}, bg[3][kVec] = {};
     load(a.pred, px, n, v, p);
     load(a.alpha, px, n, v, alpha);
     load(a.mask, px, n, v, mask);
@@ -278,7 +278,9 @@ cudaError_t launch_dim_loss_forward(const ForwardArgs<acc_t>& a, Sums<acc_t>* sc
     vec = vec && (!out->data || aligned(out->data, kVec * element_bytes(out->dtype)));
   vec = vec && (!a.loss_map || aligned(a.loss_map, kVec * sizeof(acc_t)));
 
-  const dim3 grid(static_cast<unsigned int>(a.batch * chunks_per_sample));
+  const int64_t blocks = a.batch * chunks_per_sample;
+  if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;  // > 2^41 pixels: cannot fit in memory anyway
+  const dim3 grid(static_cast<unsigned int>(blocks));
   if (a.has_comp) {
     dim_loss_forward_kernel<true><<<grid, kCudaThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
   } else {
