@@ -47,7 +47,6 @@ class Config:
     mask_mode: int
     mask_lo: float
     mask_hi: float
-    uses_weight: bool
 
 
 def make_config(*, wl, eps, reduction, alpha_scale, color_scale, unknown_value, unknown_range,
@@ -78,7 +77,7 @@ def make_config(*, wl, eps, reduction, alpha_scale, color_scale, unknown_value, 
         mode = _ops.MASK_EQUAL
         lo = _number("unknown_value", 128.0 if unknown_value is None else unknown_value)
         hi = lo
-    return Config(wl, eps, _ops.REDUCTIONS[reduction], alpha_scale, color_scale, mode, lo, hi, uses_weight)
+    return Config(wl, eps, _ops.REDUCTIONS[reduction], alpha_scale, color_scale, mode, lo, hi)
 
 
 def _map(name, t, pred, channels, *, allow_grad=False):
@@ -102,7 +101,7 @@ def _map(name, t, pred, channels, *, allow_grad=False):
     return t.contiguous()  # non-contiguous or channels_last: one copy
 
 
-def check_inputs(config: Config, pred_alpha, alpha, trimap, image, fg, bg, weight, check_weight=True):
+def check_inputs(pred_alpha, alpha, trimap, image, fg, bg, weight, check_weight=True):
     """Returns the tensors the op reads: (pred, alpha, mask, image, fg, bg)."""
     if not isinstance(pred_alpha, torch.Tensor):
         raise TypeError(f"pred_alpha: expected a torch.Tensor, got {type(pred_alpha).__name__}")

@@ -15,8 +15,8 @@ def _run(config: _args.Config, pred_alpha, alpha, trimap, image, fg, bg, weight,
     if return_components and config.reduction == _ops.NONE:
         raise ValueError("return_components: needs a scalar reduction ('mean', 'sample' or 'sum'), "
                          "got reduction='none'")
-    pred, alpha, mask, image, fg, bg = _args.check_inputs(
-        config, pred_alpha, alpha, trimap, image, fg, bg, weight, check_weight)
+    pred, alpha, mask, image, fg, bg = _args.check_inputs(pred_alpha, alpha, trimap, image, fg, bg, weight,
+                                                          check_weight)
     has_comp = image is not None
     grad_on = torch.is_grad_enabled()
     loss, components = _ops.DIMLossFunction.apply(
@@ -117,17 +117,18 @@ class DIMLoss(torch.nn.Module):
                              color_scale=color_scale, unknown_value=unknown_value,
                              unknown_range=unknown_range)
         self._trimap_config = _args.make_config(**self._options, uses_weight=False)
-        self._weight_config = None if unknown_value is not None or unknown_range is not None else \
-            _args.make_config(**self._options, uses_weight=True)
+        describes_trimap = unknown_value is not None or unknown_range is not None
+        self._weight_config = None if describes_trimap else _args.make_config(**self._options, uses_weight=True)
         self.check_weight = check_weight
 
     def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Optional[Tensor] = None,
                 image: Optional[Tensor] = None, fg: Optional[Tensor] = None, bg: Optional[Tensor] = None,
                 weight: Optional[Tensor] = None, return_components: bool = False):
-        if weight is not None and self._weight_config is None:
-            # raises the explanatory error
-            _args.make_config(**self._options, uses_weight=True)
-        config = self._weight_config if weight is not None else self._trimap_config
+        config = self._trimap_config
+        if weight is not None:
+            if self._weight_config is None:  # options that describe a trimap: raises, saying so
+                _args.make_config(**self._options, uses_weight=True)
+            config = self._weight_config
         return _run(config, pred_alpha, alpha, trimap, image, fg, bg, weight, return_components,
                     self.check_weight)
 
