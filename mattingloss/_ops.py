@@ -13,7 +13,7 @@ except ImportError as error:  # missing, or built against another torch
     raise ImportError(
         f"mattingloss: the compiled kernels (mattingloss._C) could not be loaded ({error}). "
         "Build them from the repository root with\n"
-        "    pip install torch setuptools ninja && pip install --no-build-isolation -e .\n"
+        "    pip install torch ninja \"setuptools>=77\" && pip install --no-build-isolation -e .\n"
         "(re-run after changing torch or the sources in csrc/)."
     ) from error
 
