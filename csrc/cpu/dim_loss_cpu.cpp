@@ -1,7 +1,6 @@
 // CPU backend: at::parallel_for over fixed-size chunks of one sample each.
-// Each chunk is staged block by block into accumulation-type buffers (so every
-// input dtype is read as stored), run through the shared per-pixel math in a
-// loop the compiler vectorizes, and summed into kLanes independent
+// Each chunk goes block by block through the shared per-pixel math in a loop
+// the compiler vectorizes, and the terms are summed into kLanes independent
 // accumulators. Chunk and lane layout never depend on the thread count, so
 // the loss and gradients are bitwise the same with 1 or N threads.
 #include <ATen/Parallel.h>
@@ -11,6 +10,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "../dim_loss.h"
@@ -31,8 +31,35 @@ namespace {
 #endif
 
 constexpr int64_t kChunk = 4096;  // pixels per partial sum
-constexpr int64_t kBlock = 64;   // pixels staged at once (buffers stay in L1)
+constexpr int64_t kBlock = 256;   // pixels per pass of the math loop (its buffers stay in L1)
 constexpr int64_t kLanes = 16;    // independent accumulators, so the adds vectorize
+
+template <typename acc_t>
+constexpr Dtype kAccDtype = std::is_same_v<acc_t, double> ? Dtype::kDouble : Dtype::kFloat;
+
+// Buffers for one block: inputs of another dtype than acc_t converted to it,
+// gradients to convert on the way out (or not requested), and the terms.
+template <typename acc_t>
+struct Staging {
+  acc_t pred[kBlock], alpha[kBlock], mask[kBlock];
+  acc_t img[3][kBlock], fg[3][kBlock], bg[3][kBlock];
+  acc_t grad_pred[kBlock], grad_fg[3][kBlock], grad_bg[3][kBlock];
+  acc_t alpha_term[kBlock], comp_term[kBlock], weight[kBlock];
+};
+
+// Where the math loop reads and writes one block: straight in the tensors
+// where their dtype is acc_t (no copy: the loop streams from memory), else in
+// Staging.
+template <typename acc_t>
+struct BlockView {
+  const acc_t* pred;
+  const acc_t* alpha;
+  const acc_t* mask;
+  const acc_t *img[3], *fg[3], *bg[3];
+  acc_t* grad_pred;
+  acc_t *grad_fg[3], *grad_bg[3];
+  acc_t *alpha_term, *comp_term, *weight;
+};
 
 template <typename src_t, typename acc_t>
 ML_CPU_CLONES void convert(const void* base, int64_t offset, int64_t n, acc_t* dst) {
@@ -40,19 +67,31 @@ ML_CPU_CLONES void convert(const void* base, int64_t offset, int64_t n, acc_t* d
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<acc_t>(static_cast<float>(src[i]));
 }
 
+// The block of `in` starting at `offset`, as acc_t: in place, or converted into `staging`.
 template <typename acc_t>
-void load(const Input& in, int64_t offset, int64_t n, acc_t* dst) {
+const acc_t* read(const Input& in, int64_t offset, int64_t n, acc_t* staging) {
   switch (in.dtype) {
-    case Dtype::kUInt8: return convert<uint8_t>(in.data, offset, n, dst);
-    case Dtype::kFloat: return convert<float>(in.data, offset, n, dst);
-    case Dtype::kDouble: {  // not through float: keep float64 exact
-      const double* src = static_cast<const double*>(in.data) + offset;
-      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<acc_t>(src[i]);
-      return;
-    }
-    case Dtype::kHalf: return convert<c10::Half>(in.data, offset, n, dst);
-    case Dtype::kBFloat16: return convert<c10::BFloat16>(in.data, offset, n, dst);
+    case Dtype::kUInt8: convert<uint8_t>(in.data, offset, n, staging); break;
+    case Dtype::kFloat:
+      if constexpr (std::is_same_v<acc_t, float>) return static_cast<const float*>(in.data) + offset;
+      convert<float>(in.data, offset, n, staging);
+      break;
+    case Dtype::kDouble:
+      if constexpr (std::is_same_v<acc_t, double>) return static_cast<const double*>(in.data) + offset;
+      convert<double>(in.data, offset, n, staging);  // to float: a float32 pred_alpha's accumulation type
+      break;
+    case Dtype::kHalf: convert<c10::Half>(in.data, offset, n, staging); break;
+    case Dtype::kBFloat16: convert<c10::BFloat16>(in.data, offset, n, staging); break;
   }
+  return staging;
+}
+
+// Where the loop writes the block of `out` starting at `offset`: in place,
+// or `staging` (converted by write_back, or dropped when not requested).
+template <typename acc_t>
+acc_t* target(const Output& out, int64_t offset, acc_t* staging) {
+  if (out.data && out.dtype == kAccDtype<acc_t>) return static_cast<acc_t*>(out.data) + offset;
+  return staging;
 }
 
 template <typename dst_t, typename acc_t>
@@ -61,48 +100,56 @@ ML_CPU_CLONES void convert_out(const acc_t* src, int64_t n, void* base, int64_t 
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<dst_t>(src[i]);
 }
 
+// Converts a staged gradient block into `out` (a no-op when not requested).
 template <typename acc_t>
-void store(const Output& out, int64_t offset, int64_t n, const acc_t* src) {
+void write_back(const Output& out, int64_t offset, int64_t n, const acc_t* staging) {
+  if (!out.data) return;
   switch (out.dtype) {
-    case Dtype::kFloat: return convert_out<float>(src, n, out.data, offset);
-    case Dtype::kDouble: return convert_out<double>(src, n, out.data, offset);
-    case Dtype::kHalf: return convert_out<c10::Half>(src, n, out.data, offset);
-    case Dtype::kBFloat16: return convert_out<c10::BFloat16>(src, n, out.data, offset);
+    case Dtype::kFloat: return convert_out<float>(staging, n, out.data, offset);
+    case Dtype::kDouble: return convert_out<double>(staging, n, out.data, offset);
+    case Dtype::kHalf: return convert_out<c10::Half>(staging, n, out.data, offset);
+    case Dtype::kBFloat16: return convert_out<c10::BFloat16>(staging, n, out.data, offset);
     case Dtype::kUInt8: return;  // never a gradient dtype (checked on the host)
   }
 }
 
-template <typename acc_t>
-struct Block {
-  acc_t pred[kBlock], alpha[kBlock], mask[kBlock];
-  acc_t img[3][kBlock], fg[3][kBlock], bg[3][kBlock];
-  acc_t alpha_term[kBlock], comp_term[kBlock], weight[kBlock];
-  acc_t grad_pred[kBlock], grad_fg[3][kBlock], grad_bg[3][kBlock];
-};
-
-// The hot loop: pure arithmetic on L1-resident buffers, no calls, no branches
-// that depend on the data, so GCC vectorizes it (with -fno-math-errno for
-// sqrt and -fno-trapping-math for the trimap compares; neither changes a
-// result). The mask mode is a template constant so its select folds away.
+// The hot loop: pure arithmetic, no calls, no branches that depend on the
+// data, so GCC vectorizes it (with -fno-math-errno for sqrt and
+// -fno-trapping-math for the trimap compares; neither changes a result).
+// ivdep: the outputs are fresh tensors or our own buffers, never an input, so
+// no store can feed a later load; without it GCC would need a runtime overlap
+// check per pair of the ~20 pointers, more than it versions a loop for, and
+// leave the loop scalar. The mask mode is a template constant so its select
+// folds away.
 template <bool kComp, int64_t kMode, typename acc_t>
-ML_CPU_CLONES void compute_block(const LossParams<acc_t>& params, Block<acc_t>& b, int64_t n) {
-  LossParams<acc_t> P = params;  // a local copy: stores to `b` can't alias it
+ML_CPU_CLONES void compute_block(const LossParams<acc_t>& params, const BlockView<acc_t>& v, int64_t n) {
+  LossParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.mask_mode = kMode;
+  const acc_t *pred = v.pred, *alpha = v.alpha, *mask = v.mask;
+  const acc_t *img0 = v.img[0], *img1 = v.img[1], *img2 = v.img[2];
+  const acc_t *fg0 = v.fg[0], *fg1 = v.fg[1], *fg2 = v.fg[2];
+  const acc_t *bg0 = v.bg[0], *bg1 = v.bg[1], *bg2 = v.bg[2];
+  acc_t *gp = v.grad_pred, *gf0 = v.grad_fg[0], *gf1 = v.grad_fg[1], *gf2 = v.grad_fg[2];
+  acc_t *gb0 = v.grad_bg[0], *gb1 = v.grad_bg[1], *gb2 = v.grad_bg[2];
+  acc_t *alpha_term = v.alpha_term, *comp_term = v.comp_term, *weight = v.weight;
+#pragma GCC ivdep
   for (int64_t i = 0; i < n; ++i) {
-    const acc_t img[3] = {b.img[0][i], b.img[1][i], b.img[2][i]};
-    const acc_t fg[3] = {b.fg[0][i], b.fg[1][i], b.fg[2][i]};
-    const acc_t bg[3] = {b.bg[0][i], b.bg[1][i], b.bg[2][i]};
+    const acc_t img[3] = {img0[i], img1[i], img2[i]};
+    const acc_t fg[3] = {fg0[i], fg1[i], fg2[i]};
+    const acc_t bg[3] = {bg0[i], bg1[i], bg2[i]};
     PixelResult<acc_t> r;
-    dim_pixel<kComp>(P, b.pred[i], b.alpha[i], b.mask[i], img, fg, bg, r);
-    b.weight[i] = r.weight;
-    b.alpha_term[i] = r.alpha_term;
-    b.comp_term[i] = r.comp_term;
-    b.grad_pred[i] = r.grad_pred;
+    dim_pixel<kComp>(P, pred[i], alpha[i], mask[i], img, fg, bg, r);
+    weight[i] = r.weight;
+    alpha_term[i] = r.alpha_term;
+    comp_term[i] = r.comp_term;
+    gp[i] = r.grad_pred;
     if (kComp) {
-      for (int c = 0; c < 3; ++c) {
-        b.grad_fg[c][i] = r.grad_fg[c];
-        b.grad_bg[c][i] = r.grad_bg[c];
-      }
+      gf0[i] = r.grad_fg[0];
+      gf1[i] = r.grad_fg[1];
+      gf2[i] = r.grad_fg[2];
+      gb0[i] = r.grad_bg[0];
+      gb1[i] = r.grad_bg[1];
+      gb2[i] = r.grad_bg[2];
     }
   }
 }
@@ -111,7 +158,7 @@ template <typename acc_t>
 struct Lanes {
   acc_t alpha[kLanes] = {}, comp[kLanes] = {}, weight[kLanes] = {};
 
-  void add(const Block<acc_t>& b, int64_t n) {
+  void add(const Staging<acc_t>& b, int64_t n) {
     int64_t i = 0;
     for (; i + kLanes <= n; i += kLanes) {
       for (int64_t l = 0; l < kLanes; ++l) {
@@ -135,35 +182,42 @@ struct Lanes {
 };
 
 template <bool kComp, int64_t kMode, typename acc_t>
-Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Block<acc_t>& b, int64_t sample, int64_t begin,
+Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sample, int64_t begin,
                       int64_t end) {
   Lanes<acc_t> lanes;
   const int64_t hw = a.pixels;
   for (int64_t start = begin; start < end; start += kBlock) {
     const int64_t n = std::min(kBlock, end - start);
     const int64_t px = sample * hw + start;  // offset in (B,1,H,W) tensors
-    load(a.pred, px, n, b.pred);
-    load(a.alpha, px, n, b.alpha);
-    load(a.mask, px, n, b.mask);
+    BlockView<acc_t> v{};
+    v.pred = read(a.pred, px, n, b.pred);
+    v.alpha = read(a.alpha, px, n, b.alpha);
+    v.mask = read(a.mask, px, n, b.mask);
+    v.grad_pred = target(a.grad_pred, px, b.grad_pred);
+    v.alpha_term = b.alpha_term;
+    v.comp_term = b.comp_term;
+    v.weight = b.weight;
     if (kComp) {
       for (int64_t c = 0; c < 3; ++c) {
         const int64_t cx = (sample * 3 + c) * hw + start;  // offset in (B,3,H,W) tensors
-        load(a.image, cx, n, b.img[c]);
-        load(a.fg, cx, n, b.fg[c]);
-        load(a.bg, cx, n, b.bg[c]);
+        v.img[c] = read(a.image, cx, n, b.img[c]);
+        v.fg[c] = read(a.fg, cx, n, b.fg[c]);
+        v.bg[c] = read(a.bg, cx, n, b.bg[c]);
+        v.grad_fg[c] = target(a.grad_fg, cx, b.grad_fg[c]);
+        v.grad_bg[c] = target(a.grad_bg, cx, b.grad_bg[c]);
       }
     }
-    compute_block<kComp, kMode>(a.params, b, n);
+    compute_block<kComp, kMode>(a.params, v, n);
     lanes.add(b, n);
-    if (a.grad_pred.data) store(a.grad_pred, px, n, b.grad_pred);
+    if (v.grad_pred == b.grad_pred) write_back(a.grad_pred, px, n, b.grad_pred);
     if (a.loss_map) {
       for (int64_t i = 0; i < n; ++i) a.loss_map[px + i] = pixel_loss(a.params, b.alpha_term[i], b.comp_term[i]);
     }
     if (kComp) {
       for (int64_t c = 0; c < 3; ++c) {
         const int64_t cx = (sample * 3 + c) * hw + start;
-        if (a.grad_fg.data) store(a.grad_fg, cx, n, b.grad_fg[c]);
-        if (a.grad_bg.data) store(a.grad_bg, cx, n, b.grad_bg[c]);
+        if (v.grad_fg[c] == b.grad_fg[c]) write_back(a.grad_fg, cx, n, b.grad_fg[c]);
+        if (v.grad_bg[c] == b.grad_bg[c]) write_back(a.grad_bg, cx, n, b.grad_bg[c]);
       }
     }
   }
@@ -175,7 +229,7 @@ void forward(const ForwardArgs<acc_t>& a) {
   const int64_t chunks_per_sample = (a.pixels + kChunk - 1) / kChunk;
   std::vector<Sums<acc_t>> partial(a.batch * chunks_per_sample);
   at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t first, int64_t last) {
-    auto block = std::make_unique<Block<acc_t>>();
+    auto block = std::make_unique<Staging<acc_t>>();
     for (int64_t chunk = first; chunk < last; ++chunk) {
       const int64_t sample = chunk / chunks_per_sample;
       const int64_t begin = (chunk % chunks_per_sample) * kChunk;
