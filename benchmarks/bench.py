@@ -27,6 +27,10 @@ Figures per row
                for ``backward`` the forward), which ``torch.utils.benchmark.Timer`` cannot do
                since its ``setup`` runs once per measurement. Repetitions continue until
                ``--min-time`` seconds are spent (at least ``min_reps``, at most ``max_reps``).
+               The rows of one case (copy and every contender x mode) take turns in
+               ``--rounds`` rounds (default 5), each with a share of the repetitions, so that
+               a drift of a shared machine's memory bandwidth or clocks during the run hits
+               every row alike instead of whichever row was timing then.
     memory     peak extra memory over what was allocated before the timed statement (the
                inputs, and for ``backward`` the graph the forward built):
                CUDA: ``torch.cuda.max_memory_allocated()`` after ``reset_peak_memory_stats()``
@@ -368,6 +372,11 @@ class TimingPolicy:
     min_reps: int
     max_reps: int
     warmup: int
+    rounds: int = 1  # the rows of a case take turns this many times (see bench_case)
+
+    def per_round(self) -> "TimingPolicy":
+        return TimingPolicy(self.min_time / self.rounds, -(-self.min_reps // self.rounds),
+                            max(1, self.max_reps // self.rounds), self.warmup)
 
 
 def synchronize(device: torch.device):
@@ -642,20 +651,14 @@ def fill_timing(row: dict, timing: Timing):
                p80_ms=timing.percentile(0.8) * 1e3, reps=len(timing.times_s))
 
 
-def bench_copy(env, case: Case, policy, progress) -> dict:
-    """The bandwidth yardstick: ``dst.copy_(src)`` with src as large as the loss's traffic."""
-    progress(f"copy {case.label}")
+def copy_statement(case: Case, device):
+    """The bandwidth yardstick: ``dst.copy_(src)`` with src as large as the loss's traffic.
+
+    Returns ``(setup, run, bytes moved)``."""
     nbytes = case.traffic_bytes("full")
-    src = torch.ones(nbytes // 4, dtype=torch.float32, device=env.device)
+    src = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
     dst = torch.empty_like(src)
-    timing = time_statement(lambda _: dst.copy_(src), lambda: None, env.device, policy)
-    row = base_row(env, case.size, case.batch, case.height, case.width, case.dtype_name, "copy", "copy")
-    fill_timing(row, timing)
-    moved = 2 * src.numel() * src.element_size()
-    row.update(traffic_bytes=moved, bandwidth_gbs=moved / timing.median / 1e9)
-    row["copy_bandwidth_gbs"] = row["bandwidth_gbs"]
-    row["copy_fraction"] = 1.0
-    return row
+    return (lambda: None), (lambda _: dst.copy_(src)), 2 * src.numel() * src.element_size()
 
 
 def check_case(case: Case, contenders, progress) -> dict[str, Callable]:
@@ -673,17 +676,39 @@ def check_case(case: Case, contenders, progress) -> dict[str, Callable]:
 
 
 def bench_case(env, case: Case, contenders, modes, policy, progress) -> list[dict]:
-    """Check every contender against fused, then the (mode x speed, memory) grid."""
-    rows = [bench_copy(env, case, policy, progress)]
-    copy_bw = rows[0]["bandwidth_gbs"]
-    loss_fns = check_case(case, contenders, progress)
+    """Check every contender against fused, then the (mode x speed, memory) grid.
 
+    The copy yardstick and every (contender, mode) take turns: ``policy.rounds`` rounds, each
+    giving every row ``1/rounds`` of its repetitions, so a slow drift of the machine (another
+    tenant's memory traffic on a shared host, CPU clocks) falls on every row alike and the
+    ratios between rows stay fair. The figures are over all repetitions of all rounds."""
+    loss_fns = check_case(case, contenders, progress)
+    copy_setup, copy_run, moved = copy_statement(case, env.device)
+    statements = {("copy", "copy"): (copy_setup, copy_run)}
+    for contender in contenders:
+        for mode in modes:
+            statements[(contender, mode)] = mode_statement(loss_fns[contender], case.pred, mode)
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in statements}
+    per_round = policy.per_round()
+    for r in range(policy.rounds):
+        progress.note(f"timing round {r + 1}/{policy.rounds} of {case.label}")
+        for (contender, mode), (setup, run) in statements.items():
+            times[(contender, mode)] += time_statement(run, setup, env.device, per_round).times_s
+            case.pred.grad = None
+
+    del statements[("copy", "copy")], copy_setup, copy_run  # free its buffers before measuring memory
+    copy_timing = Timing(times[("copy", "copy")])
+    copy_bw = moved / copy_timing.median / 1e9
+    row = base_row(env, case.size, case.batch, case.height, case.width, case.dtype_name, "copy", "copy")
+    fill_timing(row, copy_timing)
+    row.update(traffic_bytes=moved, bandwidth_gbs=copy_bw, copy_bandwidth_gbs=copy_bw, copy_fraction=1.0)
+    rows = [row]
+    progress(f"copy {case.label}")
     for contender in contenders:
         for mode in modes:
             progress(f"{contender} {mode} {case.label}")
-            setup, run = mode_statement(loss_fns[contender], case.pred, mode)
-            timing = time_statement(run, setup, env.device, policy)
-            case.pred.grad = None  # free the last repetition's gradient before measuring
+            setup, run = statements[(contender, mode)]
+            timing = Timing(times[(contender, mode)])
             peak = measure_peak_bytes(run, setup, env.device)
             case.pred.grad = None
             row = base_row(env, case.size, case.batch, case.height, case.width, case.dtype_name,
@@ -947,6 +972,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one small size, fewer repetitions, no compiled: under a minute")
     parser.add_argument("--min-time", type=float, default=None,
                         help="seconds of timed repetitions per row (default 1.0; --quick 0.2)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds in which a case's rows take turns (default 5, --quick 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     parser.add_argument("--check-only", action="store_true",
                         help="only check every contender against fused (no timing, no files)")
@@ -970,9 +997,11 @@ def main(argv=None) -> int:
     else:
         contenders = args.contenders
     if args.quick:
-        policy = TimingPolicy(min_time=args.min_time or 0.2, min_reps=3, max_reps=50, warmup=1)
+        policy = TimingPolicy(min_time=args.min_time or 0.2, min_reps=3, max_reps=50, warmup=1,
+                              rounds=args.rounds or 1)
     else:
-        policy = TimingPolicy(min_time=args.min_time or 1.0, min_reps=5, max_reps=200, warmup=2)
+        policy = TimingPolicy(min_time=args.min_time or 1.0, min_reps=5, max_reps=200, warmup=2,
+                              rounds=args.rounds or 5)
 
     print(f"bench.py: {env.device_type} ({env.device_name}), torch {env.torch_version}, "
           f"{env.threads} threads, sizes {','.join('x'.join(map(str, s)) for s in sizes)}, "
