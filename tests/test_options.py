@@ -139,6 +139,27 @@ def test_low_precision_and_uint8(device, pred_dtype, target_dtype):
     assert max_rel_err(grad, want_grad) <= (1e-2 if pred_dtype == torch.bfloat16 else 2e-3 if pred_dtype == torch.float16 else 1e-5)
 
 
+@pytest.mark.parametrize("pred_dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("mixed", [False, True])
+def test_uint8_targets_same_bits_as_float(device, pred_dtype, mixed):
+    """All-uint8 targets are converted inside the math loop, other dtypes before it: the same
+    values must give bitwise the same loss and gradient either way (mixed: one target stays
+    float32, which takes the other path for all of them)."""
+    inputs = make_inputs(3, 37, 29, dtype=torch.float32, device=device)
+    inputs["pred_alpha"] = inputs["pred_alpha"].to(pred_dtype)
+    u8 = {k: (v if k == "pred_alpha" else v.to(torch.uint8)) for k, v in inputs.items()}
+    if mixed:
+        u8["bg"] = inputs["bg"]
+    results = []
+    for batch in (inputs, u8):
+        pred = batch["pred_alpha"].clone().requires_grad_()
+        loss, alpha_loss, comp_loss = dim_loss(**{**batch, "pred_alpha": pred}, wl=0.3, return_components=True)
+        (grad,) = torch.autograd.grad(loss, pred)
+        results.append((loss, alpha_loss, comp_loss, grad))
+    for want, got in zip(*results):
+        assert torch.equal(want, got)
+
+
 def test_autocast(device):
     inputs = make_inputs(2, 16, 16, dtype=torch.float32, device=device)
     pred_logits = torch.randn(2, 1, 16, 16, device=device, requires_grad=True)

@@ -49,13 +49,16 @@ struct Staging {
 
 // Where the math loop reads and writes one block: straight in the tensors
 // where their dtype is acc_t (no copy: the loop streams from memory), else in
-// Staging.
-template <typename acc_t>
+// Staging. data_t is the element type of the targets (alpha, mask, image, fg,
+// bg): acc_t, or uint8_t when all of them are uint8 (images as a data loader
+// gives them), converted in the loop itself, which costs far less than
+// staging 11 streams.
+template <typename acc_t, typename data_t>
 struct BlockView {
   const acc_t* pred;
-  const acc_t* alpha;
-  const acc_t* mask;
-  const acc_t *img[3], *fg[3], *bg[3];
+  const data_t* alpha;
+  const data_t* mask;
+  const data_t *img[3], *fg[3], *bg[3];
   acc_t* grad_pred;
   acc_t *grad_fg[3], *grad_bg[3];
   acc_t *alpha_term, *comp_term, *weight;
@@ -84,6 +87,16 @@ const acc_t* read(const Input& in, int64_t offset, int64_t n, acc_t* staging) {
     case Dtype::kBFloat16: convert<c10::BFloat16>(in.data, offset, n, staging); break;
   }
   return staging;
+}
+
+// A target's block as the loop reads it: uint8 in place, else as read() gives it.
+template <typename data_t, typename acc_t>
+const data_t* read_target(const Input& in, int64_t offset, int64_t n, acc_t* staging) {
+  if constexpr (std::is_same_v<data_t, uint8_t>) {
+    return static_cast<const uint8_t*>(in.data) + offset;
+  } else {
+    return read(in, offset, n, staging);
+  }
 }
 
 // Where the loop writes the block of `out` starting at `offset`: in place,
@@ -121,24 +134,26 @@ void write_back(const Output& out, int64_t offset, int64_t n, const acc_t* stagi
 // check per pair of the ~20 pointers, more than it versions a loop for, and
 // leave the loop scalar. The mask mode is a template constant so its select
 // folds away.
-template <bool kComp, int64_t kMode, typename acc_t>
-ML_CPU_CLONES void compute_block(const LossParams<acc_t>& params, const BlockView<acc_t>& v, int64_t n) {
+template <bool kComp, int64_t kMode, typename acc_t, typename data_t>
+ML_CPU_CLONES void compute_block(const LossParams<acc_t>& params, const BlockView<acc_t, data_t>& v, int64_t n) {
   LossParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.mask_mode = kMode;
-  const acc_t *pred = v.pred, *alpha = v.alpha, *mask = v.mask;
-  const acc_t *img0 = v.img[0], *img1 = v.img[1], *img2 = v.img[2];
-  const acc_t *fg0 = v.fg[0], *fg1 = v.fg[1], *fg2 = v.fg[2];
-  const acc_t *bg0 = v.bg[0], *bg1 = v.bg[1], *bg2 = v.bg[2];
+  const acc_t* pred = v.pred;
+  const data_t *alpha = v.alpha, *mask = v.mask;
+  const data_t *img0 = v.img[0], *img1 = v.img[1], *img2 = v.img[2];
+  const data_t *fg0 = v.fg[0], *fg1 = v.fg[1], *fg2 = v.fg[2];
+  const data_t *bg0 = v.bg[0], *bg1 = v.bg[1], *bg2 = v.bg[2];
   acc_t *gp = v.grad_pred, *gf0 = v.grad_fg[0], *gf1 = v.grad_fg[1], *gf2 = v.grad_fg[2];
   acc_t *gb0 = v.grad_bg[0], *gb1 = v.grad_bg[1], *gb2 = v.grad_bg[2];
   acc_t *alpha_term = v.alpha_term, *comp_term = v.comp_term, *weight = v.weight;
 #pragma GCC ivdep
   for (int64_t i = 0; i < n; ++i) {
-    const acc_t img[3] = {img0[i], img1[i], img2[i]};
-    const acc_t fg[3] = {fg0[i], fg1[i], fg2[i]};
-    const acc_t bg[3] = {bg0[i], bg1[i], bg2[i]};
+    // uint8 -> float is exact: the same values as the staged conversion
+    const acc_t img[3] = {acc_t(img0[i]), acc_t(img1[i]), acc_t(img2[i])};
+    const acc_t fg[3] = {acc_t(fg0[i]), acc_t(fg1[i]), acc_t(fg2[i])};
+    const acc_t bg[3] = {acc_t(bg0[i]), acc_t(bg1[i]), acc_t(bg2[i])};
     PixelResult<acc_t> r;
-    dim_pixel<kComp>(P, pred[i], alpha[i], mask[i], img, fg, bg, r);
+    dim_pixel<kComp>(P, pred[i], acc_t(alpha[i]), acc_t(mask[i]), img, fg, bg, r);
     weight[i] = r.weight;
     alpha_term[i] = r.alpha_term;
     comp_term[i] = r.comp_term;
@@ -158,19 +173,20 @@ template <typename acc_t>
 struct Lanes {
   acc_t alpha[kLanes] = {}, comp[kLanes] = {}, weight[kLanes] = {};
 
-  void add(const Staging<acc_t>& b, int64_t n) {
+  // Pixel i of a block goes to lane i % kLanes, in pixel order.
+  void add(const acc_t* alpha_term, const acc_t* comp_term, const acc_t* w, int64_t n) {
     int64_t i = 0;
     for (; i + kLanes <= n; i += kLanes) {
       for (int64_t l = 0; l < kLanes; ++l) {
-        alpha[l] += b.alpha_term[i + l];
-        comp[l] += b.comp_term[i + l];
-        weight[l] += b.weight[i + l];
+        alpha[l] += alpha_term[i + l];
+        comp[l] += comp_term[i + l];
+        weight[l] += w[i + l];
       }
     }
     for (int64_t l = 0; i < n; ++i, ++l) {
-      alpha[l] += b.alpha_term[i];
-      comp[l] += b.comp_term[i];
-      weight[l] += b.weight[i];
+      alpha[l] += alpha_term[i];
+      comp[l] += comp_term[i];
+      weight[l] += w[i];
     }
   }
 
@@ -181,7 +197,7 @@ struct Lanes {
   }
 };
 
-template <bool kComp, int64_t kMode, typename acc_t>
+template <bool kComp, int64_t kMode, typename data_t, typename acc_t>
 Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sample, int64_t begin,
                       int64_t end) {
   Lanes<acc_t> lanes;
@@ -189,10 +205,10 @@ Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sa
   for (int64_t start = begin; start < end; start += kBlock) {
     const int64_t n = std::min(kBlock, end - start);
     const int64_t px = sample * hw + start;  // offset in (B,1,H,W) tensors
-    BlockView<acc_t> v{};
+    BlockView<acc_t, data_t> v{};
     v.pred = read(a.pred, px, n, b.pred);
-    v.alpha = read(a.alpha, px, n, b.alpha);
-    v.mask = read(a.mask, px, n, b.mask);
+    v.alpha = read_target<data_t>(a.alpha, px, n, b.alpha);
+    v.mask = read_target<data_t>(a.mask, px, n, b.mask);
     v.grad_pred = target(a.grad_pred, px, b.grad_pred);
     v.alpha_term = b.alpha_term;
     v.comp_term = b.comp_term;
@@ -200,15 +216,15 @@ Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sa
     if (kComp) {
       for (int64_t c = 0; c < 3; ++c) {
         const int64_t cx = (sample * 3 + c) * hw + start;  // offset in (B,3,H,W) tensors
-        v.img[c] = read(a.image, cx, n, b.img[c]);
-        v.fg[c] = read(a.fg, cx, n, b.fg[c]);
-        v.bg[c] = read(a.bg, cx, n, b.bg[c]);
+        v.img[c] = read_target<data_t>(a.image, cx, n, b.img[c]);
+        v.fg[c] = read_target<data_t>(a.fg, cx, n, b.fg[c]);
+        v.bg[c] = read_target<data_t>(a.bg, cx, n, b.bg[c]);
         v.grad_fg[c] = target(a.grad_fg, cx, b.grad_fg[c]);
         v.grad_bg[c] = target(a.grad_bg, cx, b.grad_bg[c]);
       }
     }
     compute_block<kComp, kMode>(a.params, v, n);
-    lanes.add(b, n);
+    lanes.add(v.alpha_term, v.comp_term, v.weight, n);
     if (v.grad_pred == b.grad_pred) write_back(a.grad_pred, px, n, b.grad_pred);
     if (a.loss_map) {
       for (int64_t i = 0; i < n; ++i) a.loss_map[px + i] = pixel_loss(a.params, b.alpha_term[i], b.comp_term[i]);
@@ -224,7 +240,7 @@ Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sa
   return lanes.total();
 }
 
-template <bool kComp, int64_t kMode, typename acc_t>
+template <bool kComp, int64_t kMode, typename data_t, typename acc_t>
 void forward(const ForwardArgs<acc_t>& a) {
   const int64_t chunks_per_sample = (a.pixels + kChunk - 1) / kChunk;
   std::vector<Sums<acc_t>> partial(a.batch * chunks_per_sample);
@@ -233,7 +249,7 @@ void forward(const ForwardArgs<acc_t>& a) {
     for (int64_t chunk = first; chunk < last; ++chunk) {
       const int64_t sample = chunk / chunks_per_sample;
       const int64_t begin = (chunk % chunks_per_sample) * kChunk;
-      partial[chunk] = run_chunk<kComp, kMode>(a, *block, sample, begin, std::min(begin + kChunk, a.pixels));
+      partial[chunk] = run_chunk<kComp, kMode, data_t>(a, *block, sample, begin, std::min(begin + kChunk, a.pixels));
     }
   });
   // Ordered final sums: per sample over its chunks, then over samples.
@@ -249,21 +265,31 @@ void forward(const ForwardArgs<acc_t>& a) {
   for (int64_t s = 0; s < a.batch; ++s) a.scale[s] = grad_scale(a.params, sample_sums[s], total, a.batch);
 }
 
-template <bool kComp, typename acc_t>
+template <bool kComp, typename data_t, typename acc_t>
 void run_mode(const ForwardArgs<acc_t>& a) {
   switch (a.params.mask_mode) {
-    case kUnknownEqual: return forward<kComp, kUnknownEqual>(a);
-    case kUnknownRange: return forward<kComp, kUnknownRange>(a);
-    default: return forward<kComp, kWeight>(a);
+    case kUnknownEqual: return forward<kComp, kUnknownEqual, data_t>(a);
+    case kUnknownRange: return forward<kComp, kUnknownRange, data_t>(a);
+    default: return forward<kComp, kWeight, data_t>(a);
   }
+}
+
+template <bool kComp, typename acc_t>
+void run_targets(const ForwardArgs<acc_t>& a) {
+  auto u8 = [](const Input& in) { return in.dtype == Dtype::kUInt8; };
+  const bool all_u8 = u8(a.alpha) && u8(a.mask) && (!kComp || (u8(a.image) && u8(a.fg) && u8(a.bg)));
+  if constexpr (std::is_same_v<acc_t, float>) {  // float64 runs are for checking, not speed
+    if (all_u8) return run_mode<kComp, uint8_t>(a);
+  }
+  run_mode<kComp, acc_t>(a);
 }
 
 template <typename acc_t>
 void run(const ForwardArgs<acc_t>& a) {
   if (a.has_comp) {
-    run_mode<true>(a);
+    run_targets<true>(a);
   } else {
-    run_mode<false>(a);
+    run_targets<false>(a);
   }
 }
 
