@@ -133,8 +133,8 @@ void write_back(const Output& out, int64_t offset, int64_t n, const acc_t* stagi
 // no store can feed a later load; without it GCC would need a runtime overlap
 // check per pair of the ~20 pointers, more than it versions a loop for, and
 // leave the loop scalar. The mask mode is a template constant so its select
-// folds away.
-template <bool kComp, int64_t kMode, typename acc_t, typename data_t>
+// folds away; so is whether fg/bg gradients are wanted.
+template <bool kComp, int64_t kMode, bool kColorGrads, typename acc_t, typename data_t>
 ML_CPU_CLONES void compute_block(const LossParams<acc_t>& params, const BlockView<acc_t, data_t>& v, int64_t n) {
   LossParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.mask_mode = kMode;
@@ -158,7 +158,7 @@ ML_CPU_CLONES void compute_block(const LossParams<acc_t>& params, const BlockVie
     alpha_term[i] = r.alpha_term;
     comp_term[i] = r.comp_term;
     gp[i] = r.grad_pred;
-    if (kComp) {
+    if (kColorGrads) {  // else not computed either: the loop is that much shorter
       gf0[i] = r.grad_fg[0];
       gf1[i] = r.grad_fg[1];
       gf2[i] = r.grad_fg[2];
@@ -223,7 +223,11 @@ Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sa
         v.grad_bg[c] = target(a.grad_bg, cx, b.grad_bg[c]);
       }
     }
-    compute_block<kComp, kMode>(a.params, v, n);
+    if (kComp && (a.grad_fg.data || a.grad_bg.data)) {
+      compute_block<kComp, kMode, kComp>(a.params, v, n);  // kComp: no such instance without it
+    } else {
+      compute_block<kComp, kMode, false>(a.params, v, n);
+    }
     lanes.add(v.alpha_term, v.comp_term, v.weight, n);
     if (v.grad_pred == b.grad_pred) write_back(a.grad_pred, px, n, b.grad_pred);
     if (a.loss_map) {
