@@ -99,12 +99,16 @@ const data_t* read_target(const Input& in, int64_t offset, int64_t n, acc_t* sta
   }
 }
 
+template <typename acc_t>
+bool in_place(const Output& out) {
+  return out.data && out.dtype == kAccDtype<acc_t>;
+}
+
 // Where the loop writes the block of `out` starting at `offset`: in place,
 // or `staging` (converted by write_back, or dropped when not requested).
 template <typename acc_t>
 acc_t* target(const Output& out, int64_t offset, acc_t* staging) {
-  if (out.data && out.dtype == kAccDtype<acc_t>) return static_cast<acc_t*>(out.data) + offset;
-  return staging;
+  return in_place<acc_t>(out) ? static_cast<acc_t*>(out.data) + offset : staging;
 }
 
 template <typename dst_t, typename acc_t>
@@ -113,10 +117,11 @@ ML_CPU_CLONES void convert_out(const acc_t* src, int64_t n, void* base, int64_t 
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<dst_t>(src[i]);
 }
 
-// Converts a staged gradient block into `out` (a no-op when not requested).
+// Converts a staged gradient block into `out`; nothing to do when the loop
+// wrote it in place or it was not requested.
 template <typename acc_t>
 void write_back(const Output& out, int64_t offset, int64_t n, const acc_t* staging) {
-  if (!out.data) return;
+  if (!out.data || in_place<acc_t>(out)) return;
   switch (out.dtype) {
     case Dtype::kFloat: return convert_out<float>(staging, n, out.data, offset);
     case Dtype::kDouble: return convert_out<double>(staging, n, out.data, offset);
@@ -224,20 +229,20 @@ Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sa
       }
     }
     if (kComp && (a.grad_fg.data || a.grad_bg.data)) {
-      compute_block<kComp, kMode, kComp>(a.params, v, n);  // kComp: no such instance without it
+      compute_block<kComp, kMode, kComp>(a.params, v, n);  // kComp, not true: no <false, _, true> instance
     } else {
       compute_block<kComp, kMode, false>(a.params, v, n);
     }
     lanes.add(v.alpha_term, v.comp_term, v.weight, n);
-    if (v.grad_pred == b.grad_pred) write_back(a.grad_pred, px, n, b.grad_pred);
+    write_back(a.grad_pred, px, n, b.grad_pred);
     if (a.loss_map) {
       for (int64_t i = 0; i < n; ++i) a.loss_map[px + i] = pixel_loss(a.params, b.alpha_term[i], b.comp_term[i]);
     }
     if (kComp) {
       for (int64_t c = 0; c < 3; ++c) {
         const int64_t cx = (sample * 3 + c) * hw + start;
-        if (v.grad_fg[c] == b.grad_fg[c]) write_back(a.grad_fg, cx, n, b.grad_fg[c]);
-        if (v.grad_bg[c] == b.grad_bg[c]) write_back(a.grad_bg, cx, n, b.grad_bg[c]);
+        write_back(a.grad_fg, cx, n, b.grad_fg[c]);
+        write_back(a.grad_bg, cx, n, b.grad_bg[c]);
       }
     }
   }
