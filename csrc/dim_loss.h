@@ -8,17 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define ML_INLINE __host__ __device__ __forceinline__
-#else
-#define ML_INLINE inline __attribute__((always_inline))
-#endif
-
-#if defined(__CUDACC__)
-#define ML_UNROLL _Pragma("unroll")
-#else
-#define ML_UNROLL _Pragma("GCC unroll 3")
-#endif
+#include "common/defs.h"
 
 namespace mattingloss {
 

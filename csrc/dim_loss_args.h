@@ -1,27 +1,15 @@
-// What a backend's forward kernel gets: raw pointers, the dtype of each input
-// (read as stored, converted per element to the accumulation type), sizes and
-// the loss parameters. Plain data with no ATen types, so the .cu file needs no
-// torch headers. Filled by prepare_forward() in dim_loss_host.cpp.
+// What a backend's DIM forward kernel gets: raw pointers, the dtype of each
+// input (read as stored, converted per element to the accumulation type), sizes
+// and the loss parameters. Plain data with no ATen types, so the .cu file needs
+// no torch headers. Filled by prepare_forward() in dim_loss_host.cpp.
 #pragma once
 
 #include <cstdint>
 
+#include "common/defs.h"
 #include "dim_loss.h"
 
 namespace mattingloss {
-
-// The element types the kernels read and write directly.
-enum class Dtype : int32_t { kUInt8, kFloat, kDouble, kHalf, kBFloat16 };
-
-struct Input {
-  const void* data = nullptr;  // contiguous NCHW
-  Dtype dtype = Dtype::kFloat;
-};
-
-struct Output {
-  void* data = nullptr;  // nullptr: not requested
-  Dtype dtype = Dtype::kFloat;
-};
 
 template <typename acc_t>
 struct ForwardArgs {

@@ -3,20 +3,10 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
+#include "common/host_tensors.h"
+
 namespace mattingloss {
 namespace {
-
-Dtype dtype_code(const at::Tensor& t, const char* name) {
-  switch (t.scalar_type()) {
-    case at::kByte: return Dtype::kUInt8;
-    case at::kFloat: return Dtype::kFloat;
-    case at::kDouble: return Dtype::kDouble;
-    case at::kHalf: return Dtype::kHalf;
-    case at::kBFloat16: return Dtype::kBFloat16;
-    default: TORCH_CHECK(false, "mattingloss: ", name, " has dtype ", t.scalar_type(),
-                         "; the kernels read uint8, float16, bfloat16, float32 and float64");
-  }
-}
 
 void check_map(const at::Tensor& t, const char* name, const at::Tensor& pred, int64_t channels) {
   TORCH_CHECK(t.dim() == 4 && t.size(0) == pred.size(0) && t.size(1) == channels &&
@@ -26,13 +16,6 @@ void check_map(const at::Tensor& t, const char* name, const at::Tensor& pred, in
   TORCH_CHECK(t.is_contiguous(), "mattingloss: ", name, " must be contiguous");
   TORCH_CHECK(t.device() == pred.device(), "mattingloss: ", name, " is on ", t.device(),
               ", pred_alpha on ", pred.device());
-}
-
-Input input(const at::Tensor& t, const char* name) { return {t.const_data_ptr(), dtype_code(t, name)}; }
-
-Output output(const at::Tensor& t) {
-  if (!t.defined() || t.numel() == 0) return {};
-  return {t.mutable_data_ptr(), dtype_code(t, "gradient")};
 }
 
 template <typename acc_t>

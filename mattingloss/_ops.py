@@ -17,20 +17,30 @@ except ImportError as error:  # missing, or built against another torch
         "(re-run after changing torch or the sources in csrc/)."
     ) from error
 
-# The schema this Python code was written for; a build from older sources fails here,
-# not with a confusing argument error later.
-_SCHEMA = (
+_STALE = ("mattingloss: the compiled kernels are stale ({}). "
+          "Rebuild with `pip install --no-build-isolation -e .` from the repository root.")
+
+
+def load_op(schema: str):
+    """The compiled op with this schema (what the calling Python code was written
+    for): a build from older sources fails at import, not with a confusing
+    argument error later. Every loss module loads its ops through here."""
+    name = schema.split("(", 1)[0].split("::", 1)[1]
+    try:
+        op = getattr(torch.ops.mattingloss, name).default
+    except (AttributeError, RuntimeError):
+        raise ImportError(_STALE.format(f"they have no op {name}")) from None
+    if str(op._schema) != schema:
+        raise ImportError(_STALE.format(f"the schema of {name} differs from this Python code"))
+    return op
+
+
+dim_loss_forward = load_op(
     "mattingloss::dim_loss_forward(Tensor pred_alpha, Tensor alpha, Tensor mask, Tensor? image, "
     "Tensor? fg, Tensor? bg, int mask_mode, float mask_lo, float mask_hi, float wl, float eps, "
     "float alpha_scale, float color_scale, int reduction, bool grad_pred, bool grad_fg, bool grad_bg) "
     "-> (Tensor loss, Tensor components, Tensor scale, Tensor grad_pred, Tensor grad_fg, Tensor grad_bg)"
 )
-dim_loss_forward = torch.ops.mattingloss.dim_loss_forward.default
-if str(dim_loss_forward._schema) != _SCHEMA:
-    raise ImportError(
-        "mattingloss: the compiled kernels are stale (their op schema differs from this Python code). "
-        "Rebuild with `pip install --no-build-isolation -e .` from the repository root."
-    )
 
 # Codes shared with csrc/dim_loss.h.
 MASK_EQUAL, MASK_RANGE, MASK_WEIGHT = 0, 1, 2

@@ -6,94 +6,26 @@
 // as ATen's Reduce.cuh does) sums the partials in a fixed order and writes the
 // loss and the backward scales. No floating-point atomics: bitwise
 // reproducible.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <cub/block/block_reduce.cuh>
 
+#include "../common/cuda_memory.cuh"
 #include "../dim_loss.h"
 #include "dim_loss_kernel.h"
 
 namespace mattingloss {
 namespace {
 
+using gpu::aligned;
 constexpr int kVec = kCudaPixelsPerThread;
 
-template <typename T>
-struct alignas(sizeof(T) * kVec) Pack {
-  T v[kVec];
-};
-
-template <typename acc_t> __device__ __forceinline__ acc_t to_acc(uint8_t x) { return acc_t(x); }
-template <typename acc_t> __device__ __forceinline__ acc_t to_acc(float x) { return acc_t(x); }
-template <typename acc_t> __device__ __forceinline__ acc_t to_acc(double x) { return acc_t(x); }
-template <typename acc_t> __device__ __forceinline__ acc_t to_acc(__half x) { return acc_t(__half2float(x)); }
-template <typename acc_t> __device__ __forceinline__ acc_t to_acc(__nv_bfloat16 x) {
-  return acc_t(__bfloat162float(x));
-}
-
-template <typename T> __device__ __forceinline__ T from_acc(float x) { return T(x); }
-template <typename T> __device__ __forceinline__ T from_acc(double x) { return T(x); }
-template <> __device__ __forceinline__ __half from_acc<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __half from_acc<__half>(double x) { return __float2half_rn(float(x)); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
-template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(double x) {
-  return __float2bfloat16_rn(float(x));
-}
-
-// Streaming loads: every input byte is read exactly once.
-template <typename T, typename acc_t>
-__device__ __forceinline__ void load_as(const void* base, int64_t offset, int n, bool vec, acc_t* out) {
-  const T* src = static_cast<const T*>(base) + offset;
-  if (vec) {
-    const Pack<T> p = *reinterpret_cast<const Pack<T>*>(src);
-#pragma unroll
-    for (int i = 0; i < kVec; ++i) out[i] = to_acc<acc_t>(p.v[i]);
-  } else {
-#pragma unroll
-    for (int i = 0; i < kVec; ++i) out[i] = i < n ? to_acc<acc_t>(src[i]) : acc_t(0);
-  }
-}
-
-// The dtype switch is uniform across the grid, as in ATen's fetch_and_cast.
 template <typename acc_t>
 __device__ __forceinline__ void load(const Input& in, int64_t offset, int n, bool vec, acc_t* out) {
-  switch (in.dtype) {
-    case Dtype::kUInt8: return load_as<uint8_t>(in.data, offset, n, vec, out);
-    case Dtype::kFloat: return load_as<float>(in.data, offset, n, vec, out);
-    case Dtype::kDouble: return load_as<double>(in.data, offset, n, vec, out);
-    case Dtype::kHalf: return load_as<__half>(in.data, offset, n, vec, out);
-    case Dtype::kBFloat16: return load_as<__nv_bfloat16>(in.data, offset, n, vec, out);
-  }
-}
-
-template <typename T, typename acc_t>
-__device__ __forceinline__ void store_as(void* base, int64_t offset, int n, bool vec, const acc_t* in) {
-  T* dst = static_cast<T*>(base) + offset;
-  if (vec) {
-    Pack<T> p;
-#pragma unroll
-    for (int i = 0; i < kVec; ++i) p.v[i] = from_acc<T>(in[i]);
-    *reinterpret_cast<Pack<T>*>(dst) = p;
-  } else {
-#pragma unroll  // constant indices keep `in` in registers
-    for (int i = 0; i < kVec; ++i) {
-      if (i < n) dst[i] = from_acc<T>(in[i]);
-    }
-  }
+  gpu::load<kVec>(in, offset, n, vec, out);
 }
 
 template <typename acc_t>
 __device__ __forceinline__ void store(const Output& out, int64_t offset, int n, bool vec, const acc_t* in) {
-  switch (out.dtype) {
-    case Dtype::kFloat: return store_as<float>(out.data, offset, n, vec, in);
-    case Dtype::kDouble: return store_as<double>(out.data, offset, n, vec, in);
-    case Dtype::kHalf: return store_as<__half>(out.data, offset, n, vec, in);
-    case Dtype::kBFloat16: return store_as<__nv_bfloat16>(out.data, offset, n, vec, in);
-    case Dtype::kUInt8: return;  // never a gradient dtype (checked on the host)
-  }
+  gpu::store<kVec>(out, offset, n, vec, in);
 }
 
 template <typename acc_t>
@@ -223,7 +155,7 @@ __global__ void __launch_bounds__(kCudaThreads)
       }
     }
     if (a.grad_pred.data) store(a.grad_pred, px, n, v, grad_pred);
-    if (a.loss_map) store_as<acc_t>(a.loss_map, px, n, v, loss);
+    if (a.loss_map) gpu::store_as<kVec, acc_t>(a.loss_map, px, n, v, loss);
     if (kComp) {
 #pragma unroll
       for (int c = 0; c < 3; ++c) {
@@ -248,19 +180,6 @@ __global__ void __launch_bounds__(kCudaThreads)
     __threadfence();
     finish(a, chunks_per_sample, scratch);
   }
-}
-
-bool aligned(const void* p, int bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
-int element_bytes(Dtype d) {
-  switch (d) {
-    case Dtype::kUInt8: return 1;
-    case Dtype::kHalf:
-    case Dtype::kBFloat16: return 2;
-    case Dtype::kFloat: return 4;
-    case Dtype::kDouble: return 8;
-  }
-  return 8;
 }
 
 }  // namespace
