@@ -24,6 +24,10 @@ void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& alpha
           const std::optional<at::Tensor>& bg, int64_t mask_mode, double mask_lo, double mask_hi,
           double wl, double eps, double alpha_scale, double color_scale, int64_t reduction,
           const ForwardResult& out) {
+  if (mask_mode != kWeight) {
+    mask_lo = comparison_bound(mask_lo, mask);
+    mask_hi = comparison_bound(mask_hi, mask);
+  }
   a.params = {acc_t(wl),          acc_t(1.0 - wl), acc_t(eps * eps), acc_t(alpha_scale), acc_t(color_scale),
               acc_t(mask_lo),     acc_t(mask_hi),  mask_mode,         reduction};
   a.batch = pred.size(0);

@@ -7,6 +7,7 @@ values except the optional negative-weight check (see `check_weight`).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -80,8 +81,8 @@ def make_config(*, wl, eps, reduction, alpha_scale, color_scale, unknown_value, 
     return Config(wl, eps, _ops.REDUCTIONS[reduction], alpha_scale, color_scale, mode, lo, hi)
 
 
-def _map(name, t, pred, channels, *, allow_grad=False):
-    """A (B, C, H, W) input matching pred_alpha, made contiguous and of a dtype the kernels read."""
+def _check_map(name, t, pred, channels, *, allow_grad=False):
+    """Raises unless t is a real (B, C, H, W) tensor matching pred_alpha."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
     B, _, H, W = pred.shape
@@ -94,15 +95,20 @@ def _map(name, t, pred, channels, *, allow_grad=False):
     if t.requires_grad and not allow_grad and torch.is_grad_enabled():
         raise ValueError(f"{name}: requires grad, but DIMLoss differentiates pred_alpha, fg and bg only; "
                          f"pass {name}.detach()")
+
+
+def _map(name, t, pred, channels, *, allow_grad=False):
+    """A (B, C, H, W) input matching pred_alpha, made contiguous and of a dtype the kernels read."""
+    _check_map(name, t, pred, channels, allow_grad=allow_grad)
     if t.dtype == torch.bool:
         t = t.view(torch.uint8) if t.is_contiguous() else t.to(torch.uint8)
     elif t.dtype not in NATIVE_DTYPES:
-        t = t.to(torch.float32)  # int16/int32/int64 trimaps or mattes: one converted copy
+        t = t.to(torch.float32)  # int16/int32/int64 mattes or weights: one converted copy
     return t.contiguous()  # non-contiguous or channels_last: one copy
 
 
-def check_inputs(pred_alpha, alpha, trimap, image, fg, bg, weight, check_weight=True):
-    """Returns the tensors the op reads: (pred, alpha, mask, image, fg, bg)."""
+def check_inputs(config: Config, pred_alpha, alpha, trimap, image, fg, bg, weight, check_weight=True):
+    """Returns what the op reads: (pred, alpha, region, image, fg, bg)."""
     if not isinstance(pred_alpha, torch.Tensor):
         raise TypeError(f"pred_alpha: expected a torch.Tensor, got {type(pred_alpha).__name__}")
     if pred_alpha.dtype not in PRED_DTYPES:
@@ -126,8 +132,11 @@ def check_inputs(pred_alpha, alpha, trimap, image, fg, bg, weight, check_weight=
         mask = _map("weight", weight, pred, 1)
         if check_weight and _may_read_values(mask) and bool((mask < 0).any()):
             raise ValueError(f"weight: expected non-negative weights, got a minimum of {mask.min().item()}")
+        region = Region(mask, config.mask_mode, config.mask_lo, config.mask_hi)
     else:
-        mask = _map("trimap", trimap, pred, 1)
+        _check_map("trimap", trimap, pred, 1)
+        region = trimap_region(trimap, pred, config.mask_mode, config.mask_lo, config.mask_hi)
+        check_trimap_convention(trimap, config.mask_mode, config.mask_lo, config.mask_hi)
 
     given = [name for name, t in (("image", image), ("fg", fg), ("bg", bg)) if t is not None]
     if given and len(given) != 3:
@@ -137,7 +146,90 @@ def check_inputs(pred_alpha, alpha, trimap, image, fg, bg, weight, check_weight=
         image = _map("image", image, pred, 3)
         fg = _map("fg", fg, pred, 3, allow_grad=True)
         bg = _map("bg", bg, pred, 3, allow_grad=True)
-    return pred, alpha, mask, image, fg, bg
+    return pred, alpha, region, image, fg, bg
+
+
+@dataclass(frozen=True)
+class Region:
+    """The region as the kernels read it: `mask` with a mode and bounds (see csrc/dim_loss.h)."""
+
+    mask: torch.Tensor
+    mode: int
+    lo: float
+    hi: float
+
+
+def _comparison_dtype(trimap: torch.Tensor, bounds) -> torch.dtype | None:
+    """The dtype PyTorch compares `trimap == bound` in (torch.result_type with a
+    Python scalar); None where every dtype gives the same answer."""
+    if trimap.is_floating_point():
+        return trimap.dtype
+    if all(float(b).is_integer() for b in bounds):
+        return None
+    return torch.get_default_dtype()
+
+
+def trimap_region(trimap: torch.Tensor, pred: torch.Tensor, mode: int, lo: float, hi: float) -> Region:
+    """`trimap == lo` (or `lo < trimap < hi`) exactly as PyTorch computes it for
+    this trimap, whatever its dtype and pred_alpha's.
+
+    The kernels compare in their accumulation type (float32, or float64 for a
+    float64 pred_alpha) with the bounds rounded to the trimap's comparison dtype
+    (csrc/common/host_tensors.h, comparison_bound): exact wherever the trimap's
+    values are exact in the accumulation type. Where they are not (a float64
+    comparison in float32; integer dtypes the kernels don't read), the comparison
+    is made here with torch's own operators, into a 0/1 uint8 mask: one pass
+    over the trimap, in place of the converted copy those dtypes needed anyway.
+    """
+    cmp = _comparison_dtype(trimap, (lo, hi))
+    native = trimap.dtype in NATIVE_DTYPES or trimap.dtype == torch.bool
+    exact = native and (cmp != torch.float64 or (trimap.dtype == pred.dtype == torch.float64))
+    if exact:
+        return Region(_map("trimap", trimap, pred, 1), mode, lo, hi)
+    if mode == _ops.MASK_EQUAL:
+        matches = trimap == lo
+    else:
+        matches = (trimap > lo) & (trimap < hi)
+    return Region(matches.contiguous().view(torch.uint8), _ops.MASK_EQUAL, 1.0, 1.0)
+
+
+_convention_checked = False  # check_trimap_convention runs once per process
+
+
+def check_trimap_convention(trimap: torch.Tensor, mode: int, lo: float, hi: float) -> None:
+    """On the first eager call only, warn when no pixel of the batch is unknown
+    and the trimap's values suggest another convention than the one asked for
+    (a normalised or class-index trimap read with unknown_value=128, or the
+    reverse): such a run would silently train on a zero loss. It reads the
+    region's pixel count and a few statistics of the trimap: one host sync on
+    CUDA, once per process; skipped under torch.compile and CUDA graph capture.
+    """
+    global _convention_checked
+    if _convention_checked or not _may_read_values(trimap):
+        return
+    _convention_checked = True
+    unknown = (trimap == lo) if mode == _ops.MASK_EQUAL else (trimap > lo) & (trimap < hi)
+    if bool(unknown.any()):
+        return
+    low, high = trimap.min().item(), trimap.max().item()
+    asked = f"unknown_value={lo:g}" if mode == _ops.MASK_EQUAL else f"unknown_range=({lo:g}, {hi:g})"
+    hints = []
+    if high == 2 and lo != 1 and bool(((trimap == 0) | (trimap == 1) | (trimap == 2)).all() & (trimap == 1).any()):
+        hints.append("unknown_value=1 for class-index trimaps (0/1/2)")
+    elif high <= 1 and hi >= 1 and bool(((trimap > 0) & (trimap < 1)).any()):
+        hints.append("unknown_value=0.5 for trimaps in [0, 1] such as 0/0.5/1")
+        hints.append("unknown_value=128/255 for 8-bit trimaps divided by 255")
+        hints.append("unknown_range=(0, 1) for trimaps resized with interpolation")
+    elif high > 2 and hi <= 2:
+        hints.append("unknown_value=128 (the default) for 8-bit trimaps 0/128/255")
+        hints.append("unknown_range=(0, 255) for 8-bit trimaps resized with interpolation")
+    if hints:
+        warnings.warn(
+            f"mattingloss: no pixel of this batch's trimap is unknown with {asked}, so the loss and its "
+            f"gradients are 0; the trimap's values lie in [{low:g}, {high:g}], which suggests another "
+            f"convention. Did you mean " + ", or ".join(hints) + "? (Checked once, on the first call.)",
+            stacklevel=5,  # the caller of dim_loss
+        )
 
 
 def _may_read_values(t: torch.Tensor) -> bool:

@@ -15,13 +15,13 @@ def _run(config: _args.Config, pred_alpha, alpha, trimap, image, fg, bg, weight,
     if return_components and config.reduction == _ops.NONE:
         raise ValueError("return_components: needs a scalar reduction ('mean', 'sample' or 'sum'), "
                          "got reduction='none'")
-    pred, alpha, mask, image, fg, bg = _args.check_inputs(pred_alpha, alpha, trimap, image, fg, bg, weight,
-                                                          check_weight)
+    pred, alpha, region, image, fg, bg = _args.check_inputs(config, pred_alpha, alpha, trimap, image, fg, bg,
+                                                            weight, check_weight)
     has_comp = image is not None
     grad_on = torch.is_grad_enabled()
     loss, components = _ops.DIMLossFunction.apply(
-        pred, alpha, mask, image, fg, bg,
-        config.mask_mode, config.mask_lo, config.mask_hi,
+        pred, alpha, region.mask, image, fg, bg,
+        region.mode, region.lo, region.hi,
         config.wl if has_comp else 1.0,  # without image/fg/bg the loss is the alpha loss alone
         config.eps, config.alpha_scale, config.color_scale, config.reduction,
         grad_on and pred.requires_grad,

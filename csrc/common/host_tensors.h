@@ -2,7 +2,9 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
+#include <c10/util/Half.h>
 
 #include "defs.h"
 
@@ -26,6 +28,22 @@ inline Input input(const at::Tensor& t, const char* name) { return {t.const_data
 inline Output output(const at::Tensor& t) {
   if (!t.defined() || t.numel() == 0) return {};
   return {t.mutable_data_ptr(), dtype_code(t, "gradient")};
+}
+
+// A trimap bound as PyTorch's `trimap == value` sees it: rounded to the dtype
+// the comparison runs in (the trimap's own floating dtype; float32, the default
+// dtype, for a uint8 trimap), so that a kernel comparing in its accumulation
+// type finds exactly the pixels torch finds. Comparisons that cannot be made
+// exact this way (in float64 by a float32 kernel; integer dtypes the kernels
+// don't read) are made in Python before the launch (mattingloss/_args.py).
+inline double comparison_bound(double value, const at::Tensor& trimap) {
+  switch (trimap.scalar_type()) {
+    case at::kHalf: return static_cast<float>(c10::Half(static_cast<float>(value)));
+    case at::kBFloat16: return static_cast<float>(c10::BFloat16(static_cast<float>(value)));
+    case at::kByte:
+    case at::kFloat: return static_cast<float>(value);
+    default: return value;
+  }
 }
 
 }  // namespace mattingloss
