@@ -80,7 +80,7 @@ def make_config(*, wl, eps, reduction, alpha_scale, color_scale, unknown_value, 
     return Config(wl, eps, _ops.REDUCTIONS[reduction], alpha_scale, color_scale, mode, lo, hi)
 
 
-def _map(name, t, pred, channels, *, allow_grad=False):
+def _map(name, t, pred, channels, *, allow_grad=False, loss="DIMLoss"):
     """A (B, C, H, W) input matching pred_alpha, made contiguous and of a dtype the kernels read."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
@@ -92,7 +92,7 @@ def _map(name, t, pred, channels, *, allow_grad=False):
     if t.is_complex():
         raise TypeError(f"{name}: expected a real dtype (uint8 or floating), got {_describe(t)}")
     if t.requires_grad and not allow_grad and torch.is_grad_enabled():
-        raise ValueError(f"{name}: requires grad, but DIMLoss differentiates pred_alpha, fg and bg only; "
+        raise ValueError(f"{name}: requires grad, but {loss} differentiates pred_alpha, fg and bg only; "
                          f"pass {name}.detach()")
     if t.dtype == torch.bool:
         t = t.view(torch.uint8) if t.is_contiguous() else t.to(torch.uint8)
@@ -148,3 +148,96 @@ def _may_read_values(t: torch.Tensor) -> bool:
     if t.is_cuda and torch.cuda.is_current_stream_capturing():
         return False
     return True
+
+
+def check_pred(pred_alpha) -> torch.Tensor:
+    """pred_alpha checked and made contiguous (the checks of check_inputs, for the other losses)."""
+    if not isinstance(pred_alpha, torch.Tensor):
+        raise TypeError(f"pred_alpha: expected a torch.Tensor, got {type(pred_alpha).__name__}")
+    if pred_alpha.dtype not in PRED_DTYPES:
+        raise TypeError(f"pred_alpha: expected float16, bfloat16, float32 or float64, got {_describe(pred_alpha)}")
+    if pred_alpha.dim() != 4 or pred_alpha.shape[1] != 1:
+        raise ValueError(f"pred_alpha: expected shape (B, 1, H, W), got {_describe(pred_alpha)}")
+    if pred_alpha.numel() == 0:
+        raise ValueError(f"pred_alpha: expected a non-empty batch and image, got {_describe(pred_alpha)}")
+    if pred_alpha.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"pred_alpha: expected a cpu or cuda tensor, got {_describe(pred_alpha)}")
+    if pred_alpha.device.type == "cuda" and not _ops._CUDA_KERNELS_BUILT:
+        raise ValueError("pred_alpha: is on CUDA, but this build of mattingloss has no CUDA kernels; "
+                         "rebuild with a CUDA toolkit and a CUDA build of torch (see README)")
+    return pred_alpha.contiguous()
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """How a trimap's unknown region is read: `value` (or the open `range`) as the
+    user gave them, before rounding to the comparison dtype (see `mask_bounds`)."""
+
+    mode: int
+    lo: float
+    hi: float
+    lo_is_int: bool
+    hi_is_int: bool
+
+
+def mask_spec(unknown_value, unknown_range, uses_weight, default_value=128.0) -> MaskSpec:
+    """Checks unknown_value / unknown_range, as make_config does for DIMLoss."""
+    if uses_weight and (unknown_value is not None or unknown_range is not None):
+        raise ValueError("unknown_value/unknown_range: they describe a trimap, but weight= was given; "
+                         "pass a trimap instead, or drop them")
+    if unknown_value is not None and unknown_range is not None:
+        raise ValueError(f"unknown_value and unknown_range: give one, got both ({unknown_value!r}, "
+                         f"{unknown_range!r})")
+    if uses_weight:
+        return MaskSpec(_ops.MASK_WEIGHT, 0.0, 0.0, False, False)
+    if unknown_range is not None:
+        if not isinstance(unknown_range, (tuple, list)) or len(unknown_range) != 2:
+            raise ValueError(f"unknown_range: expected (lo, hi), got {unknown_range!r}")
+        lo = _number("unknown_range[0]", unknown_range[0])
+        hi = _number("unknown_range[1]", unknown_range[1])
+        if not lo < hi:
+            raise ValueError(f"unknown_range: expected lo < hi, got ({lo}, {hi})")
+        return MaskSpec(_ops.MASK_RANGE, lo, hi, isinstance(unknown_range[0], int),
+                        isinstance(unknown_range[1], int))
+    value = default_value if unknown_value is None else unknown_value
+    lo = _number("unknown_value", value)
+    return MaskSpec(_ops.MASK_EQUAL, lo, lo, isinstance(value, int), isinstance(value, int))
+
+
+# (significand bits, exponent of the smallest normal as math.frexp gives it, largest finite)
+_FLOAT_FORMATS = {
+    torch.float16: (11, -13, 65504.0),
+    torch.bfloat16: (8, -125, float.fromhex("0x1.fep127")),
+    torch.float32: (24, -125, float.fromhex("0x1.fffffep127")),
+}
+
+
+def round_to_dtype(value: float, dtype: torch.dtype) -> float:
+    """`value` rounded to nearest-even in a floating dtype, as torch converts a
+    Python number to a tensor's dtype. Pure Python arithmetic, so it costs
+    nothing under torch.compile and never touches a device."""
+    if dtype not in _FLOAT_FORMATS or value == 0.0 or not math.isfinite(value):
+        return value  # float64: already; integer dtypes: compared exactly
+    bits, min_exp, largest = _FLOAT_FORMATS[dtype]
+    _, exp = math.frexp(value)
+    quantum = max(exp, min_exp) - bits  # subnormals keep the smallest normal's quantum
+    rounded = math.ldexp(float(round(math.ldexp(value, -quantum))), quantum)
+    return math.copysign(math.inf, value) if abs(rounded) > largest else rounded
+
+
+def comparison_dtype(trimap: torch.Tensor, value_is_int: bool) -> torch.dtype:
+    """torch.result_type(trimap, value) for a Python number: the dtype torch
+    compares `trimap == value` (or `<`, `>`) in."""
+    if trimap.is_floating_point():
+        return trimap.dtype
+    return trimap.dtype if value_is_int else torch.get_default_dtype()
+
+
+def mask_bounds(spec: MaskSpec, trimap) -> tuple:
+    """(lo, hi) rounded to the dtype torch would compare the user's trimap in,
+    so that the kernels' comparison selects exactly the pixels torch's does."""
+    if spec.mode == _ops.MASK_WEIGHT or trimap is None:
+        return spec.lo, spec.hi
+    lo = round_to_dtype(spec.lo, comparison_dtype(trimap, spec.lo_is_int))
+    hi = round_to_dtype(spec.hi, comparison_dtype(trimap, spec.hi_is_int))
+    return lo, hi
