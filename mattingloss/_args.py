@@ -171,13 +171,20 @@ def check_pred(pred_alpha) -> torch.Tensor:
 @dataclass(frozen=True)
 class MaskSpec:
     """How a trimap's unknown region is read: `value` (or the open `range`) as the
-    user gave them, before rounding to the comparison dtype (see `mask_bounds`)."""
+    user gave them, and rounded to each floating dtype torch may compare in
+    (see `mask_bounds`): computed once, so that calls do no float arithmetic on
+    them (torch.compile may trace a module's float attributes as symbols)."""
 
     mode: int
     lo: float
     hi: float
     lo_is_int: bool
     hi_is_int: bool
+    rounded: tuple = ()  # ((dtype, lo, hi), ...) for float16, bfloat16, float32
+
+    def __post_init__(self):
+        object.__setattr__(self, "rounded", tuple(
+            (dt, round_to_dtype(self.lo, dt), round_to_dtype(self.hi, dt)) for dt in _FLOAT_FORMATS))
 
 
 def mask_spec(unknown_value, unknown_range, uses_weight, default_value=128.0) -> MaskSpec:
@@ -238,6 +245,12 @@ def mask_bounds(spec: MaskSpec, trimap) -> tuple:
     so that the kernels' comparison selects exactly the pixels torch's does."""
     if spec.mode == _ops.MASK_WEIGHT or trimap is None:
         return spec.lo, spec.hi
-    lo = round_to_dtype(spec.lo, comparison_dtype(trimap, spec.lo_is_int))
-    hi = round_to_dtype(spec.hi, comparison_dtype(trimap, spec.hi_is_int))
+    lo_dtype = comparison_dtype(trimap, spec.lo_is_int)
+    hi_dtype = comparison_dtype(trimap, spec.hi_is_int)
+    lo, hi = spec.lo, spec.hi  # float64 and integer comparisons: as given
+    for dtype, rounded_lo, rounded_hi in spec.rounded:
+        if dtype == lo_dtype:
+            lo = rounded_lo
+        if dtype == hi_dtype:
+            hi = rounded_hi
     return lo, hi
