@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from mattingloss import composition_loss
+from mattingloss import composition_loss, dim_loss
 from mattingloss.reference import gca_composition_loss, mmagic_charbonnier_comp_loss
 
 
@@ -89,13 +89,20 @@ def main():
                     fn(p, x).backward()
                     return p.grad
                 contenders[f"{label}: {kind}"] = step
-        # every contender agrees with the fused loss before it is timed
+        def dim_fused(x=x):  # control: DIMLoss on the same data (reads alpha too), same machine state
+            p = x["pred"].detach().requires_grad_()
+            dim_loss(p, x["trimap"], x["trimap"], x["image"], x["fg"], x["bg"], alpha_scale=255.0,
+                     color_scale=scale).backward()
+        contenders["control: DIMLoss fused"] = dim_fused
+        # every contender agrees with the fused loss before it is timed. Gradients in the mean:
+        # at L1's kinks (d = 0 exactly, frequent with uint8 data) the rounding of d decides the
+        # sign, and [0, 1] or 0..255 data round differently.
         for label in ("GCA L1", "mmagic Charbonnier"):
             want = contenders[f"{label}: fused"]().double()
             for kind in ("eager", "compiled"):
                 got = contenders[f"{label}: {kind}"]().double()
-                err = ((got - want).abs().max() / want.abs().max()).item()
-                assert err < 2e-2, (label, kind, err)
+                err = ((got - want).abs().mean() / want.abs().mean()).item()
+                assert err < 1e-2, (label, kind, err)
         nbytes = sum(t.numel() * t.element_size() for t in x.values()) + x["pred"].numel() * x["pred"].element_size()
         rounds = {k: [] for k in contenders}
         bw = []
@@ -109,8 +116,8 @@ def main():
         for k, ts in rounds.items():
             t = statistics.median(ts)
             label = k.split(":")[0]
-            base = statistics.median(rounds[f"{label}: fused"])
-            extra = f"  {t / base:6.1f}x fused" if not k.endswith("fused") else \
+            base = statistics.median(rounds[f"{label}: fused"]) if label != "control" else t
+            extra = "" if label == "control" else f"  {t / base:6.1f}x fused" if not k.endswith("fused") else \
                 f"  {nbytes / t / copy_bw * 100:5.1f}% of copy bandwidth"
             print(f"  {k:34s} {t * 1e3:8.2f} ms  (rounds {min(ts) * 1e3:.2f}-{max(ts) * 1e3:.2f}){extra}")
 
