@@ -469,3 +469,30 @@ def test_cuda_matches_cpu():
         assert max_rel_err(gpu[0], cpu[0]) <= 1e-12
         for a, b in zip(gpu[1], cpu[1]):
             assert max_rel_err(a, b) <= 1e-12
+
+
+def test_many_chunks_with_tails(device):
+    """Samples of several 4096-pixel chunks and 256-pixel blocks with ragged ends, every dtype path."""
+    x = comp_inputs(2, 67, 131, device=device)
+    for opts in (dict(rho="l1", reduction="mean"), dict(rho="charbonnier", reduction="sample", guard=1e-12),
+                 dict(rho="l2", reduction="none")):
+        upstream = torch.rand(2, 1, 67, 131, dtype=torch.float64, device=device) if opts["reduction"] == "none" else None
+        assert_same(lambda x: composition_loss(*positional(x), x["trimap"], **opts),
+                    lambda x: composition_reference(*positional(x), x["trimap"], **opts), x, upstream=upstream)
+    u8 = {k: (v.to(torch.uint8) if k != "pred_alpha" else v.float()) for k, v in x.items()}
+    got = composition_loss(*positional(u8), u8["trimap"], color_scale=255.0)
+    want = composition_reference(*positional(x), x["trimap"], color_scale=255.0)
+    assert max_rel_err(got, want) <= 1e-5
+
+
+def test_layouts_and_integer_trimaps(device):
+    """channels_last / non-contiguous inputs (one contiguous copy) and int64 class-index trimaps
+    (converted once) give the contiguous float64 result."""
+    x = comp_inputs(2, 6, 8, device=device)
+    classes = (x["trimap"] / 127.5).round().long()
+    want = composition_reference(*positional(x), classes, unknown_value=1)
+    assert max_rel_err(composition_loss(*positional(x), classes, unknown_value=1), want) <= 1e-12
+    strided = {k: v.to(memory_format=torch.channels_last) for k, v in x.items()}
+    strided["fg"] = torch.stack([x["fg"], x["fg"]], -1)[..., 0]  # a non-contiguous view
+    assert not strided["fg"].is_contiguous()
+    assert max_rel_err(composition_loss(*positional(strided), classes, unknown_value=1), want) <= 1e-12
