@@ -188,7 +188,8 @@ def composition_loss(
             stored). fg and bg may require grad.
         trimap: (B,1,H,W); unknown where ``trimap == unknown_value`` (default 128) or
             ``lo < trimap < hi`` with ``unknown_range=(lo, hi)``, compared as torch compares
-            them (the bound rounded to ``torch.result_type(trimap, value)``).
+            them (the bound rounded to ``torch.result_type(trimap, value)``). One exception: a
+            float64 trimap with a lower-precision pred_alpha is compared in float32.
         weight: (B,1,H,W) non-negative weights instead of a trimap. With neither, every pixel
             counts (``w = 1``; the mask is not read).
         rho: ``"l1"``, ``"charbonnier"`` or ``"l2"``.
