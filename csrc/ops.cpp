@@ -23,4 +23,14 @@ TORCH_LIBRARY(mattingloss, m) {
       "Tensor? bg, int mask_mode, float mask_lo, float mask_hi, float wl, float eps, float alpha_scale, "
       "float color_scale, int reduction, bool grad_pred, bool grad_fg, bool grad_bg) "
       "-> (Tensor loss, Tensor components, Tensor scale, Tensor grad_pred, Tensor grad_fg, Tensor grad_bg)");
+  // The composition loss rho(p*fg + (1-p)*bg - image): one read of every input
+  // gives the loss (or the per-pixel map for reduction "none"), the
+  // per-sample backward scale and the per-pixel gradients w.r.t. pred_alpha,
+  // fg and bg before that scale (empty where not requested). mask is None for
+  // mask_mode 3 (all pixels). Codes: see csrc/composition.h.
+  m.def(
+      "composition_loss_forward(Tensor pred_alpha, Tensor image, Tensor fg, Tensor bg, Tensor? mask, "
+      "int mask_mode, float mask_lo, float mask_hi, int rho, float eps, float[] color_scale, "
+      "bool count_channels, float guard, int reduction, bool grad_pred, bool grad_fg, bool grad_bg) "
+      "-> (Tensor loss, Tensor scale, Tensor grad_pred, Tensor grad_fg, Tensor grad_bg)");
 }

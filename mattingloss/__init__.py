@@ -6,6 +6,8 @@
 from ._version import __version__
 from ._ops import cuda_kernels_built
 from .loss import DIMLoss, dim_loss
+from .composition import CompositionLoss, composition_loss
 from . import reference, trimap
 
-__all__ = ["DIMLoss", "dim_loss", "cuda_kernels_built", "reference", "trimap", "__version__"]
+__all__ = ["DIMLoss", "dim_loss", "cuda_kernels_built", "reference", "trimap", "__version__",
+           "CompositionLoss", "composition_loss"]

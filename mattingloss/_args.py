@@ -7,6 +7,8 @@ values except the optional negative-weight check (see `check_weight`).
 from __future__ import annotations
 
 import math
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -50,6 +52,28 @@ class Config:
     mask_hi: float
 
 
+def region_options(unknown_value, unknown_range, uses_weight, default_value=128.0) -> tuple[int, float, float]:
+    """(mask mode, lo, hi) from the options that say how a trimap is read (or weights)."""
+    if uses_weight and (unknown_value is not None or unknown_range is not None):
+        raise ValueError("unknown_value/unknown_range: they describe a trimap, but weight= was given; "
+                         "pass a trimap instead, or drop them")
+    if unknown_value is not None and unknown_range is not None:
+        raise ValueError(f"unknown_value and unknown_range: give one, got both ({unknown_value!r}, "
+                         f"{unknown_range!r})")
+    if uses_weight:
+        return _ops.MASK_WEIGHT, 0.0, 0.0
+    if unknown_range is not None:
+        if not isinstance(unknown_range, (tuple, list)) or len(unknown_range) != 2:
+            raise ValueError(f"unknown_range: expected (lo, hi), got {unknown_range!r}")
+        lo = _number("unknown_range[0]", unknown_range[0])
+        hi = _number("unknown_range[1]", unknown_range[1])
+        if not lo < hi:
+            raise ValueError(f"unknown_range: expected lo < hi, got ({lo}, {hi})")
+        return _ops.MASK_RANGE, lo, hi
+    lo = _number("unknown_value", default_value if unknown_value is None else unknown_value)
+    return _ops.MASK_EQUAL, lo, lo
+
+
 def make_config(*, wl, eps, reduction, alpha_scale, color_scale, unknown_value, unknown_range,
                 uses_weight) -> Config:
     wl = _number("wl", wl, low=0.0, high=1.0)
@@ -58,30 +82,11 @@ def make_config(*, wl, eps, reduction, alpha_scale, color_scale, unknown_value, 
         raise ValueError(f"reduction: expected one of {sorted(_ops.REDUCTIONS)}, got {reduction!r}")
     alpha_scale = _number("alpha_scale", alpha_scale, low=0.0, low_open=True)
     color_scale = _number("color_scale", color_scale, low=0.0, low_open=True)
-    if uses_weight and (unknown_value is not None or unknown_range is not None):
-        raise ValueError("unknown_value/unknown_range: they describe a trimap, but weight= was given; "
-                         "pass a trimap instead, or drop them")
-    if unknown_value is not None and unknown_range is not None:
-        raise ValueError(f"unknown_value and unknown_range: give one, got both ({unknown_value!r}, "
-                         f"{unknown_range!r})")
-    if uses_weight:
-        mode, lo, hi = _ops.MASK_WEIGHT, 0.0, 0.0
-    elif unknown_range is not None:
-        if not isinstance(unknown_range, (tuple, list)) or len(unknown_range) != 2:
-            raise ValueError(f"unknown_range: expected (lo, hi), got {unknown_range!r}")
-        lo = _number("unknown_range[0]", unknown_range[0])
-        hi = _number("unknown_range[1]", unknown_range[1])
-        if not lo < hi:
-            raise ValueError(f"unknown_range: expected lo < hi, got ({lo}, {hi})")
-        mode = _ops.MASK_RANGE
-    else:
-        mode = _ops.MASK_EQUAL
-        lo = _number("unknown_value", 128.0 if unknown_value is None else unknown_value)
-        hi = lo
+    mode, lo, hi = region_options(unknown_value, unknown_range, uses_weight)
     return Config(wl, eps, _ops.REDUCTIONS[reduction], alpha_scale, color_scale, mode, lo, hi)
 
 
-def _check_map(name, t, pred, channels, *, allow_grad=False):
+def _check_map(name, t, pred, channels, *, allow_grad=False, loss="DIMLoss"):
     """Raises unless t is a real (B, C, H, W) tensor matching pred_alpha."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
@@ -93,13 +98,13 @@ def _check_map(name, t, pred, channels, *, allow_grad=False):
     if t.is_complex():
         raise TypeError(f"{name}: expected a real dtype (uint8 or floating), got {_describe(t)}")
     if t.requires_grad and not allow_grad and torch.is_grad_enabled():
-        raise ValueError(f"{name}: requires grad, but DIMLoss differentiates pred_alpha, fg and bg only; "
+        raise ValueError(f"{name}: requires grad, but {loss} differentiates pred_alpha, fg and bg only; "
                          f"pass {name}.detach()")
 
 
-def _map(name, t, pred, channels, *, allow_grad=False):
+def _map(name, t, pred, channels, *, allow_grad=False, loss="DIMLoss"):
     """A (B, C, H, W) input matching pred_alpha, made contiguous and of a dtype the kernels read."""
-    _check_map(name, t, pred, channels, allow_grad=allow_grad)
+    _check_map(name, t, pred, channels, allow_grad=allow_grad, loss=loss)
     if t.dtype == torch.bool:
         t = t.view(torch.uint8) if t.is_contiguous() else t.to(torch.uint8)
     elif t.dtype not in NATIVE_DTYPES:
@@ -109,34 +114,13 @@ def _map(name, t, pred, channels, *, allow_grad=False):
 
 def check_inputs(config: Config, pred_alpha, alpha, trimap, image, fg, bg, weight, check_weight=True):
     """Returns what the op reads: (pred, alpha, region, image, fg, bg)."""
-    if not isinstance(pred_alpha, torch.Tensor):
-        raise TypeError(f"pred_alpha: expected a torch.Tensor, got {type(pred_alpha).__name__}")
-    if pred_alpha.dtype not in PRED_DTYPES:
-        raise TypeError(f"pred_alpha: expected float16, bfloat16, float32 or float64, got {_describe(pred_alpha)}")
-    if pred_alpha.dim() != 4 or pred_alpha.shape[1] != 1:
-        raise ValueError(f"pred_alpha: expected shape (B, 1, H, W), got {_describe(pred_alpha)}")
-    if pred_alpha.numel() == 0:
-        raise ValueError(f"pred_alpha: expected a non-empty batch and image, got {_describe(pred_alpha)}")
-    if pred_alpha.device.type not in ("cpu", "cuda"):
-        raise ValueError(f"pred_alpha: expected a cpu or cuda tensor, got {_describe(pred_alpha)}")
-    if pred_alpha.device.type == "cuda" and not _ops._CUDA_KERNELS_BUILT:
-        raise ValueError("pred_alpha: is on CUDA, but this build of mattingloss has no CUDA kernels; "
-                         "rebuild with a CUDA toolkit and a CUDA build of torch (see README)")
-    pred = pred_alpha.contiguous()
+    pred = check_pred(pred_alpha)
     alpha = _map("alpha", alpha, pred, 1)
 
     if (trimap is None) == (weight is None):
         raise ValueError("trimap/weight: expected exactly one of them, got "
                          + ("both" if trimap is not None else "neither"))
-    if weight is not None:
-        mask = _map("weight", weight, pred, 1)
-        if check_weight and _may_read_values(mask) and bool((mask < 0).any()):
-            raise ValueError(f"weight: expected non-negative weights, got a minimum of {mask.min().item()}")
-        region = Region(mask, config.mask_mode, config.mask_lo, config.mask_hi)
-    else:
-        _check_map("trimap", trimap, pred, 1)
-        region = trimap_region(trimap, pred, config.mask_mode, config.mask_lo, config.mask_hi)
-        check_trimap_convention(trimap, config.mask_mode, config.mask_lo, config.mask_hi)
+    region = read_region(trimap, weight, pred, config.mask_mode, config.mask_lo, config.mask_hi, check_weight)
 
     given = [name for name, t in (("image", image), ("fg", fg), ("bg", bg)) if t is not None]
     if given and len(given) != 3:
@@ -167,6 +151,21 @@ def _comparison_dtype(trimap: torch.Tensor, bounds) -> torch.dtype | None:
     if all(float(b).is_integer() for b in bounds):
         return None
     return torch.get_default_dtype()
+
+
+def read_region(trimap, weight, pred, mode, lo, hi, check_weight=True, loss="DIMLoss") -> Region:
+    """The region the kernels read from a trimap or from weights (one of them given):
+    weights checked non-negative (optional; see `check_weight`), a trimap compared as
+    PyTorch compares it (`trimap_region`), and the first call's convention check."""
+    if weight is not None:
+        mask = _map("weight", weight, pred, 1, loss=loss)
+        if check_weight and _may_read_values(mask) and bool((mask < 0).any()):
+            raise ValueError(f"weight: expected non-negative weights, got a minimum of {mask.min().item()}")
+        return Region(mask, _ops.MASK_WEIGHT, 0.0, 0.0)
+    _check_map("trimap", trimap, pred, 1, loss=loss)
+    region = trimap_region(trimap, pred, mode, lo, hi)
+    check_trimap_convention(trimap, mode, lo, hi)
+    return region
 
 
 def trimap_region(trimap: torch.Tensor, pred: torch.Tensor, mode: int, lo: float, hi: float) -> Region:
@@ -228,8 +227,17 @@ def check_trimap_convention(trimap: torch.Tensor, mode: int, lo: float, hi: floa
             f"mattingloss: no pixel of this batch's trimap is unknown with {asked}, so the loss and its "
             f"gradients are 0; the trimap's values lie in [{low:g}, {high:g}], which suggests another "
             f"convention. Did you mean " + ", or ".join(hints) + "? (Checked once, on the first call.)",
-            stacklevel=5,  # the caller of dim_loss
+            stacklevel=_caller_stacklevel(),
         )
+
+
+def _caller_stacklevel() -> int:
+    """The stacklevel of the first frame outside mattingloss and torch: the user's call."""
+    inside = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(torch.__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _may_read_values(t: torch.Tensor) -> bool:
@@ -240,3 +248,21 @@ def _may_read_values(t: torch.Tensor) -> bool:
     if t.is_cuda and torch.cuda.is_current_stream_capturing():
         return False
     return True
+
+
+def check_pred(pred_alpha) -> torch.Tensor:
+    """pred_alpha checked and made contiguous: a (B, 1, H, W) floating tensor on a device with kernels."""
+    if not isinstance(pred_alpha, torch.Tensor):
+        raise TypeError(f"pred_alpha: expected a torch.Tensor, got {type(pred_alpha).__name__}")
+    if pred_alpha.dtype not in PRED_DTYPES:
+        raise TypeError(f"pred_alpha: expected float16, bfloat16, float32 or float64, got {_describe(pred_alpha)}")
+    if pred_alpha.dim() != 4 or pred_alpha.shape[1] != 1:
+        raise ValueError(f"pred_alpha: expected shape (B, 1, H, W), got {_describe(pred_alpha)}")
+    if pred_alpha.numel() == 0:
+        raise ValueError(f"pred_alpha: expected a non-empty batch and image, got {_describe(pred_alpha)}")
+    if pred_alpha.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"pred_alpha: expected a cpu or cuda tensor, got {_describe(pred_alpha)}")
+    if pred_alpha.device.type == "cuda" and not _ops._CUDA_KERNELS_BUILT:
+        raise ValueError("pred_alpha: is on CUDA, but this build of mattingloss has no CUDA kernels; "
+                         "rebuild with a CUDA toolkit and a CUDA build of torch (see README)")
+    return pred_alpha.contiguous()

@@ -5,10 +5,15 @@ cited in its docstring.
 * :mod:`.seed`: the seed document's ``gen_loss`` as written.
 * :mod:`.dim`: an eager PyTorch oracle of every option of :func:`mattingloss.dim_loss`.
 * :mod:`.mmagic`: mmagic's Charbonnier losses.
+* :mod:`.composition`: the composition losses of mmagic and GCA-Matting/MGMatting/MatteFormer,
+  and an eager oracle of :func:`mattingloss.composition_loss`.
 """
 from .dim import dim_loss_reference, unknown_weight
 from .mmagic import mmagic_charbonnier_losses
 from .seed import seed_gen_loss, seed_total_loss
+from .composition import (composition_reference, gca_composition_loss, mmagic_charbonnier_comp_loss,
+                          mmagic_l1_composition_loss, mmagic_mse_composition_loss)
 
 __all__ = ["dim_loss_reference", "unknown_weight", "mmagic_charbonnier_losses", "seed_gen_loss",
-           "seed_total_loss"]
+           "seed_total_loss", "composition_reference", "gca_composition_loss", "mmagic_charbonnier_comp_loss",
+           "mmagic_l1_composition_loss", "mmagic_mse_composition_loss"]

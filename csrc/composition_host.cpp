@@ -1,0 +1,116 @@
+#include "composition_host.h"
+
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+
+#include <cmath>
+
+#include "common/host_tensors.h"
+
+namespace mattingloss {
+namespace composition {
+namespace {
+
+void check_map(const at::Tensor& t, const char* name, const at::Tensor& pred, int64_t channels) {
+  TORCH_CHECK(t.dim() == 4 && t.size(0) == pred.size(0) && t.size(1) == channels &&
+                  t.size(2) == pred.size(2) && t.size(3) == pred.size(3),
+              "mattingloss: ", name, " has shape ", t.sizes(), ", expected (", pred.size(0), ", ",
+              channels, ", ", pred.size(2), ", ", pred.size(3), ")");
+  TORCH_CHECK(t.is_contiguous(), "mattingloss: ", name, " must be contiguous");
+  TORCH_CHECK(t.device() == pred.device(), "mattingloss: ", name, " is on ", t.device(),
+              ", pred_alpha on ", pred.device());
+}
+
+template <typename acc_t>
+void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
+          const at::Tensor& bg, const std::optional<at::Tensor>& mask, int64_t mask_mode, double mask_lo,
+          double mask_hi, int64_t rho, double eps, c10::ArrayRef<double> color_scale, bool count_channels,
+          double guard, int64_t reduction, const ForwardResult& out) {
+  Params<acc_t>& P = a.params;
+  P.eps2 = acc_t(eps * eps);
+  for (int c = 0; c < 3; ++c) P.inv_scale[c] = acc_t(1.0 / color_scale[c]);
+  if (mask.has_value() && (mask_mode == kUnknownEqual || mask_mode == kUnknownRange)) {
+    mask_lo = comparison_bound(mask_lo, *mask);
+    mask_hi = comparison_bound(mask_hi, *mask);
+  }
+  P.mask_lo = acc_t(mask_lo);
+  P.mask_hi = acc_t(mask_hi);
+  P.channels = count_channels ? acc_t(3) : acc_t(1);
+  P.guard = acc_t(guard);
+  P.mask_mode = mask_mode;
+  P.rho = rho;
+  P.reduction = reduction;
+  a.batch = pred.size(0);
+  a.pixels = pred.size(2) * pred.size(3);
+  a.pred = input(pred, "pred_alpha");
+  if (mask_mode != kAllPixels) a.mask = input(*mask, "mask");
+  a.image = input(image, "image");
+  a.fg = input(fg, "fg");
+  a.bg = input(bg, "bg");
+  const auto& [loss, scale, grad_pred, grad_fg, grad_bg] = out;
+  a.grad_pred = output(grad_pred);
+  a.grad_fg = output(grad_fg);
+  a.grad_bg = output(grad_bg);
+  if (reduction == kNone) {
+    a.loss_map = loss.mutable_data_ptr<acc_t>();
+  } else {
+    a.loss = loss.mutable_data_ptr<acc_t>();
+  }
+  a.scale = scale.mutable_data_ptr<acc_t>();
+}
+
+}  // namespace
+
+ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
+                          const at::Tensor& bg, const std::optional<at::Tensor>& mask, int64_t mask_mode,
+                          double mask_lo, double mask_hi, int64_t rho, double eps, c10::ArrayRef<double> color_scale,
+                          bool count_channels, double guard, int64_t reduction, bool grad_pred, bool grad_fg,
+                          bool grad_bg) {
+  TORCH_CHECK(pred.dim() == 4 && pred.size(1) == 1, "mattingloss: pred_alpha has shape ", pred.sizes(),
+              ", expected (B, 1, H, W)");
+  TORCH_CHECK(pred.numel() > 0, "mattingloss: pred_alpha is empty");
+  TORCH_CHECK(at::isFloatingType(pred.scalar_type()), "mattingloss: pred_alpha must be floating, got ",
+              pred.scalar_type());
+  TORCH_CHECK(pred.is_contiguous(), "mattingloss: pred_alpha must be contiguous");
+  check_map(image, "image", pred, 3);
+  check_map(fg, "fg", pred, 3);
+  check_map(bg, "bg", pred, 3);
+  TORCH_CHECK(mask_mode >= kUnknownEqual && mask_mode <= kAllPixels, "mattingloss: bad mask_mode ", mask_mode);
+  TORCH_CHECK(mask.has_value() == (mask_mode != kAllPixels),
+              "mattingloss: a mask goes with mask modes 0-2, none with mode 3 (all pixels)");
+  if (mask.has_value()) check_map(*mask, "mask", pred, 1);
+  TORCH_CHECK(rho >= kL1 && rho <= kL2, "mattingloss: bad rho ", rho);
+  TORCH_CHECK(reduction >= kMean && reduction <= kNone, "mattingloss: bad reduction ", reduction);
+  TORCH_CHECK(rho != kCharbonnier || eps > 0, "mattingloss: eps must be > 0, got ", eps);
+  TORCH_CHECK(color_scale.size() == 3, "mattingloss: color_scale needs 3 values, got ", color_scale.size());
+  for (double s : color_scale) {
+    TORCH_CHECK(std::isfinite(s) && s > 0, "mattingloss: color_scale values must be finite and > 0, got ", s);
+  }
+  TORCH_CHECK(std::isfinite(guard) && guard >= 0, "mattingloss: guard must be >= 0, got ", guard);
+
+  const bool use_double = pred.scalar_type() == at::kDouble;
+  const auto opts = pred.options().dtype(use_double ? at::kDouble : at::kFloat);
+  const int64_t B = pred.size(0);
+  auto grad_buffer = [&pred](bool wanted, const at::Tensor& like) {
+    if (!wanted) return at::empty({0}, pred.options());
+    TORCH_CHECK(at::isFloatingType(like.scalar_type()), "mattingloss: a gradient was requested for a ",
+                like.scalar_type(), " tensor");
+    return at::empty(like.sizes(), like.options());
+  };
+  ForwardOp op;
+  op.use_double = use_double;
+  op.outputs = ForwardResult(reduction == kNone ? at::empty(pred.sizes(), opts) : at::empty({}, opts),
+                             at::empty({B}, opts), grad_buffer(grad_pred, pred), grad_buffer(grad_fg, fg),
+                             grad_buffer(grad_bg, bg));
+  if (use_double) {
+    fill(op.f64, pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale, count_channels,
+         guard, reduction, op.outputs);
+  } else {
+    fill(op.f32, pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale, count_channels,
+         guard, reduction, op.outputs);
+  }
+  return op;
+}
+
+}  // namespace composition
+}  // namespace mattingloss

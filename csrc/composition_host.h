@@ -1,0 +1,34 @@
+// Host-side glue of the composition loss shared by the CPU and CUDA
+// registrations: checks the raw op's arguments (the Python API checks first,
+// with friendlier messages; these keep a direct torch.ops call from reading
+// out of bounds), allocates the outputs and fills ForwardArgs.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/ArrayRef.h>
+
+#include <optional>
+#include <tuple>
+
+#include "composition.h"
+
+namespace mattingloss {
+namespace composition {
+
+using ForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+struct ForwardOp {
+  ForwardResult outputs;  // (loss, scale, grad_pred, grad_fg, grad_bg)
+  ForwardArgs<float> f32;
+  ForwardArgs<double> f64;
+  bool use_double = false;
+};
+
+ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
+                          const at::Tensor& bg, const std::optional<at::Tensor>& mask, int64_t mask_mode,
+                          double mask_lo, double mask_hi, int64_t rho, double eps, c10::ArrayRef<double> color_scale,
+                          bool count_channels, double guard, int64_t reduction, bool grad_pred, bool grad_fg,
+                          bool grad_bg);
+
+}  // namespace composition
+}  // namespace mattingloss

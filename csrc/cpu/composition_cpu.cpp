@@ -1,0 +1,243 @@
+// CPU backend of the composition loss, laid out as dim_loss_cpu.cpp:
+// at::parallel_for over fixed-size chunks of one sample each, block by block
+// through the shared per-pixel math (../composition.h) in a loop the compiler
+// vectorizes, the terms summed into kLanes independent accumulators. Chunk and
+// lane layout never depend on the thread count, so the loss and gradients are
+// bitwise the same with 1 or N threads.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+#include "../common/cpu_convert.h"
+#include "../composition.h"
+#include "../composition_host.h"
+
+namespace mattingloss {
+namespace composition {
+namespace {
+
+constexpr int64_t kChunk = 4096;  // pixels per partial sum
+constexpr int64_t kBlock = 256;   // pixels per pass of the math loop (its buffers stay in L1)
+constexpr int64_t kLanes = 16;    // independent accumulators, so the adds vectorize
+
+// Buffers for one block: inputs of another dtype than acc_t converted to it,
+// gradients to convert on the way out (or not requested), and the terms.
+template <typename acc_t>
+struct Staging {
+  acc_t pred[kBlock], mask[kBlock];
+  acc_t img[3][kBlock], fg[3][kBlock], bg[3][kBlock];
+  acc_t grad_pred[kBlock], grad_fg[3][kBlock], grad_bg[3][kBlock];
+  acc_t term[kBlock], weight[kBlock];
+};
+
+// Where the math loop reads and writes one block: straight in the tensors
+// where their dtype is acc_t, else in Staging. data_t is the element type of
+// the targets (mask, image, fg, bg): acc_t, or uint8_t when all of them are
+// uint8, converted in the loop itself (cheaper than staging 10 streams).
+template <typename acc_t, typename data_t>
+struct BlockView {
+  const acc_t* pred;
+  const data_t* mask;
+  const data_t *img[3], *fg[3], *bg[3];
+  acc_t* grad_pred;
+  acc_t *grad_fg[3], *grad_bg[3];
+  acc_t *term, *weight;
+};
+
+template <typename data_t, typename acc_t>
+const data_t* read_target(const Input& in, int64_t offset, int64_t n, acc_t* staging) {
+  if constexpr (std::is_same_v<data_t, uint8_t>) {
+    return static_cast<const uint8_t*>(in.data) + offset;
+  } else {
+    return read(in, offset, n, staging);
+  }
+}
+
+// The hot loop: pure arithmetic, no calls, no data-dependent branches, so GCC
+// vectorizes it (-fno-math-errno for sqrt, -fno-trapping-math for the
+// compares). ivdep: the outputs are fresh tensors or our own buffers, never an
+// input, so no store feeds a later load (without it GCC would need runtime
+// overlap checks for ~18 pointers and leave the loop scalar). The mask mode,
+// rho and whether fg/bg gradients are wanted are template constants, so their
+// selects fold away.
+template <int64_t kMode, int64_t kRho, bool kColorGrads, typename acc_t, typename data_t>
+ML_CPU_CLONES void compute_block(const Params<acc_t>& params, const BlockView<acc_t, data_t>& v, int64_t n) {
+  Params<acc_t> P = params;  // a local copy: stores can't alias it
+  P.mask_mode = kMode;
+  P.rho = kRho;
+  const acc_t* pred = v.pred;
+  const data_t* mask = v.mask;
+  const data_t *img0 = v.img[0], *img1 = v.img[1], *img2 = v.img[2];
+  const data_t *fg0 = v.fg[0], *fg1 = v.fg[1], *fg2 = v.fg[2];
+  const data_t *bg0 = v.bg[0], *bg1 = v.bg[1], *bg2 = v.bg[2];
+  acc_t *gp = v.grad_pred, *gf0 = v.grad_fg[0], *gf1 = v.grad_fg[1], *gf2 = v.grad_fg[2];
+  acc_t *gb0 = v.grad_bg[0], *gb1 = v.grad_bg[1], *gb2 = v.grad_bg[2];
+  acc_t *term = v.term, *weight = v.weight;
+#pragma GCC ivdep
+  for (int64_t i = 0; i < n; ++i) {
+    // uint8 -> float is exact: the same values as a staged conversion
+    const acc_t img[3] = {acc_t(img0[i]), acc_t(img1[i]), acc_t(img2[i])};
+    const acc_t fg[3] = {acc_t(fg0[i]), acc_t(fg1[i]), acc_t(fg2[i])};
+    const acc_t bg[3] = {acc_t(bg0[i]), acc_t(bg1[i]), acc_t(bg2[i])};
+    const acc_t t = kMode == kAllPixels ? acc_t(1) : acc_t(mask[i]);
+    acc_t gf[3], gb[3];
+    composition_pixel<kColorGrads>(P, pred[i], t, img, fg, bg, term[i], weight[i], gp[i], gf, gb);
+    if (kColorGrads) {  // else not computed either: the loop is that much shorter
+      gf0[i] = gf[0];
+      gf1[i] = gf[1];
+      gf2[i] = gf[2];
+      gb0[i] = gb[0];
+      gb1[i] = gb[1];
+      gb2[i] = gb[2];
+    }
+  }
+}
+
+template <typename acc_t>
+struct Lanes {
+  acc_t term[kLanes] = {}, weight[kLanes] = {};
+
+  // Pixel i of a block goes to lane i % kLanes, in pixel order.
+  void add(const acc_t* t, const acc_t* w, int64_t n) {
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      for (int64_t l = 0; l < kLanes; ++l) {
+        term[l] += t[i + l];
+        weight[l] += w[i + l];
+      }
+    }
+    for (int64_t l = 0; i < n; ++i, ++l) {
+      term[l] += t[i];
+      weight[l] += w[i];
+    }
+  }
+
+  CompSums<acc_t> total() const {
+    CompSums<acc_t> s{0, 0};
+    for (int64_t l = 0; l < kLanes; ++l) s = s + CompSums<acc_t>{term[l], weight[l]};
+    return s;
+  }
+};
+
+template <int64_t kMode, int64_t kRho, typename data_t, typename acc_t>
+CompSums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sample, int64_t begin,
+                          int64_t end) {
+  Lanes<acc_t> lanes;
+  const int64_t hw = a.pixels;
+  const bool color_grads = a.grad_fg.data || a.grad_bg.data;
+  for (int64_t start = begin; start < end; start += kBlock) {
+    const int64_t n = std::min(kBlock, end - start);
+    const int64_t px = sample * hw + start;  // offset in (B,1,H,W) tensors
+    BlockView<acc_t, data_t> v{};
+    v.pred = read(a.pred, px, n, b.pred);
+    if (kMode != kAllPixels) v.mask = read_target<data_t>(a.mask, px, n, b.mask);
+    v.grad_pred = target(a.grad_pred, px, b.grad_pred);
+    v.term = b.term;
+    v.weight = b.weight;
+    for (int64_t c = 0; c < 3; ++c) {
+      const int64_t cx = (sample * 3 + c) * hw + start;  // offset in (B,3,H,W) tensors
+      v.img[c] = read_target<data_t>(a.image, cx, n, b.img[c]);
+      v.fg[c] = read_target<data_t>(a.fg, cx, n, b.fg[c]);
+      v.bg[c] = read_target<data_t>(a.bg, cx, n, b.bg[c]);
+      v.grad_fg[c] = target(a.grad_fg, cx, b.grad_fg[c]);
+      v.grad_bg[c] = target(a.grad_bg, cx, b.grad_bg[c]);
+    }
+    if (color_grads) {
+      compute_block<kMode, kRho, true>(a.params, v, n);
+    } else {
+      compute_block<kMode, kRho, false>(a.params, v, n);
+    }
+    lanes.add(v.term, v.weight, n);
+    write_back(a.grad_pred, px, n, b.grad_pred);
+    if (a.loss_map) std::copy(b.term, b.term + n, a.loss_map + px);
+    for (int64_t c = 0; c < 3; ++c) {
+      const int64_t cx = (sample * 3 + c) * hw + start;
+      write_back(a.grad_fg, cx, n, b.grad_fg[c]);
+      write_back(a.grad_bg, cx, n, b.grad_bg[c]);
+    }
+  }
+  return lanes.total();
+}
+
+template <int64_t kMode, int64_t kRho, typename data_t, typename acc_t>
+void forward(const ForwardArgs<acc_t>& a) {
+  const int64_t chunks_per_sample = (a.pixels + kChunk - 1) / kChunk;
+  std::vector<CompSums<acc_t>> partial(a.batch * chunks_per_sample);
+  at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t first, int64_t last) {
+    auto block = std::make_unique<Staging<acc_t>>();
+    for (int64_t chunk = first; chunk < last; ++chunk) {
+      const int64_t sample = chunk / chunks_per_sample;
+      const int64_t begin = (chunk % chunks_per_sample) * kChunk;
+      partial[chunk] =
+          run_chunk<kMode, kRho, data_t>(a, *block, sample, begin, std::min(begin + kChunk, a.pixels));
+    }
+  });
+  // Ordered final sums: per sample over its chunks, then over samples.
+  std::vector<CompSums<acc_t>> sample_sums(a.batch, CompSums<acc_t>{0, 0});
+  CompSums<acc_t> total{0, 0};
+  for (int64_t s = 0; s < a.batch; ++s) {
+    for (int64_t c = 0; c < chunks_per_sample; ++c) sample_sums[s] = sample_sums[s] + partial[s * chunks_per_sample + c];
+    // Every pixel counts 1: the count is exact, whatever acc_t's integer range.
+    if (kMode == kAllPixels) sample_sums[s].weight = acc_t(a.pixels);
+    total = total + sample_contribution(a.params, sample_sums[s]);
+  }
+  if (kMode == kAllPixels && a.params.reduction != kSample) total.weight = acc_t(double(a.pixels) * double(a.batch));
+  if (a.loss) *a.loss = finalize(a.params, total, a.batch);
+  for (int64_t s = 0; s < a.batch; ++s) a.scale[s] = grad_scale(a.params, sample_sums[s], total, a.batch);
+}
+
+template <int64_t kMode, typename data_t, typename acc_t>
+void run_rho(const ForwardArgs<acc_t>& a) {
+  switch (a.params.rho) {
+    case kL1: return forward<kMode, kL1, data_t>(a);
+    case kCharbonnier: return forward<kMode, kCharbonnier, data_t>(a);
+    default: return forward<kMode, kL2, data_t>(a);
+  }
+}
+
+template <typename data_t, typename acc_t>
+void run_mode(const ForwardArgs<acc_t>& a) {
+  switch (a.params.mask_mode) {
+    case kUnknownEqual: return run_rho<kUnknownEqual, data_t>(a);
+    case kUnknownRange: return run_rho<kUnknownRange, data_t>(a);
+    case kWeight: return run_rho<kWeight, data_t>(a);
+    default: return run_rho<kAllPixels, data_t>(a);
+  }
+}
+
+template <typename acc_t>
+void run(const ForwardArgs<acc_t>& a) {
+  auto u8 = [](const Input& in) { return in.dtype == Dtype::kUInt8; };
+  const bool all_u8 = (!a.mask.data || u8(a.mask)) && u8(a.image) && u8(a.fg) && u8(a.bg);
+  if constexpr (std::is_same_v<acc_t, float>) {  // float64 runs are for checking, not speed
+    if (all_u8) return run_mode<uint8_t>(a);
+  }
+  run_mode<acc_t>(a);
+}
+
+ForwardResult composition_loss_forward_cpu(const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
+                                           const at::Tensor& bg, const std::optional<at::Tensor>& mask,
+                                           int64_t mask_mode, double mask_lo, double mask_hi, int64_t rho,
+                                           double eps, c10::ArrayRef<double> color_scale, bool count_channels,
+                                           double guard, int64_t reduction, bool grad_pred, bool grad_fg,
+                                           bool grad_bg) {
+  ForwardOp op = prepare_forward(pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale,
+                                 count_channels, guard, reduction, grad_pred, grad_fg, grad_bg);
+  if (op.use_double) {
+    run(op.f64);
+  } else {
+    run(op.f32);
+  }
+  return op.outputs;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("composition_loss_forward", &composition_loss_forward_cpu); }
+
+}  // namespace composition
+}  // namespace mattingloss
