@@ -20,6 +20,7 @@
 #   GPU_CHECK_STEPS       steps to run (default build,tests,sanitize,determinism,bench)
 #   GPU_CHECK_BENCH_ARGS  extra arguments for benchmarks/bench.py (e.g. "--loss dim")
 #   GPU_CHECK_CUDA_ARCH   without a GPU: compile the CUDA kernels too, for this arch (e.g. 9.0)
+#   GPU_CHECK_COMMIT      the commit to name in the summary where the tree has no .git
 #   MAX_JOBS              parallel compile jobs (default: nproc)
 set -uo pipefail
 
@@ -64,7 +65,7 @@ run_capped() { local limit=$1; shift; timeout --kill-after=10 "$limit" "$@"; }
 banner "env: versions, GPU, tools"
 t=$SECONDS
 "$PY" - "$WORK/env.json" "$BUDGET" > "$OUT/env.txt" 2>&1 <<'EOF'
-import datetime, json, platform, subprocess, sys
+import datetime, json, os, platform, subprocess, sys
 env = {"python": platform.python_version(), "budget": int(sys.argv[2]),
        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 def out(cmd):
@@ -72,9 +73,10 @@ def out(cmd):
         return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
     except Exception:
         return ""
-env["commit"] = out(["git", "rev-parse", "--short", "HEAD"]) or "?"
-if out(["git", "status", "--porcelain", "--untracked-files=no"]):
+env["commit"] = out(["git", "rev-parse", "--short", "HEAD"])
+if env["commit"] and out(["git", "status", "--porcelain", "--untracked-files=no"]):
     env["commit"] += "+dirty"
+env["commit"] = env["commit"] or os.environ.get("GPU_CHECK_COMMIT") or "? (no git; set GPU_CHECK_COMMIT)"
 try:
     import setuptools
     env["setuptools"] = setuptools.__version__
