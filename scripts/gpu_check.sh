@@ -5,6 +5,7 @@
 #   3. compute-sanitizer memcheck, racecheck, initcheck, synccheck over tests/cuda_sanitize.py
 #   4. bitwise determinism: every driver case 20 times on CUDA (and the >2^31-element case)
 #   5. benchmarks/bench.py on the GPU
+# (2-4 run at the same time: they only check results; the benchmark runs alone, last)
 # and a summary table, printed last. Every log goes to OUTDIR (8 files at most:
 # summary.txt summary.json env.txt build.log pytest.log sanitize.log determinism.log bench.tar.gz).
 #
@@ -46,6 +47,7 @@ banner() { echo; echo "=== [$(elapsed)s] $*"; }
 summarize() { "$PY" scripts/gpu_check_summary.py --work "$WORK" --out "$OUT" "$@"; }
 # record NAME RC SECONDS NOTE: one step's outcome; the summary is rewritten after each step
 record() {
+  elapsed > "$WORK/elapsed"
   printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$WORK/steps.tsv"
   summarize || true
 }
@@ -164,68 +166,86 @@ if want build; then
   fi
 fi
 
-# ------------------------------------------------------------------ tests
-if want tests && afford tests 30; then
-  banner "tests"
-  t=$SECONDS
-  if [ "$GPU" = 1 ]; then select=cuda; else select=twins; fi
-  run_capped "$(cap 240)" env GPU_CHECK_SELECT=$select GPU_CHECK_REPORT="$WORK/pytest.json" \
-    PYTHONPATH="$ROOT/scripts${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest -q -x -p gpu_check_pytest --durations=10 2>&1 | tee "$OUT/pytest.log" | grep -v "^\s*$" | tail -25
-  record tests "${PIPESTATUS[0]}" $((SECONDS - t)) ""
-fi
-
-# ------------------------------------------------------------------ sanitizers
+# ------------------------------------------------------------------ checks, in parallel
+# The tests, the four sanitizers and the determinism check only check results, so they share
+# the GPU (and the 16 cores) at once; only the benchmark needs the machine to itself.
+declare -A pids starts
+# launch NAME LIMIT LOG COMMAND...: in the background, capped, output to LOG; its end time
+# goes to a file, so that its duration is right whatever order the jobs are collected in
+launch() {
+  local name=$1 limit=$2 log=$3
+  shift 3
+  (run_capped "$limit" "$@" > "$log" 2>&1; rc=$?; date +%s > "$WORK/$name.end"; exit $rc) &
+  pids[$name]=$!
+  starts[$name]=$(date +%s)
+}
+# collect NAME: waits for it; sets rc and secs
+collect() {
+  wait "${pids[$1]}"
+  rc=$?
+  secs=$(( $(cat "$WORK/$1.end" 2>/dev/null || date +%s) - ${starts[$1]} ))
+}
 SANITIZER=$(command -v compute-sanitizer || true)
 for candidate in "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer" /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
   if [ -z "$SANITIZER" ] && [ -x "$candidate" ]; then SANITIZER=$candidate; fi
 done
+TOOLS="memcheck racecheck initcheck synccheck"
+# Several processes on one machine: fewer CPU threads each (torch's default is one per core).
+THREADS=$(( $(nproc) / 4 > 1 ? $(nproc) / 4 : 1 ))
+banner "checks: tests, compute-sanitizer ($TOOLS), determinism, in parallel"
+
+if want tests && afford tests 30; then
+  if [ "$GPU" = 1 ]; then select=cuda; else select=twins; fi
+  launch tests "$(cap 240)" "$OUT/pytest.log" env GPU_CHECK_SELECT=$select GPU_CHECK_REPORT="$WORK/pytest.json" \
+    PYTHONPATH="$ROOT/scripts${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest -q -x -p gpu_check_pytest --durations=10
+fi
+
 if want sanitize; then
   if [ "$GPU" != 1 ]; then
-    for tool in memcheck racecheck initcheck synccheck; do skip "$tool" "$NO_GPU"; done
+    for tool in $TOOLS; do skip "$tool" "$NO_GPU"; done
   elif [ -z "$SANITIZER" ]; then
-    for tool in memcheck racecheck initcheck synccheck; do skip "$tool" "compute-sanitizer not found"; done
+    for tool in $TOOLS; do skip "$tool" "compute-sanitizer not found"; done
   elif [ "$(left)" -lt 30 ]; then
-    for tool in memcheck racecheck initcheck synccheck; do
-      skip "$tool" "budget spent ($(elapsed)s of ${BUDGET}s); rerun with GPU_CHECK_STEPS=build,sanitize"
-    done
+    for tool in $TOOLS; do skip "$tool" "budget spent ($(elapsed)s of ${BUDGET}s); rerun with GPU_CHECK_STEPS=build,sanitize"; done
   else
-    banner "compute-sanitizer: memcheck, racecheck, initcheck, synccheck in parallel over tests/cuda_sanitize.py"
-    limit=$(cap 150)
-    declare -A pids starts
-    for tool in memcheck racecheck initcheck synccheck; do
+    for tool in $TOOLS; do
       # No caching allocator: every tensor is its own cudaMalloc, so an access past a tensor's
       # end is out of bounds and initcheck sees reads of memory nobody wrote.
-      run_capped "$limit" env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SANITIZER" --tool "$tool" --error-exitcode 86 \
-        --print-limit 100 "$PY" tests/cuda_sanitize.py --json "$WORK/sanitize_$tool.json" \
-        > "$WORK/sanitize_$tool.log" 2>&1 &
-      pids[$tool]=$!
-      starts[$tool]=$SECONDS
-    done
-    : > "$OUT/sanitize.log"
-    for tool in memcheck racecheck initcheck synccheck; do
-      wait "${pids[$tool]}"
-      rc=$?
-      secs=$((SECONDS - ${starts[$tool]}))
-      { echo "##### compute-sanitizer --tool $tool: rc $rc, ${secs}s"; cat "$WORK/sanitize_$tool.log"; echo; } >> "$OUT/sanitize.log"
-      grep -E "ERROR SUMMARY|cuda_sanitize:" "$WORK/sanitize_$tool.log" | sed "s/^/$tool: /"
-      record "$tool" $rc $secs ""
+      launch "$tool" "$(cap 180)" "$WORK/sanitize_$tool.log" env PYTORCH_NO_CUDA_MEMORY_CACHING=1 \
+        OMP_NUM_THREADS=$THREADS "$SANITIZER" --tool "$tool" --error-exitcode 86 --print-limit 100 \
+        "$PY" tests/cuda_sanitize.py --json "$WORK/sanitize_$tool.json"
     done
   fi
 fi
 
-# ------------------------------------------------------------------ determinism
 if want determinism && afford determinism 20; then
-  banner "determinism"
-  t=$SECONDS
   if [ "$GPU" = 1 ]; then
     args=(--device cuda --repeat 20 --large)
   else
     args=(--device cpu --repeat 3)  # a dry run of the driver: CPU determinism, 3 calls to keep it short
   fi
-  run_capped "$(cap 120)" "$PY" tests/cuda_sanitize.py "${args[@]}" --json "$WORK/determinism.json" > "$OUT/determinism.log" 2>&1
-  rc=$?
+  launch determinism "$(cap 180)" "$OUT/determinism.log" env OMP_NUM_THREADS=$THREADS \
+    "$PY" tests/cuda_sanitize.py "${args[@]}" --json "$WORK/determinism.json"
+fi
+
+if [ -n "${pids[tests]:-}" ]; then
+  collect tests
+  grep -v "^\s*$" "$OUT/pytest.log" | tail -14
+  record tests $rc $secs ""
+fi
+if [ -n "${pids[memcheck]:-}" ]; then
+  : > "$OUT/sanitize.log"
+  for tool in $TOOLS; do
+    collect "$tool"
+    { echo "##### compute-sanitizer --tool $tool: rc $rc, ${secs}s"; cat "$WORK/sanitize_$tool.log"; echo; } >> "$OUT/sanitize.log"
+    grep -E "ERROR SUMMARY|^cuda_sanitize:" "$WORK/sanitize_$tool.log" | sed "s/^/$tool: /"
+    record "$tool" $rc $secs ""
+  done
+fi
+if [ -n "${pids[determinism]:-}" ]; then
+  collect determinism
   grep -v "^ok " "$OUT/determinism.log" | tail -8
-  record determinism $rc $((SECONDS - t)) ""
+  record determinism $rc $secs ""
 fi
 
 # ------------------------------------------------------------------ benchmark

@@ -130,12 +130,13 @@ def dim_inputs(B, H, W, pred_dtype, target, *, comp=True, mask="equal", key=()):
     return x
 
 
-def to_device(x: dict, device: str, *, offset=0, channels_last=False) -> dict:
+def to_device(x: dict, device: str, *, offset=0, offset_only=None, channels_last=False) -> dict:
     """Copies to ``device``; offset > 0 gives views that start ``offset`` elements into their
-    storage (contiguous but not 16-byte aligned: the kernels' non-vector path)."""
+    storage (contiguous but not aligned to a vector: the kernels' non-vector path), for every
+    input or only for ``offset_only``."""
     out = {}
     for k, t in x.items():
-        if offset:
+        if offset and (offset_only is None or k == offset_only):
             buf = torch.empty(t.numel() + offset, dtype=t.dtype, device=device)
             view = buf[offset:].view(t.shape)
             view.copy_(t)
@@ -148,11 +149,13 @@ def to_device(x: dict, device: str, *, offset=0, channels_last=False) -> dict:
 
 
 def run_dim(device, B, H, W, pred="f32", target="same", *, comp=True, mask="equal", reduction="mean",
-            grads=("pred",), offset=0, channels_last=False, components=False, grad_scale=0.75, **options):
+            grads=("pred",), offset=0, offset_only=None, channels_last=False, components=False, grad_scale=0.75,
+            **options):
     """dim_loss forward + backward; returns the loss, components and requested gradients."""
     pred_dtype = PRED_DTYPES[pred]
     x = to_device(dim_inputs(B, H, W, pred_dtype, target, comp=comp, mask=mask,
-                             key=(reduction, grads, offset)), device, offset=offset, channels_last=channels_last)
+                             key=(reduction, grads, offset)), device, offset=offset, offset_only=offset_only,
+                  channels_last=channels_last)
     wanted = {"pred": "pred_alpha", "fg": "fg", "bg": "bg"}
     inputs = [x[wanted[k]].requires_grad_() for k in grads]
     if mask == "range":
@@ -261,6 +264,19 @@ def case_dim_unaligned_views_f16_uint8(device):
 @case
 def case_dim_unaligned_views_bf16_alpha_only(device):
     return run_dim(device, 3, 8, 8, "bf16", "same", comp=False, reduction="none", offset=3)
+
+
+@case
+def case_dim_unaligned_views_f64_16_bytes(device):
+    # float64 vectors are 32 bytes: an offset of 2 elements is 16-byte aligned, still not enough.
+    return run_dim(device, 2, 12, 12, "f64", "same", comp=True, reduction="sample", offset=2)
+
+
+@case
+def case_dim_one_unaligned_input(device):
+    # Only fg is a view at an odd offset: every input must take the non-vector path with it.
+    return run_dim(device, 2, 16, 24, "f32", "same", comp=True, reduction="mean", offset=1, offset_only="fg",
+                   grads=("pred", "fg", "bg"))
 
 
 @case

@@ -63,7 +63,7 @@ def test_driver_dry_run_on_cpu_is_deterministic(tmp_path):
     report = tmp_path / "r.json"
     assert cuda_sanitize.main(["--device", "cpu", "--repeat", "2", "-k", "unaligned", "--json", str(report)]) == 0
     data = json.loads(report.read_text())
-    assert data["ran"] == 3 and data["nondeterministic"] == 0 and data["skipped"] == 0
+    assert data["ran"] == 5 and data["nondeterministic"] == 0 and data["skipped"] == 0
 
 
 def test_driver_inputs_keep_residuals_away_from_zero():
@@ -142,7 +142,7 @@ def test_summary_fails_on_sanitizer_errors_and_names_the_kernels(tmp_path):
     assert "dim_loss_forward_kernel<false, double>(...)" in text
 
 
-def test_summary_fails_when_a_cuda_test_was_skipped(tmp_path):
+def test_summary_fails_when_a_gpu_test_was_skipped(tmp_path):
     fake_run(tmp_path / "w", skipped_cuda=1)
     code, text, _ = summarize(tmp_path / "w", tmp_path / "o")
     assert code == 1 and "FAIL: tests" in text and "skipped: t: needs a CUDA GPU" in text
