@@ -66,9 +66,9 @@ run_capped() { local limit=$1; shift; timeout --kill-after=10 "$limit" "$@"; }
 # ------------------------------------------------------------------ env
 banner "env: versions, GPU, tools"
 t=$SECONDS
-"$PY" - "$WORK/env.json" "$BUDGET" > "$OUT/env.txt" 2>&1 <<'EOF'
+"$PY" - "$WORK/env.json" "$BUDGET" "${WANT:1:-1}" > "$OUT/env.txt" 2>&1 <<'EOF'
 import datetime, json, os, platform, subprocess, sys
-env = {"python": platform.python_version(), "budget": int(sys.argv[2]),
+env = {"python": platform.python_version(), "budget": int(sys.argv[2]), "steps": sys.argv[3],
        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 def out(cmd):
     try:

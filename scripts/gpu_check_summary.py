@@ -20,6 +20,18 @@ SANITIZERS = ("memcheck", "racecheck", "initcheck", "synccheck")
 ORDER = ("env", "build", "tests", *SANITIZERS, "determinism", "bench")
 
 
+DEFAULT_STEPS = ("build", "tests", "sanitize", "determinism", "bench")
+
+
+def expand_steps(text: str) -> list[str]:
+    """GPU_CHECK_STEPS as summary rows: env always, 'sanitize' is one row per tool."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    rows = ["env"]
+    for n in names:
+        rows += list(SANITIZERS) if n == "sanitize" else [n]
+    return [n for n in ORDER if n in rows]
+
+
 def load_json(path: Path):
     try:
         with open(path) as fh:
@@ -98,7 +110,7 @@ def judge(name: str, step: dict, work: Path, gpu: bool) -> tuple[str, str, list[
         report = load_json(work / f"sanitize_{name}.json")
         # "=========     at void ns::kernel<...>(args)+0x1b0 in file.cu:12": where the errors are
         kernels = sorted(set(k[:120] for k in re.findall(r"^=+\s+at (.+?)\+0x[0-9a-f]+", text, re.M)))
-        detail = ("? errors (no ERROR SUMMARY line)" if errors is None else f"{errors} errors") + "; " + driver_line(report)
+        detail = ("errors: ? (no ERROR SUMMARY line)" if errors is None else f"errors: {errors}") + "; " + driver_line(report)
         extra = [f"  in: {k}" for k in kernels[:5]] + [f"  {f}" for f in driver_failures(report)[:5]]
         if timed_out:
             return "TIMEOUT", detail, extra
@@ -154,7 +166,7 @@ def bench_lines(work: Path) -> tuple[list[str], list[dict]]:
 
     rows = [("loss", "size", "dtype", "fused ms", *(f"vs {o}" for o in others), "% copy bw")]
     for e in entries:
-        rows.append((str(e["loss"]), str(e["size"]), str(e["dtype"]), cell(e["fused_ms"], ".3g"),
+        rows.append((str(e["loss"]), str(e["size"]), str(e["dtype"]), cell(e["fused_ms"], ".4g"),
                      *("-" if e["vs"].get(o) is None else f"{e['vs'][o]:.2f}x" for o in others),
                      "-" if e["copy_fraction"] in (None, "") else f"{100 * e['copy_fraction']:.0f}%"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -198,16 +210,20 @@ def main(argv=None) -> int:
                  f"(budget {env.get('budget', '?')} s)")
     bench, bench_entries = bench_lines(args.work)
 
+    wanted = expand_steps(env.get("steps", ",".join(DEFAULT_STEPS)))
     failed = [n for n, s in verdicts.items() if s not in ("ok", "skipped")]
+    missing = [n for n in wanted if verdicts.get(n) != "ok"]
     if failed:
         verdict, code = f"FAIL: {', '.join(failed)}", 1
     elif not gpu:
         verdict, code = ("NO GPU: torch.cuda.is_available() is False here, so every GPU step was skipped; "
                          "the CPU steps passed. Run it on a GPU machine (docs/gpu-check.md)."), 2
-    elif all(verdicts.get(n) == "ok" for n in ORDER):
+    elif missing:
+        verdict, code = f"INCOMPLETE: {', '.join(missing)} did not run", 1
+    elif wanted == expand_steps(",".join(DEFAULT_STEPS)):
         verdict, code = "PASS: every step passed on the GPU", 0
     else:
-        verdict, code = f"INCOMPLETE: {', '.join(n for n in ORDER if verdicts.get(n) != 'ok')} did not run", 1
+        verdict, code = f"PASS: {', '.join(wanted)} passed on the GPU (GPU_CHECK_STEPS chose these)", 0
 
     text = "\n".join([title, "", *table, *([""] + extras if extras else []), *([""] + bench if bench else []),
                       "", verdict]) + "\n"

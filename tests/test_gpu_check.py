@@ -138,7 +138,7 @@ def test_summary_fails_on_sanitizer_errors_and_names_the_kernels(tmp_path):
     fake_run(tmp_path / "w", race=True)
     code, text, _ = summarize(tmp_path / "w", tmp_path / "o")
     assert code == 1 and "FAIL: racecheck" in text
-    assert re.search(r"^racecheck\s+FAIL\s+40s\s+2 errors; 48 cases$", text, re.M)
+    assert re.search(r"^racecheck\s+FAIL\s+40s\s+errors: 2; 48 cases$", text, re.M)
     assert "dim_loss_forward_kernel<false, double>(...)" in text
 
 
@@ -162,3 +162,16 @@ def test_gpu_check_sh_needs_an_outdir():
     import subprocess
     result = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh")], capture_output=True, text=True)
     assert result.returncode == 64 and "usage" in result.stderr
+
+
+def test_summary_of_a_partial_rerun(tmp_path):
+    fake_run(tmp_path / "w")
+    work = tmp_path / "w"
+    env = json.loads((work / "env.json").read_text())
+    (work / "env.json").write_text(json.dumps({**env, "steps": "build,bench"}))
+    (work / "steps.tsv").write_text("env\t0\t3\t\nbuild\t0\t80\t\nbench\t0\t200\tok\n")
+    code, text, _ = summarize(work, tmp_path / "o")
+    assert code == 0 and "PASS: env, build, bench passed on the GPU (GPU_CHECK_STEPS chose these)" in text
+    (work / "steps.tsv").write_text("env\t0\t3\t\nbuild\t0\t80\t\n")  # bench cut before it recorded
+    code, text, _ = summarize(work, tmp_path / "o")
+    assert code == 1 and "INCOMPLETE: bench did not run" in text
