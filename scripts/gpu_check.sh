@@ -269,7 +269,8 @@ if want bench; then
     secs=$((SECONDS - t))
     tar -czf "$OUT/bench.tar.gz" -C "$WORK" bench
     if [ $rc -eq 0 ]; then
-      note="${secs}s; $(ls "$WORK/bench" | grep -v bench.log | tr '\n' ' ')in bench.tar.gz"
+      files=$(cd "$WORK/bench" && for f in *; do [ "$f" != bench.log ] && printf '%s ' "$f"; done)
+      note="${secs}s; ${files}in bench.tar.gz"
     elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
       note="cut at ${limit}s (budget) before it wrote its files; rerun with GPU_CHECK_STEPS=build,bench"
     else
