@@ -259,7 +259,10 @@ if want bench; then
     # benchmarks/bench.py with --full runs the whole grid (>= 4M pixels, both dtype rows);
     # before it had --full, its default grid was that grid.
     args=(--device cuda --out "$WORK/bench")
-    if "$PY" benchmarks/bench.py --help 2>/dev/null | grep -q -- "--full"; then args+=(--full); fi
+    if [[ " ${GPU_CHECK_BENCH_ARGS:-} " != *" --quick "* ]] &&
+      "$PY" benchmarks/bench.py --help 2>/dev/null | grep -q -- "--full"; then
+      args+=(--full)
+    fi
     # shellcheck disable=SC2206
     args+=(${GPU_CHECK_BENCH_ARGS:-})
     limit=$(($(left) - 10))
