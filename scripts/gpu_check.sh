@@ -20,6 +20,7 @@
 #   GPU_CHECK_BUDGET      seconds for the whole run (default 470); the benchmark gets what is left
 #   GPU_CHECK_STEPS       steps to run (default build,tests,sanitize,determinism,bench)
 #   GPU_CHECK_BENCH_ARGS  extra arguments for benchmarks/bench.py (e.g. "--loss dim")
+#   GPU_CHECK_BENCH_FULL_MIN  seconds that must be left for bench.py --full (default 240)
 #   GPU_CHECK_CUDA_ARCH   without a GPU: compile the CUDA kernels too, for this arch (e.g. 9.0)
 #   GPU_CHECK_COMMIT      the commit to name in the summary where the tree has no .git
 #   MAX_JOBS              parallel compile jobs (default: nproc)
@@ -257,11 +258,20 @@ if want bench; then
     t=$SECONDS
     mkdir -p "$WORK/bench"
     # benchmarks/bench.py with --full runs the whole grid (>= 4M pixels, both dtype rows);
-    # before it had --full, its default grid was that grid.
+    # before it had --full, its default grid was that grid. It writes its files only at the
+    # end, so with less than GPU_CHECK_BENCH_FULL_MIN seconds left it runs its default grid
+    # (the CPU grid plus a >= 4M-pixel case) rather than risk being cut with nothing written.
     args=(--device cuda --out "$WORK/bench")
-    if [[ " ${GPU_CHECK_BENCH_ARGS:-} " != *" --quick "* ]] &&
-      "$PY" benchmarks/bench.py --help 2>/dev/null | grep -q -- "--full"; then
-      args+=(--full)
+    preset="bench.py default grid"
+    if [[ " ${GPU_CHECK_BENCH_ARGS:-} " == *" --quick "* ]]; then
+      preset="--quick"
+    elif "$PY" benchmarks/bench.py --help 2>/dev/null | grep -q -- "--full"; then
+      if [ "$(left)" -ge "${GPU_CHECK_BENCH_FULL_MIN:-240}" ]; then
+        args+=(--full)
+        preset="--full"
+      else
+        preset="default grid, not --full: $(left)s left < ${GPU_CHECK_BENCH_FULL_MIN:-240}s"
+      fi
     fi
     # shellcheck disable=SC2206
     args+=(${GPU_CHECK_BENCH_ARGS:-})
@@ -273,9 +283,9 @@ if want bench; then
     tar -czf "$OUT/bench.tar.gz" -C "$WORK" bench
     if [ $rc -eq 0 ]; then
       files=$(cd "$WORK/bench" && for f in *; do [ "$f" != bench.log ] && printf '%s ' "$f"; done)
-      note="${secs}s; ${files}in bench.tar.gz"
+      note="${secs}s, $preset; ${files}in bench.tar.gz"
     elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-      note="cut at ${limit}s (budget) before it wrote its files; rerun with GPU_CHECK_STEPS=build,bench"
+      note="$preset, cut at ${limit}s (budget) before it wrote its files; rerun with GPU_CHECK_STEPS=build,bench"
     else
       note="rc $rc; see bench.log in bench.tar.gz"
       tail -15 "$WORK/bench/bench.log"
