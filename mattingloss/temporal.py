@@ -118,9 +118,9 @@ def _video(name, t, like, channels, *, is_target):
     return t.contiguous()
 
 
-def video_matting_losses(pred_fgr, pred_pha, true_fgr, true_pha, *, pha_l1_weight=1.0,
-                         pha_coherence_weight=1.0, fgr_l1_weight=1.0, fgr_coherence_weight=1.0,
-                         true_pha_scale=1.0, true_fgr_scale=1.0) -> dict:
+def video_matting_losses(pred_fgr, pred_pha, true_fgr, true_pha, *, pha_l1_weight=None,
+                         pha_coherence_weight=None, fgr_l1_weight=None, fgr_coherence_weight=None,
+                         true_pha_scale=None, true_fgr_scale=None) -> dict:
     """RVM's L1 and temporal-coherence terms of a video batch, in one fused pass.
 
     Args (RVM's conventions and argument order):
@@ -129,8 +129,11 @@ def video_matting_losses(pred_fgr, pred_pha, true_fgr, true_pha, *, pha_l1_weigh
         Predictions float16/bfloat16/float32/float64; targets uint8 or floating,
         read as stored (pass ``true_*_scale=255`` for 8-bit targets: they are
         divided by it, and RVM's mask is ``true_pha / true_pha_scale > 0``).
-        *_weight: the factor of each term in ``"total"`` (RVM's: all 1; the x5 of
-        the coherence terms is part of the terms, as in RVM's dict).
+        *_weight: the factor of each term in ``"total"`` (default, RVM's: all 1;
+        the x5 of the coherence terms is part of the terms, as in RVM's dict).
+        true_*_scale: default 1. (None defaults: a float default would be a
+        symbolic input of a ``torch.compile(dynamic=True)`` graph, whose value
+        the checks here can't read.)
 
     Returns a dict of 0-dim tensors: ``pha_l1``, ``pha_coherence``, ``fgr_l1``,
     ``fgr_coherence`` (detached, for logging; the values RVM's ``matting_loss``
@@ -151,11 +154,13 @@ def video_matting_losses(pred_fgr, pred_pha, true_fgr, true_pha, *, pha_l1_weigh
     if pred_pha.device.type == "cuda" and not _ops._CUDA_KERNELS_BUILT:
         raise ValueError("pred_pha: is on CUDA, but this build of mattingloss has no CUDA kernels; "
                          "rebuild with a CUDA toolkit and a CUDA build of torch (see README)")
-    weights = [_number(name, value, low=0.0) for name, value in (
+    weights = [_number(name, 1.0 if value is None else value, low=0.0) for name, value in (
         ("pha_l1_weight", pha_l1_weight), ("pha_coherence_weight", pha_coherence_weight),
         ("fgr_l1_weight", fgr_l1_weight), ("fgr_coherence_weight", fgr_coherence_weight))]
-    pha_scale = _number("true_pha_scale", true_pha_scale, low=0.0, low_open=True)
-    fgr_scale = _number("true_fgr_scale", true_fgr_scale, low=0.0, low_open=True)
+    pha_scale = _number("true_pha_scale", 1.0 if true_pha_scale is None else true_pha_scale, low=0.0,
+                        low_open=True)
+    fgr_scale = _number("true_fgr_scale", 1.0 if true_fgr_scale is None else true_fgr_scale, low=0.0,
+                        low_open=True)
 
     pha = pred_pha.contiguous()
     fgr = _video("pred_fgr", pred_fgr, pha, 3, is_target=False)
