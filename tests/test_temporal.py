@@ -357,3 +357,45 @@ def test_op_rejects_bad_shapes_directly():
     args[2] = args[2][:, :, :2].contiguous()
     with pytest.raises(RuntimeError, match="true_fgr has shape"):
         temporal_loss_forward(*args)
+
+
+def _available_gib():
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) / 2**20
+    except (OSError, KeyError, ValueError):
+        return 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_available_gib() < 15, reason="needs about 14 GiB of free memory")
+def test_more_than_2_31_elements():
+    """64-bit offsets: pred_fgr has 2.17e9 > 2^31 elements, and the one element
+    that differs sits past 2^31 (frame 1, channel 2, last pixel)."""
+    B, T, H, W = 1, 2, 19000, 19000
+    HW = H * W
+    assert B * T * 3 * HW - 1 > 2**31
+    pred_fgr = torch.full((B, T, 3, H, W), 0.5, dtype=torch.float16, requires_grad=True)
+    pred_pha = torch.full((B, T, 1, H, W), 0.5, dtype=torch.float16)
+    true_fgr = torch.zeros(B, T, 3, H, W, dtype=torch.uint8)
+    true_fgr[0, 1, 2, -1, -1] = 191
+    true_pha = torch.full((B, T, 1, H, W), 255, dtype=torch.uint8)
+    w = 2.0**20  # keeps the per-element gradient (~w / 2e9) a normal float16
+    out = video_matting_losses(pred_fgr, pred_pha, true_fgr, true_pha, true_pha_scale=255.0, true_fgr_scale=255.0,
+                               fgr_l1_weight=w, fgr_coherence_weight=w)
+    out["total"].backward()
+    grad = pred_fgr.grad
+    del true_fgr, true_pha, pred_pha
+    y = 191 / 255
+    n_l1, n_coh = 3 * T * HW, 3 * (T - 1) * HW
+    d = -y  # (0.5 - 0.5) - (y - 0) at the last element of frame 1
+    assert out["pha_l1"].item() == pytest.approx(0.5, rel=1e-6)
+    assert out["pha_coherence"].item() == 0
+    assert out["fgr_l1"].item() == pytest.approx(((n_l1 - 1) * 0.5 + abs(0.5 - y)) / n_l1, rel=1e-5)
+    assert out["fgr_coherence"].item() == pytest.approx(5 * d * d / n_coh, rel=1e-5)
+    k_l1, k_coh = w / n_l1, 5 * w / n_coh
+    assert grad[0, 1, 2, -1, -1].item() == pytest.approx(-k_l1 + 2 * k_coh * d, rel=1e-2)  # float16 gradient
+    assert grad[0, 0, 2, -1, -1].item() == pytest.approx(k_l1 - 2 * k_coh * d, rel=1e-2)
+    assert grad[0, 1, 2, -1, -2].item() == pytest.approx(k_l1, rel=1e-2)
+    assert grad[0, 1, 1, -1, -1].item() == pytest.approx(k_l1, rel=1e-2)
