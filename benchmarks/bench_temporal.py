@@ -5,7 +5,8 @@ eager reference of RVM's matting_loss (those four terms) and its torch.compile.
 Every contender computes pha_l1, pha_coherence, fgr_l1, fgr_coherence and the
 gradient of their sum w.r.t. pred_fgr and pred_pha (forward + backward, timed
 together; fresh .grad each repetition). Rows of one case take turns in rounds
-so that drift of a shared machine hits them alike; the figure is the median.
+so that drift of a shared machine hits them alike; the figure is the median
+(the minimum is printed too: on a loaded machine it is the steadier one).
 The ``copy`` row is the bandwidth yardstick: ``dst.copy_(src)`` of as many bytes
 as the fused forward must move (every input read once, both gradients written
 once); bandwidth = 2 x bytes / time. The fused row's percentage is of that,
@@ -142,7 +143,8 @@ def main():
                          "the backward's scaling")
             else:
                 extra = f"  fused is {med[name] / med['fused']:.1f}x faster"
-            print(f"  {name:9s} {med[name]:9.2f} ms  (p20 {lo:.2f}, p80 {hi:.2f}){extra}")
+            print(f"  {name:9s} {med[name]:9.2f} ms  (min {min(times[name]) / 1e6:.2f}, p20 {lo:.2f}, p80 {hi:.2f})"
+                  f"{extra}")
 
 
 if __name__ == "__main__":
