@@ -33,4 +33,13 @@ TORCH_LIBRARY(mattingloss, m) {
       "int mask_mode, float mask_lo, float mask_hi, int rho, float eps, float[] color_scale, "
       "bool count_channels, float guard, int reduction, bool grad_pred, bool grad_fg, bool grad_bg) "
       "-> (Tensor loss, Tensor scale, Tensor grad_pred, Tensor grad_fg, Tensor grad_bg)");
+  // RVM's pointwise and temporal-coherence terms in one read of the four
+  // (B, T, C, H, W) inputs: the weighted total, the four terms as RVM reports
+  // them [pha_l1, pha_coherence, fgr_l1, fgr_coherence] and the final gradients
+  // of the total (empty where not requested). See csrc/temporal.h.
+  m.def(
+      "temporal_loss_forward(Tensor pred_fgr, Tensor pred_pha, Tensor true_fgr, Tensor true_pha, "
+      "float true_fgr_scale, float true_pha_scale, float w_pha_l1, float w_pha_coherence, float w_fgr_l1, "
+      "float w_fgr_coherence, bool grad_fgr, bool grad_pha) "
+      "-> (Tensor total, Tensor terms, Tensor grad_fgr, Tensor grad_pha)");
 }

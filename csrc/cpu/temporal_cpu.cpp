@@ -1,0 +1,259 @@
+// CPU backend of temporal_loss_forward: at::parallel_for over fixed-size
+// chunks of pixels of one sample. A chunk goes block by block (kBlock pixels);
+// each block walks the frames t = 0..T-1 in order, keeping frame t-1's values
+// and pending gradients in small arrays (../temporal.h), so every input element
+// is read once and every gradient element written once, as soon as it is
+// final. The terms go into kLanes accumulators in pixel order; chunk and lane
+// layout depend on the shape only, so results are bitwise the same with 1 or N
+// threads. Chunk partials are added up in double, in chunk order.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+#include "../common/cpu_convert.h"
+#include "../temporal.h"
+#include "../temporal_host.h"
+
+namespace mattingloss {
+namespace {
+
+constexpr int64_t kChunk = 1024;  // pixels per partial sum (x T frames x 4 channels)
+constexpr int64_t kBlock = 256;   // pixels per pass of the math loop (its arrays stay in L1)
+constexpr int64_t kLanes = 16;    // independent accumulators, so the adds vectorize
+
+// Per block: frame t-1's carried values, and staging for inputs/gradients of
+// another dtype than acc_t. Every row is padded by one cache line so that no two
+// rows start at the same address modulo 4 KiB: the loop stores to one row and
+// then loads another at the same index, and rows 4 KiB apart would make each
+// such load wait on the store ("4K aliasing": about 5x slower unpadded, measured here).
+template <typename acc_t>
+struct Staging {
+  static constexpr int64_t kStride = kBlock + 64 / sizeof(acc_t);  // an odd number of cache lines
+  enum Row {
+    kCarryPred = 0,        // [4]: x_{t-1}, channel 0 alpha, 1..3 foreground
+    kCarryTruth = 4,       // [4]: y_{t-1}
+    kCarryPending = 8,     // [4]: frame t-1's gradient without d_t
+    kCarryMask = 12,       // RVM's foreground mask of frame t-1
+    kPred = 13,            // [4]: frame t's predictions when not read in place
+    kTruth = 17,           // [4]: frame t's targets when not read in place
+    kGrad = 21,            // [4]: frame t-1's gradients when not written in place
+    kPhaL1 = 25, kPhaCoh, kFgrL1, kFgrCoh,  // frame t's terms
+    kRows
+  };
+  alignas(64) acc_t rows[kRows][kStride];
+  acc_t* row(int r) { return rows[r]; }
+  const acc_t* row(int r) const { return rows[r]; }
+};
+
+// Where the math loop reads and writes one frame of one block. data_t: the
+// targets' element type, acc_t or uint8_t (both targets uint8, converted in
+// the loop rather than staged).
+template <typename acc_t, typename data_t>
+struct FrameView {
+  const acc_t* pred[4];
+  const data_t* truth[4];
+  acc_t* grad_prev[4];  // frame t-1's gradient (unused at t == 0)
+};
+
+template <typename data_t, typename acc_t>
+const data_t* read_target(const Input& in, int64_t offset, int64_t n, acc_t* staging) {
+  if constexpr (std::is_same_v<data_t, uint8_t>) {
+    return static_cast<const uint8_t*>(in.data) + offset;
+  } else {
+    return read(in, offset, n, staging);
+  }
+}
+
+// The hot loop for one frame of one block: pure arithmetic, no data-dependent
+// branches, so GCC vectorizes it. ivdep: outputs are fresh tensors or our own
+// arrays, never an input (without it GCC would need a runtime overlap check for
+// each pair of the ~30 pointers and leave the loop scalar).
+template <bool kFirst, typename acc_t, typename data_t>
+ML_CPU_CLONES void frame_block(const TemporalParams<acc_t>& params, const FrameView<acc_t, data_t>& v,
+                               Staging<acc_t>& s, int64_t n) {
+  const TemporalParams<acc_t> P = params;  // a local copy: stores can't alias it
+  const acc_t* pp = v.pred[0];
+  const acc_t *pf0 = v.pred[1], *pf1 = v.pred[2], *pf2 = v.pred[3];
+  const data_t* tp = v.truth[0];
+  const data_t *tf0 = v.truth[1], *tf1 = v.truth[2], *tf2 = v.truth[3];
+  acc_t* gp = v.grad_prev[0];
+  acc_t *gf0 = v.grad_prev[1], *gf1 = v.grad_prev[2], *gf2 = v.grad_prev[3];
+  using S = Staging<acc_t>;
+  acc_t *cp0 = s.row(S::kCarryPred), *cp1 = s.row(S::kCarryPred + 1), *cp2 = s.row(S::kCarryPred + 2),
+        *cp3 = s.row(S::kCarryPred + 3);
+  acc_t *ct0 = s.row(S::kCarryTruth), *ct1 = s.row(S::kCarryTruth + 1), *ct2 = s.row(S::kCarryTruth + 2),
+        *ct3 = s.row(S::kCarryTruth + 3);
+  acc_t *cg0 = s.row(S::kCarryPending), *cg1 = s.row(S::kCarryPending + 1), *cg2 = s.row(S::kCarryPending + 2),
+        *cg3 = s.row(S::kCarryPending + 3);
+  acc_t* cm = s.row(S::kCarryMask);
+  acc_t *pha_l1 = s.row(S::kPhaL1), *pha_coh = s.row(S::kPhaCoh), *fgr_l1 = s.row(S::kFgrL1),
+        *fgr_coh = s.row(S::kFgrCoh);
+  acc_t* const cpf[3] = {cp1, cp2, cp3};
+  acc_t* const ctf[3] = {ct1, ct2, ct3};
+  acc_t* const cgf[3] = {cg1, cg2, cg3};
+#pragma GCC ivdep
+  for (int64_t i = 0; i < n; ++i) {
+    const acc_t y = scaled(acc_t(tp[i]), P.pha_scale);
+    Carry<acc_t> c{cp0[i], ct0[i], cg0[i]};
+    const Step<acc_t> a = temporal_step<kFirst>(pp[i], y, P.k_pha_l1, P.k_pha_coh, c);
+    cp0[i] = c.pred;
+    ct0[i] = c.truth;
+    cg0[i] = c.pending;
+    pha_l1[i] = a.l1;
+    if (!kFirst) {
+      pha_coh[i] = a.coh;
+      gp[i] = a.grad_prev;
+    }
+
+    const acc_t m = fgr_mask(y);
+    const acc_t m_prev = cm[i];
+    cm[i] = m;
+    const acc_t xf[3] = {pf0[i] * m, pf1[i] * m, pf2[i] * m};
+    const acc_t yf[3] = {scaled(acc_t(tf0[i]), P.fgr_scale) * m, scaled(acc_t(tf1[i]), P.fgr_scale) * m,
+                         scaled(acc_t(tf2[i]), P.fgr_scale) * m};
+    acc_t l1 = 0, coh = 0, g[3];
+    ML_UNROLL for (int ch = 0; ch < 3; ++ch) {
+      Carry<acc_t> cf{cpf[ch][i], ctf[ch][i], cgf[ch][i]};
+      const Step<acc_t> f = temporal_step<kFirst>(xf[ch], yf[ch], P.k_fgr_l1, P.k_fgr_coh, cf);
+      cpf[ch][i] = cf.pred;
+      ctf[ch][i] = cf.truth;
+      cgf[ch][i] = cf.pending;
+      l1 += f.l1;
+      coh += f.coh;
+      g[ch] = f.grad_prev * m_prev;  // d(x)/d(raw pred) = the mask of that frame
+    }
+    fgr_l1[i] = l1;
+    if (!kFirst) {
+      fgr_coh[i] = coh;
+      gf0[i] = g[0];
+      gf1[i] = g[1];
+      gf2[i] = g[2];
+    }
+  }
+}
+
+// After the last frame: its gradients are the pending ones (times the mask).
+template <typename acc_t>
+ML_CPU_CLONES void flush_block(const Staging<acc_t>& s, acc_t* const* grad, int64_t n) {
+  using S = Staging<acc_t>;
+  const acc_t* pending = s.row(S::kCarryPending);
+  const acc_t* mask = s.row(S::kCarryMask);
+  for (int64_t i = 0; i < n; ++i) grad[0][i] = pending[i];
+  for (int ch = 1; ch < 4; ++ch) {
+    const acc_t* p = s.row(S::kCarryPending + ch);
+    for (int64_t i = 0; i < n; ++i) grad[ch][i] = p[i] * mask[i];
+  }
+}
+
+template <typename acc_t>
+struct Lanes {
+  acc_t v[4][kLanes] = {};
+
+  // Element i of a block goes to lane i % kLanes, in pixel order.
+  void add(int term, const acc_t* x, int64_t n) {
+    acc_t* lane = v[term];
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      for (int64_t l = 0; l < kLanes; ++l) lane[l] += x[i + l];
+    }
+    for (int64_t l = 0; i < n; ++i, ++l) lane[l] += x[i];
+  }
+
+  TemporalSums<acc_t> total() const {
+    TemporalSums<acc_t> s{0, 0, 0, 0};
+    for (int64_t l = 0; l < kLanes; ++l) s = s + TemporalSums<acc_t>{v[0][l], v[1][l], v[2][l], v[3][l]};
+    return s;
+  }
+};
+
+template <typename data_t, typename acc_t>
+TemporalSums<acc_t> run_chunk(const TemporalArgs<acc_t>& a, Staging<acc_t>& s, int64_t sample, int64_t begin,
+                              int64_t end) {
+  using S = Staging<acc_t>;
+  Lanes<acc_t> lanes;
+  const int64_t hw = a.pixels, T = a.frames;
+  const Input* preds[4] = {&a.pred_pha, &a.pred_fgr, &a.pred_fgr, &a.pred_fgr};
+  const Input* truths[4] = {&a.true_pha, &a.true_fgr, &a.true_fgr, &a.true_fgr};
+  const Output* grads[4] = {&a.grad_pha, &a.grad_fgr, &a.grad_fgr, &a.grad_fgr};
+  // 64-bit offset of (sample, frame, channel) + start in a (B, T, C, H, W) tensor; channel 0 is alpha (C = 1).
+  auto offset = [&](int64_t t, int ch, int64_t start) {
+    return ch == 0 ? (sample * T + t) * hw + start : ((sample * T + t) * 3 + (ch - 1)) * hw + start;
+  };
+  for (int64_t start = begin; start < end; start += kBlock) {
+    const int64_t n = std::min(kBlock, end - start);
+    for (int64_t t = 0; t < T; ++t) {
+      FrameView<acc_t, data_t> v{};
+      for (int ch = 0; ch < 4; ++ch) {
+        const int64_t off = offset(t, ch, start);
+        v.pred[ch] = read(*preds[ch], off, n, s.row(S::kPred + ch));
+        v.truth[ch] = read_target<data_t>(*truths[ch], off, n, s.row(S::kTruth + ch));
+        if (t > 0) v.grad_prev[ch] = target(*grads[ch], offset(t - 1, ch, start), s.row(S::kGrad + ch));
+      }
+      if (t == 0) {
+        frame_block<true>(a.params, v, s, n);
+      } else {
+        frame_block<false>(a.params, v, s, n);
+        for (int ch = 0; ch < 4; ++ch) write_back(*grads[ch], offset(t - 1, ch, start), n, s.row(S::kGrad + ch));
+        lanes.add(1, s.row(S::kPhaCoh), n);
+        lanes.add(3, s.row(S::kFgrCoh), n);
+      }
+      lanes.add(0, s.row(S::kPhaL1), n);
+      lanes.add(2, s.row(S::kFgrL1), n);
+    }
+    acc_t* last[4];
+    for (int ch = 0; ch < 4; ++ch) last[ch] = target(*grads[ch], offset(T - 1, ch, start), s.row(S::kGrad + ch));
+    flush_block(s, last, n);
+    for (int ch = 0; ch < 4; ++ch) write_back(*grads[ch], offset(T - 1, ch, start), n, s.row(S::kGrad + ch));
+  }
+  return lanes.total();
+}
+
+template <typename data_t, typename acc_t>
+void forward(const TemporalArgs<acc_t>& a) {
+  const int64_t chunks_per_sample = (a.pixels + kChunk - 1) / kChunk;
+  std::vector<TemporalSums<acc_t>> partial(a.batch * chunks_per_sample);
+  at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t first, int64_t last) {
+    auto staging = std::make_unique<Staging<acc_t>>();
+    for (int64_t chunk = first; chunk < last; ++chunk) {
+      const int64_t sample = chunk / chunks_per_sample;
+      const int64_t begin = (chunk % chunks_per_sample) * kChunk;
+      partial[chunk] = run_chunk<data_t>(a, *staging, sample, begin, std::min(begin + kChunk, a.pixels));
+    }
+  });
+  TemporalSums<double> total{0, 0, 0, 0};
+  for (const auto& p : partial) total = total + widen(p);  // in chunk order
+  temporal_finalize(a, total);
+}
+
+template <typename acc_t>
+void run(const TemporalArgs<acc_t>& a) {
+  if constexpr (std::is_same_v<acc_t, float>) {  // float64 runs are for checking, not speed
+    if (a.true_pha.dtype == Dtype::kUInt8 && a.true_fgr.dtype == Dtype::kUInt8) return forward<uint8_t>(a);
+  }
+  forward<acc_t>(a);
+}
+
+TemporalResult temporal_loss_forward_cpu(const at::Tensor& pred_fgr, const at::Tensor& pred_pha,
+                                         const at::Tensor& true_fgr, const at::Tensor& true_pha,
+                                         double true_fgr_scale, double true_pha_scale, double w_pha_l1,
+                                         double w_pha_coherence, double w_fgr_l1, double w_fgr_coherence,
+                                         bool grad_fgr, bool grad_pha) {
+  TemporalOp op = prepare_temporal(pred_fgr, pred_pha, true_fgr, true_pha, true_fgr_scale, true_pha_scale,
+                                   w_pha_l1, w_pha_coherence, w_fgr_l1, w_fgr_coherence, grad_fgr, grad_pha);
+  if (op.use_double) {
+    run(op.f64);
+  } else {
+    run(op.f32);
+  }
+  return op.outputs;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("temporal_loss_forward", &temporal_loss_forward_cpu); }
+
+}  // namespace mattingloss
