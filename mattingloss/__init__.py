@@ -9,3 +9,6 @@ from .loss import DIMLoss, dim_loss
 from . import reference, trimap
 
 __all__ = ["DIMLoss", "dim_loss", "cuda_kernels_built", "reference", "trimap", "__version__"]
+from .laplacian import LaplacianLoss, laplacian_loss
+
+__all__ += ["LaplacianLoss", "laplacian_loss"]

@@ -12,3 +12,6 @@ from .seed import seed_gen_loss, seed_total_loss
 
 __all__ = ["dim_loss_reference", "unknown_weight", "mmagic_charbonnier_losses", "seed_gen_loss",
            "seed_total_loss"]
+from .laplacian import mgmatting_lap_loss, rvm_laplacian_loss, sdmatte_lap_loss
+
+__all__ += ["rvm_laplacian_loss", "mgmatting_lap_loss", "sdmatte_lap_loss"]
