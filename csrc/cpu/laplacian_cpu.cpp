@@ -24,6 +24,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -159,6 +160,12 @@ ML_CPU_CLONES void adjoint_row(const acc_t* __restrict seed, const acc_t* __rest
 }
 
 template <typename acc_t>
+ML_CPU_CLONES void accumulate_row(const acc_t* __restrict seed, const acc_t* __restrict down_t, int64_t n,
+                                  acc_t* __restrict out) {
+  for (int64_t c = 0; c < n; ++c) out[c] += seed[c] + down_t[c];
+}
+
+template <typename acc_t>
 struct Lanes {
   acc_t lane[kLanes] = {};
   void add(const acc_t* v, int64_t n) {
@@ -200,41 +207,68 @@ void read_strided(const Input& in, int64_t offset, int64_t stride, int64_t n, ac
   }
 }
 
+// Uninitialised scratch (every element is written before it is read).
+template <typename acc_t>
+struct Buffer {
+  std::unique_ptr<acc_t[]> data;
+  explicit Buffer(int64_t n) : data(new acc_t[std::max<int64_t>(n, 1)]) {}
+  acc_t* get() const { return data.get(); }
+  acc_t& operator[](int64_t i) const { return data[i]; }
+};
+
 // The last kSlots rows of one kind a unit computed, by row index.
 template <typename acc_t>
 struct Ring {
-  std::vector<acc_t> data;
+  Buffer<acc_t> data;
   int64_t len;
   int64_t tag[kSlots];
-  explicit Ring(int64_t row_len) : data(kSlots * row_len), len(row_len) { std::fill(tag, tag + kSlots, -1); }
+  explicit Ring(int64_t row_len) : data(kSlots * row_len), len(row_len) { clear(); }
+  void clear() { std::fill(tag, tag + kSlots, -1); }
   // The slot for row r; *fresh: it must be (re)computed.
   acc_t* slot(int64_t r, bool* fresh) {
     const int64_t k = r % kSlots;
     *fresh = tag[k] != r;
     tag[k] = r;
-    return data.data() + k * len;
+    return data.get() + k * len;
   }
 };
 
-// Everything one work unit of one level needs: the level's sizes, its row
-// caches and staging, and the row computations built on them.
+// What the units of one level on one thread share: the level's sizes, row
+// caches and staging, and the row computations built on them. start() sets
+// the plane of the next unit.
 template <typename acc_t>
-struct Unit {
+struct Level {
   const Args<acc_t>& a;
-  const int64_t level, plane, h, w, H, W, Hc, Wc;  // level sizes; Hc x Wc: x_{level+1}
+  const int64_t level, h, w, H, W, Hc, Wc;  // level sizes; Hc x Wc: x_{level+1}
   const acc_t coef;
+  int64_t plane = 0;
+  // Coarse rows for up(): x_{level+1} itself, or the unit's own band of it
+  // (rows [band_first, ...)) while the forward pass builds it.
+  const acc_t* coarse_base = nullptr;
+  int64_t band_first = 0;
   Ring<acc_t> x_rows, up_rows, seed_rows, term_rows, down_t_rows;
-  std::vector<acc_t> p, g, m, tmp, tmp2, wrow, out;  // out: a gradient row staged for conversion
+  Buffer<acc_t> p, g, m, tmp, tmp2, wrow, out;
 
-  Unit(const Args<acc_t>& args, int64_t lvl, int64_t pl, acc_t level_coef)
-      : a(args), level(lvl), plane(pl), h(args.geo.h[lvl]), w(args.geo.w[lvl]), H(args.geo.H[lvl]),
-        W(args.geo.W[lvl]), Hc(args.geo.H[lvl + 1]), Wc(args.geo.W[lvl + 1]), coef(level_coef),
-        x_rows(lvl == 0 ? W : 0), up_rows(w), seed_rows(w), term_rows(w), down_t_rows(w), p(W), g(W), m(W),
-        tmp(W), tmp2(W), wrow(W), out(W) {}
+  Level(const Args<acc_t>& args, int64_t lvl, acc_t level_coef)
+      : a(args), level(lvl), h(args.geo.h[lvl]), w(args.geo.w[lvl]), H(args.geo.H[lvl]), W(args.geo.W[lvl]),
+        Hc(args.geo.H[lvl + 1]), Wc(args.geo.W[lvl + 1]), coef(level_coef), x_rows(lvl == 0 ? W : 0),
+        up_rows(w), seed_rows(w), term_rows(w), down_t_rows(w), p(W), g(W), m(W), tmp(W), tmp2(W), wrow(W),
+        out(W) {}
+
+  void start(int64_t pl) {
+    plane = pl;
+    coarse_base = a.scratch + a.offset[level + 1] + plane * Hc * Wc;
+    band_first = 0;
+    x_rows.clear();
+    up_rows.clear();
+    seed_rows.clear();
+    term_rows.clear();
+    down_t_rows.clear();
+  }
 
   int64_t level0_offset(int64_t r) const { return (plane * a.geo.H[0] + r) * a.geo.W[0]; }
 
-  const acc_t* mask_row(int64_t r, int64_t n) { return read(a.weight, level0_offset(r), n, m.data()); }
+  const acc_t* mask_row(int64_t r, int64_t n) { return read(a.weight, level0_offset(r), n, m.get()); }
 
   // Row r of x_level (its first w columns).
   const acc_t* x(int64_t r) {
@@ -243,8 +277,8 @@ struct Unit {
     acc_t* d = x_rows.slot(r, &fresh);
     if (fresh) {
       const int64_t off = level0_offset(r);
-      const acc_t* pr = read(a.pred, off, w, p.data());
-      const acc_t* gr = read(a.gt, off, w, g.data());
+      const acc_t* pr = read(a.pred, off, w, p.get());
+      const acc_t* gr = read(a.gt, off, w, g.get());
       const bool scale = a.gt_scale != acc_t(1);
       if (a.weight_mode == lap::kMaskBefore) {
         const acc_t* mr = mask_row(r, w);
@@ -258,7 +292,16 @@ struct Unit {
     return d;
   }
 
-  const acc_t* coarse(int64_t r) const { return a.scratch + a.offset[level + 1] + (plane * Hc + r) * Wc; }
+  // Row r of x_{level+1} = down(x_level), into y.
+  void down(int64_t r, acc_t* y) {
+    Taps<acc_t> taps;
+    lap::down_taps(r, h, a.padding, taps);
+    const acc_t* rows[lap::kMaxTaps];
+    for (int k = 0; k < taps.count; ++k) rows[k] = x(taps.index[k]);
+    combine(rows, taps.weight, taps.count, w, tmp.get());
+    down_row(tmp.get(), w, a.padding, y);
+  }
+
   acc_t* adjoint(int64_t lvl, int64_t r) const {
     return a.scratch + a.adjoint_offset[lvl] + (plane * a.geo.H[lvl] + r) * a.geo.W[lvl];
   }
@@ -267,11 +310,11 @@ struct Unit {
   const acc_t* up_row_of(int64_t r) {
     bool fresh;
     acc_t* u = up_rows.slot(r, &fresh);
-    if (fresh) up_row(coarse(r), w, a.padding, u);
+    if (fresh) up_row(coarse_base + (r - band_first) * Wc, w, a.padding, u);
     return u;
   }
 
-  // Fine row r of L_level: fills the seed and term rows (slot of r in each).
+  // Fine row r of L_level: its gradient seeds and loss terms (cached by row).
   void laplacian(int64_t r, const acc_t** seed, const acc_t** term) {
     bool fresh;
     acc_t* s = seed_rows.slot(r, &fresh);
@@ -283,19 +326,19 @@ struct Unit {
     lap::up_taps(r, h, a.padding, taps);
     const acc_t* rows[lap::kMaxTaps];
     for (int k = 0; k < taps.count; ++k) rows[k] = up_row_of(taps.index[k]);
-    combine(rows, taps.weight, taps.count, w, tmp.data());
+    combine(rows, taps.weight, taps.count, w, tmp.get());
     const acc_t* xr = x(r);
     if (a.weight_mode == lap::kWeightAfter) {
       const int64_t off = (plane * a.geo.H[0] + (r << level)) * a.geo.W[0];
-      const acc_t* wr = wrow.data();
+      const acc_t* wr = wrow.get();
       if (level == 0) {
-        wr = read(a.weight, off, w, wrow.data());
+        wr = read(a.weight, off, w, wrow.get());
       } else {
-        read_strided(a.weight, off, int64_t(1) << level, w, wrow.data());
+        read_strided(a.weight, off, int64_t(1) << level, w, wrow.get());
       }
-      laplacian_row<true>(xr, tmp.data(), wr, coef, w, s, t);
+      laplacian_row<true>(xr, tmp.get(), wr, coef, w, s, t);
     } else {
-      laplacian_row<false>(xr, tmp.data(), xr, coef, w, s, t);
+      laplacian_row<false>(xr, tmp.get(), xr, coef, w, s, t);
     }
   }
 
@@ -312,37 +355,27 @@ struct Unit {
 
 int64_t bands(int64_t coarse_rows) { return (coarse_rows + kBand - 1) / kBand; }
 
-// x_{level+1} = down(x_level).
+// Forward, level l, in one read of x_l: x_{l+1} = down(x_l), the level's
+// loss partials (one per unit) and, with a gradient, t_{l+1} = -up^T(s_l)
+// (the adjoint pass of level l+1 adds the rest). A unit owns the coarse rows
+// [a0, a1) and fine rows [2 a0, 2 a1); it also computes the 2 coarse rows on
+// either side that its fine rows' up() and its up^T read.
 template <typename acc_t>
-void down_pass(const Args<acc_t>& a, int64_t level) {
-  const int64_t nb = bands(a.geo.h[level] / 2);
-  at::parallel_for(0, a.planes * nb, 1, [&](int64_t first, int64_t last) {
-    for (int64_t unit = first; unit < last; ++unit) {
-      Unit<acc_t> u(a, level, unit / nb, 0);
-      const int64_t a0 = (unit % nb) * kBand, a1 = std::min(a0 + kBand, u.Hc);
-      for (int64_t r = a0; r < a1; ++r) {
-        Taps<acc_t> taps;
-        lap::down_taps(r, u.h, a.padding, taps);
-        const acc_t* rows[lap::kMaxTaps];
-        for (int k = 0; k < taps.count; ++k) rows[k] = u.x(taps.index[k]);
-        combine(rows, taps.weight, taps.count, u.w, u.tmp.data());
-        down_row(u.tmp.data(), u.w, a.padding, a.scratch + a.offset[level + 1] + (u.plane * u.Hc + r) * u.Wc);
-      }
-    }
-  });
-}
-
-// The level's loss partials (one per unit) and, with a gradient,
-// t_{level+1} -= up^T(s_level) (t_{level+1} = -up^T(s) at the coarsest level).
-template <typename acc_t>
-void laplacian_pass(const Args<acc_t>& a, int64_t level, acc_t coef, bool grad, bool coarsest,
-                    std::vector<acc_t>& partial) {
+void forward_pass(const Args<acc_t>& a, int64_t level, acc_t coef, bool grad, std::vector<acc_t>& partial) {
   const int64_t nb = bands(a.geo.h[level] / 2);
   partial.assign(a.planes * nb, acc_t(0));
   at::parallel_for(0, a.planes * nb, 1, [&](int64_t first, int64_t last) {
+    Level<acc_t> u(a, level, coef);
+    Buffer<acc_t> band((kBand + 4) * u.Wc);
     for (int64_t unit = first; unit < last; ++unit) {
-      Unit<acc_t> u(a, level, unit / nb, coef);
+      u.start(unit / nb);
       const int64_t a0 = (unit % nb) * kBand, a1 = std::min(a0 + kBand, u.Hc);
+      const int64_t lo = std::max<int64_t>(a0 - 2, 0), hi = std::min(a1 + 2, u.Hc);
+      for (int64_t r = lo; r < hi; ++r) u.down(r, band.get() + (r - lo) * u.Wc);
+      std::copy(band.get() + (a0 - lo) * u.Wc, band.get() + (a1 - lo) * u.Wc,
+                a.scratch + a.offset[level + 1] + (u.plane * u.Hc + a0) * u.Wc);
+      u.coarse_base = band.get();
+      u.band_first = lo;
       Lanes<acc_t> lanes;
       for (int64_t r = a0; r < a1; ++r) {
         const acc_t *seed, *term;
@@ -358,30 +391,33 @@ void laplacian_pass(const Args<acc_t>& a, int64_t level, acc_t coef, bool grad, 
           u.laplacian(taps.index[k], &seed, &term);
           rows[k] = seed;
         }
-        combine(rows, taps.weight, taps.count, u.w, u.tmp.data());
-        up_adjoint_row(u.tmp.data(), u.w, a.padding, u.tmp2.data());
+        combine(rows, taps.weight, taps.count, u.w, u.tmp.get());
+        up_adjoint_row(u.tmp.get(), u.w, a.padding, u.tmp2.get());
         acc_t* t = u.adjoint(level + 1, r);
-        for (int64_t c = 0; c < u.Wc; ++c) t[c] = coarsest ? -u.tmp2[c] : t[c] - u.tmp2[c];
+        for (int64_t c = 0; c < u.Wc; ++c) t[c] = -u.tmp2[c];
       }
       partial[unit] = lanes.total();
     }
   });
 }
 
-// t_level = s_level + down^T(t_{level+1}), zero on the rows/columns cropped
-// away; at level 0 times the mask, into the gradient (in its dtype).
+// t_l = s_l + down^T(t_{l+1}), zero on the rows/columns cropped away: added
+// to -up^T(s_{l-1}) already in t_l's buffer for l > 0; at level 0 (times the
+// mask) written into the gradient, in its dtype.
 template <typename acc_t>
 void adjoint_pass(const Args<acc_t>& a, int64_t level, acc_t coef) {
   const int64_t nb = bands(a.geo.h[level] / 2);
   at::parallel_for(0, a.planes * nb, 1, [&](int64_t first, int64_t last) {
+    Level<acc_t> u(a, level, coef);
     for (int64_t unit = first; unit < last; ++unit) {
-      Unit<acc_t> u(a, level, unit / nb, coef);
+      u.start(unit / nb);
       const int64_t band = unit % nb;
       const int64_t r0 = 2 * band * kBand, r1 = band == nb - 1 ? u.H : std::min(r0 + 2 * kBand, u.H);
       const bool masked = level == 0 && a.weight_mode == lap::kMaskBefore;
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t off = u.level0_offset(r);
-        acc_t* out = level > 0 ? u.adjoint(level, r) : target(a.grad, off, u.out.data());
+        if (level > 0 && r >= u.h) continue;  // t_l += 0
+        acc_t* out = level > 0 ? u.adjoint(level, r) : target(a.grad, off, u.out.get());
         if (r < u.h) {
           const acc_t *seed, *term;
           u.laplacian(r, &seed, &term);
@@ -389,13 +425,16 @@ void adjoint_pass(const Args<acc_t>& a, int64_t level, acc_t coef) {
           lap::down_adjoint_taps(r, u.h, a.padding, taps);
           const acc_t* rows[lap::kMaxTaps];
           for (int k = 0; k < taps.count; ++k) rows[k] = u.down_adjoint_of(taps.index[k]);
-          combine(rows, taps.weight, taps.count, u.w, u.tmp.data());
-          if (masked) {
-            adjoint_row<true>(seed, u.tmp.data(), u.mask_row(r, u.w), u.w, out);
+          combine(rows, taps.weight, taps.count, u.w, u.tmp.get());
+          if (level > 0) {
+            accumulate_row(seed, u.tmp.get(), u.w, out);
+          } else if (masked) {
+            adjoint_row<true>(seed, u.tmp.get(), u.mask_row(r, u.w), u.w, out);
+            std::fill(out + u.w, out + u.W, acc_t(0));
           } else {
-            adjoint_row<false>(seed, u.tmp.data(), seed, u.w, out);
+            adjoint_row<false>(seed, u.tmp.get(), seed, u.w, out);
+            std::fill(out + u.w, out + u.W, acc_t(0));
           }
-          std::fill(out + u.w, out + u.W, acc_t(0));
         } else {
           std::fill(out, out + u.W, acc_t(0));
         }
@@ -446,23 +485,20 @@ void run(const Args<acc_t>& a) {
   acc_t weight_sum[lap::kMaxLevels] = {}, coef[lap::kMaxLevels];
   if (a.weight_mode != lap::kNoWeight) weight_sums(a, weight_sum);
   lap::level_coefficients(a.geo, a.planes, a.weight_mode, a.level_weights, a.mask_numer, weight_sum, coef);
-  for (int64_t l = 0; l < n; ++l) down_pass(a, l);
   const bool grad = a.grad.data != nullptr;
   std::vector<acc_t> partial;
-  acc_t level_sum[lap::kMaxLevels];
-  for (int64_t l = n - 1; l >= 0; --l) {
-    laplacian_pass(a, l, coef[l], grad, l == n - 1, partial);
-    acc_t s = 0;
-    for (const acc_t v : partial) s += v;
-    level_sum[l] = s;
-    if (grad) adjoint_pass(a, l, coef[l]);
-  }
   acc_t loss = 0;
   for (int64_t l = 0; l < n; ++l) {
-    a.level_losses[l] = coef[l] * level_sum[l];
+    forward_pass(a, l, coef[l], grad, partial);
+    acc_t s = 0;
+    for (const acc_t v : partial) s += v;
+    a.level_losses[l] = coef[l] * s;
     loss += a.level_losses[l];
   }
   *a.loss = loss;
+  if (grad) {
+    for (int64_t l = n - 1; l >= 0; --l) adjoint_pass(a, l, coef[l]);
+  }
 }
 
 LaplacianResult laplacian_loss_forward_cpu(const at::Tensor& pred, const at::Tensor& gt,
