@@ -93,16 +93,32 @@ ML_CPU_CLONES void down_row(const acc_t* __restrict v, int64_t n, int64_t pad, a
   if (m > 1) y[m - 1] = at_edge(taps, m - 1, v);
 }
 
-// u (n) = up(y (n/2)) along a row.
+// The 5-tap stencil sum_i k_i z[j + i - 2] for j in [first, last): the
+// interior of up() and down^T() on the zero-inserted input z, a contiguous
+// loop that vectorizes fully. The inserted zeros add exact zeros, so the
+// values are those of the tap lists' terms in the same order.
 template <typename acc_t>
-ML_CPU_CLONES void up_row(const acc_t* __restrict y, int64_t n, int64_t pad, acc_t* __restrict u) {
-  const int64_t m = n / 2;
+ML_INLINE void stencil(const acc_t* __restrict z, int64_t first, int64_t last, acc_t* __restrict u) {
+  for (int64_t j = first; j < last; ++j) u[j] = lap::down5(z[j - 2], z[j - 1], z[j], z[j + 1], z[j + 2]);
+}
+
+// z (n) with z[2a] = scale * y[a] and zeros between.
+template <typename acc_t>
+ML_INLINE void zero_insert(const acc_t* __restrict y, int64_t m, acc_t scale, acc_t* __restrict z) {
+  for (int64_t a = 0; a < m; ++a) {
+    z[2 * a] = scale * y[a];
+    z[2 * a + 1] = acc_t(0);
+  }
+}
+
+// u (n) = up(y (n/2)) along a row; z: n scratch.
+template <typename acc_t>
+ML_CPU_CLONES void up_row(const acc_t* __restrict y, int64_t n, int64_t pad, acc_t* __restrict u,
+                          acc_t* __restrict z) {
   auto taps = [n, pad](int64_t r, Taps<acc_t>& t) { lap::up_taps(r, n, pad, t); };
   for (int64_t r = 0; r < std::min<int64_t>(2, n); ++r) u[r] = at_edge(taps, r, y);
-  for (int64_t a = 1; a <= m - 2; ++a) {
-    u[2 * a] = lap::up_even(y[a - 1], y[a], y[a + 1]);
-    u[2 * a + 1] = lap::up_odd(y[a], y[a + 1]);
-  }
+  zero_insert(y, n / 2, acc_t(2), z);  // up() inserts 2 y per direction (4 y in 2D)
+  stencil(z, 2, n - 2, u);
   for (int64_t r = std::max<int64_t>(2, n - 2); r < n; ++r) u[r] = at_edge(taps, r, y);
 }
 
@@ -117,15 +133,14 @@ ML_CPU_CLONES void up_adjoint_row(const acc_t* __restrict s, int64_t n, int64_t 
   for (int64_t a = std::max<int64_t>(2, m - 1); a < m; ++a) q[a] = at_edge(taps, a, s);
 }
 
-// u (n) = down^T(b (n/2)) along a row.
+// u (n) = down^T(b (n/2)) along a row; z: n scratch.
 template <typename acc_t>
-ML_CPU_CLONES void down_adjoint_row(const acc_t* __restrict b, int64_t n, int64_t pad, acc_t* __restrict u) {
+ML_CPU_CLONES void down_adjoint_row(const acc_t* __restrict b, int64_t n, int64_t pad, acc_t* __restrict u,
+                                    acc_t* __restrict z) {
   auto taps = [n, pad](int64_t j, Taps<acc_t>& t) { lap::down_adjoint_taps(j, n, pad, t); };
   for (int64_t j = 0; j < std::min<int64_t>(4, n); ++j) u[j] = at_edge(taps, j, b);
-  for (int64_t j = 4; j < n - 4; j += 2) {
-    u[j] = lap::down_adjoint_even(b[j / 2 - 1], b[j / 2], b[j / 2 + 1]);
-    u[j + 1] = lap::down_adjoint_odd(b[j / 2], b[j / 2 + 1]);
-  }
+  zero_insert(b, n / 2, acc_t(1), z);
+  stencil(z, 4, n - 4, u);
   for (int64_t j = std::max<int64_t>(4, n - 4); j < n; ++j) u[j] = at_edge(taps, j, b);
 }
 
@@ -159,22 +174,36 @@ ML_CPU_CLONES void adjoint_row(const acc_t* __restrict seed, const acc_t* __rest
   }
 }
 
+// The gradient row in place: it holds s_0 (stored by the forward pass).
+template <bool kMask, typename acc_t>
+ML_CPU_CLONES void adjoint_in_place(acc_t* __restrict grad, const acc_t* __restrict down_t,
+                                    const acc_t* __restrict m, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) {
+    const acc_t t = grad[c] + down_t[c];
+    grad[c] = kMask ? t * m[c] : t;
+  }
+}
+
 template <typename acc_t>
 ML_CPU_CLONES void accumulate_row(const acc_t* __restrict seed, const acc_t* __restrict down_t, int64_t n,
                                   acc_t* __restrict out) {
   for (int64_t c = 0; c < n; ++c) out[c] += seed[c] + down_t[c];
 }
 
+// Element i of v goes to lane i % kLanes, in order.
+template <typename acc_t>
+ML_CPU_CLONES void add_to_lanes(const acc_t* __restrict v, int64_t n, acc_t* __restrict lane) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) lane[l] += v[i + l];
+  }
+  for (int64_t l = 0; i < n; ++i, ++l) lane[l] += v[i];
+}
+
 template <typename acc_t>
 struct Lanes {
   acc_t lane[kLanes] = {};
-  void add(const acc_t* v, int64_t n) {
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) {
-      for (int64_t l = 0; l < kLanes; ++l) lane[l] += v[i + l];
-    }
-    for (int64_t l = 0; i < n; ++i, ++l) lane[l] += v[i];
-  }
+  void add(const acc_t* v, int64_t n) { add_to_lanes(v, n, lane); }
   acc_t total() const {
     acc_t s = 0;
     for (int64_t l = 0; l < kLanes; ++l) s += lane[l];
@@ -247,13 +276,13 @@ struct Level {
   const acc_t* coarse_base = nullptr;
   int64_t band_first = 0;
   Ring<acc_t> x_rows, up_rows, seed_rows, term_rows, down_t_rows;
-  Buffer<acc_t> p, g, m, tmp, tmp2, wrow, out;
+  Buffer<acc_t> p, g, m, tmp, tmp2, wrow, out, zrow;
 
   Level(const Args<acc_t>& args, int64_t lvl, acc_t level_coef)
       : a(args), level(lvl), h(args.geo.h[lvl]), w(args.geo.w[lvl]), H(args.geo.H[lvl]), W(args.geo.W[lvl]),
         Hc(args.geo.H[lvl + 1]), Wc(args.geo.W[lvl + 1]), coef(level_coef), x_rows(lvl == 0 ? W : 0),
         up_rows(w), seed_rows(w), term_rows(w), down_t_rows(w), p(W), g(W), m(W), tmp(W), tmp2(W), wrow(W),
-        out(W) {}
+        out(W), zrow(W) {}
 
   void start(int64_t pl) {
     plane = pl;
@@ -310,7 +339,7 @@ struct Level {
   const acc_t* up_row_of(int64_t r) {
     bool fresh;
     acc_t* u = up_rows.slot(r, &fresh);
-    if (fresh) up_row(coarse_base + (r - band_first) * Wc, w, a.padding, u);
+    if (fresh) up_row(coarse_base + (r - band_first) * Wc, w, a.padding, u, zrow.get());
     return u;
   }
 
@@ -346,7 +375,7 @@ struct Level {
   const acc_t* down_adjoint_of(int64_t r) {
     bool fresh;
     acc_t* u = down_t_rows.slot(r, &fresh);
-    if (fresh) down_adjoint_row(adjoint(level + 1, r), w, a.padding, u);
+    if (fresh) down_adjoint_row(adjoint(level + 1, r), w, a.padding, u, zrow.get());
     return u;
   }
 };
@@ -354,6 +383,14 @@ struct Level {
 // ---------------------------------------------------------------- passes
 
 int64_t bands(int64_t coarse_rows) { return (coarse_rows + kBand - 1) / kBand; }
+
+// Whether the forward pass keeps s_0 in the gradient buffer for the adjoint
+// pass (when the gradient is in the accumulation type): that pass then reads
+// 4 bytes per pixel instead of pred and gt, and skips recomputing L_0.
+template <typename acc_t>
+bool seeds_in_gradient(const Args<acc_t>& a) {
+  return in_place<acc_t>(a.grad);
+}
 
 // Forward, level l, in one read of x_l: x_{l+1} = down(x_l), the level's
 // loss partials (one per unit) and, with a gradient, t_{l+1} = -up^T(s_l)
@@ -377,11 +414,13 @@ void forward_pass(const Args<acc_t>& a, int64_t level, acc_t coef, bool grad, st
       u.coarse_base = band.get();
       u.band_first = lo;
       Lanes<acc_t> lanes;
+      const bool keep_seeds = grad && level == 0 && seeds_in_gradient(a);
       for (int64_t r = a0; r < a1; ++r) {
         const acc_t *seed, *term;
         for (int64_t fine = 2 * r; fine < 2 * r + 2; ++fine) {  // the unit's own rows, in order
           u.laplacian(fine, &seed, &term);
           lanes.add(term, u.w);
+          if (keep_seeds) std::copy(seed, seed + u.w, static_cast<acc_t*>(a.grad.data) + u.level0_offset(fine));
         }
         if (!grad) continue;
         Taps<acc_t> taps;
@@ -414,11 +453,24 @@ void adjoint_pass(const Args<acc_t>& a, int64_t level, acc_t coef) {
       const int64_t band = unit % nb;
       const int64_t r0 = 2 * band * kBand, r1 = band == nb - 1 ? u.H : std::min(r0 + 2 * kBand, u.H);
       const bool masked = level == 0 && a.weight_mode == lap::kMaskBefore;
+      const bool stored = seeds_in_gradient(a);
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t off = u.level0_offset(r);
         if (level > 0 && r >= u.h) continue;  // t_l += 0
         acc_t* out = level > 0 ? u.adjoint(level, r) : target(a.grad, off, u.out.get());
-        if (r < u.h) {
+        if (r < u.h && level == 0 && stored) {
+          Taps<acc_t> taps;
+          lap::down_adjoint_taps(r, u.h, a.padding, taps);
+          const acc_t* rows[lap::kMaxTaps];
+          for (int k = 0; k < taps.count; ++k) rows[k] = u.down_adjoint_of(taps.index[k]);
+          combine(rows, taps.weight, taps.count, u.w, u.tmp.get());
+          if (masked) {
+            adjoint_in_place<true>(out, u.tmp.get(), u.mask_row(r, u.w), u.w);
+          } else {
+            adjoint_in_place<false>(out, u.tmp.get(), u.m.get(), u.w);
+          }
+          std::fill(out + u.w, out + u.W, acc_t(0));
+        } else if (r < u.h) {
           const acc_t *seed, *term;
           u.laplacian(r, &seed, &term);
           Taps<acc_t> taps;
