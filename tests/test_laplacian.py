@@ -446,3 +446,44 @@ def test_bad_input(x, changes, options, error, match):
 def test_exported():
     assert mattingloss.laplacian_loss is laplacian_loss
     assert mattingloss.LaplacianLoss is LaplacianLoss
+
+
+def sweep_cases(count=40):
+    """Seeded random shapes (odd, even, minimal), level counts, paddings and conventions."""
+    g = torch.Generator().manual_seed(1234)
+    cases = []
+    while len(cases) < count:
+        convention = ["rvm", "mgmatting", "sdmatte"][int(torch.randint(0, 3, (1,), generator=g))]
+        levels = int(torch.randint(1, 7, (1,), generator=g))
+        padding = "replicate" if convention == "rvm" and torch.rand(1, generator=g).item() < 0.4 else "reflect"
+        least = (4 if padding == "reflect" else 2) * 2 ** (levels - 1)
+        if convention == "mgmatting":
+            step = 2**levels
+            H, W = (step * int(torch.randint(max(1, least // step), max(2, least // step) + 3, (1,), generator=g))
+                    for _ in range(2))
+        else:
+            H, W = (least + int(torch.randint(0, 3 * least + 5, (1,), generator=g)) for _ in range(2))
+        B, C = int(torch.randint(1, 3, (1,), generator=g)), int(torch.randint(1, 3, (1,), generator=g))
+        if H * W * B * C > 300_000:
+            continue
+        cases.append((convention, levels, padding, (B, C, H, W), len(cases)))
+    return cases
+
+
+@pytest.mark.parametrize("convention, levels, padding, shape, seed", sweep_cases())
+def test_sweep(convention, levels, padding, shape, seed):
+    pred, gt, w = rand(shape, 100 + seed), rand(shape, 200 + seed), rand(shape, 300 + seed)
+    weights = [2.0**i / levels for i in range(levels)]
+    if convention == "rvm":
+        ref = loss_and_grad(R.rvm_laplacian_loss, pred, gt, levels, padding=padding)
+        ours = loss_and_grad(laplacian_loss, pred, gt, levels=levels, padding=padding)
+    elif convention == "mgmatting":
+        ref = loss_and_grad(R.mgmatting_lap_loss, pred, gt, w, levels)
+        ours = loss_and_grad(laplacian_loss, pred, gt, w, convention="mgmatting", levels=levels)
+    else:
+        mask = (w > 0.5).double()
+        scale = shape[0] * 512.0**2 / mask.sum()
+        ref = loss_and_grad(lambda p, g: general_reference(p * mask, g * mask, levels, weights, "reflect", True) * scale,
+                            pred, gt)
+        ours = loss_and_grad(laplacian_loss, pred, gt, mask, convention="sdmatte", levels=levels)
+    assert_matches(ours, ref)

@@ -384,6 +384,16 @@ struct Level {
 
 int64_t bands(int64_t coarse_rows) { return (coarse_rows + kBand - 1) / kBand; }
 
+// Units per thread at least: the coarse levels are too small to be worth a
+// parallel region (each ends in a barrier); those run on the calling thread.
+// Partitioning never changes a value, only who computes it.
+constexpr int64_t kMinPixelsPerThread = 32768;
+template <typename acc_t>
+int64_t grain(const Args<acc_t>& a, int64_t level) {
+  const int64_t unit_pixels = 2 * kBand * a.geo.W[level];
+  return std::max<int64_t>(1, kMinPixelsPerThread / unit_pixels);
+}
+
 // Whether the forward pass keeps s_0 in the gradient buffer for the adjoint
 // pass (when the gradient is in the accumulation type): that pass then reads
 // 4 bytes per pixel instead of pred and gt, and skips recomputing L_0.
@@ -401,7 +411,7 @@ template <typename acc_t>
 void forward_pass(const Args<acc_t>& a, int64_t level, acc_t coef, bool grad, std::vector<acc_t>& partial) {
   const int64_t nb = bands(a.geo.h[level] / 2);
   partial.assign(a.planes * nb, acc_t(0));
-  at::parallel_for(0, a.planes * nb, 1, [&](int64_t first, int64_t last) {
+  at::parallel_for(0, a.planes * nb, grain(a, level), [&](int64_t first, int64_t last) {
     Level<acc_t> u(a, level, coef);
     Buffer<acc_t> band((kBand + 4) * u.Wc);
     for (int64_t unit = first; unit < last; ++unit) {
@@ -446,7 +456,7 @@ void forward_pass(const Args<acc_t>& a, int64_t level, acc_t coef, bool grad, st
 template <typename acc_t>
 void adjoint_pass(const Args<acc_t>& a, int64_t level, acc_t coef) {
   const int64_t nb = bands(a.geo.h[level] / 2);
-  at::parallel_for(0, a.planes * nb, 1, [&](int64_t first, int64_t last) {
+  at::parallel_for(0, a.planes * nb, grain(a, level), [&](int64_t first, int64_t last) {
     Level<acc_t> u(a, level, coef);
     for (int64_t unit = first; unit < last; ++unit) {
       u.start(unit / nb);
