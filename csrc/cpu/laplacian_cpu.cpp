@@ -75,18 +75,57 @@ ML_CPU_CLONES void combine(const acc_t* const* rows, const acc_t* w, int count, 
   }
 }
 
-template <typename acc_t, typename TapsFn>
-ML_INLINE acc_t at_edge(TapsFn taps, int64_t index, const acc_t* in) {
-  Taps<acc_t> t;
-  taps(index, t);
-  return lap::apply_taps(t, [in](int64_t j) { return in[j]; });
+// The tap lists of one 1D operation on lines of n_fine samples, by output
+// index: every output (for row combinations), or only those within `edge` of
+// either end (along rows, where the interior formulas do the rest). Built once
+// per call and level, shared read-only by the threads.
+template <typename acc_t>
+struct TapTable {
+  std::vector<Taps<acc_t>> taps;
+  template <typename Fn>
+  void build(int64_t outputs, int64_t edge, Fn fn) {
+    taps.assign(outputs, Taps<acc_t>{});
+    for (int64_t i = 0; i < outputs; ++i) {
+      if (i < edge || i >= outputs - edge) fn(i, taps[i]);
+    }
+  }
+  const Taps<acc_t>& operator[](int64_t i) const { return taps[i]; }
+};
+
+template <typename acc_t>
+struct LevelTaps {
+  TapTable<acc_t> v_down, v_up, v_up_adjoint, v_down_adjoint;  // across rows: all outputs
+  TapTable<acc_t> h_down, h_up, h_up_adjoint, h_down_adjoint;  // along a row: the ends
+  void build(int64_t h, int64_t w, int64_t pad) {
+    const int64_t all = int64_t(1) << 62;
+    auto make = [pad](TapTable<acc_t>& t, int64_t n, int64_t outputs, int64_t edge, int op) {
+      t.build(outputs, edge, [n, pad, op](int64_t i, Taps<acc_t>& taps) {
+        if (op == 0) lap::down_taps(i, n, pad, taps);
+        if (op == 1) lap::up_taps(i, n, pad, taps);
+        if (op == 2) lap::up_adjoint_taps(i, n, pad, taps);
+        if (op == 3) lap::down_adjoint_taps(i, n, pad, taps);
+      });
+    };
+    make(v_down, h, h / 2, all, 0);
+    make(v_up, h, h, all, 1);
+    make(v_up_adjoint, h, h / 2, all, 2);
+    make(v_down_adjoint, h, h, all, 3);
+    make(h_down, w, w / 2, 1, 0);
+    make(h_up, w, w, 2, 1);
+    make(h_up_adjoint, w, w / 2, 2, 2);
+    make(h_down_adjoint, w, w, 4, 3);
+  }
+};
+
+template <typename acc_t>
+ML_INLINE acc_t at_edge(const TapTable<acc_t>& table, int64_t index, const acc_t* in) {
+  return lap::apply_taps(table[index], [in](int64_t j) { return in[j]; });
 }
 
 // y (n/2) = down(v (n)) along a row.
 template <typename acc_t>
-ML_CPU_CLONES void down_row(const acc_t* __restrict v, int64_t n, int64_t pad, acc_t* __restrict y) {
+ML_CPU_CLONES void down_row(const acc_t* __restrict v, int64_t n, const TapTable<acc_t>& taps, acc_t* __restrict y) {
   const int64_t m = n / 2;
-  auto taps = [n, pad](int64_t b, Taps<acc_t>& t) { lap::down_taps(b, n, pad, t); };
   y[0] = at_edge(taps, 0, v);
   for (int64_t b = 1; b <= m - 2; ++b)
     y[b] = lap::down5(v[2 * b - 2], v[2 * b - 1], v[2 * b], v[2 * b + 1], v[2 * b + 2]);
@@ -113,9 +152,8 @@ ML_INLINE void zero_insert(const acc_t* __restrict y, int64_t m, acc_t scale, ac
 
 // u (n) = up(y (n/2)) along a row; z: n scratch.
 template <typename acc_t>
-ML_CPU_CLONES void up_row(const acc_t* __restrict y, int64_t n, int64_t pad, acc_t* __restrict u,
+ML_CPU_CLONES void up_row(const acc_t* __restrict y, int64_t n, const TapTable<acc_t>& taps, acc_t* __restrict u,
                           acc_t* __restrict z) {
-  auto taps = [n, pad](int64_t r, Taps<acc_t>& t) { lap::up_taps(r, n, pad, t); };
   for (int64_t r = 0; r < std::min<int64_t>(2, n); ++r) u[r] = at_edge(taps, r, y);
   zero_insert(y, n / 2, acc_t(2), z);  // up() inserts 2 y per direction (4 y in 2D)
   stencil(z, 2, n - 2, u);
@@ -124,9 +162,9 @@ ML_CPU_CLONES void up_row(const acc_t* __restrict y, int64_t n, int64_t pad, acc
 
 // q (n/2) = up^T(s (n)) along a row.
 template <typename acc_t>
-ML_CPU_CLONES void up_adjoint_row(const acc_t* __restrict s, int64_t n, int64_t pad, acc_t* __restrict q) {
+ML_CPU_CLONES void up_adjoint_row(const acc_t* __restrict s, int64_t n, const TapTable<acc_t>& taps,
+                                  acc_t* __restrict q) {
   const int64_t m = n / 2;
-  auto taps = [n, pad](int64_t a, Taps<acc_t>& t) { lap::up_adjoint_taps(a, n, pad, t); };
   for (int64_t a = 0; a < std::min<int64_t>(2, m); ++a) q[a] = at_edge(taps, a, s);
   for (int64_t a = 2; a <= m - 2; ++a)
     q[a] = lap::up_adjoint5(s[2 * a - 2], s[2 * a - 1], s[2 * a], s[2 * a + 1], s[2 * a + 2]);
@@ -135,9 +173,8 @@ ML_CPU_CLONES void up_adjoint_row(const acc_t* __restrict s, int64_t n, int64_t 
 
 // u (n) = down^T(b (n/2)) along a row; z: n scratch.
 template <typename acc_t>
-ML_CPU_CLONES void down_adjoint_row(const acc_t* __restrict b, int64_t n, int64_t pad, acc_t* __restrict u,
-                                    acc_t* __restrict z) {
-  auto taps = [n, pad](int64_t j, Taps<acc_t>& t) { lap::down_adjoint_taps(j, n, pad, t); };
+ML_CPU_CLONES void down_adjoint_row(const acc_t* __restrict b, int64_t n, const TapTable<acc_t>& taps,
+                                    acc_t* __restrict u, acc_t* __restrict z) {
   for (int64_t j = 0; j < std::min<int64_t>(4, n); ++j) u[j] = at_edge(taps, j, b);
   zero_insert(b, n / 2, acc_t(1), z);
   stencil(z, 4, n - 4, u);
@@ -268,6 +305,7 @@ struct Ring {
 template <typename acc_t>
 struct Level {
   const Args<acc_t>& a;
+  const LevelTaps<acc_t>& T;
   const int64_t level, h, w, H, W, Hc, Wc;  // level sizes; Hc x Wc: x_{level+1}
   const acc_t coef;
   int64_t plane = 0;
@@ -278,8 +316,8 @@ struct Level {
   Ring<acc_t> x_rows, up_rows, seed_rows, term_rows, down_t_rows;
   Buffer<acc_t> p, g, m, tmp, tmp2, wrow, out, zrow;
 
-  Level(const Args<acc_t>& args, int64_t lvl, acc_t level_coef)
-      : a(args), level(lvl), h(args.geo.h[lvl]), w(args.geo.w[lvl]), H(args.geo.H[lvl]), W(args.geo.W[lvl]),
+  Level(const Args<acc_t>& args, const LevelTaps<acc_t>& taps, int64_t lvl, acc_t level_coef)
+      : a(args), T(taps), level(lvl), h(args.geo.h[lvl]), w(args.geo.w[lvl]), H(args.geo.H[lvl]), W(args.geo.W[lvl]),
         Hc(args.geo.H[lvl + 1]), Wc(args.geo.W[lvl + 1]), coef(level_coef), x_rows(lvl == 0 ? W : 0),
         up_rows(w), seed_rows(w), term_rows(w), down_t_rows(w), p(W), g(W), m(W), tmp(W), tmp2(W), wrow(W),
         out(W), zrow(W) {}
@@ -323,12 +361,11 @@ struct Level {
 
   // Row r of x_{level+1} = down(x_level), into y.
   void down(int64_t r, acc_t* y) {
-    Taps<acc_t> taps;
-    lap::down_taps(r, h, a.padding, taps);
+    const Taps<acc_t>& taps = T.v_down[r];
     const acc_t* rows[lap::kMaxTaps];
     for (int k = 0; k < taps.count; ++k) rows[k] = x(taps.index[k]);
     combine(rows, taps.weight, taps.count, w, tmp.get());
-    down_row(tmp.get(), w, a.padding, y);
+    down_row(tmp.get(), w, T.h_down, y);
   }
 
   acc_t* adjoint(int64_t lvl, int64_t r) const {
@@ -339,7 +376,7 @@ struct Level {
   const acc_t* up_row_of(int64_t r) {
     bool fresh;
     acc_t* u = up_rows.slot(r, &fresh);
-    if (fresh) up_row(coarse_base + (r - band_first) * Wc, w, a.padding, u, zrow.get());
+    if (fresh) up_row(coarse_base + (r - band_first) * Wc, w, T.h_up, u, zrow.get());
     return u;
   }
 
@@ -351,8 +388,7 @@ struct Level {
     *seed = s;
     *term = t;
     if (!fresh) return;
-    Taps<acc_t> taps;
-    lap::up_taps(r, h, a.padding, taps);
+    const Taps<acc_t>& taps = T.v_up[r];
     const acc_t* rows[lap::kMaxTaps];
     for (int k = 0; k < taps.count; ++k) rows[k] = up_row_of(taps.index[k]);
     combine(rows, taps.weight, taps.count, w, tmp.get());
@@ -375,7 +411,7 @@ struct Level {
   const acc_t* down_adjoint_of(int64_t r) {
     bool fresh;
     acc_t* u = down_t_rows.slot(r, &fresh);
-    if (fresh) down_adjoint_row(adjoint(level + 1, r), w, a.padding, u, zrow.get());
+    if (fresh) down_adjoint_row(adjoint(level + 1, r), w, T.h_down_adjoint, u, zrow.get());
     return u;
   }
 };
@@ -408,11 +444,12 @@ bool seeds_in_gradient(const Args<acc_t>& a) {
 // [a0, a1) and fine rows [2 a0, 2 a1); it also computes the 2 coarse rows on
 // either side that its fine rows' up() and its up^T read.
 template <typename acc_t>
-void forward_pass(const Args<acc_t>& a, int64_t level, acc_t coef, bool grad, std::vector<acc_t>& partial) {
+void forward_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t level, acc_t coef, bool grad,
+                  std::vector<acc_t>& partial) {
   const int64_t nb = bands(a.geo.h[level] / 2);
   partial.assign(a.planes * nb, acc_t(0));
   at::parallel_for(0, a.planes * nb, grain(a, level), [&](int64_t first, int64_t last) {
-    Level<acc_t> u(a, level, coef);
+    Level<acc_t> u(a, taps, level, coef);
     Buffer<acc_t> band((kBand + 4) * u.Wc);
     for (int64_t unit = first; unit < last; ++unit) {
       u.start(unit / nb);
@@ -433,15 +470,14 @@ void forward_pass(const Args<acc_t>& a, int64_t level, acc_t coef, bool grad, st
           if (keep_seeds) std::copy(seed, seed + u.w, static_cast<acc_t*>(a.grad.data) + u.level0_offset(fine));
         }
         if (!grad) continue;
-        Taps<acc_t> taps;
-        lap::up_adjoint_taps(r, u.h, a.padding, taps);
+        const Taps<acc_t>& taps = u.T.v_up_adjoint[r];
         const acc_t* rows[lap::kMaxTaps];
         for (int k = 0; k < taps.count; ++k) {
           u.laplacian(taps.index[k], &seed, &term);
           rows[k] = seed;
         }
         combine(rows, taps.weight, taps.count, u.w, u.tmp.get());
-        up_adjoint_row(u.tmp.get(), u.w, a.padding, u.tmp2.get());
+        up_adjoint_row(u.tmp.get(), u.w, u.T.h_up_adjoint, u.tmp2.get());
         acc_t* t = u.adjoint(level + 1, r);
         for (int64_t c = 0; c < u.Wc; ++c) t[c] = -u.tmp2[c];
       }
@@ -454,10 +490,10 @@ void forward_pass(const Args<acc_t>& a, int64_t level, acc_t coef, bool grad, st
 // to -up^T(s_{l-1}) already in t_l's buffer for l > 0; at level 0 (times the
 // mask) written into the gradient, in its dtype.
 template <typename acc_t>
-void adjoint_pass(const Args<acc_t>& a, int64_t level, acc_t coef) {
+void adjoint_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t level, acc_t coef) {
   const int64_t nb = bands(a.geo.h[level] / 2);
   at::parallel_for(0, a.planes * nb, grain(a, level), [&](int64_t first, int64_t last) {
-    Level<acc_t> u(a, level, coef);
+    Level<acc_t> u(a, taps, level, coef);
     for (int64_t unit = first; unit < last; ++unit) {
       u.start(unit / nb);
       const int64_t band = unit % nb;
@@ -469,8 +505,7 @@ void adjoint_pass(const Args<acc_t>& a, int64_t level, acc_t coef) {
         if (level > 0 && r >= u.h) continue;  // t_l += 0
         acc_t* out = level > 0 ? u.adjoint(level, r) : target(a.grad, off, u.out.get());
         if (r < u.h && level == 0 && stored) {
-          Taps<acc_t> taps;
-          lap::down_adjoint_taps(r, u.h, a.padding, taps);
+          const Taps<acc_t>& taps = u.T.v_down_adjoint[r];
           const acc_t* rows[lap::kMaxTaps];
           for (int k = 0; k < taps.count; ++k) rows[k] = u.down_adjoint_of(taps.index[k]);
           combine(rows, taps.weight, taps.count, u.w, u.tmp.get());
@@ -483,8 +518,7 @@ void adjoint_pass(const Args<acc_t>& a, int64_t level, acc_t coef) {
         } else if (r < u.h) {
           const acc_t *seed, *term;
           u.laplacian(r, &seed, &term);
-          Taps<acc_t> taps;
-          lap::down_adjoint_taps(r, u.h, a.padding, taps);
+          const Taps<acc_t>& taps = u.T.v_down_adjoint[r];
           const acc_t* rows[lap::kMaxTaps];
           for (int k = 0; k < taps.count; ++k) rows[k] = u.down_adjoint_of(taps.index[k]);
           combine(rows, taps.weight, taps.count, u.w, u.tmp.get());
@@ -548,10 +582,12 @@ void run(const Args<acc_t>& a) {
   if (a.weight_mode != lap::kNoWeight) weight_sums(a, weight_sum);
   lap::level_coefficients(a.geo, a.planes, a.weight_mode, a.level_weights, a.mask_numer, weight_sum, coef);
   const bool grad = a.grad.data != nullptr;
+  std::vector<LevelTaps<acc_t>> taps(n);
+  for (int64_t l = 0; l < n; ++l) taps[l].build(a.geo.h[l], a.geo.w[l], a.padding);
   std::vector<acc_t> partial;
   acc_t loss = 0;
   for (int64_t l = 0; l < n; ++l) {
-    forward_pass(a, l, coef[l], grad, partial);
+    forward_pass(a, taps[l], l, coef[l], grad, partial);
     acc_t s = 0;
     for (const acc_t v : partial) s += v;
     a.level_losses[l] = coef[l] * s;
@@ -559,7 +595,7 @@ void run(const Args<acc_t>& a) {
   }
   *a.loss = loss;
   if (grad) {
-    for (int64_t l = n - 1; l >= 0; --l) adjoint_pass(a, l, coef[l]);
+    for (int64_t l = n - 1; l >= 0; --l) adjoint_pass(a, taps[l], l, coef[l]);
   }
 }
 
