@@ -190,41 +190,77 @@ ML_CPU_CLONES void difference_row(const acc_t* __restrict p, const acc_t* __rest
     d[c] = lap::level0_input(p[c], kScale ? g[c] : g[c], kMask ? m[c] : acc_t(1), kScale ? gt_scale : acc_t(1));
 }
 
-// One row of L = x - up: the loss terms |w L| and the gradient seeds.
-template <bool kWeighted, typename acc_t>
-ML_CPU_CLONES void laplacian_row(const acc_t* __restrict x, const acc_t* __restrict up, const acc_t* __restrict w,
-                                 acc_t coef, int64_t n, acc_t* __restrict seed, acc_t* __restrict term) {
+// Calls epi(c, sum_k w[k] * rows[k][c]) for c in [0, n): a row combination
+// fused with what consumes it, in one loop with no intermediate row. The sum
+// is the same as combine()'s, term for term.
+template <int N, typename acc_t, typename Epilogue>
+ML_INLINE void fused_n(const acc_t* const* rows, const acc_t* w, int64_t n, Epilogue& epi) {
+  const acc_t* r[N];
+  acc_t k[N];
+  for (int t = 0; t < N; ++t) {
+    r[t] = rows[t];
+    k[t] = w[t];
+  }
+#pragma GCC ivdep
   for (int64_t c = 0; c < n; ++c) {
-    const acc_t L = x[c] - up[c];
+    acc_t s = 0;
+    for (int t = 0; t < N; ++t) s += k[t] * r[t][c];
+    epi(c, s);
+  }
+}
+
+template <typename acc_t, typename Epilogue>
+ML_INLINE void fused(const Taps<acc_t>& taps, const acc_t* const* rows, int64_t n, Epilogue epi) {
+  switch (taps.count) {
+    case 1: return fused_n<1>(rows, taps.weight, n, epi);
+    case 2: return fused_n<2>(rows, taps.weight, n, epi);
+    case 3: return fused_n<3>(rows, taps.weight, n, epi);
+    case 4: return fused_n<4>(rows, taps.weight, n, epi);
+    case 5: return fused_n<5>(rows, taps.weight, n, epi);
+    case 6: return fused_n<6>(rows, taps.weight, n, epi);
+    case 7: return fused_n<7>(rows, taps.weight, n, epi);
+    default: return fused_n<8>(rows, taps.weight, n, epi);
+  }
+}
+
+// One row of L = x - up (up: the combination of up() rows): the loss terms
+// |w L| and the gradient seeds.
+template <bool kWeighted, typename acc_t>
+ML_CPU_CLONES void laplacian_row(const Taps<acc_t>& taps, const acc_t* const* up_rows, const acc_t* x,
+                                 const acc_t* w, acc_t coef, int64_t n, acc_t* seed, acc_t* term) {
+  fused(taps, up_rows, n, [=](int64_t c, acc_t up) {
+    const acc_t L = x[c] - up;
     const acc_t wc = kWeighted ? w[c] : acc_t(1);
     term[c] = lap::l1_term(L, wc);
     seed[c] = lap::l1_seed(L, wc, coef);
-  }
+  });
 }
 
+// t = s + down^T(t_coarse) (the combination of down^T rows), by destination:
+// level 0 from the seeds (times the mask), level 0 in place over the seeds the
+// forward pass kept in the gradient, or added to t_l (level > 0).
 template <bool kMask, typename acc_t>
-ML_CPU_CLONES void adjoint_row(const acc_t* __restrict seed, const acc_t* __restrict down_t,
-                               const acc_t* __restrict m, int64_t n, acc_t* __restrict out) {
-  for (int64_t c = 0; c < n; ++c) {
-    const acc_t t = seed[c] + down_t[c];
+ML_CPU_CLONES void adjoint_row(const Taps<acc_t>& taps, const acc_t* const* rows, const acc_t* seed,
+                               const acc_t* m, int64_t n, acc_t* out) {
+  fused(taps, rows, n, [=](int64_t c, acc_t down_t) {
+    const acc_t t = seed[c] + down_t;
     out[c] = kMask ? t * m[c] : t;  // d(d)/d(pred) = mask
-  }
+  });
 }
 
-// The gradient row in place: it holds s_0 (stored by the forward pass).
 template <bool kMask, typename acc_t>
-ML_CPU_CLONES void adjoint_in_place(acc_t* __restrict grad, const acc_t* __restrict down_t,
-                                    const acc_t* __restrict m, int64_t n) {
-  for (int64_t c = 0; c < n; ++c) {
-    const acc_t t = grad[c] + down_t[c];
+ML_CPU_CLONES void adjoint_in_place(const Taps<acc_t>& taps, const acc_t* const* rows, const acc_t* m, int64_t n,
+                                    acc_t* grad) {
+  fused(taps, rows, n, [=](int64_t c, acc_t down_t) {
+    const acc_t t = grad[c] + down_t;
     grad[c] = kMask ? t * m[c] : t;
-  }
+  });
 }
 
 template <typename acc_t>
-ML_CPU_CLONES void accumulate_row(const acc_t* __restrict seed, const acc_t* __restrict down_t, int64_t n,
-                                  acc_t* __restrict out) {
-  for (int64_t c = 0; c < n; ++c) out[c] += seed[c] + down_t[c];
+ML_CPU_CLONES void accumulate_row(const Taps<acc_t>& taps, const acc_t* const* rows, const acc_t* seed, int64_t n,
+                                  acc_t* out) {
+  fused(taps, rows, n, [=](int64_t c, acc_t down_t) { out[c] += seed[c] + down_t; });
 }
 
 // Element i of v goes to lane i % kLanes, in order.
@@ -391,7 +427,6 @@ struct Level {
     const Taps<acc_t>& taps = T.v_up[r];
     const acc_t* rows[lap::kMaxTaps];
     for (int k = 0; k < taps.count; ++k) rows[k] = up_row_of(taps.index[k]);
-    combine(rows, taps.weight, taps.count, w, tmp.get());
     const acc_t* xr = x(r);
     if (a.weight_mode == lap::kWeightAfter) {
       const int64_t off = (plane * a.geo.H[0] + (r << level)) * a.geo.W[0];
@@ -401,9 +436,9 @@ struct Level {
       } else {
         read_strided(a.weight, off, int64_t(1) << level, w, wrow.get());
       }
-      laplacian_row<true>(xr, tmp.get(), wr, coef, w, s, t);
+      laplacian_row<true>(taps, rows, xr, wr, coef, w, s, t);
     } else {
-      laplacian_row<false>(xr, tmp.get(), xr, coef, w, s, t);
+      laplacian_row<false>(taps, rows, xr, xr, coef, w, s, t);
     }
   }
 
@@ -508,11 +543,10 @@ void adjoint_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
           const Taps<acc_t>& taps = u.T.v_down_adjoint[r];
           const acc_t* rows[lap::kMaxTaps];
           for (int k = 0; k < taps.count; ++k) rows[k] = u.down_adjoint_of(taps.index[k]);
-          combine(rows, taps.weight, taps.count, u.w, u.tmp.get());
           if (masked) {
-            adjoint_in_place<true>(out, u.tmp.get(), u.mask_row(r, u.w), u.w);
+            adjoint_in_place<true>(taps, rows, u.mask_row(r, u.w), u.w, out);
           } else {
-            adjoint_in_place<false>(out, u.tmp.get(), u.m.get(), u.w);
+            adjoint_in_place<false>(taps, rows, out, u.w, out);
           }
           std::fill(out + u.w, out + u.W, acc_t(0));
         } else if (r < u.h) {
@@ -521,14 +555,13 @@ void adjoint_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
           const Taps<acc_t>& taps = u.T.v_down_adjoint[r];
           const acc_t* rows[lap::kMaxTaps];
           for (int k = 0; k < taps.count; ++k) rows[k] = u.down_adjoint_of(taps.index[k]);
-          combine(rows, taps.weight, taps.count, u.w, u.tmp.get());
           if (level > 0) {
-            accumulate_row(seed, u.tmp.get(), u.w, out);
+            accumulate_row(taps, rows, seed, u.w, out);
           } else if (masked) {
-            adjoint_row<true>(seed, u.tmp.get(), u.mask_row(r, u.w), u.w, out);
+            adjoint_row<true>(taps, rows, seed, u.mask_row(r, u.w), u.w, out);
             std::fill(out + u.w, out + u.W, acc_t(0));
           } else {
-            adjoint_row<false>(seed, u.tmp.get(), seed, u.w, out);
+            adjoint_row<false>(taps, rows, seed, seed, u.w, out);
             std::fill(out + u.w, out + u.W, acc_t(0));
           }
         } else {
