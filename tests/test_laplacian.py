@@ -316,14 +316,12 @@ def test_dtypes_read_as_stored(device, pred_dtype, gt_kind):
     assert grad.dtype == pred_dtype and loss.dtype == torch.float32
     ref_loss, ref_grad = loss_and_grad(R.rvm_laplacian_loss, pred.double(), gt_exact)
     assert max_rel_err(loss, ref_loss) <= 1e-5
-    # the gradient is rounded to pred's dtype; well away from kinks it is the reference's
-    tol = {torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.float32: 1e-5}[pred_dtype]
+    # The gradient is rounded to pred's dtype. float32 arithmetic could flip the
+    # sign of a Laplacian value within ~1e-6 of the kink; this seed has none.
     pyr = R.rvm_laplacian_pyramid(pred.double() - gt_exact)
-    if min(level.abs().min().item() for level in pyr) > 1e-5:
-        assert max_rel_err(grad, ref_grad) <= tol
-    else:  # a few sign flips at the kink are allowed to differ; the bulk must agree
-        close = ((grad.double() - ref_grad).abs() <= tol * ref_grad.abs().max()).double().mean()
-        assert close >= 0.99
+    assert min(level.abs().min().item() for level in pyr) > 1e-6
+    tol = {torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.float32: 1e-5}[pred_dtype]
+    assert max_rel_err(grad, ref_grad) <= tol
 
 
 def test_uint8_gt_needs_gt_scale(device):
@@ -487,3 +485,20 @@ def test_sweep(convention, levels, padding, shape, seed):
                             pred, gt)
         ours = loss_and_grad(laplacian_loss, pred, gt, mask, convention="sdmatte", levels=levels)
     assert_matches(ours, ref)
+
+
+@pytest.mark.parametrize("pred_dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("convention", ["mgmatting", "sdmatte"])
+def test_weighted_conventions_in_low_precision(device, pred_dtype, convention):
+    """float16/bfloat16 gradients are computed in float32 and rounded once: the
+    weighted paths that recompute the level-0 seeds (gradient not in float32) too."""
+    shape = (2, 1, 64, 96)
+    pred = rand(shape, 70, device, pred_dtype)
+    gt, w = rand(shape, 71, device, torch.float32), (rand(shape, 72, device) > 0.4).to(torch.uint8)
+    ref = {"mgmatting": R.mgmatting_lap_loss, "sdmatte": R.sdmatte_lap_loss}[convention]
+    loss, grad = loss_and_grad(laplacian_loss, pred, gt, w, convention=convention)
+    ref_loss, ref_grad = loss_and_grad(ref, pred.double(), gt.double(), w.double())
+    assert grad.dtype == pred_dtype
+    assert max_rel_err(loss, ref_loss) <= 1e-5
+    tol = {torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.float32: 1e-5}[pred_dtype]
+    assert max_rel_err(grad, ref_grad) <= tol
