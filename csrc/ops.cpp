@@ -42,4 +42,13 @@ TORCH_LIBRARY(mattingloss, m) {
       "float true_fgr_scale, float true_pha_scale, float w_pha_l1, float w_pha_coherence, float w_fgr_l1, "
       "float w_fgr_coherence, bool grad_fgr, bool grad_pha) "
       "-> (Tensor total, Tensor terms, Tensor grad_fgr, Tensor grad_pha)");
+  // The Laplacian-pyramid L1 loss of pred - gt / gt_scale (csrc/laplacian.h):
+  // the loss, each level's term and the gradient w.r.t. pred (the loss's
+  // full gradient, for grad_output 1; empty when not requested). padding:
+  // 0 reflect, 1 replicate; weight_mode: 0 none, 1 weight after the pyramid
+  // (MGMatting), 2 mask before it (SDMatte, scaled by mask_numer / sum(weight)).
+  m.def(
+      "laplacian_loss_forward(Tensor pred, Tensor gt, Tensor? weight, int levels, float[] level_weights, "
+      "int padding, bool crop_to_even, int weight_mode, float gt_scale, float mask_numer, bool grad_pred) "
+      "-> (Tensor loss, Tensor level_losses, Tensor grad_pred)");
 }

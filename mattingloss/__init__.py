@@ -1,4 +1,5 @@
-"""mattingloss: the Deep Image Matting losses as fused CPU and CUDA kernels.
+"""mattingloss: image-matting training losses as fused CPU and CUDA kernels,
+loss and analytic gradient in one pass.
 
 >>> from mattingloss import DIMLoss
 >>> loss = DIMLoss()(pred_alpha=pred, alpha=alpha, trimap=trimap, image=img, fg=fg, bg=bg)
@@ -7,7 +8,9 @@ from ._version import __version__
 from ._ops import cuda_kernels_built
 from .loss import DIMLoss, dim_loss
 from .composition import CompositionLoss, composition_loss
+from .laplacian import LaplacianLoss, laplacian_loss
+from .temporal import video_matting_losses
 from . import reference, trimap
 
-__all__ = ["DIMLoss", "dim_loss", "cuda_kernels_built", "reference", "trimap", "__version__",
-           "CompositionLoss", "composition_loss"]
+__all__ = ["DIMLoss", "dim_loss", "CompositionLoss", "composition_loss", "LaplacianLoss", "laplacian_loss",
+           "video_matting_losses", "cuda_kernels_built", "reference", "trimap", "__version__"]

@@ -7,6 +7,9 @@ cited in its docstring.
 * :mod:`.mmagic`: mmagic's Charbonnier losses.
 * :mod:`.composition`: the composition losses of mmagic and GCA-Matting/MGMatting/MatteFormer,
   and an eager oracle of :func:`mattingloss.composition_loss`.
+* :mod:`.laplacian`: the Laplacian-pyramid losses of RVM (ViTMatte, ...), MGMatting (MatteFormer, ...)
+  and SDMatte.
+* :mod:`.rvm`: RobustVideoMatting's ``matting_loss``.
 """
 from .dim import dim_loss_reference, unknown_weight
 from .mmagic import mmagic_charbonnier_losses
@@ -14,6 +17,10 @@ from .seed import seed_gen_loss, seed_total_loss
 from .composition import (composition_reference, gca_composition_loss, mmagic_charbonnier_comp_loss,
                           mmagic_l1_composition_loss, mmagic_mse_composition_loss)
 
+from .laplacian import mgmatting_lap_loss, rvm_laplacian_loss, sdmatte_lap_loss
+from .rvm import rvm_matting_loss
+
 __all__ = ["dim_loss_reference", "unknown_weight", "mmagic_charbonnier_losses", "seed_gen_loss",
            "seed_total_loss", "composition_reference", "gca_composition_loss", "mmagic_charbonnier_comp_loss",
-           "mmagic_l1_composition_loss", "mmagic_mse_composition_loss"]
+           "mmagic_l1_composition_loss", "mmagic_mse_composition_loss", "rvm_laplacian_loss",
+           "mgmatting_lap_loss", "sdmatte_lap_loss", "rvm_matting_loss"]

@@ -1,0 +1,276 @@
+// The single definition of the Laplacian-pyramid loss math, shared by the CPU
+// and CUDA backends.
+//
+// The pyramid (RVM's, MGMatting's): K = v v^T / 256, v = [1, 4, 6, 4, 1], after
+// 2 pixels of padding; down(x) = blur(x)[::2, ::2]; up(y) = blur(z), z zero
+// except z[::2, ::2] = 4 y; L_i = x_i - up(down(x_i)), x_{i+1} = down(x_i).
+// Everything is linear, so the kernels build one pyramid of d = pred - gt
+// instead of two, and separable: each 2D operation is a 1D operation along
+// the rows (which rows are combined, with what weights) followed by the same
+// 1D operation along the columns. A 1D operation on a line of n (even) fine
+// samples, m = n / 2 coarse ones:
+//   down:     y[a] = sum_i k_i c[pad(2a + i - 2)]                  (k = v / 16)
+//   up:       u[r] = sum_i k_i z[pad(r + i - 2)], z[2a] = 2 y[a], 0 at odd indices
+//   down^T, up^T: their adjoints (the gradient runs through these): padding
+//                 folds back onto the samples it copied, decimation becomes
+//                 zero insertion and zero insertion decimation.
+// `*_taps` enumerate, for one output sample, the input samples and their
+// weights (sums of k_i: exact dyadic fractions). The backends evaluate those
+// lists where padding is involved (all samples on CUDA, the lines' ends and
+// every row combination on the CPU) and the equal interior formulas below
+// elsewhere, in the same order of terms.
+#pragma once
+
+#include <cstdint>
+
+#include "common/defs.h"
+
+namespace mattingloss {
+namespace lap {
+
+enum Padding : int64_t { kReflect = 0, kReplicate = 1 };
+
+// How the optional weight enters.
+enum WeightMode : int64_t {
+  kNoWeight = 0,     // mean |L_i| per level
+  kWeightAfter = 1,  // MGMatting: sum |w_i L_i| / (sum w_i + 1e-8), w_i = w[::2^i, ::2^i]
+  kMaskBefore = 2,   // SDMatte: d = (pred - gt) * w, scaled by numer / sum(w) (0 when sum(w) == 0)
+};
+
+constexpr int kMaxLevels = 16;
+constexpr double kAfterEps = 1e-8;  // MGMatting's guard on sum(w_i)
+
+// The index a padded position reads; p is at most 2 outside [0, n).
+// Reflect (torch's "reflect", the edge not repeated) needs n >= 3.
+ML_INLINE int64_t pad_index(int64_t p, int64_t n, int64_t mode) {
+  if (mode == kReflect) {
+    if (p < 0) p = -p;
+    if (p >= n) p = 2 * (n - 1) - p;
+    return p;
+  }
+  return p < 0 ? 0 : (p >= n ? n - 1 : p);
+}
+
+template <typename acc_t>
+ML_INLINE acc_t tap(int i) {
+  // 1/16, 4/16, 6/16, 4/16, 1/16: exact in any binary floating type.
+  return i == 2 ? acc_t(0.375) : ((i == 1 || i == 3) ? acc_t(0.25) : acc_t(0.0625));
+}
+
+// Up to kMaxTaps (input index, weight) pairs, in increasing index order.
+constexpr int kMaxTaps = 8;
+template <typename acc_t>
+struct Taps {
+  int64_t index[kMaxTaps] = {};
+  acc_t weight[kMaxTaps] = {};
+  int count = 0;
+  ML_INLINE void add(int64_t j, acc_t w) {
+    // Same index as the last entry: merge (sums of dyadic fractions are exact).
+    if (count > 0 && index[count - 1] == j) {
+      weight[count - 1] += w;
+    } else {
+      index[count] = j;
+      weight[count] = w;
+      ++count;
+    }
+  }
+};
+
+// down: output a of m = n/2, inputs in [0, n). Taps in i order (the reflected
+// ones first at the top edge, so not always increasing; merged only when adjacent).
+template <typename acc_t>
+ML_INLINE void down_taps(int64_t a, int64_t n, int64_t mode, Taps<acc_t>& t) {
+  t.count = 0;
+  for (int i = 0; i < 5; ++i) t.add(pad_index(2 * a + i - 2, n, mode), tap<acc_t>(i));
+}
+
+// up: output r of n, inputs (coarse samples) in [0, n/2).
+template <typename acc_t>
+ML_INLINE void up_taps(int64_t r, int64_t n, int64_t mode, Taps<acc_t>& t) {
+  t.count = 0;
+  for (int i = 0; i < 5; ++i) {
+    const int64_t p = pad_index(r + i - 2, n, mode);
+    if (p % 2 == 0) t.add(p / 2, acc_t(2) * tap<acc_t>(i));
+  }
+}
+
+// down^T: output j of n (fine), inputs a in [0, n/2): every a whose down taps read j.
+template <typename acc_t>
+ML_INLINE void down_adjoint_taps(int64_t j, int64_t n, int64_t mode, Taps<acc_t>& t) {
+  t.count = 0;
+  const int64_t m = n / 2;
+  for (int64_t a = j / 2 - 2; a <= j / 2 + 2; ++a) {
+    if (a < 0 || a >= m) continue;
+    acc_t w = 0;
+    for (int i = 0; i < 5; ++i) w += pad_index(2 * a + i - 2, n, mode) == j ? tap<acc_t>(i) : acc_t(0);
+    if (w != acc_t(0)) t.add(a, w);
+  }
+}
+
+// up^T: output a of n/2, inputs r in [0, n): every r whose up taps read a.
+template <typename acc_t>
+ML_INLINE void up_adjoint_taps(int64_t a, int64_t n, int64_t mode, Taps<acc_t>& t) {
+  t.count = 0;
+  for (int64_t r = 2 * a - 4; r <= 2 * a + 4; ++r) {
+    if (r < 0 || r >= n) continue;
+    acc_t w = 0;
+    for (int i = 0; i < 5; ++i) w += pad_index(r + i - 2, n, mode) == 2 * a ? acc_t(2) * tap<acc_t>(i) : acc_t(0);
+    if (w != acc_t(0)) t.add(r, w);
+  }
+}
+
+template <typename acc_t, typename Read>
+ML_INLINE acc_t apply_taps(const Taps<acc_t>& t, Read read) {
+  acc_t s = 0;
+  for (int k = 0; k < t.count; ++k) s += t.weight[k] * read(t.index[k]);
+  return s;
+}
+
+// The interior formulas, equal to the tap lists away from the ends (the same
+// terms in the same order). Valid ranges, with m = n/2:
+//   down     a in [1, m-2]           inputs 2a-2 .. 2a+2
+//   up       r in [2, n-3]           even r = 2a: a-1, a, a+1; odd r = 2a+1: a, a+1
+//   up^T     a in [2, m-2]           inputs 2a-2 .. 2a+2
+//   down^T   j in [4, n-4)           even j: j/2-1, j/2, j/2+1; odd j: (j-1)/2, (j+1)/2
+template <typename acc_t>
+ML_INLINE acc_t down5(acc_t x0, acc_t x1, acc_t x2, acc_t x3, acc_t x4) {
+  return acc_t(0) + tap<acc_t>(0) * x0 + tap<acc_t>(1) * x1 + tap<acc_t>(2) * x2 + tap<acc_t>(3) * x3 +
+         tap<acc_t>(4) * x4;
+}
+template <typename acc_t>
+ML_INLINE acc_t up_even(acc_t y0, acc_t y1, acc_t y2) {  // 1/8, 6/8, 1/8
+  return acc_t(0) + acc_t(0.125) * y0 + acc_t(0.75) * y1 + acc_t(0.125) * y2;
+}
+template <typename acc_t>
+ML_INLINE acc_t up_odd(acc_t y0, acc_t y1) {  // 1/2, 1/2
+  return acc_t(0) + acc_t(0.5) * y0 + acc_t(0.5) * y1;
+}
+template <typename acc_t>
+ML_INLINE acc_t up_adjoint5(acc_t s0, acc_t s1, acc_t s2, acc_t s3, acc_t s4) {  // 2 k_i
+  return acc_t(0) + acc_t(0.125) * s0 + acc_t(0.5) * s1 + acc_t(0.75) * s2 + acc_t(0.5) * s3 +
+         acc_t(0.125) * s4;
+}
+template <typename acc_t>
+ML_INLINE acc_t down_adjoint_even(acc_t b0, acc_t b1, acc_t b2) {  // k4, k2, k0
+  return acc_t(0) + tap<acc_t>(4) * b0 + tap<acc_t>(2) * b1 + tap<acc_t>(0) * b2;
+}
+template <typename acc_t>
+ML_INLINE acc_t down_adjoint_odd(acc_t b0, acc_t b1) {  // k3, k1
+  return acc_t(0) + tap<acc_t>(3) * b0 + tap<acc_t>(1) * b1;
+}
+
+// Level 0 of the one pyramid: the difference (times the mask for kMaskBefore;
+// 1 otherwise). The ground truth is divided by its scale as the user would.
+template <typename acc_t>
+ML_INLINE acc_t level0_input(acc_t pred, acc_t gt, acc_t mask, acc_t gt_scale) {
+  return (pred - gt / gt_scale) * mask;
+}
+
+template <typename acc_t>
+ML_INLINE acc_t sign(acc_t x) {  // sign(0) = 0 (and NaN -> 0), as torch's abs backward
+  return acc_t(x > acc_t(0)) - acc_t(x < acc_t(0));
+}
+
+// One Laplacian sample L with its weight w (1 without a weight): the loss
+// term |w L| and the gradient seed coef * w * sign(w L), coef the level's
+// d(loss)/d(sum |w L|).
+template <typename acc_t>
+ML_INLINE acc_t l1_term(acc_t L, acc_t w) {
+  const acc_t wl = w * L;
+  return wl < acc_t(0) ? -wl : wl;
+}
+template <typename acc_t>
+ML_INLINE acc_t l1_seed(acc_t L, acc_t w, acc_t coef) {
+  return coef * w * sign(w * L);
+}
+
+// Sizes of every level. x_i is H[i] x W[i]; the part the level uses (after
+// crop_to_even) is h[i] x w[i], both even; x_{i+1} is h[i]/2 x w[i]/2.
+struct Geometry {
+  int64_t levels = 0;
+  int64_t H[kMaxLevels + 1], W[kMaxLevels + 1], h[kMaxLevels], w[kMaxLevels];
+};
+
+// False when a level is odd without cropping, or too small for the padding
+// (reflect: >= 4 after cropping; replicate: >= 2). The host checks this first.
+inline bool make_geometry(int64_t H, int64_t W, int64_t levels, bool crop, int64_t padding, Geometry& g) {
+  if (levels < 1 || levels > kMaxLevels) return false;
+  const int64_t least = padding == kReflect ? 4 : 2;
+  g.levels = levels;
+  g.H[0] = H;
+  g.W[0] = W;
+  for (int64_t i = 0; i < levels; ++i) {
+    g.h[i] = g.H[i] - g.H[i] % 2;
+    g.w[i] = g.W[i] - g.W[i] % 2;
+    if (!crop && (g.h[i] != g.H[i] || g.w[i] != g.W[i])) return false;
+    if (g.h[i] < least || g.w[i] < least) return false;
+    g.H[i + 1] = g.h[i] / 2;
+    g.W[i + 1] = g.w[i] / 2;
+  }
+  return true;
+}
+
+// The per-level coefficients, from the level sums of the weight
+// (kWeightAfter: sum of w_i over the batch; kMaskBefore: weight_sum[0] is
+// sum(w) over the batch). term_i = coef[i] * sum|w_i L_i| is level i's share
+// of the loss, and coef[i] is also its gradient seed's factor.
+template <typename acc_t>
+ML_INLINE void level_coefficients(const Geometry& g, int64_t planes, int64_t weight_mode, const double* level_weights,
+                                  acc_t mask_numer, const acc_t* weight_sum, acc_t* coef) {
+  acc_t global = 1;
+  if (weight_mode == kMaskBefore) {
+    global = weight_sum[0] == acc_t(0) ? acc_t(0) : mask_numer / weight_sum[0];
+  }
+  for (int64_t i = 0; i < g.levels; ++i) {
+    const acc_t norm = weight_mode == kWeightAfter ? weight_sum[i] + acc_t(kAfterEps)
+                                                   : acc_t(planes) * acc_t(g.h[i]) * acc_t(g.w[i]);
+    coef[i] = acc_t(level_weights[i]) / norm * global;
+  }
+}
+
+}  // namespace lap
+}  // namespace mattingloss
+
+namespace mattingloss {
+namespace lap {
+
+// What a backend's forward gets: raw pointers, dtype codes, sizes and the
+// options. Plain data with no ATen types, so the .cu file needs no torch
+// headers. Filled by prepare_laplacian() in laplacian_host.cpp.
+template <typename acc_t>
+struct Args {
+  Geometry geo;
+  int64_t planes = 0;  // B * C images of H x W
+  int64_t padding = kReflect;
+  int64_t weight_mode = kNoWeight;
+  double level_weights[kMaxLevels] = {};
+  acc_t gt_scale = 1;
+  acc_t mask_numer = 0;  // kMaskBefore: the loss is scaled by mask_numer / sum(w)
+  Input pred, gt, weight;
+  Output grad;  // nullptr when not requested
+  acc_t* loss = nullptr;          // scalar
+  acc_t* level_losses = nullptr;  // (levels,) each level's term of the loss
+  // Scratch, per level l in 1..levels at offset[l]: x_l for every plane, and
+  // (with a gradient) t_l, the adjoint of x_l, at adjoint_offset[l].
+  acc_t* scratch = nullptr;
+  int64_t offset[kMaxLevels + 1] = {};
+  int64_t adjoint_offset[kMaxLevels + 1] = {};
+};
+
+// Elements of scratch the forward needs (the pyramid 1/3 of level 0, twice with a gradient).
+inline int64_t scratch_layout(const Geometry& g, int64_t planes, bool grad, int64_t* offset, int64_t* adjoint_offset) {
+  int64_t total = 0;
+  offset[0] = adjoint_offset[0] = 0;  // level 0 lives in the user's tensors
+  for (int64_t l = 1; l <= g.levels; ++l) {
+    offset[l] = total;
+    total += planes * g.H[l] * g.W[l];
+  }
+  for (int64_t l = 1; l <= g.levels; ++l) {
+    adjoint_offset[l] = total;
+    if (grad) total += planes * g.H[l] * g.W[l];
+  }
+  return total;
+}
+
+}  // namespace lap
+}  // namespace mattingloss
