@@ -12,3 +12,4 @@ from .seed import seed_gen_loss, seed_total_loss
 
 __all__ = ["dim_loss_reference", "unknown_weight", "mmagic_charbonnier_losses", "seed_gen_loss",
            "seed_total_loss"]
+from . import alpha, gradient  # the masked alpha and Sobel gradient losses of ViTMatte, GCA, mmagic, RVM
