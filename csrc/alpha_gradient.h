@@ -112,9 +112,16 @@ struct PointResult {
   acc_t grad[kMaxGroups];
 };
 
+// The ground truth in [0, 1] from its stored value: divided, as the references
+// do (both the pointwise terms and the Sobel responses read this).
 template <typename acc_t>
-ML_INLINE void alpha_pixel(const AlphaGradParams<acc_t>& P, acc_t p, acc_t gt_raw, acc_t w, PointResult<acc_t>& r) {
-  const acc_t g = gt_raw / P.alpha_scale;  // divided, as the references do
+ML_INLINE acc_t ground_truth(const AlphaGradParams<acc_t>& P, acc_t stored) {
+  return stored / P.alpha_scale;
+}
+
+// g: the ground truth as ground_truth() gives it.
+template <typename acc_t>
+ML_INLINE void alpha_pixel(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, acc_t w, PointResult<acc_t>& r) {
   const acc_t wk = known_weight(w);
   r.w = w;
   r.wk = wk;

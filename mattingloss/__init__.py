@@ -9,7 +9,7 @@ from .loss import DIMLoss, dim_loss
 from . import reference, trimap
 
 __all__ = ["DIMLoss", "dim_loss", "cuda_kernels_built", "reference", "trimap", "__version__"]
-from .alpha import AlphaLoss, alpha_loss, vitmatte_alpha_losses
+from .alpha import AlphaLoss, VitMatteAlphaLosses, alpha_loss, vitmatte_alpha_losses
 from .gradient import GradientLoss, gradient_loss
 
-__all__ += ["AlphaLoss", "alpha_loss", "vitmatte_alpha_losses", "GradientLoss", "gradient_loss"]
+__all__ += ["AlphaLoss", "VitMatteAlphaLosses", "alpha_loss", "vitmatte_alpha_losses", "GradientLoss", "gradient_loss"]

@@ -26,8 +26,8 @@ RVM / plain ``F.l1_loss``          ``alpha_loss(p, g, region="all")``
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Tuple
+import math
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 
@@ -65,8 +65,7 @@ def _alpha_gradient_forward_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi,
 
 # --------------------------------------------------------------------------- options
 
-@dataclass(frozen=True)
-class Norm:
+class Norm(NamedTuple):
     """How a term's sum becomes a loss. mode: "mean" (sum / (sum(w) + guard), 0 when
     that is 0), "sample" (the mean over samples of each one's own masked mean),
     "sum", "numel" (over B*H*W, F.l1_loss's mean), "vitmatte" (the mean over B*H*W
@@ -83,9 +82,9 @@ def _norm(reduction, guard) -> Norm:
     return Norm(reduction, guard)
 
 
-@dataclass(frozen=True)
-class Spec:
-    """One fused call: which terms, their conventions and weights (checked options)."""
+class Spec(NamedTuple):
+    """One fused call: which terms, their conventions and weights (checked options).
+    A NamedTuple (as Norm): torch.compile passes it to the autograd.Function as a constant."""
 
     region_mode: int  # MASK_* (MASK_NONE: every pixel)
     lo: float
@@ -101,24 +100,55 @@ class Spec:
     penalty: float
     grad_eps: float
     weights: Tuple[float, float, float]  # of the unknown, known and Sobel terms in the total
+    # (lo, hi) rounded to each dtype a trimap comparison can run in (_CMP_DTYPES),
+    # computed once here, eagerly: no float arithmetic on the call path.
+    bounds: Tuple[Tuple[float, float], ...] = ()
+
+
+_CMP_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def with_bounds(spec: Spec) -> Spec:
+    return spec._replace(bounds=tuple((_round_to(spec.lo, d), _round_to(spec.hi, d)) for d in _CMP_DTYPES))
 
 
 # --------------------------------------------------------------------------- inputs
 
-def _comparison_bound(trimap: Tensor, value: float) -> Tuple[float, bool]:
-    """`value` as PyTorch's `trimap == value` sees it (rounded to torch.result_type of
-    the trimap and a Python scalar), and whether the kernels' comparison in their
-    accumulation type is then exact (False: compare here with torch instead)."""
+# (significand bits, frexp exponent of the smallest normal, largest finite) per dtype.
+_FLOAT_FORMATS = {
+    torch.float32: (24, -125, (2 - 2.0**-23) * 2.0**127),
+    torch.float16: (11, -13, 65504.0),
+    torch.bfloat16: (8, -125, (2 - 2.0**-7) * 2.0**127),
+}
+
+
+def _round_to(value: float, dtype: torch.dtype) -> float:
+    """value rounded to nearest-even in dtype, as torch converts a Python scalar
+    (float16/bfloat16 through float32, as c10 does). Plain Python arithmetic, no
+    tensor: torch.compile folds it to a constant."""
+    if dtype == torch.float64 or value == 0 or not math.isfinite(value):
+        return value
+    if dtype != torch.float32:
+        value = _round_to(value, torch.float32)
+        if math.isinf(value):
+            return value
+    bits, min_exp, largest = _FLOAT_FORMATS[dtype]
+    exponent = max(math.frexp(value)[1], min_exp)
+    scale = 2.0 ** (bits - exponent)  # powers of two: exact
+    rounded = round(value * scale) / scale  # round(): ties to even
+    return math.copysign(math.inf, value) if abs(rounded) > largest else rounded
+
+
+def _comparison_dtype(trimap: Tensor, bounds) -> Optional[torch.dtype]:
+    """The dtype torch compares `trimap == bound` in (torch.result_type of the trimap
+    and a Python scalar); None where every dtype gives the same answer."""
     if trimap.dtype == torch.bool:
-        cmp = torch.get_default_dtype()
-    elif trimap.is_floating_point():
-        cmp = trimap.dtype
-    elif float(value).is_integer():
-        return float(value), trimap.dtype == torch.uint8
-    else:
-        cmp = torch.get_default_dtype()
-    rounded = torch.tensor(float(value), dtype=cmp).item()  # a CPU scalar: no device sync
-    return rounded, cmp != torch.float64
+        return torch.get_default_dtype()
+    if trimap.is_floating_point():
+        return trimap.dtype
+    if all(float(b).is_integer() for b in bounds):
+        return None
+    return torch.get_default_dtype()
 
 
 def _target(name, t, pred):
@@ -169,13 +199,14 @@ def _region(spec: Spec, trimap, weight, pred):
         raise ValueError("trimap: requires grad, but this loss differentiates pred_alpha only; pass trimap.detach()")
     if trimap.is_complex():
         raise TypeError(f"trimap: expected a real dtype, got {_args._describe(trimap)}")
-    bounds = (spec.lo,) if spec.region_mode == MASK_EQUAL else (spec.lo, spec.hi)
-    rounded = [_comparison_bound(trimap, b) for b in bounds]
-    exact = pred.dtype == torch.float64 or all(ok for _, ok in rounded)
-    exact = exact and (trimap.dtype in _args.NATIVE_DTYPES or trimap.dtype == torch.bool)
+    cmp = _comparison_dtype(trimap, (spec.lo, spec.hi))
+    # The kernels compare in float32 (float64 for a float64 pred_alpha) with the bound
+    # rounded to the comparison dtype: exact unless that comparison is in float64 and
+    # the kernel's is not, or the trimap's dtype is one the kernels do not read.
+    exact = (cmp != torch.float64 or pred.dtype == torch.float64) and (
+        trimap.dtype in _args.NATIVE_DTYPES or trimap.dtype == torch.bool)
     if exact:
-        lo = rounded[0][0]
-        hi = rounded[-1][0]
+        lo, hi = (spec.lo, spec.hi) if cmp is None else spec.bounds[_CMP_DTYPES.index(cmp)]
         return _target("trimap", trimap, pred), spec.region_mode, lo, hi
     # A comparison the kernels cannot make exactly (float64 trimap with a float32
     # prediction, integer dtypes): torch's own, into a 0/1 uint8 mask.
@@ -210,16 +241,22 @@ def _factor(norm: Norm, wsum: Tensor, batch: int, pixels: int) -> Tensor:
 
 def _groups(spec: Spec):
     """Gradient map of the unknown, known and Sobel terms: terms whose factor is
-    the same (same normalisation of the same weight sum) share one."""
+    the same (same normalisation of the same weight sum) share one. (Plain
+    comparisons, no list.index on tuples: torch.compile traces this.)"""
     keys, group = [], []
     for norm, source in ((spec.unknown, "u"), (spec.known, "k"), (spec.sobel_norm, "u")):
         if norm is None:
             group.append(0)
             continue
-        key = (norm, None if norm.mode in ("sum", "numel") else source)
-        if key not in keys:
-            keys.append(key)
-        group.append(keys.index(key))
+        if norm.mode == "sum" or norm.mode == "numel":
+            source = "-"
+        found = len(keys)
+        for i, (mode, guard, src) in enumerate(keys):
+            if found == len(keys) and mode == norm.mode and guard == norm.guard and src == source:
+                found = i
+        if found == len(keys):
+            keys.append((norm.mode, norm.guard, source))
+        group.append(found)
     return group, max(len(keys), 1)
 
 
@@ -346,11 +383,11 @@ def _alpha_spec(region, rho, eps, reduction, guard, mask_in_diff, alpha_scale, u
         mode, lo, hi = MASK_NONE, 0.0, 0.0
     else:
         mode, lo, hi = region_options(unknown_value, unknown_range, weight_given, default_value)
-    return Spec(region_mode=mode, lo=lo, hi=hi,
+    return with_bounds(Spec(region_mode=mode, lo=lo, hi=hi,
                 alpha_scale=_args._number("alpha_scale", alpha_scale, low=0.0, low_open=True),
                 rho=rho_code, eps=eps, mask_in_diff=_bool("mask_in_diff", mask_in_diff),
                 unknown=None if region == "known" else norm, known=norm if region == "known" else None,
-                sobel=SOBEL_NONE, sobel_norm=None, penalty=0.0, grad_eps=1e-8, weights=(1.0, 1.0, 1.0))
+                sobel=SOBEL_NONE, sobel_norm=None, penalty=0.0, grad_eps=1e-8, weights=(1.0, 1.0, 1.0)))
 
 
 def alpha_loss(
@@ -430,16 +467,17 @@ class AlphaLoss(torch.nn.Module):
         return ", ".join(f"{k}={v!r}" for k, v in self._options.items() if v is not None)
 
 
-def vitmatte_spec(unknown_value, unknown_range, weight_given, alpha_scale, weights) -> Spec:
+def vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, weight_given) -> Spec:
     mode, lo, hi = region_options(unknown_value, unknown_range, weight_given, 0.5)
     if not isinstance(weights, (tuple, list)) or len(weights) != 3:
         raise ValueError(f"weights: expected (unknown, known, gradient), got {weights!r}")
-    weights = tuple(_args._number(f"weights[{i}]", w) for i, w in enumerate(weights))
+    weights = (_args._number("weights[0]", weights[0]), _args._number("weights[1]", weights[1]),
+               _args._number("weights[2]", weights[2]))
     norm = Norm("vitmatte")
-    return Spec(region_mode=mode, lo=lo, hi=hi,
+    return with_bounds(Spec(region_mode=mode, lo=lo, hi=hi,
                 alpha_scale=_args._number("alpha_scale", alpha_scale, low=0.0, low_open=True),
                 rho=RHOS["l1"], eps=0.0, mask_in_diff=True, unknown=norm, known=norm, sobel=SOBEL_DIFF,
-                sobel_norm=norm, penalty=0.01, grad_eps=1e-8, weights=weights)
+                sobel_norm=norm, penalty=0.01, grad_eps=1e-8, weights=weights))
 
 
 def vitmatte_alpha_losses(
@@ -463,9 +501,37 @@ def vitmatte_alpha_losses(
     sees it: 0 / 0.5 / 1), or ``weight`` (its ``sample_map``). An empty unknown region
     gives 0 for the unknown and gradient terms (ViTMatte's code gives NaN there).
     """
-    spec = vitmatte_spec(unknown_value, unknown_range, weight is not None, alpha_scale, weights)
+    spec = vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, weight is not None)
     total, components = run(spec, pred_alpha, alpha, trimap, weight)
     return total, components[0], components[1], components[2]
 
 
-__all__ = ["alpha_loss", "AlphaLoss", "vitmatte_alpha_losses"]
+class VitMatteAlphaLosses(torch.nn.Module):
+    """Module form of :func:`vitmatte_alpha_losses`: options checked at construction
+    (the form to use under ``torch.compile(dynamic=True)``, where option checks on
+    Python floats of a functional call cannot be traced)."""
+
+    def __init__(self, unknown_value: Optional[float] = None, unknown_range: Optional[Tuple[float, float]] = None,
+                 alpha_scale: float = 1.0, weights: Tuple[float, float, float] = (1.0, 1.0, 1.0)):
+        super().__init__()
+        self._options = dict(unknown_value=unknown_value, unknown_range=unknown_range, alpha_scale=alpha_scale,
+                             weights=weights)
+        self._trimap_spec = vitmatte_spec(**self._options, weight_given=False)
+        describes_trimap = unknown_value is not None or unknown_range is not None
+        self._weight_spec = None if describes_trimap else vitmatte_spec(**self._options, weight_given=True)
+
+    def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Optional[Tensor] = None,
+                weight: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        spec = self._trimap_spec
+        if weight is not None:
+            if self._weight_spec is None:
+                vitmatte_spec(**self._options, weight_given=True)  # raises, saying why
+            spec = self._weight_spec
+        total, components = run(spec, pred_alpha, alpha, trimap, weight)
+        return total, components[0], components[1], components[2]
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._options.items() if v is not None)
+
+
+__all__ = ["alpha_loss", "AlphaLoss", "vitmatte_alpha_losses", "VitMatteAlphaLosses"]

@@ -30,7 +30,8 @@ from typing import Optional, Tuple
 import torch
 
 from . import _args
-from .alpha import (MASK_NONE, RHOS, SOBEL_DIFF, SOBEL_MAGNITUDE, Norm, Spec, _bool, _norm, region_options, run)
+from .alpha import (MASK_NONE, RHOS, SOBEL_DIFF, SOBEL_MAGNITUDE, Norm, Spec, _bool, _norm, region_options, run,
+                    with_bounds)
 
 Tensor = torch.Tensor
 
@@ -63,11 +64,11 @@ def _gradient_spec(style, reduction, guard, penalty, grad_eps, mask_in_diff, alp
         if unknown_value is not None or unknown_range is not None:
             raise ValueError("unknown_value/unknown_range: no trimap was given; drop them")
         mode, lo, hi = MASK_NONE, 0.0, 0.0
-    return Spec(region_mode=mode, lo=lo, hi=hi,
+    return with_bounds(Spec(region_mode=mode, lo=lo, hi=hi,
                 alpha_scale=_args._number("alpha_scale", alpha_scale, low=0.0, low_open=True),
                 rho=RHOS["l1"], eps=0.0, mask_in_diff=mask_in_diff, unknown=None, known=None,
                 sobel=SOBEL_MAGNITUDE if style == "gca" else SOBEL_DIFF, sobel_norm=_norm(reduction, guard),
-                penalty=penalty, grad_eps=grad_eps, weights=(1.0, 1.0, 1.0))
+                penalty=penalty, grad_eps=grad_eps, weights=(1.0, 1.0, 1.0)))
 
 
 def gradient_loss(

@@ -5,6 +5,12 @@
 // each input row is read once plus a 2-row halo per band. The inner loops run
 // over the columns of one row and vectorize. Band size and lane layout depend
 // on the shape alone, so results are bitwise the same with 1 or N threads.
+// No fused multiply-adds in this file: `p*w - g*w` must round each product as
+// the references do, so that it is exactly 0 where they find it 0 (the L1
+// kink, where torch's abs backward gives 0). An FMA would leave its rounding
+// error there instead.
+#pragma GCC optimize("fp-contract=off")
+
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -55,13 +61,12 @@ struct RowBuffers {
   std::vector<acc_t> storage;
   acc_t *p[3], *g[3], *w[3];  // rows y-1, y, y+1 (rotated as the band advances)
   acc_t *ex[3], *ey[3];       // derivative rows y-1, y, y+1
-  acc_t* staging;             // a row of another dtype, converted
   acc_t* grad[kMaxGroups];    // the gradient rows (staged when not acc_t)
   acc_t* term[kAgSums];       // per-pixel term values of one row, then summed into lanes
 
   explicit RowBuffers(int64_t W) : width(W) {
     const int64_t pw = W + 2;
-    const int64_t rows = 15 + 1 + kMaxGroups + kAgSums;
+    const int64_t rows = 15 + kMaxGroups + kAgSums;
     storage.assign(rows * pw, acc_t(0));
     acc_t* q = storage.data();
     auto next = [&]() {
@@ -70,7 +75,6 @@ struct RowBuffers {
       return r;
     };
     for (int i = 0; i < 3; ++i) p[i] = next(), g[i] = next(), w[i] = next(), ex[i] = next(), ey[i] = next();
-    staging = next();
     for (auto& r : grad) r = next();
     for (auto& r : term) r = next();
   }
@@ -79,7 +83,7 @@ struct RowBuffers {
 // Row y of input `in` (sample s) into dst[1..W], zero columns at both ends;
 // a row outside the image is all zeros (the stencil's zero padding).
 template <typename acc_t>
-void load_row(const Input& in, int64_t offset, int64_t W, bool inside, acc_t* dst, acc_t* staging) {
+void load_row(const Input& in, int64_t offset, int64_t W, bool inside, acc_t* dst) {
   dst[0] = dst[W + 1] = acc_t(0);
   if (!inside) {
     std::fill(dst + 1, dst + W + 1, acc_t(0));
@@ -87,7 +91,12 @@ void load_row(const Input& in, int64_t offset, int64_t W, bool inside, acc_t* ds
   }
   const acc_t* src = read(in, offset, W, dst + 1);
   if (src != dst + 1) std::memcpy(dst + 1, src, sizeof(acc_t) * W);
-  (void)staging;
+}
+
+// The ground truth row (in g[1..W], in place) divided by alpha_scale.
+template <typename acc_t>
+ML_CPU_CLONES void gt_row(const AlphaGradParams<acc_t>& P, acc_t* g, int64_t W) {
+  for (int64_t x = 1; x <= W; ++x) g[x] = ground_truth(P, g[x]);
 }
 
 // The weight row from the mask row in w[1..W] (in place); outside: zeros.
@@ -165,13 +174,14 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
   auto load = [&](int64_t y, int k) {
     const bool inside = y >= 0 && y < H;
     const int64_t off = inside ? row_offset(y) : 0;
-    load_row(a.pred, off, W, inside, b.p[k], b.staging);
-    load_row(a.gt, off, W, inside, b.g[k], b.staging);
+    load_row(a.pred, off, W, inside, b.p[k]);
+    load_row(a.gt, off, W, inside, b.g[k]);
+    if (inside) gt_row(P, b.g[k], W);
     if (kMode == kAgNoMask) {
       std::fill(b.w[k], b.w[k] + W + 2, inside ? acc_t(1) : acc_t(0));
       b.w[k][0] = b.w[k][W + 1] = acc_t(0);
     } else {
-      load_row(a.mask, off, W, inside, b.w[k], b.staging);
+      load_row(a.mask, off, W, inside, b.w[k]);
       if (inside) weight_row<kMode>(P, b.w[k], W);
     }
   };
