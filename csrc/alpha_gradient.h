@@ -54,6 +54,9 @@ struct AlphaGradParams {
   acc_t grad_eps;     // GCA magnitude: sqrt(gy^2 + gx^2 + grad_eps)
   acc_t mask_lo, mask_hi;
   acc_t coef[4];      // d(weighted loss)/d(term sum), by AlphaGradTerm
+  // coef of the unknown [0] and known [1] term in each map: 0 in the maps the
+  // term does not go to, and when the term is off (set by set_map_coefs).
+  acc_t map_coef[2][kMaxGroups];
   int64_t group[3];   // map of the unknown, known and Sobel (+ penalty) terms
   int64_t mask_mode;  // AlphaMaskMode
   int64_t rho;        // AlphaRho
@@ -61,6 +64,14 @@ struct AlphaGradParams {
   bool unknown_term, known_term;
   bool mask_in_diff;  // rho(p*w - g*w) (ViTMatte, GCA) instead of w * rho(p - g) (mmagic)
 };
+
+template <typename acc_t>
+inline void set_map_coefs(AlphaGradParams<acc_t>& P) {
+  for (int k = 0; k < kMaxGroups; ++k) {
+    P.map_coef[0][k] = P.unknown_term && P.group[0] == k ? P.coef[kTermUnknown] : acc_t(0);
+    P.map_coef[1][k] = P.known_term && P.group[1] == k ? P.coef[kTermKnown] : acc_t(0);
+  }
+}
 
 // w: 1 in the unknown region (or the weight itself); branch-free so CPU loops vectorize.
 template <typename acc_t>
@@ -74,6 +85,23 @@ ML_INLINE acc_t region_weight(acc_t t, int64_t mode, acc_t lo, acc_t hi) {
 template <typename acc_t>
 ML_INLINE acc_t known_weight(acc_t w) {
   return static_cast<acc_t>(w == acc_t(0));
+}
+
+// a * b rounded on its own, never fused into a following add: `p*w - g*w`
+// must be exactly 0 where the references (separate roundings) find it 0, the L1
+// kink. nvcc contracts a*b - c*d into an FMA by default; the CPU file is
+// compiled with fp-contract=off instead (alpha_gradient_cpu.cpp).
+template <typename acc_t>
+ML_INLINE acc_t mul_rn(acc_t a, acc_t b) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(acc_t) == sizeof(double)) {
+    return __dmul_rn(a, b);
+  } else {
+    return __fmul_rn(a, b);
+  }
+#else
+  return a * b;
+#endif
 }
 
 // d|x|/dx as torch's abs backward computes it: sign(x), 0 at x = 0.
@@ -91,7 +119,7 @@ template <typename acc_t>
 ML_INLINE void rho_masked(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, acc_t w, acc_t& value,
                           acc_t& slope) {
   using std::sqrt;
-  const acc_t d = P.mask_in_diff ? p * w - g * w : p - g;
+  const acc_t d = P.mask_in_diff ? mul_rn(p, w) - mul_rn(g, w) : p - g;
   acc_t r, dr;
   if (P.rho == kRhoL1) {
     r = d < acc_t(0) ? -d : d;
@@ -125,23 +153,14 @@ ML_INLINE void alpha_pixel(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, ac
   const acc_t wk = known_weight(w);
   r.w = w;
   r.wk = wk;
-  r.unknown = 0;
-  r.known = 0;
-  ML_UNROLL for (int k = 0; k < kMaxGroups; ++k) r.grad[k] = 0;
-  if (P.unknown_term) {
-    acc_t v, s;
-    rho_masked(P, p, g, w, v, s);
-    r.unknown = v;
-    const acc_t c = P.coef[kTermUnknown] * s;
-    ML_UNROLL for (int k = 0; k < kMaxGroups; ++k) r.grad[k] += P.group[0] == k ? c : acc_t(0);
-  }
-  if (P.known_term) {
-    acc_t v, s;
-    rho_masked(P, p, g, wk, v, s);
-    r.known = v;
-    const acc_t c = P.coef[kTermKnown] * s;
-    ML_UNROLL for (int k = 0; k < kMaxGroups; ++k) r.grad[k] += P.group[1] == k ? c : acc_t(0);
-  }
+  // Both terms are always computed and combined with per-map coefficients (0
+  // where a term is off or goes to another map): no branch, so CPU loops vectorize.
+  acc_t vu, su, vk, sk;
+  rho_masked(P, p, g, w, vu, su);
+  rho_masked(P, p, g, wk, vk, sk);
+  r.unknown = vu;
+  r.known = vk;
+  ML_UNROLL for (int k = 0; k < kMaxGroups; ++k) r.grad[k] = P.map_coef[0][k] * su + P.map_coef[1][k] * sk;
 }
 
 // The Sobel responses (F.conv2d's cross-correlation with zero padding) of a
@@ -171,7 +190,7 @@ struct SobelResult {
 // |a*w - b*w| (mask_in_diff) or w * |a - b|, and its derivative w.r.t. a.
 template <typename acc_t>
 ML_INLINE void l1_masked(bool in_diff, acc_t a, acc_t b, acc_t w, acc_t& value, acc_t& slope) {
-  const acc_t d = in_diff ? a * w - b * w : a - b;
+  const acc_t d = in_diff ? mul_rn(a, w) - mul_rn(b, w) : a - b;
   const acc_t r = d < acc_t(0) ? -d : d;
   value = in_diff ? r : w * r;
   slope = sign0(d) * w;

@@ -36,6 +36,7 @@ void fill(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& gt,
   P.unknown_term = unknown_term;
   P.known_term = known_term;
   P.mask_in_diff = mask_in_diff;
+  set_map_coefs(P);
   a.batch = pred.size(0);
   a.height = pred.size(2);
   a.width = pred.size(3);

@@ -134,11 +134,13 @@ ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* 
 
 // The pointwise terms of row y and its gradient rows: the pointwise
 // derivatives plus, in the Sobel term's map, the adjoint stencil over ex/ey.
-template <bool kSobel, int64_t kGroups, typename acc_t>
+template <bool kSobel, int64_t kGroups, int64_t kRho, bool kInDiff, typename acc_t>
 ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* p, const acc_t* g, const acc_t* w,
                              const acc_t* exu, const acc_t* exm, const acc_t* exd, const acc_t* eyu, const acc_t* eyd,
                              acc_t* const* grad, acc_t* unknown, acc_t* known, acc_t* wu, acc_t* wk, int64_t W) {
-  const AlphaGradParams<acc_t> P = params;
+  AlphaGradParams<acc_t> P = params;  // a local copy: stores can't alias it
+  P.rho = kRho;                         // constants: GCC vectorizes no select on a
+  P.mask_in_diff = kInDiff;             // scalar condition, so these must fold away
   acc_t* g0 = grad[0];
   acc_t* g1 = grad[kGroups > 1 ? 1 : 0];
   acc_t* g2 = grad[kGroups > 2 ? 2 : 0];
@@ -207,8 +209,13 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
     const int64_t off = row_offset(y);
     for (int64_t gi = 0; gi < kGroups; ++gi) grad[gi] = target(a.grad, gi * plane + off, b.grad[gi]);
     for (int64_t gi = kGroups; gi < kMaxGroups; ++gi) grad[gi] = b.grad[gi];
-    point_row<kHasSobel, kGroups>(P, b.p[k], b.g[k], b.w[k], b.ex[0], b.ex[1], b.ex[2], b.ey[0], b.ey[2], grad,
-                                  b.term[kSumUnknown], b.term[kSumKnown], b.term[kSumWUnknown], b.term[kSumWKnown], W);
+    auto* row = P.rho == kRhoL1
+                    ? (P.mask_in_diff ? &point_row<kHasSobel, kGroups, kRhoL1, true, acc_t>
+                                      : &point_row<kHasSobel, kGroups, kRhoL1, false, acc_t>)
+                    : (P.mask_in_diff ? &point_row<kHasSobel, kGroups, kRhoCharbonnier, true, acc_t>
+                                      : &point_row<kHasSobel, kGroups, kRhoCharbonnier, false, acc_t>);
+    row(P, b.p[k], b.g[k], b.w[k], b.ex[0], b.ex[1], b.ex[2], b.ey[0], b.ey[2], grad, b.term[kSumUnknown],
+        b.term[kSumKnown], b.term[kSumWUnknown], b.term[kSumWKnown], W);
     for (int s = kSumUnknown; s <= kSumWKnown; ++s) lanes.add(s, b.term[s], W);
     for (int64_t gi = 0; gi < kGroups; ++gi) write_back(a.grad, gi * plane + off, W, b.grad[gi]);
   };
