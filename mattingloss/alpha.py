@@ -306,18 +306,32 @@ class AlphaGradientFunction(torch.autograd.Function):
         grads = [None] * 8
         if not ctx.needs_input_grad[0]:
             return tuple(grads)
-        if len(factors) == 1:
-            f = factors[0]
-            factor = f[0] * grad_total if ctx.pooled[0] else f.view(-1, 1, 1, 1) * grad_total
-            grads[0] = _ops._scaled(maps[0], factor)
-        else:
-            acc = torch.float64 if maps.dtype == torch.float64 else torch.float32
-            out = None
-            for g, f in enumerate(factors):
-                term = maps[g].to(acc) * (f.view(-1, 1, 1, 1) * grad_total)
-                out = term if out is None else out + term
-            grads[0] = out.to(maps.dtype)
+        grads[0] = _combine(maps, factors, ctx.pooled, grad_total)
         return tuple(grads)
+
+
+def _combine(maps, factors, pooled, grad_total):
+    """sum_g maps[g] * factors[g] * grad_total, in the maps' dtype. One map: the
+    in-place scaling of _ops._scaled. Several: accumulated in place into map 0
+    (mul_, then one addcmul_ per further map, no temporaries) when autograd
+    frees the graph after this backward, as _scaled decides; a per-sample factor
+    is not rounded to float16/bfloat16 maps (computed in float32 then instead)."""
+    scaled = [f[0] * grad_total if p else f.view(-1, 1, 1, 1) * grad_total for f, p in zip(factors, pooled)]
+    if len(scaled) == 1:
+        return _ops._scaled(maps[0], scaled[0])
+    low_precision = maps.dtype in (torch.float16, torch.bfloat16)
+    in_place = (not torch.compiler.is_compiling() and type(maps) is torch.Tensor
+                and not torch._C._autograd._get_current_graph_task_keep_graph())
+    if in_place and not (low_precision and any(s.dim() > 0 for s in scaled)):
+        out = maps[0].mul_(scaled[0])
+        for g in range(1, len(scaled)):
+            out.addcmul_(maps[g], scaled[g])
+        return out
+    acc = torch.float64 if maps.dtype == torch.float64 else torch.float32
+    out = maps[0].to(acc) * scaled[0]
+    for g in range(1, len(scaled)):
+        out = out + maps[g].to(acc) * scaled[g]
+    return out.to(maps.dtype)
 
 
 def spec_norm_pooled(spec: Spec, g: int, group) -> bool:

@@ -26,7 +26,8 @@
 namespace mattingloss {
 namespace {
 
-constexpr int64_t kBandPixels = 16384;  // pixels per band (and partial sum), at least one row
+constexpr int64_t kBandPixels = 16384;  // pixels per band (and partial sum)...
+constexpr int64_t kMinBandRows = 16;     // ...but at least this many rows: each band recomputes 2 halo rows
 constexpr int64_t kLanes = 16;          // independent accumulators per sum, so the adds vectorize
 
 template <typename acc_t>
@@ -252,7 +253,7 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
 template <int64_t kMode, int64_t kSobel, int64_t kGroups, typename acc_t>
 void forward(const AlphaGradArgs<acc_t>& a) {
   const int64_t H = a.height, W = a.width;
-  const int64_t band_rows = std::max<int64_t>(1, kBandPixels / W);
+  const int64_t band_rows = std::max<int64_t>(kMinBandRows, kBandPixels / W);
   const int64_t bands = (H + band_rows - 1) / band_rows;
   std::vector<SumArray<acc_t>> partial(a.batch * bands);
   at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t begin, int64_t end) {
