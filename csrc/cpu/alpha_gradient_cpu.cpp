@@ -109,12 +109,13 @@ ML_CPU_CLONES void weight_row(const AlphaGradParams<acc_t>& P, acc_t* w, int64_t
 
 // The Sobel responses of row y (windows p/g rows 0..2, weight row w), the
 // derivative rows ex/ey, and the four Sobel sums' per-pixel values.
-template <int64_t kSobel, typename acc_t>
+template <int64_t kSobel, bool kInDiff, typename acc_t>
 ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* pu, const acc_t* pm, const acc_t* pd,
                              const acc_t* gu, const acc_t* gm, const acc_t* gd, const acc_t* w, acc_t* ex, acc_t* ey,
                              acc_t* sx, acc_t* sy, acc_t* px, acc_t* py, int64_t W) {
   AlphaGradParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.sobel = kSobel;
+  P.mask_in_diff = kInDiff;  // a constant: no per-element selects on it
 #pragma GCC ivdep
   for (int64_t x = 0; x < W; ++x) {
     const int64_t l = x, c = x + 1, r = x + 2;
@@ -232,8 +233,9 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
     // e row yy into ex/ey slot 2 (rows yy-2, yy-1 in slots 0, 1).
     rotate(b.ex), rotate(b.ey);
     if (yy >= 0 && yy < H) {
-      sobel_row<kSobel>(P, b.p[0], b.p[1], b.p[2], b.g[0], b.g[1], b.g[2], b.w[1], b.ex[2], b.ey[2],
-                        b.term[kSumSobelX], b.term[kSumSobelY], b.term[kSumPenaltyX], b.term[kSumPenaltyY], W);
+      auto* row = P.mask_in_diff ? &sobel_row<kSobel, true, acc_t> : &sobel_row<kSobel, false, acc_t>;
+      row(P, b.p[0], b.p[1], b.p[2], b.g[0], b.g[1], b.g[2], b.w[1], b.ex[2], b.ey[2], b.term[kSumSobelX],
+          b.term[kSumSobelY], b.term[kSumPenaltyX], b.term[kSumPenaltyY], W);
       b.ex[2][0] = b.ex[2][W + 1] = b.ey[2][0] = b.ey[2][W + 1] = acc_t(0);
       if (yy >= r0 && yy < r1) {
         for (int s = kSumSobelX; s <= kSumPenaltyY; ++s) lanes.add(s, b.term[s], W);
