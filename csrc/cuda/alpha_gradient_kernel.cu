@@ -148,9 +148,12 @@ __global__ void __launch_bounds__(kAgThreads)
       adj = sobel_adjoint(sex[r][c], sex[r][c + 2], sex[r + 1][c], sex[r + 1][c + 2], sex[r + 2][c], sex[r + 2][c + 2],
                           sey[r][c], sey[r][c + 1], sey[r][c + 2], sey[r + 2][c], sey[r + 2][c + 1], sey[r + 2][c + 2]);
     }
-    for (int64_t g = 0; g < a.groups; ++g) {
-      const acc_t value = pt.grad[g] + (P.group[2] == g ? adj : acc_t(0));
-      gpu::store<1>(a.grad, g * plane + base + y * W + x, 1, false, &value);
+#pragma unroll  // constant indices keep pt.grad in registers
+    for (int g = 0; g < kMaxGroups; ++g) {
+      if (g < a.groups) {
+        const acc_t value = pt.grad[g] + (P.group[2] == g ? adj : acc_t(0));
+        gpu::store<1>(a.grad, g * plane + base + y * W + x, 1, false, &value);
+      }
     }
   }
 
