@@ -180,13 +180,13 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
     const int64_t off = inside ? row_offset(y) : 0;
     load_row(a.pred, off, W, inside, b.p[k]);
     load_row(a.gt, off, W, inside, b.g[k]);
-    if (inside) gt_row(P, b.g[k], W);
+    if (inside && P.alpha_scale != acc_t(1)) gt_row(P, b.g[k], W);  // x / 1 == x: skip the pass
     if (kMode == kAgNoMask) {
       std::fill(b.w[k], b.w[k] + W + 2, inside ? acc_t(1) : acc_t(0));
       b.w[k][0] = b.w[k][W + 1] = acc_t(0);
     } else {
       load_row(a.mask, off, W, inside, b.w[k]);
-      if (inside) weight_row<kMode>(P, b.w[k], W);
+      if (inside && kMode != kAgWeight) weight_row<kMode>(P, b.w[k], W);  // a weight is read as is
     }
   };
   auto rotate = [](acc_t** r) {
