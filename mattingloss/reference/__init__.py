@@ -10,6 +10,8 @@ cited in its docstring.
 * :mod:`.laplacian`: the Laplacian-pyramid losses of RVM (ViTMatte, ...), MGMatting (MatteFormer, ...)
   and SDMatte.
 * :mod:`.rvm`: RobustVideoMatting's ``matting_loss``.
+* :mod:`.alpha`, :mod:`.gradient`: the masked alpha (L1/Charbonnier) and Sobel gradient losses of
+  ViTMatte, GCA-Matting, MGMatting/MatteFormer, mmagic and RVM.
 """
 from .dim import dim_loss_reference, unknown_weight
 from .mmagic import mmagic_charbonnier_losses
@@ -19,6 +21,7 @@ from .composition import (composition_reference, gca_composition_loss, mmagic_ch
 
 from .laplacian import mgmatting_lap_loss, rvm_laplacian_loss, sdmatte_lap_loss
 from .rvm import rvm_matting_loss
+from . import alpha, gradient  # the masked alpha and Sobel gradient losses of ViTMatte, GCA, mmagic, RVM
 
 __all__ = ["dim_loss_reference", "unknown_weight", "mmagic_charbonnier_losses", "seed_gen_loss",
            "seed_total_loss", "composition_reference", "gca_composition_loss", "mmagic_charbonnier_comp_loss",

@@ -1,0 +1,238 @@
+// The single definition of the masked alpha loss (L1 / Charbonnier, unknown
+// and known regions) and the Sobel gradient loss (ViTMatte, mmagic, GCA
+// styles), shared by the CPU and CUDA backends: the per-pixel terms, their
+// derivatives, the 3x3 Sobel stencil and its adjoint. Only plain arithmetic on
+// the accumulation type (float, or double for float64 inputs) lives here.
+//
+// One pass computes, per sample, the sums every convention is made of
+// (AlphaGradSum) and the per-pixel gradient of the weighted sum of terms
+// sum_t coef[t] * S_t, split into up to kMaxGroups maps: terms that a caller
+// normalises differently (ViTMatte's unknown and known L1 have their own
+// data-dependent scales) go to different maps, which backward scales and adds.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "common/defs.h"
+
+namespace mattingloss {
+
+// How the unknown-region weight w is read from the `mask` input. Codes 0..2
+// are DIM's (csrc/dim_loss.h MaskMode); kNoMask: every pixel, w = 1.
+enum AlphaMaskMode : int64_t { kAgEqual = 0, kAgRange = 1, kAgWeight = 2, kAgNoMask = 3 };
+
+enum AlphaRho : int64_t { kRhoL1 = 0, kRhoCharbonnier = 1 };
+
+// Sobel term: none; the L1 of the x and y responses' differences (ViTMatte,
+// mmagic; plus ViTMatte's penalty on the prediction's responses); or the L1 of
+// the gradient magnitudes' difference (GCA).
+enum SobelStyle : int64_t { kSobelNone = 0, kSobelDiff = 1, kSobelMagnitude = 2 };
+
+// Per-sample sums, in this order in the (B, kAgSums) output.
+enum AlphaGradSum : int64_t {
+  kSumUnknown = 0,   // sum rho over the unknown region (see alpha_pixel)
+  kSumKnown = 1,     // the same over the known region, w_k = [w == 0]
+  kSumWUnknown = 2,  // sum w
+  kSumWKnown = 3,    // sum w_k
+  kSumSobelX = 4,    // sum |Sx(p) - Sx(g)| (masked), or the magnitude term (GCA)
+  kSumSobelY = 5,    // sum |Sy(p) - Sy(g)| (masked)
+  kSumPenaltyX = 6,  // sum |Sx(p)| (masked): ViTMatte's penalty
+  kSumPenaltyY = 7,  // sum |Sy(p)| (masked)
+  kAgSums = 8,
+};
+
+constexpr int kMaxGroups = 3;
+
+// Gradient coefficient and output map of each term.
+enum AlphaGradTerm : int { kTermUnknown = 0, kTermKnown = 1, kTermSobel = 2, kTermPenalty = 3 };
+
+template <typename acc_t>
+struct AlphaGradParams {
+  acc_t alpha_scale;  // gt / alpha_scale is the ground truth in [0, 1]
+  acc_t eps;          // Charbonnier: sqrt(d^2 + eps), eps as added (already squared)
+  acc_t grad_eps;     // GCA magnitude: sqrt(gy^2 + gx^2 + grad_eps)
+  acc_t mask_lo, mask_hi;
+  acc_t coef[4];      // d(weighted loss)/d(term sum), by AlphaGradTerm
+  // coef of the unknown [0] and known [1] term in each map: 0 in the maps the
+  // term does not go to, and when the term is off (set by set_map_coefs).
+  acc_t map_coef[2][kMaxGroups];
+  int64_t group[3];   // map of the unknown, known and Sobel (+ penalty) terms
+  int64_t mask_mode;  // AlphaMaskMode
+  int64_t rho;        // AlphaRho
+  int64_t sobel;      // SobelStyle
+  bool unknown_term, known_term;
+  bool mask_in_diff;  // rho(p*w - g*w) (ViTMatte, GCA) instead of w * rho(p - g) (mmagic)
+};
+
+template <typename acc_t>
+inline void set_map_coefs(AlphaGradParams<acc_t>& P) {
+  for (int k = 0; k < kMaxGroups; ++k) {
+    P.map_coef[0][k] = P.unknown_term && P.group[0] == k ? P.coef[kTermUnknown] : acc_t(0);
+    P.map_coef[1][k] = P.known_term && P.group[1] == k ? P.coef[kTermKnown] : acc_t(0);
+  }
+}
+
+// w: 1 in the unknown region (or the weight itself); branch-free so CPU loops vectorize.
+template <typename acc_t>
+ML_INLINE acc_t region_weight(acc_t t, int64_t mode, acc_t lo, acc_t hi) {
+  const acc_t equal = static_cast<acc_t>(t == lo);
+  const acc_t inside = static_cast<acc_t>((t > lo) & (t < hi));
+  return mode == kAgWeight ? t : (mode == kAgEqual ? equal : (mode == kAgRange ? inside : acc_t(1)));
+}
+
+// ViTMatte's known region: new_sample_map[sample_map == 0] = 1.
+template <typename acc_t>
+ML_INLINE acc_t known_weight(acc_t w) {
+  return static_cast<acc_t>(w == acc_t(0));
+}
+
+// a * b rounded on its own, never fused into a following add: `p*w - g*w`
+// must be exactly 0 where the references (separate roundings) find it 0, the L1
+// kink. nvcc contracts a*b - c*d into an FMA by default; the CPU file is
+// compiled with fp-contract=off instead (alpha_gradient_cpu.cpp).
+template <typename acc_t>
+ML_INLINE acc_t mul_rn(acc_t a, acc_t b) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(acc_t) == sizeof(double)) {
+    return __dmul_rn(a, b);
+  } else {
+    return __fmul_rn(a, b);
+  }
+#else
+  return a * b;
+#endif
+}
+
+// d|x|/dx as torch's abs backward computes it: sign(x), 0 at x = 0.
+template <typename acc_t>
+ML_INLINE acc_t sign0(acc_t x) {
+  return static_cast<acc_t>(x > acc_t(0)) - static_cast<acc_t>(x < acc_t(0));
+}
+
+// rho of the masked difference and d(rho)/dp:
+//   mask_in_diff: rho(p*w - g*w), derivative rho'(.) * w
+//   else:         w * rho(p - g),  derivative w * rho'(p - g)
+// They agree for L1 (|w x| = w |x| for w >= 0); for Charbonnier they differ
+// where w != 1: a pixel with w = 0 adds sqrt(eps) in the first form, 0 in the second.
+template <typename acc_t>
+ML_INLINE void rho_masked(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, acc_t w, acc_t& value,
+                          acc_t& slope) {
+  using std::sqrt;
+  const acc_t d = P.mask_in_diff ? mul_rn(p, w) - mul_rn(g, w) : p - g;
+  acc_t r, dr;
+  if (P.rho == kRhoL1) {
+    r = d < acc_t(0) ? -d : d;
+    dr = sign0(d);
+  } else {
+    r = sqrt(d * d + P.eps);
+    dr = d / r;
+  }
+  value = P.mask_in_diff ? r : w * r;
+  slope = dr * w;
+}
+
+// The pointwise part at one pixel: adds the term values to `sums` and
+// returns the gradient contribution to each map.
+template <typename acc_t>
+struct PointResult {
+  acc_t unknown, known, w, wk;
+  acc_t grad[kMaxGroups];
+};
+
+// The ground truth in [0, 1] from its stored value: divided, as the references
+// do (both the pointwise terms and the Sobel responses read this).
+template <typename acc_t>
+ML_INLINE acc_t ground_truth(const AlphaGradParams<acc_t>& P, acc_t stored) {
+  return stored / P.alpha_scale;
+}
+
+// g: the ground truth as ground_truth() gives it.
+template <typename acc_t>
+ML_INLINE void alpha_pixel(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, acc_t w, PointResult<acc_t>& r) {
+  const acc_t wk = known_weight(w);
+  r.w = w;
+  r.wk = wk;
+  // Both terms are always computed and combined with per-map coefficients (0
+  // where a term is off or goes to another map): no branch, so CPU loops vectorize.
+  acc_t vu, su, vk, sk;
+  rho_masked(P, p, g, w, vu, su);
+  rho_masked(P, p, g, wk, vk, sk);
+  r.unknown = vu;
+  r.known = vk;
+  ML_UNROLL for (int k = 0; k < kMaxGroups; ++k) r.grad[k] = P.map_coef[0][k] * su + P.map_coef[1][k] * sk;
+}
+
+// The Sobel responses (F.conv2d's cross-correlation with zero padding) of a
+// 3x3 neighbourhood given as rows up (y-1), mid (y), down (y+1), each read at
+// columns x-1 (l), x (c), x+1 (r). ViTMatte's kernels:
+//   Sx = [[-1,0,1],[-2,0,2],[-1,0,1]], Sy = [[-1,-2,-1],[0,0,0],[1,2,1]]
+// (mmagic's are their negatives: the L1 of a difference does not see the sign.)
+template <typename acc_t>
+ML_INLINE acc_t sobel_x(acc_t ul, acc_t ur, acc_t ml, acc_t mr, acc_t dl, acc_t dr) {
+  return (ur - ul) + acc_t(2) * (mr - ml) + (dr - dl);
+}
+
+template <typename acc_t>
+ML_INLINE acc_t sobel_y(acc_t ul, acc_t uc, acc_t ur, acc_t dl, acc_t dc, acc_t dr) {
+  return (dl + acc_t(2) * dc + dr) - (ul + acc_t(2) * uc + ur);
+}
+
+// What the Sobel terms at one pixel add to the sums, and the derivative of the
+// weighted loss w.r.t. the prediction's responses there (ex = d/dSx(p),
+// ey = d/dSy(p)), which the adjoint stencil spreads to the 3x3 neighbourhood.
+template <typename acc_t>
+struct SobelResult {
+  acc_t sx, sy, px, py;  // kSumSobelX, kSumSobelY, kSumPenaltyX, kSumPenaltyY
+  acc_t ex, ey;
+};
+
+// |a*w - b*w| (mask_in_diff) or w * |a - b|, and its derivative w.r.t. a.
+template <typename acc_t>
+ML_INLINE void l1_masked(bool in_diff, acc_t a, acc_t b, acc_t w, acc_t& value, acc_t& slope) {
+  const acc_t d = in_diff ? mul_rn(a, w) - mul_rn(b, w) : a - b;
+  const acc_t r = d < acc_t(0) ? -d : d;
+  value = in_diff ? r : w * r;
+  slope = sign0(d) * w;
+}
+
+template <typename acc_t>
+ML_INLINE void sobel_pixel(const AlphaGradParams<acc_t>& P, acc_t gx_p, acc_t gy_p, acc_t gx_g, acc_t gy_g, acc_t w,
+                           SobelResult<acc_t>& r) {
+  using std::sqrt;
+  if (P.sobel == kSobelDiff) {
+    acc_t sx, sy, px, py;
+    l1_masked(P.mask_in_diff, gx_p, gx_g, w, r.sx, sx);
+    l1_masked(P.mask_in_diff, gy_p, gy_g, w, r.sy, sy);
+    l1_masked(P.mask_in_diff, gx_p, acc_t(0), w, r.px, px);
+    l1_masked(P.mask_in_diff, gy_p, acc_t(0), w, r.py, py);
+    r.ex = P.coef[kTermSobel] * sx + P.coef[kTermPenalty] * px;
+    r.ey = P.coef[kTermSobel] * sy + P.coef[kTermPenalty] * py;
+  } else {
+    // GCA: sqrt((Sy^2 + Sx^2) + eps) of each (its channels summed in filter order: y, x).
+    const acc_t mp = sqrt((gy_p * gy_p + gx_p * gx_p) + P.grad_eps);
+    const acc_t mg = sqrt((gy_g * gy_g + gx_g * gx_g) + P.grad_eps);
+    acc_t s;
+    l1_masked(P.mask_in_diff, mp, mg, w, r.sx, s);
+    r.sy = 0;
+    r.px = 0;
+    r.py = 0;
+    const acc_t k = P.coef[kTermSobel] * s / mp;
+    r.ex = k * gx_p;
+    r.ey = k * gy_p;
+  }
+}
+
+// The adjoint of p -> (Sx(p), Sy(p)) at one pixel: sum over the neighbours of
+// K[i+1][j+1] * e(y-i, x-j) for each kernel, e zero outside the image (the
+// transposed stencil, with F.conv2d's zero padding respected at the borders).
+// Rows of ex/ey: u = y-1, m = y, d = y+1; columns l = x-1, c = x, r = x+1.
+template <typename acc_t>
+ML_INLINE acc_t sobel_adjoint(acc_t exul, acc_t exur, acc_t exml, acc_t exmr, acc_t exdl, acc_t exdr, acc_t eyul,
+                              acc_t eyuc, acc_t eyur, acc_t eydl, acc_t eydc, acc_t eydr) {
+  const acc_t gx = (exdl - exdr) + acc_t(2) * (exml - exmr) + (exul - exur);
+  const acc_t gy = (eyul + acc_t(2) * eyuc + eyur) - (eydl + acc_t(2) * eydc + eydr);
+  return gx + gy;
+}
+
+}  // namespace mattingloss

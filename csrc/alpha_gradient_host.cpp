@@ -1,0 +1,96 @@
+#include "alpha_gradient_host.h"
+
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+
+#include "common/host_tensors.h"
+
+namespace mattingloss {
+namespace {
+
+void check_map(const at::Tensor& t, const char* name, const at::Tensor& pred) {
+  TORCH_CHECK(t.dim() == 4 && t.sizes() == pred.sizes(), "mattingloss: ", name, " has shape ", t.sizes(),
+              ", expected ", pred.sizes());
+  TORCH_CHECK(t.is_contiguous(), "mattingloss: ", name, " must be contiguous");
+  TORCH_CHECK(t.device() == pred.device(), "mattingloss: ", name, " is on ", t.device(), ", pred_alpha on ",
+              pred.device());
+}
+
+template <typename acc_t>
+void fill(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& gt,
+          const std::optional<at::Tensor>& mask, int64_t mask_mode, double mask_lo, double mask_hi,
+          double alpha_scale, int64_t rho, double eps, bool mask_in_diff, bool unknown_term, bool known_term,
+          int64_t sobel, double grad_eps, at::ArrayRef<double> coef, at::IntArrayRef group, int64_t groups,
+          const AlphaGradResult& out) {
+  auto& P = a.params;
+  P.alpha_scale = acc_t(alpha_scale);
+  P.eps = acc_t(eps);
+  P.grad_eps = acc_t(grad_eps);
+  P.mask_lo = acc_t(mask_lo);
+  P.mask_hi = acc_t(mask_hi);
+  for (int t = 0; t < 4; ++t) P.coef[t] = acc_t(coef[t]);
+  for (int t = 0; t < 3; ++t) P.group[t] = group[t];
+  P.mask_mode = mask_mode;
+  P.rho = rho;
+  P.sobel = sobel;
+  P.unknown_term = unknown_term;
+  P.known_term = known_term;
+  P.mask_in_diff = mask_in_diff;
+  set_map_coefs(P);
+  a.batch = pred.size(0);
+  a.height = pred.size(2);
+  a.width = pred.size(3);
+  a.groups = groups;
+  a.pred = input(pred, "pred_alpha");
+  a.gt = input(gt, "alpha");
+  if (mask.has_value()) a.mask = input(*mask, "mask");
+  const auto& [sums, grad] = out;
+  a.grad = output(grad);
+  a.sums = sums.mutable_data_ptr<acc_t>();
+}
+
+}  // namespace
+
+AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& mask,
+                                   int64_t mask_mode, double mask_lo, double mask_hi, double alpha_scale,
+                                   int64_t rho, double eps, bool mask_in_diff, bool unknown_term, bool known_term,
+                                   int64_t sobel, double grad_eps, at::ArrayRef<double> coef,
+                                   at::IntArrayRef group, int64_t groups, bool grad) {
+  TORCH_CHECK(pred.dim() == 4 && pred.size(1) == 1, "mattingloss: pred_alpha has shape ", pred.sizes(),
+              ", expected (B, 1, H, W)");
+  TORCH_CHECK(pred.numel() > 0, "mattingloss: pred_alpha is empty");
+  TORCH_CHECK(at::isFloatingType(pred.scalar_type()), "mattingloss: pred_alpha must be floating, got ",
+              pred.scalar_type());
+  TORCH_CHECK(pred.is_contiguous(), "mattingloss: pred_alpha must be contiguous");
+  check_map(gt, "alpha", pred);
+  TORCH_CHECK(mask_mode >= kAgEqual && mask_mode <= kAgNoMask, "mattingloss: bad mask_mode ", mask_mode);
+  TORCH_CHECK(mask.has_value() == (mask_mode != kAgNoMask), "mattingloss: mask must be given unless mask_mode is ",
+              int64_t(kAgNoMask));
+  if (mask.has_value()) check_map(*mask, "mask", pred);
+  TORCH_CHECK(rho == kRhoL1 || rho == kRhoCharbonnier, "mattingloss: bad rho ", rho);
+  TORCH_CHECK(rho == kRhoL1 || eps > 0, "mattingloss: eps must be > 0, got ", eps);
+  TORCH_CHECK(sobel >= kSobelNone && sobel <= kSobelMagnitude, "mattingloss: bad sobel ", sobel);
+  TORCH_CHECK(sobel != kSobelMagnitude || grad_eps > 0, "mattingloss: grad_eps must be > 0, got ", grad_eps);
+  TORCH_CHECK(coef.size() == 4, "mattingloss: coef needs 4 values, got ", coef.size());
+  TORCH_CHECK(group.size() == 3, "mattingloss: group needs 3 values, got ", group.size());
+  TORCH_CHECK(groups >= 1 && groups <= kMaxGroups, "mattingloss: groups must be in 1..", kMaxGroups, ", got ", groups);
+  for (int64_t g : group) TORCH_CHECK(g >= 0 && g < groups, "mattingloss: group index ", g, " out of 0..", groups - 1);
+
+  const bool use_double = pred.scalar_type() == at::kDouble;
+  const auto acc = use_double ? at::kDouble : at::kFloat;
+  const int64_t B = pred.size(0), H = pred.size(2), W = pred.size(3);
+  AlphaGradOp op;
+  op.use_double = use_double;
+  op.outputs = AlphaGradResult(at::empty({B, kAgSums}, pred.options().dtype(acc)),
+                               grad ? at::empty({groups, B, 1, H, W}, pred.options()) : at::empty({0}, pred.options()));
+  if (use_double) {
+    fill(op.f64, pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps, mask_in_diff, unknown_term,
+         known_term, sobel, grad_eps, coef, group, groups, op.outputs);
+  } else {
+    fill(op.f32, pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps, mask_in_diff, unknown_term,
+         known_term, sobel, grad_eps, coef, group, groups, op.outputs);
+  }
+  return op;
+}
+
+}  // namespace mattingloss

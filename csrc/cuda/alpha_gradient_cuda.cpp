@@ -1,0 +1,49 @@
+// CUDA registration of alpha_gradient_forward: device guard, scratch
+// allocation, launch on the current stream. No host synchronisation.
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "../alpha_gradient_host.h"
+#include "alpha_gradient_kernel.h"
+
+namespace mattingloss {
+namespace {
+
+template <typename acc_t>
+void launch(const AlphaGradArgs<acc_t>& args, const at::Tensor& pred) {
+  const auto acc = sizeof(acc_t) == sizeof(double) ? at::kDouble : at::kFloat;
+  at::Tensor scratch =
+      at::empty({alpha_gradient_scratch(args.batch, args.height, args.width)}, pred.options().dtype(acc));
+  at::Tensor counter = at::zeros({1}, pred.options().dtype(at::kInt));
+  C10_CUDA_CHECK(launch_alpha_gradient_forward(args, scratch.mutable_data_ptr<acc_t>(),
+                                               reinterpret_cast<unsigned int*>(counter.mutable_data_ptr<int>()),
+                                               c10::cuda::getCurrentCUDAStream()));
+}
+
+AlphaGradResult alpha_gradient_forward_cuda(const at::Tensor& pred, const at::Tensor& gt,
+                                            const std::optional<at::Tensor>& mask, int64_t mask_mode, double mask_lo,
+                                            double mask_hi, double alpha_scale, int64_t rho, double eps,
+                                            bool mask_in_diff, bool unknown_term, bool known_term, int64_t sobel,
+                                            double grad_eps, at::ArrayRef<double> coef, at::IntArrayRef group,
+                                            int64_t groups, bool grad) {
+  const c10::cuda::CUDAGuard guard(pred.device());
+  AlphaGradOp op = prepare_alpha_gradient(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
+                                          mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group,
+                                          groups, grad);
+  if (op.use_double) {
+    launch(op.f64, pred);
+  } else {
+    launch(op.f32, pred);
+  }
+  return op.outputs;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) { m.impl("alpha_gradient_forward", &alpha_gradient_forward_cuda); }
+
+}  // namespace mattingloss

@@ -1,0 +1,36 @@
+// Interface between the ATen-facing registration (alpha_gradient_cuda.cpp,
+// built by the host compiler) and the kernel (alpha_gradient_kernel.cu, built
+// by nvcc without torch headers).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "../alpha_gradient_args.h"
+
+namespace mattingloss {
+
+// A block computes one tile of kAgTileH x kAgTileW pixels of one sample (the
+// tiling depends on the shape alone, so the partial sums do too).
+constexpr int kAgTileW = 32;
+constexpr int kAgTileH = 16;
+constexpr int kAgThreads = 256;
+
+inline int64_t alpha_gradient_tiles(int64_t height, int64_t width) {
+  return ((height + kAgTileH - 1) / kAgTileH) * ((width + kAgTileW - 1) / kAgTileW);
+}
+
+// Scratch the launch needs, in acc_t values: kAgSums per tile.
+inline int64_t alpha_gradient_scratch(int64_t batch, int64_t height, int64_t width) {
+  return batch * alpha_gradient_tiles(height, width) * kAgSums;
+}
+
+// Enqueues the whole forward on `stream`: one kernel whose last block (elected
+// through `counter`, which must be 0) sums the tiles' partials per sample in a
+// fixed order into args.sums. Returns the launch status.
+template <typename acc_t>
+cudaError_t launch_alpha_gradient_forward(const AlphaGradArgs<acc_t>& args, acc_t* scratch, unsigned int* counter,
+                                          cudaStream_t stream);
+
+}  // namespace mattingloss

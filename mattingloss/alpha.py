@@ -1,0 +1,551 @@
+"""The masked alpha loss (L1 or Charbonnier over the unknown, known or every
+pixel) in each modern matting code base's convention, and ViTMatte's trio
+(unknown L1 + known L1 + Sobel gradient penalty) from one fused pass.
+
+One op (``alpha_gradient_forward``, csrc/alpha_gradient.h) reads pred, the
+ground truth and the trimap/weight once and returns per-sample sums (each
+term's masked sum and each region's weight sum) with the per-pixel gradient
+of the weighted term sums. The normalisation of each convention is a few
+torch ops on those sums (no host sync); backward multiplies the stored
+gradient by it. Terms normalised by different data-dependent scales (ViTMatte's
+unknown and known L1) keep separate gradient maps, added in backward.
+
+=================================  ==========================================================
+code base (function)               call
+=================================  ==========================================================
+ViTMatte ``unknown_l1_loss``       ``alpha_loss(p, g, trimap, unknown_value=0.5, reduction="vitmatte", mask_in_diff=True)``
+ViTMatte ``known_l1_loss``         the same with ``region="known"``
+ViTMatte unknown + known + grad    ``vitmatte_alpha_losses(p, g, trimap)`` (one pass)
+GCA/MGMatting/MatteFormer          ``alpha_loss(p, g, weight=w, guard=1e-8, mask_in_diff=True)``
+``regression_loss`` (l1)
+GCA ``smooth_l1``                  ``alpha_loss(p, g, weight=w, rho="charbonnier", eps=1e-6, guard=1e-8, mask_in_diff=True)``
+mmagic ``L1Loss`` (weight)         ``alpha_loss(p, g, weight=w, guard=1e-12)`` (``reduction="sample"`` for sample_wise)
+mmagic ``CharbonnierLoss``         ``alpha_loss(p, g, weight=w, rho="charbonnier", eps=1e-12, guard=1e-12)``
+RVM / plain ``F.l1_loss``          ``alpha_loss(p, g, region="all")``
+=================================  ==========================================================
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional, Tuple
+
+import torch
+
+from . import _args, _ops
+
+Tensor = torch.Tensor
+
+alpha_gradient_forward = _ops.load_op(
+    "mattingloss::alpha_gradient_forward(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, "
+    "float mask_lo, float mask_hi, float alpha_scale, int rho, float eps, bool mask_in_diff, "
+    "bool unknown_term, bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, "
+    "bool grad) -> (Tensor sums, Tensor grad)"
+)
+
+# Codes shared with csrc/alpha_gradient.h.
+MASK_EQUAL, MASK_RANGE, MASK_WEIGHT, MASK_NONE = 0, 1, 2, 3
+RHOS = {"l1": 0, "charbonnier": 1}
+SOBEL_NONE, SOBEL_DIFF, SOBEL_MAGNITUDE = 0, 1, 2
+SUM_UNKNOWN, SUM_KNOWN, SUM_W_UNKNOWN, SUM_W_KNOWN, SUM_SOBEL_X, SUM_SOBEL_Y, SUM_PEN_X, SUM_PEN_Y = range(8)
+N_SUMS = 8
+REDUCTIONS = ("mean", "sample", "sum", "numel", "vitmatte")
+REGIONS = ("unknown", "known", "all")
+VITMATTE_PIXELS = 262144  # ViTMatte's hard-coded 512 * 512
+
+
+@torch.library.register_fake("mattingloss::alpha_gradient_forward")
+def _alpha_gradient_forward_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
+                                 mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group, groups,
+                                 grad):
+    acc = torch.float64 if pred.dtype == torch.float64 else torch.float32
+    B, _, H, W = pred.shape
+    maps = pred.new_empty((groups, B, 1, H, W)) if grad else pred.new_empty((0,))
+    return pred.new_empty((B, N_SUMS), dtype=acc), maps
+
+
+# --------------------------------------------------------------------------- options
+
+class Norm(NamedTuple):
+    """How a term's sum becomes a loss. mode: "mean" (sum / (sum(w) + guard), 0 when
+    that is 0), "sample" (the mean over samples of each one's own masked mean),
+    "sum", "numel" (over B*H*W, F.l1_loss's mean), "vitmatte" (the mean over B*H*W
+    times B * 262144 / sum(w): ViTMatte's scale, 0 when sum(w) is 0)."""
+
+    mode: str
+    guard: float = 0.0
+
+
+def _norm(reduction, guard) -> Norm:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {list(REDUCTIONS)}, got {reduction!r}")
+    guard = _args._number("guard", guard, low=0.0)
+    return Norm(reduction, guard)
+
+
+class Spec(NamedTuple):
+    """One fused call: which terms, their conventions and weights (checked options).
+    A NamedTuple (as Norm): torch.compile passes it to the autograd.Function as a constant."""
+
+    region_mode: int  # MASK_* (MASK_NONE: every pixel)
+    lo: float
+    hi: float
+    alpha_scale: float
+    rho: int
+    eps: float
+    mask_in_diff: bool
+    unknown: Optional[Norm]  # the unknown-region term, or None
+    known: Optional[Norm]
+    sobel: int
+    sobel_norm: Optional[Norm]
+    penalty: float
+    grad_eps: float
+    weights: Tuple[float, float, float]  # of the unknown, known and Sobel terms in the total
+    # (lo, hi) rounded to each dtype a trimap comparison can run in (_CMP_DTYPES),
+    # computed once here, eagerly: no float arithmetic on the call path.
+    bounds: Tuple[Tuple[float, float], ...] = ()
+
+
+_CMP_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def with_bounds(spec: Spec) -> Spec:
+    return spec._replace(bounds=tuple((_round_to(spec.lo, d), _round_to(spec.hi, d)) for d in _CMP_DTYPES))
+
+
+# --------------------------------------------------------------------------- inputs
+
+# (significand bits, frexp exponent of the smallest normal, largest finite) per dtype.
+_FLOAT_FORMATS = {
+    torch.float32: (24, -125, (2 - 2.0**-23) * 2.0**127),
+    torch.float16: (11, -13, 65504.0),
+    torch.bfloat16: (8, -125, (2 - 2.0**-7) * 2.0**127),
+}
+
+
+def _round_to(value: float, dtype: torch.dtype) -> float:
+    """value rounded to nearest-even in dtype, as torch converts a Python scalar
+    (float16/bfloat16 through float32, as c10 does). Plain Python arithmetic, no
+    tensor: torch.compile folds it to a constant."""
+    if dtype == torch.float64 or value == 0 or not math.isfinite(value):
+        return value
+    if dtype != torch.float32:
+        value = _round_to(value, torch.float32)
+        if math.isinf(value):
+            return value
+    bits, min_exp, largest = _FLOAT_FORMATS[dtype]
+    exponent = max(math.frexp(value)[1], min_exp)
+    scale = 2.0 ** (bits - exponent)  # powers of two: exact
+    rounded = round(value * scale) / scale  # round(): ties to even
+    return math.copysign(math.inf, value) if abs(rounded) > largest else rounded
+
+
+def _comparison_dtype(trimap: Tensor, bounds) -> Optional[torch.dtype]:
+    """The dtype torch compares `trimap == bound` in (torch.result_type of the trimap
+    and a Python scalar); None where every dtype gives the same answer."""
+    if trimap.dtype == torch.bool:
+        return torch.get_default_dtype()
+    if trimap.is_floating_point():
+        return trimap.dtype
+    if all(float(b).is_integer() for b in bounds):
+        return None
+    return torch.get_default_dtype()
+
+
+def _target(name, t, pred):
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.requires_grad and torch.is_grad_enabled():
+        raise ValueError(f"{name}: requires grad, but this loss differentiates pred_alpha only; pass {name}.detach()")
+    return _args._map(name, t, pred, 1)
+
+
+def _check_pred(pred_alpha):
+    if not isinstance(pred_alpha, Tensor):
+        raise TypeError(f"pred_alpha: expected a torch.Tensor, got {type(pred_alpha).__name__}")
+    if pred_alpha.dtype not in _args.PRED_DTYPES:
+        raise TypeError("pred_alpha: expected float16, bfloat16, float32 or float64, got "
+                        f"{_args._describe(pred_alpha)}")
+    if pred_alpha.dim() != 4 or pred_alpha.shape[1] != 1:
+        raise ValueError(f"pred_alpha: expected shape (B, 1, H, W), got {_args._describe(pred_alpha)}")
+    if pred_alpha.numel() == 0:
+        raise ValueError(f"pred_alpha: expected a non-empty batch and image, got {_args._describe(pred_alpha)}")
+    if pred_alpha.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"pred_alpha: expected a cpu or cuda tensor, got {_args._describe(pred_alpha)}")
+    if pred_alpha.device.type == "cuda" and not _ops._CUDA_KERNELS_BUILT:
+        raise ValueError("pred_alpha: is on CUDA, but this build of mattingloss has no CUDA kernels; "
+                         "rebuild with a CUDA toolkit and a CUDA build of torch (see README)")
+    return pred_alpha.contiguous()
+
+
+def _region(spec: Spec, trimap, weight, pred):
+    """(mask tensor or None, mode, lo, hi) as the op reads them."""
+    if spec.region_mode == MASK_NONE:
+        if trimap is not None or weight is not None:
+            raise ValueError("trimap/weight: region='all' reads no mask, but one was given")
+        return None, MASK_NONE, 0.0, 0.0
+    if (trimap is None) == (weight is None):
+        raise ValueError("trimap/weight: expected exactly one of them, got " + ("both" if trimap is not None else "neither"))
+    if weight is not None:
+        if spec.region_mode != MASK_WEIGHT:
+            raise ValueError("unknown_value/unknown_range: they describe a trimap, but weight= was given; "
+                             "pass a trimap instead, or drop them")
+        return _target("weight", weight, pred), MASK_WEIGHT, 0.0, 0.0
+    if spec.region_mode == MASK_WEIGHT:
+        raise ValueError("trimap: this loss was set up for weight= (no unknown_value/unknown_range); "
+                         "pass weight=, or give unknown_value/unknown_range")
+    if not isinstance(trimap, Tensor):
+        raise TypeError(f"trimap: expected a torch.Tensor, got {type(trimap).__name__}")
+    if trimap.requires_grad and torch.is_grad_enabled():
+        raise ValueError("trimap: requires grad, but this loss differentiates pred_alpha only; pass trimap.detach()")
+    if trimap.is_complex():
+        raise TypeError(f"trimap: expected a real dtype, got {_args._describe(trimap)}")
+    cmp = _comparison_dtype(trimap, (spec.lo, spec.hi))
+    # The kernels compare in float32 (float64 for a float64 pred_alpha) with the bound
+    # rounded to the comparison dtype: exact unless that comparison is in float64 and
+    # the kernel's is not, or the trimap's dtype is one the kernels do not read.
+    exact = (cmp != torch.float64 or pred.dtype == torch.float64) and (
+        trimap.dtype in _args.NATIVE_DTYPES or trimap.dtype == torch.bool)
+    if exact:
+        lo, hi = (spec.lo, spec.hi) if cmp is None else spec.bounds[_CMP_DTYPES.index(cmp)]
+        return _target("trimap", trimap, pred), spec.region_mode, lo, hi
+    # A comparison the kernels cannot make exactly (float64 trimap with a float32
+    # prediction, integer dtypes): torch's own, into a 0/1 uint8 mask.
+    _target("trimap", trimap.detach(), pred)  # shape and device checks
+    if spec.region_mode == MASK_EQUAL:
+        matches = trimap == spec.lo
+    else:
+        matches = (trimap > spec.lo) & (trimap < spec.hi)
+    return matches.contiguous().view(torch.uint8), MASK_EQUAL, 1.0, 1.0
+
+
+# --------------------------------------------------------------------------- composition
+
+def _factor(norm: Norm, wsum: Tensor, batch: int, pixels: int) -> Tensor:
+    """(B,) per-sample factors f with loss = sum_b f_b * S_b."""
+    if norm.mode == "sum":
+        return torch.ones_like(wsum)
+    if norm.mode == "numel":
+        return torch.full_like(wsum, 1.0 / (batch * pixels))
+    if norm.mode == "sample":
+        denom = wsum + norm.guard
+        return torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), 0.0) / batch
+    total = wsum.sum()
+    if norm.mode == "mean":
+        denom = total + norm.guard
+        f = torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), 0.0)
+    else:  # vitmatte: F.l1_loss's mean over B*H*W times B * 262144 / sum(w)
+        scale = batch * VITMATTE_PIXELS / torch.where(total > 0, total, 1.0)
+        f = torch.where(total > 0, scale / (batch * pixels), 0.0)
+    return f.expand(batch)
+
+
+def _groups(spec: Spec):
+    """Gradient map of the unknown, known and Sobel terms: terms whose factor is
+    the same (same normalisation of the same weight sum) share one. (Plain
+    comparisons, no list.index on tuples: torch.compile traces this.)"""
+    keys, group = [], []
+    for norm, source in ((spec.unknown, "u"), (spec.known, "k"), (spec.sobel_norm, "u")):
+        if norm is None:
+            group.append(0)
+            continue
+        if norm.mode == "sum" or norm.mode == "numel":
+            source = "-"
+        found = len(keys)
+        for i, (mode, guard, src) in enumerate(keys):
+            if found == len(keys) and mode == norm.mode and guard == norm.guard and src == source:
+                found = i
+        if found == len(keys):
+            keys.append((norm.mode, norm.guard, source))
+        group.append(found)
+    return group, max(len(keys), 1)
+
+
+class AlphaGradientFunction(torch.autograd.Function):
+    """Autograd around the op: forward composes the losses from the per-sample sums,
+    backward scales the stored gradient maps and adds them."""
+
+    @staticmethod
+    def forward(ctx, pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool):
+        group, groups = _groups(spec)
+        wu, wk, ws = spec.weights
+        coef = [wu if spec.unknown else 0.0, wk if spec.known else 0.0, ws if spec.sobel_norm else 0.0,
+                ws * spec.penalty if spec.sobel_norm else 0.0]
+        sums, maps = alpha_gradient_forward(
+            pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff,
+            spec.unknown is not None, spec.known is not None, spec.sobel, spec.grad_eps, coef, group, groups,
+            needs_grad)
+        B, _, H, W = pred.shape
+        pixels = H * W
+        w_unknown = sums[:, SUM_W_UNKNOWN]
+        if mode == MASK_NONE:  # exact, where a float32 count of ones would not be past 2^24
+            w_unknown = torch.full_like(w_unknown, float(pixels))
+        zero = sums.new_zeros(())
+        parts, factors = [], [None] * groups
+        for index, (norm, wsum, term) in enumerate((
+                (spec.unknown, w_unknown, sums[:, SUM_UNKNOWN]),
+                (spec.known, sums[:, SUM_W_KNOWN], sums[:, SUM_KNOWN]),
+                (spec.sobel_norm, w_unknown,
+                 sums[:, SUM_SOBEL_X] + sums[:, SUM_SOBEL_Y] + spec.penalty * (sums[:, SUM_PEN_X] + sums[:, SUM_PEN_Y])))):
+            if norm is None:
+                parts.append(zero)
+                continue
+            f = _factor(norm, wsum, B, pixels)
+            parts.append((f * term).sum())
+            factors[group[index]] = f
+        components = torch.stack(parts)
+        total = wu * components[0] + wk * components[1] + ws * components[2]
+        ctx.mark_non_differentiable(components)
+        ctx.save_for_backward(maps, *factors)
+        ctx.pooled = [f is not None and spec_norm_pooled(spec, g, group) for g, f in enumerate(factors)]
+        return total, components
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_total, _grad_components):
+        maps, *factors = ctx.saved_tensors
+        grads = [None] * 8
+        if not ctx.needs_input_grad[0]:
+            return tuple(grads)
+        grads[0] = _combine(maps, factors, ctx.pooled, grad_total)
+        return tuple(grads)
+
+
+def _combine(maps, factors, pooled, grad_total):
+    """sum_g maps[g] * factors[g] * grad_total, in the maps' dtype. One map: the
+    in-place scaling of _ops._scaled. Several: accumulated in place into map 0
+    (mul_, then one addcmul_ per further map, no temporaries) when autograd
+    frees the graph after this backward, as _scaled decides; a per-sample factor
+    is not rounded to float16/bfloat16 maps (computed in float32 then instead)."""
+    scaled = [f[0] * grad_total if p else f.view(-1, 1, 1, 1) * grad_total for f, p in zip(factors, pooled)]
+    if len(scaled) == 1:
+        return _ops._scaled(maps[0], scaled[0])
+    low_precision = maps.dtype in (torch.float16, torch.bfloat16)
+    in_place = (not torch.compiler.is_compiling() and type(maps) is torch.Tensor
+                and not torch._C._autograd._get_current_graph_task_keep_graph())
+    if in_place and not (low_precision and any(s.dim() > 0 for s in scaled)):
+        out = maps[0].mul_(scaled[0])
+        for g in range(1, len(scaled)):
+            out.addcmul_(maps[g], scaled[g])
+        return out
+    acc = torch.float64 if maps.dtype == torch.float64 else torch.float32
+    out = maps[0].to(acc) * scaled[0]
+    for g in range(1, len(scaled)):
+        out = out + maps[g].to(acc) * scaled[g]
+    return out.to(maps.dtype)
+
+
+def spec_norm_pooled(spec: Spec, g: int, group) -> bool:
+    """Whether map g's factor is one value for the whole batch (kept 0-dim in backward)."""
+    norms = [n for n, gi in zip((spec.unknown, spec.known, spec.sobel_norm), group) if n is not None and gi == g]
+    return all(n.mode != "sample" for n in norms)
+
+
+def run(spec: Spec, pred_alpha, alpha, trimap=None, weight=None):
+    """Checks the tensors and runs one fused call: (total, components[3])."""
+    pred = _check_pred(pred_alpha)
+    gt = _target("alpha", alpha, pred)
+    mask, mode, lo, hi = _region(spec, trimap, weight, pred)
+    needs_grad = torch.is_grad_enabled() and pred.requires_grad
+    return AlphaGradientFunction.apply(pred, gt, mask, mode, lo, hi, spec, needs_grad)
+
+
+def region_options(unknown_value, unknown_range, weight_given, default_value):
+    """(mode, lo, hi) for a trimap or weight, checked."""
+    if unknown_value is not None and unknown_range is not None:
+        raise ValueError(f"unknown_value and unknown_range: give one, got both ({unknown_value!r}, {unknown_range!r})")
+    if weight_given:
+        if unknown_value is not None or unknown_range is not None:
+            raise ValueError("unknown_value/unknown_range: they describe a trimap, but weight= was given; "
+                             "pass a trimap instead, or drop them")
+        return MASK_WEIGHT, 0.0, 0.0
+    if unknown_range is not None:
+        if not isinstance(unknown_range, (tuple, list)) or len(unknown_range) != 2:
+            raise ValueError(f"unknown_range: expected (lo, hi), got {unknown_range!r}")
+        lo = _args._number("unknown_range[0]", unknown_range[0])
+        hi = _args._number("unknown_range[1]", unknown_range[1])
+        if not lo < hi:
+            raise ValueError(f"unknown_range: expected lo < hi, got ({lo}, {hi})")
+        return MASK_RANGE, lo, hi
+    value = _args._number("unknown_value", default_value if unknown_value is None else unknown_value)
+    return MASK_EQUAL, value, value
+
+
+def _rho(rho, eps):
+    if not isinstance(rho, str) or rho not in RHOS:
+        raise ValueError(f"rho: expected one of {list(RHOS)}, got {rho!r}")
+    eps = _args._number("eps", eps, low=0.0, low_open=rho == "charbonnier")
+    return RHOS[rho], eps
+
+
+def _bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {value!r} ({type(value).__name__})")
+    return value
+
+
+# --------------------------------------------------------------------------- public API
+
+def _alpha_spec(region, rho, eps, reduction, guard, mask_in_diff, alpha_scale, unknown_value, unknown_range,
+                weight_given, default_value=128.0) -> Spec:
+    if not isinstance(region, str) or region not in REGIONS:
+        raise ValueError(f"region: expected one of {list(REGIONS)}, got {region!r}")
+    rho_code, eps = _rho(rho, eps)
+    norm = _norm(reduction, guard)
+    if region == "all":
+        if unknown_value is not None or unknown_range is not None:
+            raise ValueError("unknown_value/unknown_range: region='all' reads no trimap; drop them")
+        mode, lo, hi = MASK_NONE, 0.0, 0.0
+    else:
+        mode, lo, hi = region_options(unknown_value, unknown_range, weight_given, default_value)
+    return with_bounds(Spec(region_mode=mode, lo=lo, hi=hi,
+                alpha_scale=_args._number("alpha_scale", alpha_scale, low=0.0, low_open=True),
+                rho=rho_code, eps=eps, mask_in_diff=_bool("mask_in_diff", mask_in_diff),
+                unknown=None if region == "known" else norm, known=norm if region == "known" else None,
+                sobel=SOBEL_NONE, sobel_norm=None, penalty=0.0, grad_eps=1e-8, weights=(1.0, 1.0, 1.0)))
+
+
+def alpha_loss(
+    pred_alpha: Tensor,
+    alpha: Tensor,
+    trimap: Optional[Tensor] = None,
+    *,
+    weight: Optional[Tensor] = None,
+    region: str = "unknown",
+    rho: str = "l1",
+    eps: float = 1e-12,
+    reduction: str = "mean",
+    guard: float = 0.0,
+    mask_in_diff: bool = False,
+    alpha_scale: float = 1.0,
+    unknown_value: Optional[float] = None,
+    unknown_range: Optional[Tuple[float, float]] = None,
+) -> Tensor:
+    """The masked alpha loss ``sum(rho * w) / normaliser`` from one fused pass.
+
+    Per pixel, with ``d = pred - alpha / alpha_scale`` and the region's weight ``w``:
+    ``w * rho(d)``, or with ``mask_in_diff=True`` ``rho(pred*w - (alpha/alpha_scale)*w)``
+    (as ViTMatte, GCA, MGMatting and MatteFormer write it). The two agree for L1 and
+    for a binary mask's unknown pixels; for Charbonnier every pixel with ``w = 0``
+    adds ``sqrt(eps)`` in the second form, and soft weights give
+    ``sqrt(w^2 d^2 + eps)`` instead of ``w sqrt(d^2 + eps)``.
+    ``rho``: ``"l1"`` (``|d|``, derivative 0 at d = 0 as torch's abs) or
+    ``"charbonnier"`` (``sqrt(d^2 + eps)``, eps as added: mmagic 1e-12, GCA 1e-6).
+
+    Args:
+        pred_alpha: (B,1,H,W) predicted alpha; float16, bfloat16, float32 or float64.
+        alpha: (B,1,H,W) ground truth in 0..alpha_scale (uint8 or floating), read as stored.
+        trimap: (B,1,H,W); unknown where it equals ``unknown_value`` (default 128), or
+            ``lo < trimap < hi`` with ``unknown_range``; compared exactly as torch would.
+        weight: (B,1,H,W) non-negative weights instead of a trimap (mmagic's, GCA's ``weight``).
+        region: ``"unknown"`` (w), ``"known"`` (``w == 0``, as ViTMatte's known_l1_loss
+            builds it) or ``"all"`` (every pixel; no trimap or weight).
+        reduction: ``"mean"`` (``sum / (sum(w) + guard)``; 0 when that is 0),
+            ``"sample"`` (the mean over samples of each one's ``sum_b / (sum(w_b) + guard)``,
+            mmagic's sample_wise), ``"sum"``, ``"numel"`` (over B*H*W: ``F.l1_loss``'s
+            mean of the masked values), ``"vitmatte"`` (ViTMatte's ``F.l1_loss(p*m, g*m) *
+            B * 262144 / sum(m)``: the 512*512 crop is hard-coded there, so it is a mean
+            only for 512 x 512 inputs; reproduced as is. ViTMatte's own unknown term gives
+            NaN on an empty region; we return 0 there, as its known term does).
+        guard: added to the weight sum of ``"mean"``/``"sample"`` (GCA 1e-8, mmagic 1e-12).
+    """
+    spec = _alpha_spec(region, rho, eps, reduction, guard, mask_in_diff, alpha_scale, unknown_value,
+                       unknown_range, weight is not None)
+    total, _ = run(spec, pred_alpha, alpha, trimap, weight)
+    return total
+
+
+class AlphaLoss(torch.nn.Module):
+    """Module form of :func:`alpha_loss`: options at construction, tensors at call."""
+
+    def __init__(self, region: str = "unknown", rho: str = "l1", eps: float = 1e-12, reduction: str = "mean",
+                 guard: float = 0.0, mask_in_diff: bool = False, alpha_scale: float = 1.0,
+                 unknown_value: Optional[float] = None, unknown_range: Optional[Tuple[float, float]] = None):
+        super().__init__()
+        self._options = dict(region=region, rho=rho, eps=eps, reduction=reduction, guard=guard,
+                             mask_in_diff=mask_in_diff, alpha_scale=alpha_scale, unknown_value=unknown_value,
+                             unknown_range=unknown_range)
+        self._trimap_spec = _alpha_spec(**self._options, weight_given=False)
+        describes_trimap = unknown_value is not None or unknown_range is not None or region == "all"
+        self._weight_spec = None if describes_trimap else _alpha_spec(**self._options, weight_given=True)
+
+    def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Optional[Tensor] = None,
+                weight: Optional[Tensor] = None) -> Tensor:
+        spec = self._trimap_spec
+        if weight is not None:
+            if self._weight_spec is None:
+                _alpha_spec(**self._options, weight_given=True)  # raises, saying why
+            spec = self._weight_spec
+        return run(spec, pred_alpha, alpha, trimap, weight)[0]
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._options.items() if v is not None)
+
+
+def vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, weight_given) -> Spec:
+    mode, lo, hi = region_options(unknown_value, unknown_range, weight_given, 0.5)
+    if not isinstance(weights, (tuple, list)) or len(weights) != 3:
+        raise ValueError(f"weights: expected (unknown, known, gradient), got {weights!r}")
+    weights = (_args._number("weights[0]", weights[0]), _args._number("weights[1]", weights[1]),
+               _args._number("weights[2]", weights[2]))
+    norm = Norm("vitmatte")
+    return with_bounds(Spec(region_mode=mode, lo=lo, hi=hi,
+                alpha_scale=_args._number("alpha_scale", alpha_scale, low=0.0, low_open=True),
+                rho=RHOS["l1"], eps=0.0, mask_in_diff=True, unknown=norm, known=norm, sobel=SOBEL_DIFF,
+                sobel_norm=norm, penalty=0.01, grad_eps=1e-8, weights=weights))
+
+
+def vitmatte_alpha_losses(
+    pred_alpha: Tensor,
+    alpha: Tensor,
+    trimap: Optional[Tensor] = None,
+    *,
+    weight: Optional[Tensor] = None,
+    unknown_value: Optional[float] = None,
+    unknown_range: Optional[Tuple[float, float]] = None,
+    alpha_scale: float = 1.0,
+    weights: Tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """ViTMatte's ``unknown_l1_loss``, ``known_l1_loss`` and ``loss_gradient_penalty`` from
+    one fused pass over pred, alpha and the trimap.
+
+    Returns ``(total, unknown_l1, known_l1, gradient_penalty)``: ``total =
+    weights[0] * unknown_l1 + weights[1] * known_l1 + weights[2] * gradient_penalty``
+    carries the gradient; the three terms are detached (for logging).
+    The unknown region is ``trimap == 0.5`` by default (ViTMatte's trimap as its model
+    sees it: 0 / 0.5 / 1), or ``weight`` (its ``sample_map``). An empty unknown region
+    gives 0 for the unknown and gradient terms (ViTMatte's code gives NaN there).
+    """
+    spec = vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, weight is not None)
+    total, components = run(spec, pred_alpha, alpha, trimap, weight)
+    return total, components[0], components[1], components[2]
+
+
+class VitMatteAlphaLosses(torch.nn.Module):
+    """Module form of :func:`vitmatte_alpha_losses`: options checked at construction
+    (the form to use under ``torch.compile(dynamic=True)``, where option checks on
+    Python floats of a functional call cannot be traced)."""
+
+    def __init__(self, unknown_value: Optional[float] = None, unknown_range: Optional[Tuple[float, float]] = None,
+                 alpha_scale: float = 1.0, weights: Tuple[float, float, float] = (1.0, 1.0, 1.0)):
+        super().__init__()
+        self._options = dict(unknown_value=unknown_value, unknown_range=unknown_range, alpha_scale=alpha_scale,
+                             weights=weights)
+        self._trimap_spec = vitmatte_spec(**self._options, weight_given=False)
+        describes_trimap = unknown_value is not None or unknown_range is not None
+        self._weight_spec = None if describes_trimap else vitmatte_spec(**self._options, weight_given=True)
+
+    def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Optional[Tensor] = None,
+                weight: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        spec = self._trimap_spec
+        if weight is not None:
+            if self._weight_spec is None:
+                vitmatte_spec(**self._options, weight_given=True)  # raises, saying why
+            spec = self._weight_spec
+        total, components = run(spec, pred_alpha, alpha, trimap, weight)
+        return total, components[0], components[1], components[2]
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._options.items() if v is not None)
+
+
+__all__ = ["alpha_loss", "AlphaLoss", "vitmatte_alpha_losses", "VitMatteAlphaLosses"]

@@ -1,0 +1,435 @@
+"""The masked alpha loss and ViTMatte's trio against each code base's
+convention (mattingloss.reference.alpha / .gradient): float64 to rel 1e-10,
+loss and gradient; kinks; dtypes; trimap comparisons; determinism; errors; opcheck."""
+import pytest
+import torch
+
+import mattingloss
+from mattingloss import AlphaLoss, VitMatteAlphaLosses, alpha_loss, vitmatte_alpha_losses
+from mattingloss import alpha as alpha_module
+from mattingloss.reference import alpha as ref
+from mattingloss.reference import gradient as ref_grad
+
+from conftest import max_rel_err
+
+TOL = 1e-10
+
+
+def batch(B=2, H=9, W=13, *, seed=0, device="cpu", trimap_values=(0.0, 0.5, 1.0)):
+    g = torch.Generator().manual_seed(seed)
+    pred = torch.rand(B, 1, H, W, generator=g, dtype=torch.float64)
+    gt = torch.rand(B, 1, H, W, generator=g, dtype=torch.float64)
+    values = torch.tensor(trimap_values, dtype=torch.float64)
+    trimap = values[torch.randint(0, len(trimap_values), (B, 1, H, W), generator=g)]
+    weight = torch.rand(B, 1, H, W, generator=g, dtype=torch.float64)
+    weight[torch.rand(B, 1, H, W, generator=g) < 0.3] = 0  # some exact zeros: ViTMatte's known region
+    return [t.to(device) for t in (pred, gt, trimap, weight)]
+
+
+def loss_and_grad(fn, pred, *args, **kwargs):
+    p = pred.detach().clone().requires_grad_()
+    value = fn(p, *args, **kwargs)
+    (grad,) = torch.autograd.grad(value, p)
+    return value.detach(), grad
+
+
+def sample_map(trimap):
+    return ref.vitmatte_sample_map(trimap)
+
+
+# (name, ours(pred, gt, trimap, weight), reference(pred, gt, trimap, weight))
+CONVENTIONS = [
+    ("vitmatte_unknown",
+     lambda p, g, t, w: alpha_loss(p, g, t, unknown_value=0.5, reduction="vitmatte", mask_in_diff=True),
+     lambda p, g, t, w: ref.vitmatte_unknown_l1_loss(sample_map(t), p, g)),
+    ("vitmatte_known",
+     lambda p, g, t, w: alpha_loss(p, g, t, unknown_value=0.5, region="known", reduction="vitmatte", mask_in_diff=True),
+     lambda p, g, t, w: ref.vitmatte_known_l1_loss(sample_map(t), p, g)),
+    ("vitmatte_unknown_soft_map",
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, reduction="vitmatte", mask_in_diff=True),
+     lambda p, g, t, w: ref.vitmatte_unknown_l1_loss(w, p, g)),
+    ("vitmatte_known_soft_map",
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, region="known", reduction="vitmatte", mask_in_diff=True),
+     lambda p, g, t, w: ref.vitmatte_known_l1_loss(w, p, g)),
+    ("gca_regression_l1",
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, guard=1e-8, mask_in_diff=True),
+     lambda p, g, t, w: ref.gca_regression_loss(p, g, w)),
+    ("gca_regression_l1_trimap",
+     lambda p, g, t, w: alpha_loss(p, g, t, unknown_value=0.5, guard=1e-8, mask_in_diff=True),
+     lambda p, g, t, w: ref.gca_regression_loss(p, g, sample_map(t))),
+    ("gca_smooth_l1",
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, rho="charbonnier", eps=1e-6, guard=1e-8, mask_in_diff=True),
+     lambda p, g, t, w: ref.gca_smooth_l1(p, g, w)),
+    ("mmagic_l1_mean",
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, guard=1e-12),
+     lambda p, g, t, w: ref.mmagic_l1_loss(p, g, w)),
+    ("mmagic_l1_sample_wise",
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, guard=1e-12, reduction="sample"),
+     lambda p, g, t, w: ref.mmagic_l1_loss(p, g, w, sample_wise=True)),
+    ("mmagic_l1_sum",
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, reduction="sum"),
+     lambda p, g, t, w: ref.mmagic_l1_loss(p, g, w, reduction="sum")),
+    ("mmagic_l1_no_weight",
+     lambda p, g, t, w: alpha_loss(p, g, region="all"),
+     lambda p, g, t, w: ref.mmagic_l1_loss(p, g)),
+    ("mmagic_charbonnier_mean",
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, rho="charbonnier", eps=1e-12, guard=1e-12),
+     lambda p, g, t, w: ref.mmagic_charbonnier_loss(p, g, w)),
+    ("mmagic_charbonnier_sample_wise",
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, rho="charbonnier", eps=1e-3, guard=1e-12, reduction="sample"),
+     lambda p, g, t, w: ref.mmagic_charbonnier_loss(p, g, w, sample_wise=True, eps=1e-3)),
+    ("rvm_l1",
+     lambda p, g, t, w: alpha_loss(p, g, region="all"),
+     lambda p, g, t, w: ref.rvm_l1_loss(p, g)),
+    ("rvm_l1_numel",
+     lambda p, g, t, w: alpha_loss(p, g, region="all", reduction="numel"),
+     lambda p, g, t, w: ref.rvm_l1_loss(p, g)),
+    ("vitmatte_trio",
+     lambda p, g, t, w: vitmatte_alpha_losses(p, g, t)[0],
+     lambda p, g, t, w: (ref.vitmatte_unknown_l1_loss(sample_map(t), p, g)
+                         + ref.vitmatte_known_l1_loss(sample_map(t), p, g)
+                         + ref_grad.vitmatte_gradient_penalty(sample_map(t), p, g))),
+    ("vitmatte_trio_weighted",
+     lambda p, g, t, w: vitmatte_alpha_losses(p, g, t, weights=(0.5, 2.0, 3.0))[0],
+     lambda p, g, t, w: (0.5 * ref.vitmatte_unknown_l1_loss(sample_map(t), p, g)
+                         + 2.0 * ref.vitmatte_known_l1_loss(sample_map(t), p, g)
+                         + 3.0 * ref_grad.vitmatte_gradient_penalty(sample_map(t), p, g))),
+    ("vitmatte_trio_soft_map",
+     lambda p, g, t, w: vitmatte_alpha_losses(p, g, weight=w)[0],
+     lambda p, g, t, w: (ref.vitmatte_unknown_l1_loss(w, p, g) + ref.vitmatte_known_l1_loss(w, p, g)
+                         + ref_grad.vitmatte_gradient_penalty(w, p, g))),
+]
+
+
+@pytest.mark.parametrize("shape", [(2, 9, 13), (1, 1, 7), (3, 6, 1), (2, 40, 1000), (1, 3, 2)])
+@pytest.mark.parametrize("name, ours, theirs", CONVENTIONS, ids=[c[0] for c in CONVENTIONS])
+def test_matches_reference_float64(device, name, ours, theirs, shape):
+    pred, gt, trimap, weight = batch(*shape, device=device)
+    value, grad = loss_and_grad(ours, pred, gt, trimap, weight)
+    expected, expected_grad = loss_and_grad(theirs, pred, gt, trimap, weight)
+    assert value.dtype == torch.float64
+    assert max_rel_err(value, expected) <= TOL
+    assert max_rel_err(grad, expected_grad) <= TOL
+
+
+@pytest.mark.parametrize("form", ["function", "module"])
+def test_trio_components(device, form):
+    pred, gt, trimap, _ = batch(2, 17, 11, device=device)
+    fn = vitmatte_alpha_losses if form == "function" else VitMatteAlphaLosses()
+    total, unknown, known, penalty = fn(pred, gt, trimap)
+    m = sample_map(trimap)
+    assert max_rel_err(unknown, ref.vitmatte_unknown_l1_loss(m, pred, gt)) <= TOL
+    assert max_rel_err(known, ref.vitmatte_known_l1_loss(m, pred, gt)) <= TOL
+    assert max_rel_err(penalty, ref_grad.vitmatte_gradient_penalty(m, pred, gt)) <= TOL
+    assert not unknown.requires_grad and not known.requires_grad and not penalty.requires_grad
+
+
+def test_uint8_ground_truth_with_alpha_scale(device):
+    pred, _, trimap, weight = batch(2, 8, 9, device=device)
+    gt8 = torch.randint(0, 256, pred.shape, dtype=torch.uint8, device=device)
+    value, grad = loss_and_grad(lambda p: vitmatte_alpha_losses(p, gt8, trimap, alpha_scale=255.0)[0], pred)
+    g = gt8.double() / 255.0
+    m = sample_map(trimap)
+    expected, expected_grad = loss_and_grad(
+        lambda p: ref.vitmatte_unknown_l1_loss(m, p, g) + ref.vitmatte_known_l1_loss(m, p, g)
+        + ref_grad.vitmatte_gradient_penalty(m, p, g), pred)
+    assert max_rel_err(value, expected) <= TOL
+    assert max_rel_err(grad, expected_grad) <= TOL
+
+
+@pytest.mark.parametrize("name, ours, theirs", CONVENTIONS[:2] + CONVENTIONS[4:9], ids=[c[0] for c in CONVENTIONS[:2] + CONVENTIONS[4:9]])
+def test_kinks_give_torch_abs_backward(device, name, ours, theirs):
+    """Where pred == gt exactly, torch's abs backward gives 0 (sign(0) = 0): so do we."""
+    pred, gt, trimap, weight = batch(2, 7, 8, device=device)
+    pred[:, :, ::2] = gt[:, :, ::2]  # every other row exactly on the kink
+    value, grad = loss_and_grad(ours, pred, gt, trimap, weight)
+    expected, expected_grad = loss_and_grad(theirs, pred, gt, trimap, weight)
+    assert max_rel_err(value, expected) <= TOL
+    assert max_rel_err(grad, expected_grad) <= TOL
+    if "smooth" not in name and "charbonnier" not in name:
+        assert torch.equal(grad[:, :, ::2], torch.zeros_like(grad[:, :, ::2]))
+        assert torch.equal(expected_grad[:, :, ::2], torch.zeros_like(grad[:, :, ::2]))
+
+
+def test_kinks_trio(device):
+    """Exact kinks of all three terms: pred == gt in a block (alpha and Sobel
+    differences 0) and a constant block (the penalty's Sobel responses 0)."""
+    pred, gt, trimap, _ = batch(1, 12, 12, device=device)
+    gt[..., 2:9, 2:9] = 0.25
+    pred[..., 2:9, 2:9] = 0.25
+    trimap[..., 1:10, 1:10] = 0.5
+    value, grad = loss_and_grad(lambda p: vitmatte_alpha_losses(p, gt, trimap)[0], pred)
+    m = sample_map(trimap)
+    expected, expected_grad = loss_and_grad(
+        lambda p: ref.vitmatte_unknown_l1_loss(m, p, gt) + ref.vitmatte_known_l1_loss(m, p, gt)
+        + ref_grad.vitmatte_gradient_penalty(m, p, gt), pred)
+    assert max_rel_err(value, expected) <= TOL
+    assert max_rel_err(grad, expected_grad) <= TOL
+    # Deep inside the block every term sits on its kink: exactly 0, as torch's.
+    assert torch.equal(grad[..., 4:7, 4:7], torch.zeros(1, 1, 3, 3, dtype=grad.dtype, device=device))
+    assert torch.equal(expected_grad[..., 4:7, 4:7], grad[..., 4:7, 4:7])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sample", "sum", "numel", "vitmatte"])
+@pytest.mark.parametrize("rho", ["l1", "charbonnier"])
+@pytest.mark.parametrize("mask_in_diff", [False, True])
+def test_gradcheck(device, reduction, rho, mask_in_diff):
+    pred, gt, trimap, weight = batch(2, 5, 6, device=device)
+
+    def f(p):
+        return alpha_loss(p, gt, weight=weight, rho=rho, eps=1e-3, reduction=reduction, guard=1e-3,
+                          mask_in_diff=mask_in_diff)
+
+    assert torch.autograd.gradcheck(f, (pred.requires_grad_(),))
+
+
+def test_gradcheck_trio(device):
+    pred, gt, trimap, _ = batch(2, 6, 7, device=device)
+    f = lambda p: vitmatte_alpha_losses(p, gt, trimap, weights=(0.3, 0.7, 1.1))[0]  # noqa: E731
+    assert torch.autograd.gradcheck(f, (pred.requires_grad_(),))
+
+
+def test_mask_in_diff_differs_for_charbonnier():
+    """Charbonnier: rho(p*w - g*w) adds sqrt(eps) at every w = 0 pixel, w * rho(p - g) does not."""
+    pred, gt, _, weight = batch(1, 4, 5)
+    eps = 1e-2
+    weighted = alpha_loss(pred, gt, weight=weight, rho="charbonnier", eps=eps, reduction="sum")
+    in_diff = alpha_loss(pred, gt, weight=weight, rho="charbonnier", eps=eps, reduction="sum", mask_in_diff=True)
+    assert weighted.item() == pytest.approx((weight * torch.sqrt((pred - gt) ** 2 + eps)).sum().item(), rel=1e-12)
+    assert in_diff.item() == pytest.approx(torch.sqrt((pred * weight - gt * weight) ** 2 + eps).sum().item(), rel=1e-12)
+    assert in_diff.item() - weighted.item() > (weight == 0).sum().item() * eps**0.5 * 0.5
+    l1_weighted = alpha_loss(pred, gt, weight=weight, reduction="sum")
+    l1_in_diff = alpha_loss(pred, gt, weight=weight, reduction="sum", mask_in_diff=True)
+    assert l1_in_diff.item() == pytest.approx(l1_weighted.item(), rel=1e-14)
+
+
+def test_empty_regions(device):
+    """ViTMatte's known term is 0 when the known region is empty (as its code); its
+    unknown term would be NaN (0 * inf), ours is 0 with a zero gradient."""
+    pred, gt, _, _ = batch(2, 5, 6, device=device)
+    all_unknown = torch.full_like(pred, 0.5)
+    value, grad = loss_and_grad(lambda p: alpha_loss(p, gt, all_unknown, unknown_value=0.5, region="known",
+                                                     reduction="vitmatte", mask_in_diff=True), pred)
+    expected, expected_grad = loss_and_grad(lambda p: ref.vitmatte_known_l1_loss(sample_map(all_unknown), p, gt), pred)
+    assert value.item() == expected.item() == 0.0
+    assert torch.equal(grad, expected_grad)
+    none_unknown = torch.zeros_like(pred)
+    total, unknown, known, penalty = vitmatte_alpha_losses(pred.requires_grad_(), gt, none_unknown)
+    assert unknown.item() == 0.0 and penalty.item() == 0.0
+    assert torch.isnan(ref.vitmatte_unknown_l1_loss(sample_map(none_unknown), pred, gt)).item()
+    assert known.item() == pytest.approx(ref.vitmatte_known_l1_loss(sample_map(none_unknown), pred, gt).item(), rel=TOL)
+    for reduction in ("mean", "sample"):
+        v = alpha_loss(pred, gt, none_unknown, unknown_value=0.5, reduction=reduction)
+        (g,) = torch.autograd.grad(v, pred)
+        assert v.item() == 0.0 and torch.equal(g, torch.zeros_like(g))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("target", ["uint8", "float32", "float16"])
+def test_dtypes_read_as_stored(device, dtype, target):
+    """Lower-precision inputs: the float32 computation of the values as stored.
+    Pred is kept 1/64 away from gt so that no L1 sign depends on rounding."""
+    g = torch.Generator().manual_seed(3)
+    B, H, W = 2, 11, 37
+    gt8 = torch.randint(0, 256, (B, 1, H, W), generator=g, dtype=torch.uint8)
+    sign = torch.where(torch.rand(B, 1, H, W, generator=g) < 0.5, -1.0, 1.0).double()
+    pred = (gt8.double() / 255 + sign / 64).to(dtype)
+    trimap8 = torch.tensor([0, 128, 255], dtype=torch.uint8)[torch.randint(0, 3, (B, 1, H, W), generator=g)]
+    gt = gt8 if target == "uint8" else gt8.to(getattr(torch, target))
+    trimap = trimap8 if target == "uint8" else trimap8.to(getattr(torch, target))
+    pred, gt, trimap = pred.to(device), gt.to(device), trimap.to(device)
+    ours, grad = loss_and_grad(lambda p: alpha_loss(p, gt, trimap, alpha_scale=255.0, mask_in_diff=True), pred)
+    m = (trimap8 == 128).double().to(device)
+    expected, expected_grad = loss_and_grad(
+        lambda p: ref.gca_regression_loss(p, gt8.double().to(device) / 255, m) * (m.sum() + 1e-8) / m.sum(),
+        pred.double())
+    assert ours.dtype == torch.float32 and grad.dtype == dtype
+    assert max_rel_err(ours, expected) <= 1e-5
+    # The gradient is sign * w / N: exact up to its rounding to pred's dtype.
+    assert max_rel_err(grad, expected_grad) <= {torch.float32: 1e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}[dtype]
+
+
+@pytest.mark.parametrize("trimap_dtype, value", [(torch.float16, 0.3), (torch.bfloat16, 0.3), (torch.float32, 0.1),
+                                                 (torch.float64, 0.1), (torch.uint8, 128.0), (torch.uint8, 128.5),
+                                                 (torch.int64, 2.0), (torch.bool, 1.0)])
+@pytest.mark.parametrize("pred_dtype", [torch.float32, torch.float64])
+def test_trimap_compared_as_torch_does(device, trimap_dtype, value, pred_dtype):
+    """`trimap == unknown_value` gives exactly the pixels torch's comparison gives for
+    that trimap dtype (the bound rounded to torch.result_type(trimap, value))."""
+    g = torch.Generator().manual_seed(1)
+    B, H, W = 2, 6, 7
+    if trimap_dtype == torch.bool:
+        trimap = torch.rand(B, 1, H, W, generator=g) < 0.5
+    elif trimap_dtype.is_floating_point:
+        trimap = torch.tensor([0.0, value, 1.0], dtype=torch.float64)[torch.randint(0, 3, (B, 1, H, W), generator=g)]
+        trimap = trimap.to(trimap_dtype)
+    else:
+        trimap = torch.tensor([0, 2, 128, 255])[torch.randint(0, 4, (B, 1, H, W), generator=g)].to(trimap_dtype)
+    trimap = trimap.to(device)
+    pred = torch.rand(B, 1, H, W, generator=g, dtype=torch.float64).to(device)
+    gt = torch.rand(B, 1, H, W, generator=g, dtype=torch.float64).to(device)
+    mask = (trimap == value).double()
+    ours = alpha_loss(pred.to(pred_dtype), gt, trimap, unknown_value=value, reduction="sum")
+    expected = ((pred.to(pred_dtype).double() - gt).abs() * mask).sum()
+    assert max_rel_err(ours, expected) <= (TOL if pred_dtype == torch.float64 else 1e-6)
+    ranged = alpha_loss(pred.to(pred_dtype), gt, trimap, unknown_range=(value - 0.01, value + 0.01), reduction="sum")
+    rmask = ((trimap > value - 0.01) & (trimap < value + 0.01)).double()
+    r_expected = ((pred.to(pred_dtype).double() - gt).abs() * rmask).sum()
+    assert max_rel_err(ranged, r_expected) <= (TOL if pred_dtype == torch.float64 else 1e-6)
+
+
+def test_deterministic_across_calls_and_threads():
+    pred, gt, trimap, _ = batch(3, 300, 257, device="cpu")
+    pred = pred.float()
+
+    def once():
+        value, grad = loss_and_grad(lambda p: vitmatte_alpha_losses(p, gt.float(), trimap.float())[0], pred)
+        return value, grad
+
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 1, 2):
+            torch.set_num_threads(n)
+            results.append(once())
+    finally:
+        torch.set_num_threads(threads)
+    for value, grad in results[1:]:
+        assert torch.equal(value, results[0][0]) and torch.equal(grad, results[0][1])
+
+
+def test_user_tensors_untouched(device):
+    pred, gt, trimap, weight = batch(2, 8, 9, device=device)
+    copies = [t.clone() for t in (pred, gt, trimap, weight)]
+    p = pred.requires_grad_()
+    vitmatte_alpha_losses(p, gt, trimap)[0].backward()
+    alpha_loss(p, gt, weight=weight, rho="charbonnier").backward()
+    for t, c in zip((pred, gt, trimap, weight), copies):
+        assert torch.equal(t.detach(), c)
+
+
+def test_module_matches_functional(device):
+    pred, gt, trimap, weight = batch(2, 8, 9, device=device)
+    module = AlphaLoss(rho="charbonnier", eps=1e-6, guard=1e-8, mask_in_diff=True)
+    assert torch.equal(module(pred, gt, weight=weight),
+                       alpha_loss(pred, gt, weight=weight, rho="charbonnier", eps=1e-6, guard=1e-8, mask_in_diff=True))
+    module = AlphaLoss(unknown_value=0.5, reduction="vitmatte")
+    assert torch.equal(module(pred, gt, trimap), alpha_loss(pred, gt, trimap, unknown_value=0.5, reduction="vitmatte"))
+    assert "unknown_value=0.5" in repr(module)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(region="inside"), ValueError, r"region: expected one of \['unknown', 'known', 'all'\], got 'inside'"),
+        (dict(rho="l2"), ValueError, r"rho: expected one of \['l1', 'charbonnier'\], got 'l2'"),
+        (dict(rho="charbonnier", eps=0.0), ValueError, r"eps: expected > 0.0, got 0.0"),
+        (dict(reduction="avg"), ValueError, r"reduction: expected one of .*got 'avg'"),
+        (dict(guard=-1.0), ValueError, r"guard: expected >= 0.0, got -1.0"),
+        (dict(alpha_scale=0), ValueError, r"alpha_scale: expected > 0.0, got 0.0"),
+        (dict(mask_in_diff=1), TypeError, r"mask_in_diff: expected a bool, got 1"),
+        (dict(unknown_value=0.5, unknown_range=(0, 1)), ValueError, r"unknown_value and unknown_range: give one"),
+        (dict(unknown_range=(1, 0)), ValueError, r"unknown_range: expected lo < hi, got \(1.0, 0.0\)"),
+        (dict(unknown_value=float("nan")), ValueError, r"unknown_value: expected a finite number, got nan"),
+    ],
+)
+def test_bad_options(kwargs, error, match):
+    pred, gt, trimap, _ = batch(1, 4, 4)
+    with pytest.raises(error, match=match):
+        alpha_loss(pred, gt, trimap, **kwargs)
+    if not kwargs.get("unknown_value") == 0.5:
+        with pytest.raises(error, match=match):
+            AlphaLoss(**kwargs)
+
+
+def test_bad_tensors(device):
+    pred, gt, trimap, weight = batch(2, 6, 7, device=device)
+    cases = [
+        (dict(pred_alpha=[0.5]), TypeError, r"pred_alpha: expected a torch.Tensor, got list"),
+        (dict(pred_alpha=pred.long()), TypeError, r"pred_alpha: expected float16, bfloat16, float32 or float64"),
+        (dict(pred_alpha=pred[:, 0]), ValueError, r"pred_alpha: expected shape \(B, 1, H, W\), got shape \(2, 6, 7\)"),
+        (dict(pred_alpha=pred[:, :, :0]), ValueError, r"pred_alpha: expected a non-empty batch and image"),
+        (dict(alpha=gt[..., :3]), ValueError, r"alpha: expected shape \(2, 1, 6, 7\) to match pred_alpha, got shape \(2, 1, 6, 3\)"),
+        (dict(alpha=gt.to(torch.complex64)), TypeError, r"alpha: expected a real dtype"),
+        (dict(alpha=gt.clone().requires_grad_()), ValueError, r"alpha: requires grad, but this loss differentiates pred_alpha only"),
+        (dict(trimap=trimap.to("meta")), ValueError, r"trimap: expected device .*pred_alpha's.*device meta"),
+        (dict(trimap=trimap[:1]), ValueError, r"trimap: expected shape \(2, 1, 6, 7\) to match pred_alpha"),
+        (dict(trimap=None), ValueError, r"trimap/weight: expected exactly one of them, got neither"),
+        (dict(weight=weight), ValueError, r"trimap/weight: expected exactly one of them, got both"),
+    ]
+    for changes, error, match in cases:
+        args = dict(pred_alpha=pred, alpha=gt, trimap=trimap)
+        args.update(changes)
+        with pytest.raises(error, match=match):
+            alpha_loss(**args)
+    with pytest.raises(ValueError, match=r"trimap/weight: region='all' reads no mask"):
+        alpha_loss(pred, gt, trimap, region="all")
+    with pytest.raises(ValueError, match=r"unknown_value/unknown_range: they describe a trimap, but weight= was given"):
+        alpha_loss(pred, gt, weight=weight, unknown_value=0.5)
+    with pytest.raises(ValueError, match=r"weights: expected \(unknown, known, gradient\)"):
+        vitmatte_alpha_losses(pred, gt, trimap, weights=(1.0, 1.0))
+
+
+def op_samples(device):
+    pred, gt, trimap, weight = batch(2, 6, 8, device=device)
+    op_args = dict(alpha_scale=1.0, rho=0, eps=0.0, mask_in_diff=True, unknown_term=True, known_term=True,
+                   sobel=1, grad_eps=1e-8, coef=[1.0, 1.0, 1.0, 0.01], group=[0, 1, 0], groups=2, grad=True)
+
+    def args(p, g, m, mode, lo, hi, **changes):
+        a = {**op_args, **changes}
+        return (p, g, m, mode, lo, hi, a["alpha_scale"], a["rho"], a["eps"], a["mask_in_diff"], a["unknown_term"],
+                a["known_term"], a["sobel"], a["grad_eps"], a["coef"], a["group"], a["groups"], a["grad"])
+
+    yield args(pred, gt, trimap, 0, 0.5, 0.5)
+    yield args(pred.float(), (gt * 255).to(torch.uint8), (trimap * 255).to(torch.uint8), 1, 100.0, 200.0,
+               alpha_scale=255.0, rho=1, eps=1e-6, sobel=2)
+    yield args(pred.to(torch.bfloat16), gt.float(), weight, 2, 0.0, 0.0, groups=1, group=[0, 0, 0], sobel=0)
+    yield args(pred.to(torch.float16), gt, None, 3, 0.0, 0.0, known_term=False, groups=1, group=[0, 0, 0],
+               grad=False)
+    yield args(pred, gt, weight, 2, 0.0, 0.0, groups=3, group=[2, 1, 0], mask_in_diff=False)
+
+
+def test_opcheck(device):
+    for args in op_samples(device):
+        torch.library.opcheck(torch.ops.mattingloss.alpha_gradient_forward.default, args)
+
+
+def test_op_rejects_bad_arguments_directly(device):
+    args = list(next(op_samples(device)))
+    bad = [(1, args[1][..., :3], "alpha has shape"), (3, 7, "bad mask_mode"), (7, 5, "bad rho"),
+           (12, 9, "bad sobel"), (16, 4, "groups must be in 1..3"), (15, [0, 2, 0], "group index 2 out of 0..1"),
+           (2, None, "mask must be given")]
+    for index, value, match in bad:
+        changed = list(args)
+        changed[index] = value
+        with pytest.raises(RuntimeError, match=match):
+            torch.ops.mattingloss.alpha_gradient_forward(*changed)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_compile_fullgraph(device, dynamic):
+    """Functional forms with static shapes; Modules (options checked at construction)
+    with dynamic ones, where Python-float option checks cannot be traced."""
+    if dynamic:
+        trio = VitMatteAlphaLosses()
+        sample = AlphaLoss(rho="charbonnier", eps=1e-6, reduction="sample")
+
+        def step(p, gt, trimap, weight):
+            return trio(p, gt, trimap)[0] + sample(p, gt, weight=weight)
+    else:
+        def step(p, gt, trimap, weight):
+            total = vitmatte_alpha_losses(p, gt, trimap)[0]
+            return total + alpha_loss(p, gt, weight=weight, rho="charbonnier", eps=1e-6, reduction="sample")
+
+    compiled = torch.compile(step, fullgraph=True, dynamic=dynamic)
+    for size in ((16, 16), (20, 18)) if dynamic else ((16, 16),):
+        pred, gt, trimap, weight = (t.float() for t in batch(2, *size, device=device))
+        value, grad = loss_and_grad(step, pred, gt, trimap, weight)
+        c_value, c_grad = loss_and_grad(compiled, pred, gt, trimap, weight)
+        assert max_rel_err(c_value, value) <= 1e-6
+        assert max_rel_err(c_grad, grad) <= 1e-6
+
+
+def test_exports():
+    assert mattingloss.alpha_loss is alpha_loss and mattingloss.vitmatte_alpha_losses is vitmatte_alpha_losses
+    assert alpha_module.alpha_gradient_forward is torch.ops.mattingloss.alpha_gradient_forward.default
