@@ -26,6 +26,10 @@ void fill(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& gt,
   P.alpha_scale = acc_t(alpha_scale);
   P.eps = acc_t(eps);
   P.grad_eps = acc_t(grad_eps);
+  if (mask.has_value() && (mask_mode == kAgEqual || mask_mode == kAgRange)) {
+    mask_lo = comparison_bound(mask_lo, *mask);
+    mask_hi = comparison_bound(mask_hi, *mask);
+  }
   P.mask_lo = acc_t(mask_lo);
   P.mask_hi = acc_t(mask_hi);
   for (int t = 0; t < 4; ++t) P.coef[t] = acc_t(coef[t]);

@@ -86,7 +86,7 @@ def make_config(*, wl, eps, reduction, alpha_scale, color_scale, unknown_value, 
     return Config(wl, eps, _ops.REDUCTIONS[reduction], alpha_scale, color_scale, mode, lo, hi)
 
 
-def _check_map(name, t, pred, channels, *, allow_grad=False, loss="DIMLoss"):
+def _check_map(name, t, pred, channels, *, allow_grad=False, loss="DIMLoss", grads="pred_alpha, fg and bg"):
     """Raises unless t is a real (B, C, H, W) tensor matching pred_alpha."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
@@ -98,13 +98,13 @@ def _check_map(name, t, pred, channels, *, allow_grad=False, loss="DIMLoss"):
     if t.is_complex():
         raise TypeError(f"{name}: expected a real dtype (uint8 or floating), got {_describe(t)}")
     if t.requires_grad and not allow_grad and torch.is_grad_enabled():
-        raise ValueError(f"{name}: requires grad, but {loss} differentiates pred_alpha, fg and bg only; "
+        raise ValueError(f"{name}: requires grad, but {loss} differentiates {grads} only; "
                          f"pass {name}.detach()")
 
 
-def _map(name, t, pred, channels, *, allow_grad=False, loss="DIMLoss"):
+def _map(name, t, pred, channels, *, allow_grad=False, loss="DIMLoss", grads="pred_alpha, fg and bg"):
     """A (B, C, H, W) input matching pred_alpha, made contiguous and of a dtype the kernels read."""
-    _check_map(name, t, pred, channels, allow_grad=allow_grad, loss=loss)
+    _check_map(name, t, pred, channels, allow_grad=allow_grad, loss=loss, grads=grads)
     if t.dtype == torch.bool:
         t = t.view(torch.uint8) if t.is_contiguous() else t.to(torch.uint8)
     elif t.dtype not in NATIVE_DTYPES:
@@ -153,16 +153,17 @@ def _comparison_dtype(trimap: torch.Tensor, bounds) -> torch.dtype | None:
     return torch.get_default_dtype()
 
 
-def read_region(trimap, weight, pred, mode, lo, hi, check_weight=True, loss="DIMLoss") -> Region:
+def read_region(trimap, weight, pred, mode, lo, hi, check_weight=True, loss="DIMLoss",
+                grads="pred_alpha, fg and bg") -> Region:
     """The region the kernels read from a trimap or from weights (one of them given):
     weights checked non-negative (optional; see `check_weight`), a trimap compared as
     PyTorch compares it (`trimap_region`), and the first call's convention check."""
     if weight is not None:
-        mask = _map("weight", weight, pred, 1, loss=loss)
+        mask = _map("weight", weight, pred, 1, loss=loss, grads=grads)
         if check_weight and _may_read_values(mask) and bool((mask < 0).any()):
             raise ValueError(f"weight: expected non-negative weights, got a minimum of {mask.min().item()}")
         return Region(mask, _ops.MASK_WEIGHT, 0.0, 0.0)
-    _check_map("trimap", trimap, pred, 1, loss=loss)
+    _check_map("trimap", trimap, pred, 1, loss=loss, grads=grads)
     region = trimap_region(trimap, pred, mode, lo, hi)
     check_trimap_convention(trimap, mode, lo, hi)
     return region

@@ -26,7 +26,6 @@ RVM / plain ``F.l1_loss``          ``alpha_loss(p, g, region="all")``
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Optional, Tuple
 
 import torch
@@ -100,81 +99,12 @@ class Spec(NamedTuple):
     penalty: float
     grad_eps: float
     weights: Tuple[float, float, float]  # of the unknown, known and Sobel terms in the total
-    # (lo, hi) rounded to each dtype a trimap comparison can run in (_CMP_DTYPES),
-    # computed once here, eagerly: no float arithmetic on the call path.
-    bounds: Tuple[Tuple[float, float], ...] = ()
-
-
-_CMP_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def with_bounds(spec: Spec) -> Spec:
-    return spec._replace(bounds=tuple((_round_to(spec.lo, d), _round_to(spec.hi, d)) for d in _CMP_DTYPES))
 
 
 # --------------------------------------------------------------------------- inputs
 
-# (significand bits, frexp exponent of the smallest normal, largest finite) per dtype.
-_FLOAT_FORMATS = {
-    torch.float32: (24, -125, (2 - 2.0**-23) * 2.0**127),
-    torch.float16: (11, -13, 65504.0),
-    torch.bfloat16: (8, -125, (2 - 2.0**-7) * 2.0**127),
-}
-
-
-def _round_to(value: float, dtype: torch.dtype) -> float:
-    """value rounded to nearest-even in dtype, as torch converts a Python scalar
-    (float16/bfloat16 through float32, as c10 does). Plain Python arithmetic, no
-    tensor: torch.compile folds it to a constant."""
-    if dtype == torch.float64 or value == 0 or not math.isfinite(value):
-        return value
-    if dtype != torch.float32:
-        value = _round_to(value, torch.float32)
-        if math.isinf(value):
-            return value
-    bits, min_exp, largest = _FLOAT_FORMATS[dtype]
-    exponent = max(math.frexp(value)[1], min_exp)
-    scale = 2.0 ** (bits - exponent)  # powers of two: exact
-    rounded = round(value * scale) / scale  # round(): ties to even
-    return math.copysign(math.inf, value) if abs(rounded) > largest else rounded
-
-
-def _comparison_dtype(trimap: Tensor, bounds) -> Optional[torch.dtype]:
-    """The dtype torch compares `trimap == bound` in (torch.result_type of the trimap
-    and a Python scalar); None where every dtype gives the same answer."""
-    if trimap.dtype == torch.bool:
-        return torch.get_default_dtype()
-    if trimap.is_floating_point():
-        return trimap.dtype
-    if all(float(b).is_integer() for b in bounds):
-        return None
-    return torch.get_default_dtype()
-
-
 def _target(name, t, pred):
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-    if t.requires_grad and torch.is_grad_enabled():
-        raise ValueError(f"{name}: requires grad, but this loss differentiates pred_alpha only; pass {name}.detach()")
-    return _args._map(name, t, pred, 1)
-
-
-def _check_pred(pred_alpha):
-    if not isinstance(pred_alpha, Tensor):
-        raise TypeError(f"pred_alpha: expected a torch.Tensor, got {type(pred_alpha).__name__}")
-    if pred_alpha.dtype not in _args.PRED_DTYPES:
-        raise TypeError("pred_alpha: expected float16, bfloat16, float32 or float64, got "
-                        f"{_args._describe(pred_alpha)}")
-    if pred_alpha.dim() != 4 or pred_alpha.shape[1] != 1:
-        raise ValueError(f"pred_alpha: expected shape (B, 1, H, W), got {_args._describe(pred_alpha)}")
-    if pred_alpha.numel() == 0:
-        raise ValueError(f"pred_alpha: expected a non-empty batch and image, got {_args._describe(pred_alpha)}")
-    if pred_alpha.device.type not in ("cpu", "cuda"):
-        raise ValueError(f"pred_alpha: expected a cpu or cuda tensor, got {_args._describe(pred_alpha)}")
-    if pred_alpha.device.type == "cuda" and not _ops._CUDA_KERNELS_BUILT:
-        raise ValueError("pred_alpha: is on CUDA, but this build of mattingloss has no CUDA kernels; "
-                         "rebuild with a CUDA toolkit and a CUDA build of torch (see README)")
-    return pred_alpha.contiguous()
+    return _args._map(name, t, pred, 1, loss="this loss", grads="pred_alpha")
 
 
 def _region(spec: Spec, trimap, weight, pred):
@@ -185,37 +115,15 @@ def _region(spec: Spec, trimap, weight, pred):
         return None, MASK_NONE, 0.0, 0.0
     if (trimap is None) == (weight is None):
         raise ValueError("trimap/weight: expected exactly one of them, got " + ("both" if trimap is not None else "neither"))
-    if weight is not None:
-        if spec.region_mode != MASK_WEIGHT:
-            raise ValueError("unknown_value/unknown_range: they describe a trimap, but weight= was given; "
-                             "pass a trimap instead, or drop them")
-        return _target("weight", weight, pred), MASK_WEIGHT, 0.0, 0.0
-    if spec.region_mode == MASK_WEIGHT:
+    if weight is not None and spec.region_mode != MASK_WEIGHT:
+        raise ValueError("unknown_value/unknown_range: they describe a trimap, but weight= was given; "
+                         "pass a trimap instead, or drop them")
+    if weight is None and spec.region_mode == MASK_WEIGHT:
         raise ValueError("trimap: this loss was set up for weight= (no unknown_value/unknown_range); "
                          "pass weight=, or give unknown_value/unknown_range")
-    if not isinstance(trimap, Tensor):
-        raise TypeError(f"trimap: expected a torch.Tensor, got {type(trimap).__name__}")
-    if trimap.requires_grad and torch.is_grad_enabled():
-        raise ValueError("trimap: requires grad, but this loss differentiates pred_alpha only; pass trimap.detach()")
-    if trimap.is_complex():
-        raise TypeError(f"trimap: expected a real dtype, got {_args._describe(trimap)}")
-    cmp = _comparison_dtype(trimap, (spec.lo, spec.hi))
-    # The kernels compare in float32 (float64 for a float64 pred_alpha) with the bound
-    # rounded to the comparison dtype: exact unless that comparison is in float64 and
-    # the kernel's is not, or the trimap's dtype is one the kernels do not read.
-    exact = (cmp != torch.float64 or pred.dtype == torch.float64) and (
-        trimap.dtype in _args.NATIVE_DTYPES or trimap.dtype == torch.bool)
-    if exact:
-        lo, hi = (spec.lo, spec.hi) if cmp is None else spec.bounds[_CMP_DTYPES.index(cmp)]
-        return _target("trimap", trimap, pred), spec.region_mode, lo, hi
-    # A comparison the kernels cannot make exactly (float64 trimap with a float32
-    # prediction, integer dtypes): torch's own, into a 0/1 uint8 mask.
-    _target("trimap", trimap.detach(), pred)  # shape and device checks
-    if spec.region_mode == MASK_EQUAL:
-        matches = trimap == spec.lo
-    else:
-        matches = (trimap > spec.lo) & (trimap < spec.hi)
-    return matches.contiguous().view(torch.uint8), MASK_EQUAL, 1.0, 1.0
+    region = _args.read_region(trimap, weight, pred, spec.region_mode, spec.lo, spec.hi, check_weight=False,
+                               loss="this loss", grads="pred_alpha")
+    return region.mask, region.mode, region.lo, region.hi
 
 
 # --------------------------------------------------------------------------- composition
@@ -342,32 +250,11 @@ def spec_norm_pooled(spec: Spec, g: int, group) -> bool:
 
 def run(spec: Spec, pred_alpha, alpha, trimap=None, weight=None):
     """Checks the tensors and runs one fused call: (total, components[3])."""
-    pred = _check_pred(pred_alpha)
+    pred = _args.check_pred(pred_alpha)
     gt = _target("alpha", alpha, pred)
     mask, mode, lo, hi = _region(spec, trimap, weight, pred)
     needs_grad = torch.is_grad_enabled() and pred.requires_grad
     return AlphaGradientFunction.apply(pred, gt, mask, mode, lo, hi, spec, needs_grad)
-
-
-def region_options(unknown_value, unknown_range, weight_given, default_value):
-    """(mode, lo, hi) for a trimap or weight, checked."""
-    if unknown_value is not None and unknown_range is not None:
-        raise ValueError(f"unknown_value and unknown_range: give one, got both ({unknown_value!r}, {unknown_range!r})")
-    if weight_given:
-        if unknown_value is not None or unknown_range is not None:
-            raise ValueError("unknown_value/unknown_range: they describe a trimap, but weight= was given; "
-                             "pass a trimap instead, or drop them")
-        return MASK_WEIGHT, 0.0, 0.0
-    if unknown_range is not None:
-        if not isinstance(unknown_range, (tuple, list)) or len(unknown_range) != 2:
-            raise ValueError(f"unknown_range: expected (lo, hi), got {unknown_range!r}")
-        lo = _args._number("unknown_range[0]", unknown_range[0])
-        hi = _args._number("unknown_range[1]", unknown_range[1])
-        if not lo < hi:
-            raise ValueError(f"unknown_range: expected lo < hi, got ({lo}, {hi})")
-        return MASK_RANGE, lo, hi
-    value = _args._number("unknown_value", default_value if unknown_value is None else unknown_value)
-    return MASK_EQUAL, value, value
 
 
 def _rho(rho, eps):
@@ -396,12 +283,12 @@ def _alpha_spec(region, rho, eps, reduction, guard, mask_in_diff, alpha_scale, u
             raise ValueError("unknown_value/unknown_range: region='all' reads no trimap; drop them")
         mode, lo, hi = MASK_NONE, 0.0, 0.0
     else:
-        mode, lo, hi = region_options(unknown_value, unknown_range, weight_given, default_value)
-    return with_bounds(Spec(region_mode=mode, lo=lo, hi=hi,
+        mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, default_value)
+    return Spec(region_mode=mode, lo=lo, hi=hi,
                 alpha_scale=_args._number("alpha_scale", alpha_scale, low=0.0, low_open=True),
                 rho=rho_code, eps=eps, mask_in_diff=_bool("mask_in_diff", mask_in_diff),
                 unknown=None if region == "known" else norm, known=norm if region == "known" else None,
-                sobel=SOBEL_NONE, sobel_norm=None, penalty=0.0, grad_eps=1e-8, weights=(1.0, 1.0, 1.0)))
+                sobel=SOBEL_NONE, sobel_norm=None, penalty=0.0, grad_eps=1e-8, weights=(1.0, 1.0, 1.0))
 
 
 def alpha_loss(
@@ -482,16 +369,16 @@ class AlphaLoss(torch.nn.Module):
 
 
 def vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, weight_given) -> Spec:
-    mode, lo, hi = region_options(unknown_value, unknown_range, weight_given, 0.5)
+    mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, 0.5)
     if not isinstance(weights, (tuple, list)) or len(weights) != 3:
         raise ValueError(f"weights: expected (unknown, known, gradient), got {weights!r}")
     weights = (_args._number("weights[0]", weights[0]), _args._number("weights[1]", weights[1]),
                _args._number("weights[2]", weights[2]))
     norm = Norm("vitmatte")
-    return with_bounds(Spec(region_mode=mode, lo=lo, hi=hi,
+    return Spec(region_mode=mode, lo=lo, hi=hi,
                 alpha_scale=_args._number("alpha_scale", alpha_scale, low=0.0, low_open=True),
                 rho=RHOS["l1"], eps=0.0, mask_in_diff=True, unknown=norm, known=norm, sobel=SOBEL_DIFF,
-                sobel_norm=norm, penalty=0.01, grad_eps=1e-8, weights=weights))
+                sobel_norm=norm, penalty=0.01, grad_eps=1e-8, weights=weights)
 
 
 def vitmatte_alpha_losses(

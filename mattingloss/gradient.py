@@ -30,8 +30,7 @@ from typing import Optional, Tuple
 import torch
 
 from . import _args
-from .alpha import (MASK_NONE, RHOS, SOBEL_DIFF, SOBEL_MAGNITUDE, Norm, Spec, _bool, _norm, region_options, run,
-                    with_bounds)
+from .alpha import MASK_NONE, RHOS, SOBEL_DIFF, SOBEL_MAGNITUDE, Norm, Spec, _bool, _norm, run
 
 Tensor = torch.Tensor
 
@@ -59,16 +58,16 @@ def _gradient_spec(style, reduction, guard, penalty, grad_eps, mask_in_diff, alp
     mask_in_diff = default[3] if mask_in_diff is None else _bool("mask_in_diff", mask_in_diff)
     grad_eps = _args._number("grad_eps", grad_eps, low=0.0, low_open=True)
     if has_mask:
-        mode, lo, hi = region_options(unknown_value, unknown_range, weight_given, _UNKNOWN_VALUE[style])
+        mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, _UNKNOWN_VALUE[style])
     else:
         if unknown_value is not None or unknown_range is not None:
             raise ValueError("unknown_value/unknown_range: no trimap was given; drop them")
         mode, lo, hi = MASK_NONE, 0.0, 0.0
-    return with_bounds(Spec(region_mode=mode, lo=lo, hi=hi,
+    return Spec(region_mode=mode, lo=lo, hi=hi,
                 alpha_scale=_args._number("alpha_scale", alpha_scale, low=0.0, low_open=True),
                 rho=RHOS["l1"], eps=0.0, mask_in_diff=mask_in_diff, unknown=None, known=None,
                 sobel=SOBEL_MAGNITUDE if style == "gca" else SOBEL_DIFF, sobel_norm=_norm(reduction, guard),
-                penalty=penalty, grad_eps=grad_eps, weights=(1.0, 1.0, 1.0)))
+                penalty=penalty, grad_eps=grad_eps, weights=(1.0, 1.0, 1.0))
 
 
 def gradient_loss(
