@@ -12,8 +12,8 @@ from .laplacian import LaplacianLoss, laplacian_loss
 from .temporal import video_matting_losses
 from .alpha import AlphaLoss, VitMatteAlphaLosses, alpha_loss, vitmatte_alpha_losses
 from .gradient import GradientLoss, gradient_loss
-from . import reference, trimap
+from . import presets, reference, trimap
 
 __all__ = ["DIMLoss", "dim_loss", "CompositionLoss", "composition_loss", "LaplacianLoss", "laplacian_loss",
            "video_matting_losses", "AlphaLoss", "alpha_loss", "VitMatteAlphaLosses", "vitmatte_alpha_losses",
-           "GradientLoss", "gradient_loss", "cuda_kernels_built", "reference", "trimap", "__version__"]
+           "GradientLoss", "gradient_loss", "presets", "cuda_kernels_built", "reference", "trimap", "__version__"]

@@ -68,10 +68,12 @@ class Norm(NamedTuple):
     """How a term's sum becomes a loss. mode: "mean" (sum / (sum(w) + guard), 0 when
     that is 0), "sample" (the mean over samples of each one's own masked mean),
     "sum", "numel" (over B*H*W, F.l1_loss's mean), "vitmatte" (the mean over B*H*W
-    times B * 262144 / sum(w): ViTMatte's scale, 0 when sum(w) is 0)."""
+    times B * crop_pixels / sum(w): ViTMatte's scale with its crop_pixels = 512^2, 0 when
+    sum(w) is 0; crop_pixels 0: the input's own H * W, a true masked mean)."""
 
     mode: str
     guard: float = 0.0
+    crop_pixels: int = VITMATTE_PIXELS
 
 
 def _norm(reduction, guard) -> Norm:
@@ -142,7 +144,7 @@ def _factor(norm: Norm, wsum: Tensor, batch: int, pixels: int) -> Tensor:
         denom = total + norm.guard
         f = torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), 0.0)
     else:  # vitmatte: F.l1_loss's mean over B*H*W times B * 262144 / sum(w)
-        scale = batch * VITMATTE_PIXELS / torch.where(total > 0, total, 1.0)
+        scale = batch * (norm.crop_pixels or pixels) / torch.where(total > 0, total, 1.0)
         f = torch.where(total > 0, scale / (batch * pixels), 0.0)
     return f.expand(batch)
 
@@ -368,13 +370,15 @@ class AlphaLoss(torch.nn.Module):
         return ", ".join(f"{k}={v!r}" for k, v in self._options.items() if v is not None)
 
 
-def vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, weight_given) -> Spec:
+def vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, crop_size, weight_given) -> Spec:
     mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, 0.5)
     if not isinstance(weights, (tuple, list)) or len(weights) != 3:
         raise ValueError(f"weights: expected (unknown, known, gradient), got {weights!r}")
     weights = (_args._number("weights[0]", weights[0]), _args._number("weights[1]", weights[1]),
                _args._number("weights[2]", weights[2]))
-    norm = Norm("vitmatte")
+    if crop_size is not None and (isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 1):
+        raise ValueError(f"crop_size: expected a positive int or None, got {crop_size!r}")
+    norm = Norm("vitmatte", crop_pixels=0 if crop_size is None else crop_size * crop_size)
     return Spec(region_mode=mode, lo=lo, hi=hi,
                 alpha_scale=_args._number("alpha_scale", alpha_scale, low=0.0, low_open=True),
                 rho=RHOS["l1"], eps=0.0, mask_in_diff=True, unknown=norm, known=norm, sobel=SOBEL_DIFF,
@@ -391,6 +395,7 @@ def vitmatte_alpha_losses(
     unknown_range: Optional[Tuple[float, float]] = None,
     alpha_scale: float = 1.0,
     weights: Tuple[float, float, float] = (1.0, 1.0, 1.0),
+    crop_size: Optional[int] = 512,
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """ViTMatte's ``unknown_l1_loss``, ``known_l1_loss`` and ``loss_gradient_penalty`` from
     one fused pass over pred, alpha and the trimap.
@@ -401,8 +406,10 @@ def vitmatte_alpha_losses(
     The unknown region is ``trimap == 0.5`` by default (ViTMatte's trimap as its model
     sees it: 0 / 0.5 / 1), or ``weight`` (its ``sample_map``). An empty unknown region
     gives 0 for the unknown and gradient terms (ViTMatte's code gives NaN there).
+    ``crop_size``: ViTMatte scales each term by ``B * 512^2 / sum(m)``, its training crop
+    hard-coded (default, reproduced); ``None`` uses the input's own H * W (a masked mean).
     """
-    spec = vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, weight is not None)
+    spec = vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, crop_size, weight is not None)
     total, components = run(spec, pred_alpha, alpha, trimap, weight)
     return total, components[0], components[1], components[2]
 
@@ -413,10 +420,11 @@ class VitMatteAlphaLosses(torch.nn.Module):
     Python floats of a functional call cannot be traced)."""
 
     def __init__(self, unknown_value: Optional[float] = None, unknown_range: Optional[Tuple[float, float]] = None,
-                 alpha_scale: float = 1.0, weights: Tuple[float, float, float] = (1.0, 1.0, 1.0)):
+                 alpha_scale: float = 1.0, weights: Tuple[float, float, float] = (1.0, 1.0, 1.0),
+                 crop_size: Optional[int] = 512):
         super().__init__()
         self._options = dict(unknown_value=unknown_value, unknown_range=unknown_range, alpha_scale=alpha_scale,
-                             weights=weights)
+                             weights=weights, crop_size=crop_size)
         self._trimap_spec = vitmatte_spec(**self._options, weight_given=False)
         describes_trimap = unknown_value is not None or unknown_range is not None
         self._weight_spec = None if describes_trimap else vitmatte_spec(**self._options, weight_given=True)

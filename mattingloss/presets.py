@@ -1,0 +1,307 @@
+"""Each code base's whole training objective in one call.
+
+>>> from mattingloss import presets
+>>> crit = presets.vitmatte()
+>>> out = crit(pred_alpha, alpha, trimap)   # a dict of 0-dim tensors
+>>> out["total"].backward()
+
+Every preset is an ``nn.Module`` whose forward takes the code base's own inputs
+in its own conventions and returns a dict: the code base's component names
+(detached, for logging, with the values that code base logs) and ``"total"``,
+the sum it trains on, which carries the gradient. Every per-term weight is an
+option, so any weighted sum a code base trains with is a ``"total"``. Terms
+that read the same inputs come from the same fused pass.
+
+============  =========================================================  ==============================================
+preset        code base (source of the reference it equals)              components
+============  =========================================================  ==============================================
+vitmatte      hustvl/ViTMatte ``MattingCriterion`` with the four         unknown_l1_loss, known_l1_loss,
+              losses of ``configs/common/model.py``                       loss_pha_laplacian, loss_gradient_penalty
+rvm           PeterL1n/RobustVideoMatting ``train_loss.matting_loss``    pha_l1, pha_laplacian, pha_coherence,
+                                                                          fgr_l1, fgr_coherence
+matteformer   webtoon/matteformer (and MGMatting, Matting-Anything)      rec, comp (with image/fg/bg), lap
+              ``Trainer``: regression, composition and Laplacian loss
+gca           Yaoyi-Li/GCA-Matting ``Trainer.regression_loss``           rec (+ comp, smooth_l1, grad if weighted)
+dim           the seed's ``gen_loss`` (Deep Image Matting)               alpha_loss, comp_loss
+mmagic_dim    open-mmlab/mmagic ``DIM`` with its config's losses          loss_alpha, loss_comp
+============  =========================================================  ==============================================
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+
+from . import _args
+from .alpha import alpha_loss, vitmatte_alpha_losses
+from .composition import composition_loss
+from .gradient import gradient_loss
+from .laplacian import laplacian_loss
+from .loss import DIMLoss
+from .temporal import video_matting_losses
+
+Tensor = torch.Tensor
+
+
+class Preset(torch.nn.Module):
+    """A code base's objective: options at construction (checked there), tensors at call."""
+
+    def __init__(self, **options):
+        super().__init__()
+        self._options = options
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._options.items())
+
+
+def _weight(name, value):
+    return _args._number(name, value, low=0.0)
+
+
+def _total(terms: Dict[str, Tensor], weights: Dict[str, float]) -> Tensor:
+    """sum of weight x term over the terms present, in the code base's order."""
+    total = None
+    for key, term in terms.items():
+        part = term if weights[key] == 1.0 else weights[key] * term
+        total = part if total is None else total + part
+    return total
+
+
+def _result(terms: Dict[str, Tensor], total: Tensor, weights: Optional[Dict[str, float]] = None) -> Dict[str, Tensor]:
+    """The components (detached; times their weight where the code base logs them weighted) and the total."""
+    out = {}
+    for key, term in terms.items():
+        scale = 1.0 if weights is None else weights[key]
+        # A copy, never a view of the total: under torch.compile an output that is
+        # (folded into) an alias of the total takes the total's grad away.
+        out[key] = term.detach().clone() if scale == 1.0 else term.detach() * scale
+    out["total"] = total
+    return out
+
+
+class ViTMatte(Preset):
+    """ViTMatte's training objective (hustvl/ViTMatte, ``modeling/criterion/matting_criterion.py``,
+    ``MattingCriterion`` with ``losses=['unknown_l1_loss', 'known_l1_loss', 'loss_pha_laplacian',
+    'loss_gradient_penalty']`` as in ``configs/common/model.py``; the trainer sums them).
+
+    Call: ``(pred_alpha, alpha, trimap)``, (B, 1, H, W), alpha in [0, 1] and the trimap as
+    ViTMatte's model sees it (0, 0.5, 1: ``sample_map = trimap == 0.5``). Also used by
+    DiffMatte, Matte-Anything and SDMatte's base. ``total`` is the weighted sum of the four
+    (default weights 1, as ViTMatte).
+
+    ``crop_size``: ViTMatte multiplies its L1 and gradient terms by ``B * 262144 / sum(m)``,
+    the 512 x 512 crop hard-coded; that is reproduced by default (``crop_size=512``);
+    ``crop_size=None`` uses the input's own H * W (a true masked mean). ViTMatte's unknown
+    term divides by zero on a batch with no unknown pixel (NaN); here it is 0 there.
+    """
+
+    def __init__(self, *, unknown_l1_weight=1.0, known_l1_weight=1.0, laplacian_weight=1.0,
+                 gradient_weight=1.0, unknown_value=0.5, crop_size: Optional[int] = 512):
+        super().__init__(unknown_l1_weight=unknown_l1_weight, known_l1_weight=known_l1_weight,
+                         laplacian_weight=laplacian_weight, gradient_weight=gradient_weight,
+                         unknown_value=unknown_value, crop_size=crop_size)
+        self.weights = {"unknown_l1_loss": _weight("unknown_l1_weight", unknown_l1_weight),
+                        "known_l1_loss": _weight("known_l1_weight", known_l1_weight),
+                        "loss_pha_laplacian": _weight("laplacian_weight", laplacian_weight),
+                        "loss_gradient_penalty": _weight("gradient_weight", gradient_weight)}
+        self.unknown_value = _args._number("unknown_value", unknown_value)
+        if crop_size is not None and (isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 1):
+            raise ValueError(f"crop_size: expected a positive int or None, got {crop_size!r}")
+        self.crop_size = crop_size
+
+    def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Tensor) -> Dict[str, Tensor]:
+        w = self.weights
+        trio, unknown, known, gradient = vitmatte_alpha_losses(
+            pred_alpha, alpha, trimap, unknown_value=self.unknown_value, crop_size=self.crop_size,
+            weights=(w["unknown_l1_loss"], w["known_l1_loss"], w["loss_gradient_penalty"]))
+        lap = laplacian_loss(pred_alpha, alpha)
+        terms = {"unknown_l1_loss": unknown, "known_l1_loss": known, "loss_pha_laplacian": lap,
+                 "loss_gradient_penalty": gradient}
+        total = trio + (lap if w["loss_pha_laplacian"] == 1.0 else w["loss_pha_laplacian"] * lap)
+        return _result(terms, total)
+
+
+class RVM(Preset):
+    """RobustVideoMatting's training objective (PeterL1n/RobustVideoMatting, ``train_loss.py``,
+    ``matting_loss``): L1, Laplacian and temporal coherence (x5) of the alpha, L1 and
+    coherence of the foreground where the true alpha is > 0.
+
+    Call: ``(pred_fgr, pred_pha, true_fgr, true_pha)``, (B, T, C, H, W) with C = 3 and 1, in
+    [0, 1] (8-bit targets: ``true_pha_scale=255``, ``true_fgr_scale=255``). The four
+    pointwise and coherence terms come from one fused pass, the Laplacian from a second
+    (over the B*T frames). With T = 1 the coherence terms are 0 (RVM's: NaN).
+    """
+
+    def __init__(self, *, pha_l1_weight=1.0, pha_laplacian_weight=1.0, pha_coherence_weight=1.0,
+                 fgr_l1_weight=1.0, fgr_coherence_weight=1.0, true_pha_scale=1.0, true_fgr_scale=1.0):
+        super().__init__(pha_l1_weight=pha_l1_weight, pha_laplacian_weight=pha_laplacian_weight,
+                         pha_coherence_weight=pha_coherence_weight, fgr_l1_weight=fgr_l1_weight,
+                         fgr_coherence_weight=fgr_coherence_weight, true_pha_scale=true_pha_scale,
+                         true_fgr_scale=true_fgr_scale)
+        self.weights = {name: _weight(name, value) for name, value in self._options.items()
+                        if name.endswith("_weight")}
+        self.true_pha_scale = _args._number("true_pha_scale", true_pha_scale, low=0.0, low_open=True)
+        self.true_fgr_scale = _args._number("true_fgr_scale", true_fgr_scale, low=0.0, low_open=True)
+
+    def forward(self, pred_fgr: Tensor, pred_pha: Tensor, true_fgr: Tensor, true_pha: Tensor) -> Dict[str, Tensor]:
+        w = self.weights
+        pointwise = video_matting_losses(
+            pred_fgr, pred_pha, true_fgr, true_pha, pha_l1_weight=w["pha_l1_weight"],
+            pha_coherence_weight=w["pha_coherence_weight"], fgr_l1_weight=w["fgr_l1_weight"],
+            fgr_coherence_weight=w["fgr_coherence_weight"], true_pha_scale=self.true_pha_scale,
+            true_fgr_scale=self.true_fgr_scale)
+        lap = laplacian_loss(pred_pha.flatten(0, 1), true_pha.flatten(0, 1),
+                             gt_scale=None if self.true_pha_scale == 1.0 else self.true_pha_scale)
+        terms = {"pha_l1": pointwise["pha_l1"], "pha_laplacian": lap, "pha_coherence": pointwise["pha_coherence"],
+                 "fgr_l1": pointwise["fgr_l1"], "fgr_coherence": pointwise["fgr_coherence"]}
+        k = w["pha_laplacian_weight"]
+        return _result(terms, pointwise["total"] + (lap if k == 1.0 else k * lap))
+
+
+class MatteFormer(Preset):
+    """MatteFormer's training objective for one prediction (webtoon/matteformer,
+    ``trainers/trainer.py``: ``regression_loss`` (L1), ``composition_loss`` and ``lap_loss``
+    with the unknown-region ``weight``; the same code in MGMatting and Matting-Anything).
+
+    Call: ``(pred_alpha, alpha, weight, image=None, fg=None, bg=None)``, (B, 1, H, W) alpha
+    in [0, 1], ``weight`` the region (1 in the unknown region; all ones for the os8 head).
+    ``comp`` is present when image/fg/bg are given (colours as the trainer gives them,
+    ImageNet-normalised or not). Each term is the trainer's times its weight
+    (``rec_weight``, ``comp_weight``, ``lap_weight``, 1 in its configs).
+
+    Their trainer sums three heads: ``(2 * L(os1) + L(os4) + L(os8)) / 5`` per term, each
+    head with its own weight map. That sum is the caller's::
+
+        crit = presets.matteformer()
+        outs = [crit(p, alpha, w, image, fg, bg) for p, w in ((os1, w1), (os4, w4), (os8, w8))]
+        total = (2 * outs[0]["total"] + outs[1]["total"] + outs[2]["total"]) / 5
+    """
+
+    def __init__(self, *, rec_weight=1.0, comp_weight=1.0, lap_weight=1.0):
+        super().__init__(rec_weight=rec_weight, comp_weight=comp_weight, lap_weight=lap_weight)
+        self.weights = {"rec": _weight("rec_weight", rec_weight), "comp": _weight("comp_weight", comp_weight),
+                        "lap": _weight("lap_weight", lap_weight)}
+
+    def forward(self, pred_alpha: Tensor, alpha: Tensor, weight: Tensor, image: Optional[Tensor] = None,
+                fg: Optional[Tensor] = None, bg: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        terms = {"rec": alpha_loss(pred_alpha, alpha, weight=weight, guard=1e-8, mask_in_diff=True)}
+        if image is not None or fg is not None or bg is not None:
+            terms["comp"] = composition_loss(pred_alpha, image, fg, bg, weight=weight, count_channels=False,
+                                             guard=1e-8)
+        terms["lap"] = laplacian_loss(pred_alpha, alpha, weight, convention="mgmatting")
+        return _result(terms, _total(terms, self.weights), self.weights)
+
+
+class GCA(Preset):
+    """GCA-Matting's training objective (Yaoyi-Li/GCA-Matting, ``trainer.py``): the L1
+    ``regression_loss`` over the unknown ``weight``, ``sum|p*w - a*w| / (sum(w) + 1e-8)``,
+    times ``rec_weight`` (1; its configs train with it alone). Its other terms, 0-weighted
+    in ``utils/config.py``, are options: ``comp_weight`` (``composition_loss``, needs
+    image/fg/bg), ``smooth_l1_weight`` (``smooth_l1``) and ``grad_weight`` (``grad_loss``).
+
+    Call: ``(pred_alpha, alpha, weight, image=None, fg=None, bg=None)``, alpha in [0, 1].
+    """
+
+    def __init__(self, *, rec_weight=1.0, comp_weight=0.0, smooth_l1_weight=0.0, grad_weight=0.0):
+        super().__init__(rec_weight=rec_weight, comp_weight=comp_weight, smooth_l1_weight=smooth_l1_weight,
+                         grad_weight=grad_weight)
+        self.weights = {"rec": _weight("rec_weight", rec_weight), "comp": _weight("comp_weight", comp_weight),
+                        "smooth_l1": _weight("smooth_l1_weight", smooth_l1_weight),
+                        "grad": _weight("grad_weight", grad_weight)}
+
+    def forward(self, pred_alpha: Tensor, alpha: Tensor, weight: Tensor, image: Optional[Tensor] = None,
+                fg: Optional[Tensor] = None, bg: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        w = self.weights
+        terms = {}
+        if w["rec"] > 0:
+            terms["rec"] = alpha_loss(pred_alpha, alpha, weight=weight, guard=1e-8, mask_in_diff=True)
+        if w["comp"] > 0:
+            if image is None or fg is None or bg is None:
+                raise ValueError("image/fg/bg: comp_weight > 0 needs all three")
+            terms["comp"] = composition_loss(pred_alpha, image, fg, bg, weight=weight, count_channels=False,
+                                             guard=1e-8)
+        if w["smooth_l1"] > 0:
+            terms["smooth_l1"] = alpha_loss(pred_alpha, alpha, weight=weight, rho="charbonnier", eps=1e-6,
+                                            guard=1e-8, mask_in_diff=True)
+        if w["grad"] > 0:
+            terms["grad"] = gradient_loss(pred_alpha, alpha, weight=weight, style="gca")
+        if not terms:
+            raise ValueError("rec_weight/comp_weight/smooth_l1_weight/grad_weight: expected one > 0, got all 0")
+        return _result(terms, _total(terms, w), w)
+
+
+class DIM(Preset):
+    """The Deep Image Matting loss in the seed's conventions (``gen_loss``): data in 0..255,
+    unknown where ``trimap == 128``, ``wl * alpha_loss + (1 - wl) * comp_loss``.
+
+    Call: ``(pred_alpha, alpha, trimap, image=None, fg=None, bg=None)`` as :class:`DIMLoss`;
+    every DIMLoss option is an option here. Components: ``alpha_loss``, ``comp_loss`` (the
+    seed's names; comp_loss is 0 without image/fg/bg).
+    """
+
+    def __init__(self, **dim_options):
+        super().__init__(**dim_options)
+        self.loss = DIMLoss(**dim_options)
+
+    def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Tensor, image: Optional[Tensor] = None,
+                fg: Optional[Tensor] = None, bg: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        total, la, lc = self.loss(pred_alpha, alpha, trimap, image, fg, bg, return_components=True)
+        return {"alpha_loss": la, "comp_loss": lc, "total": total}
+
+
+class MMagicDIM(Preset):
+    """mmagic's DIM (open-mmlab/mmagic, ``mmagic/models/editors/dim/dim.py``,
+    ``DIM._forward_train`` with its configs' ``CharbonnierLoss(loss_weight=0.5)`` and
+    ``CharbonnierCompLoss(loss_weight=0.5)``): data in [0, 1], unknown where
+    ``trimap == 128/255`` (``get_unknown_tensor``), ``eps=1e-12`` added under the root.
+
+    Call: ``(pred_alpha, alpha, trimap, fg, bg, merged)``. Components ``loss_alpha`` and
+    ``loss_comp`` include their loss weights, as mmagic logs them; ``total`` is their sum.
+    mmagic divides by ``sum(w) + 1e-12``; here by ``sum(w)`` (0 for an empty region):
+    a relative 1e-12 / N apart.
+    """
+
+    def __init__(self, *, alpha_weight=0.5, comp_weight=0.5, unknown_value=128 / 255, sample_wise=False):
+        super().__init__(alpha_weight=alpha_weight, comp_weight=comp_weight, unknown_value=unknown_value,
+                         sample_wise=sample_wise)
+        a, c = _weight("alpha_weight", alpha_weight), _weight("comp_weight", comp_weight)
+        if a + c <= 0:
+            raise ValueError(f"alpha_weight/comp_weight: expected a positive sum, got {a} and {c}")
+        self.a, self.c = a, c
+        self.loss = DIMLoss(wl=a / (a + c), eps=1e-6, alpha_scale=1.0, color_scale=1.0, unknown_value=unknown_value,
+                            reduction="sample" if sample_wise else "mean")
+
+    def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Tensor, fg: Tensor, bg: Tensor,
+                merged: Tensor) -> Dict[str, Tensor]:
+        total, la, lc = self.loss(pred_alpha, alpha, trimap, merged, fg, bg, return_components=True)
+        return {"loss_alpha": self.a * la, "loss_comp": self.c * lc, "total": (self.a + self.c) * total}
+
+
+def vitmatte(**options) -> ViTMatte:
+    """:class:`ViTMatte`: ViTMatte's four-term objective."""
+    return ViTMatte(**options)
+
+
+def rvm(**options) -> RVM:
+    """:class:`RVM`: RobustVideoMatting's objective with temporal coherence."""
+    return RVM(**options)
+
+
+def matteformer(**options) -> MatteFormer:
+    """:class:`MatteFormer`: MatteFormer's (MGMatting's, Matting-Anything's) rec + comp + lap."""
+    return MatteFormer(**options)
+
+
+def gca(**options) -> GCA:
+    """:class:`GCA`: GCA-Matting's unknown-region L1 (and its optional terms)."""
+    return GCA(**options)
+
+
+def dim(**options) -> DIM:
+    """:class:`DIM`: the Deep Image Matting loss in the seed's conventions."""
+    return DIM(**options)
+
+
+def mmagic_dim(**options) -> MMagicDIM:
+    """:class:`MMagicDIM`: mmagic's DIM losses."""
+    return MMagicDIM(**options)
