@@ -105,12 +105,12 @@ def runner_modes():
     return list(dict.fromkeys(m for loss in LOSSES.values() for m in loss.modes))
 
 
-def plan(args, preset: str):
+def plan(args, preset: str, device_type: str):
     """``[(loss, [(size, dtype)], contenders, modes)]`` for the selected losses."""
     out = []
     for name in args.loss:
         loss = LOSSES[name]
-        grid = loss.cases[preset]
+        grid = loss.cases_for(preset, device_type)
         if args.sizes:
             dtypes = list(dict.fromkeys(d for _, d in grid))
             grid = [(cases_mod.size_str(s), d) for s in args.sizes for d in dtypes]
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     base = timing.POLICIES[preset]
     policy = timing.TimingPolicy(args.min_time or base.min_time, base.min_reps, base.max_reps,
                                  base.warmup, args.rounds or base.rounds)
-    work = plan(args, preset)
+    work = plan(args, preset, env.device_type)
     print(f"bench.py: {preset} run on {env.device_type} ({env.device_name}), torch {env.torch_version}, "
           f"{env.threads} threads", file=sys.stderr)
     for loss, grid, names, modes in work:

@@ -114,11 +114,12 @@ class Progress:
     """``[i/N] what`` lines on stderr as the run goes; ``note`` for indented detail."""
 
     def __init__(self, total: int):
-        self.total, self.done = total, 0
+        self.total, self.done, self.started = total, 0, time.perf_counter()
 
     def __call__(self, text: str):
         self.done += 1
-        print(f"[{self.done}/{self.total}] {text}", file=sys.stderr, flush=True)
+        print(f"[{self.done}/{self.total} {time.perf_counter() - self.started:4.0f} s] {text}",
+              file=sys.stderr, flush=True)
 
     @staticmethod
     def note(text: str):

@@ -28,7 +28,8 @@ class LossBench:
                  project's kernel (``"fused"``), or the project's function for an op
     cases        preset -> [(size, dtype row)]: ``quick`` (CI, < 1 min for all losses),
                  ``default`` (the representative subset: all losses in <= 3 min on 2 cores),
-                 ``full`` (the whole grid; on CUDA >= one case of >= 4M pixels, both rows)
+                 ``full`` (the whole grid; on CUDA >= one case of >= 4M pixels, both rows);
+                 a key ``"<preset>/cuda"`` replaces ``<preset>`` on a GPU (see cases_for)
     bytes_moved  ``(case, mode) -> bytes`` the loss must move at least (for GB/s, % of copy)
     check        ``(case, contender, got, expected) -> str``; got/expected are (value, grad)
                  pairs (grad None for an op); raises MismatchError (see check.py)
@@ -55,6 +56,9 @@ class LossBench:
         if missing:
             raise ValueError(f"{self.name}: no cases for preset(s) {missing}")
 
+    def cases_for(self, preset: str, device_type: str) -> list[tuple[str, str]]:
+        return self.cases.get(f"{preset}/{device_type}", self.cases[preset])
+
     @property
     def has_gradient(self) -> bool:
         return "backward" in self.modes or "full" in self.modes
@@ -66,4 +70,4 @@ class LossBench:
 
     @property
     def dtypes(self) -> list[str]:
-        return list(dict.fromkeys(d for p in PRESETS for _, d in self.cases[p]))
+        return list(dict.fromkeys(d for grid in self.cases.values() for _, d in grid))
