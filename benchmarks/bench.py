@@ -44,7 +44,7 @@ except ImportError:  # a checkout that is not installed: use the repository root
 
 from mlbench import cases as cases_mod
 from mlbench import check, report, runner, timing
-from mlbench.environment import Environment, Progress, detect_environment, load_average, other_cpu_use
+from mlbench.environment import Progress, detect_environment, load_average, other_cpu_use
 from mlbench.losses import LOSSES
 from mlbench.memory import memory_method
 

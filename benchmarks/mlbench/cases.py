@@ -66,10 +66,6 @@ class Case:
         return f"{self.loss} {self.size} {self.dtype_name}"
 
     @property
-    def pixels(self) -> int:
-        return self.batch * self.height * self.width
-
-    @property
     def pred(self) -> torch.Tensor | None:
         return self.tensors.get("pred")
 

@@ -89,6 +89,7 @@ def check_case(loss: LossBench, case: Case, names, progress) -> dict:
 def bench_case(env, loss: LossBench, case: Case, names, modes, policy, progress) -> list[dict]:
     """The rows of one case: copy first, then every (contender, mode)."""
     fns = check_case(loss, case, names, progress)
+    progress.total -= (len(names) - len(fns)) * len(modes)  # contenders that could not load
     copy_setup, copy_run, moved = copy_statement(loss.bytes_moved(case, loss.summary_mode), env.device)
     statements = {("copy", "copy"): (copy_setup, copy_run)}
     for name in fns:

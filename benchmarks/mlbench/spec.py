@@ -1,7 +1,7 @@
 """LossBench: everything the benchmark needs to know about one loss (see losses/dim.py)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
@@ -47,7 +47,6 @@ class LossBench:
     bytes_moved: Callable[[Case, str], int] = inputs_plus_gradient
     modes: tuple[str, ...] = GRADIENT_MODES
     targets: Optional[Callable] = None
-    notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self):
         if self.fused not in self.contenders:
@@ -58,10 +57,6 @@ class LossBench:
 
     def cases_for(self, preset: str, device_type: str) -> list[tuple[str, str]]:
         return self.cases.get(f"{preset}/{device_type}", self.cases[preset])
-
-    @property
-    def has_gradient(self) -> bool:
-        return "backward" in self.modes or "full" in self.modes
 
     @property
     def summary_mode(self) -> str:
