@@ -70,6 +70,7 @@ def choices(allowed):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    all_modes = list(dict.fromkeys(m for loss in LOSSES.values() for m in loss.modes))
     all_contenders = list(dict.fromkeys(c for loss in LOSSES.values() for c in loss.contenders))
     all_dtypes = list(dict.fromkeys(d for loss in LOSSES.values() for d in loss.dtypes))
     p = argparse.ArgumentParser(description="Benchmark mattingloss's fused losses against naive, "
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contenders", type=choices(all_contenders), default=None,
                    help=f"subset of {','.join(all_contenders)} (each loss's fused one always runs; "
                    "default all, --quick all but compiled)")
-    p.add_argument("--modes", type=choices(runner_modes()), default=None,
+    p.add_argument("--modes", type=choices(all_modes), default=None,
                    help="subset of forward,backward,full (default all a loss has)")
     p.add_argument("--min-time", type=float, default=None,
                    help="seconds of timed repetitions per row (default 0.5; --quick 0.2; --full 1.0)")
@@ -99,10 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only check every contender against fused (no timing, no files)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default %(default)s)")
     return p
-
-
-def runner_modes():
-    return list(dict.fromkeys(m for loss in LOSSES.values() for m in loss.modes))
 
 
 def plan(args, preset: str, device_type: str):
