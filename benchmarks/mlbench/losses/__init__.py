@@ -1,0 +1,8 @@
+"""The registry: every loss the benchmark knows, in the order it runs and reports them.
+
+To add a loss: write ``losses/<name>.py`` ending in ``BENCH = LossBench(...)`` (copy dim.py)
+and add its module to the list below.
+"""
+from . import dim, trimap
+
+LOSSES = {module.BENCH.name: module.BENCH for module in (dim, trimap)}
