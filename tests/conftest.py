@@ -10,6 +10,16 @@ def device(request):
     return request.param
 
 
+def available_gib():
+    """Free memory in GiB (MemAvailable), for the tests of 64-bit offsets that need 13-17 GiB."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) / 2**20
+    except (OSError, KeyError, ValueError):
+        return 0.0
+
+
 def make_inputs(B=2, H=7, W=13, *, unknown="random", seed=0, dtype=torch.float64, device="cpu",
                 target_dtype=None):
     """A batch in the seed's conventions: pred in [0,1], everything else 0..255.

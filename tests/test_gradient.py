@@ -8,7 +8,7 @@ from mattingloss import GradientLoss, gradient_loss
 from mattingloss.reference import alpha as ref
 from mattingloss.reference import gradient as ref_grad
 
-from conftest import max_rel_err
+from conftest import available_gib, max_rel_err
 from test_alpha import batch, loss_and_grad, sample_map
 
 TOL = 1e-10
@@ -162,8 +162,6 @@ def test_compile_fullgraph(device):
 @pytest.mark.slow
 def test_more_than_2_31_elements():
     """64-bit offsets: one (1, 1, 46400, 46400) float16 image (2.15e9 > 2^31 pixels, ~13 GiB at peak)."""
-    from test_large import available_gib
-
     if available_gib() < 16:
         pytest.skip("needs about 16 GiB of free memory")
     H = W = 46400

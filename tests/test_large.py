@@ -5,14 +5,7 @@ import torch
 from mattingloss import dim_loss
 from mattingloss.reference import dim_loss_reference
 
-
-def available_gib():
-    try:
-        with open("/proc/meminfo") as f:
-            info = dict(line.split(":", 1) for line in f)
-        return int(info["MemAvailable"].split()[0]) / 2**20
-    except (OSError, KeyError, ValueError):
-        return 0.0
+from conftest import available_gib
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from mattingloss import _ops
 from mattingloss.reference.rvm import rvm_matting_loss
 from mattingloss.temporal import TERMS, temporal_loss_forward, video_matting_losses
 
-from conftest import max_rel_err
+from conftest import available_gib, max_rel_err
 
 KEYS = TERMS + ("total",)
 WEIGHT_ARGS = ("pha_l1_weight", "pha_coherence_weight", "fgr_l1_weight", "fgr_coherence_weight")
@@ -359,17 +359,8 @@ def test_op_rejects_bad_shapes_directly():
         temporal_loss_forward(*args)
 
 
-def _available_gib():
-    try:
-        with open("/proc/meminfo") as f:
-            info = dict(line.split(":", 1) for line in f)
-        return int(info["MemAvailable"].split()[0]) / 2**20
-    except (OSError, KeyError, ValueError):
-        return 0.0
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_available_gib() < 15, reason="needs about 14 GiB of free memory")
+@pytest.mark.skipif(available_gib() < 15, reason="needs about 14 GiB of free memory")
 def test_more_than_2_31_elements():
     """64-bit offsets: pred_fgr has 2.17e9 > 2^31 elements, and the one element
     that differs sits past 2^31 (frame 1, channel 2, last pixel)."""
