@@ -8,14 +8,6 @@
 namespace mattingloss {
 namespace {
 
-void check_map(const at::Tensor& t, const char* name, const at::Tensor& pred) {
-  TORCH_CHECK(t.dim() == 4 && t.sizes() == pred.sizes(), "mattingloss: ", name, " has shape ", t.sizes(),
-              ", expected ", pred.sizes());
-  TORCH_CHECK(t.is_contiguous(), "mattingloss: ", name, " must be contiguous");
-  TORCH_CHECK(t.device() == pred.device(), "mattingloss: ", name, " is on ", t.device(), ", pred_alpha on ",
-              pred.device());
-}
-
 template <typename acc_t>
 void fill(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& gt,
           const std::optional<at::Tensor>& mask, int64_t mask_mode, double mask_lo, double mask_hi,
@@ -66,11 +58,11 @@ AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt,
   TORCH_CHECK(at::isFloatingType(pred.scalar_type()), "mattingloss: pred_alpha must be floating, got ",
               pred.scalar_type());
   TORCH_CHECK(pred.is_contiguous(), "mattingloss: pred_alpha must be contiguous");
-  check_map(gt, "alpha", pred);
+  check_map(gt, "alpha", pred, 1);
   TORCH_CHECK(mask_mode >= kAgEqual && mask_mode <= kAgNoMask, "mattingloss: bad mask_mode ", mask_mode);
   TORCH_CHECK(mask.has_value() == (mask_mode != kAgNoMask), "mattingloss: mask must be given unless mask_mode is ",
               int64_t(kAgNoMask));
-  if (mask.has_value()) check_map(*mask, "mask", pred);
+  if (mask.has_value()) check_map(*mask, "mask", pred, 1);
   TORCH_CHECK(rho == kRhoL1 || rho == kRhoCharbonnier, "mattingloss: bad rho ", rho);
   TORCH_CHECK(rho == kRhoL1 || eps > 0, "mattingloss: eps must be > 0, got ", eps);
   TORCH_CHECK(sobel >= kSobelNone && sobel <= kSobelMagnitude, "mattingloss: bad sobel ", sobel);

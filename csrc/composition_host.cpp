@@ -11,16 +11,6 @@ namespace mattingloss {
 namespace composition {
 namespace {
 
-void check_map(const at::Tensor& t, const char* name, const at::Tensor& pred, int64_t channels) {
-  TORCH_CHECK(t.dim() == 4 && t.size(0) == pred.size(0) && t.size(1) == channels &&
-                  t.size(2) == pred.size(2) && t.size(3) == pred.size(3),
-              "mattingloss: ", name, " has shape ", t.sizes(), ", expected (", pred.size(0), ", ",
-              channels, ", ", pred.size(2), ", ", pred.size(3), ")");
-  TORCH_CHECK(t.is_contiguous(), "mattingloss: ", name, " must be contiguous");
-  TORCH_CHECK(t.device() == pred.device(), "mattingloss: ", name, " is on ", t.device(),
-              ", pred_alpha on ", pred.device());
-}
-
 template <typename acc_t>
 void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
           const at::Tensor& bg, const std::optional<at::Tensor>& mask, int64_t mask_mode, double mask_lo,

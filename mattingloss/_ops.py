@@ -97,17 +97,23 @@ class DIMLossFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
     def backward(ctx, grad_loss, _grad_components):
         scale, g_pred, g_fg, g_bg = ctx.saved_tensors
-        if ctx.per_pixel:  # "none": grad_output is the per-pixel map, the scale is 1
-            factor = grad_loss
-        elif ctx.shared_scale:  # "mean", "sum": one scale for the batch, kept 0-dim
-            factor = scale[0] * grad_loss
-        else:  # "sample": one scale per sample
-            factor = scale.view(-1, 1, 1, 1) * grad_loss
+        factor = backward_factor(scale, grad_loss, ctx.per_pixel, ctx.shared_scale)
         grads = [None] * 17
         for index, stored in ((0, g_pred), (4, g_fg), (5, g_bg)):
             if ctx.needs_input_grad[index]:
                 grads[index] = _scaled(stored, factor)
         return tuple(grads)
+
+
+def backward_factor(scale, grad_loss, per_pixel: bool, shared_scale: bool):
+    """What backward multiplies a stored per-pixel gradient by, from the op's
+    per-sample scale: grad_output itself for reduction "none" (the per-pixel map;
+    the scale is 1), one 0-dim factor for "mean"/"sum", one per sample for "sample"."""
+    if per_pixel:
+        return grad_loss
+    if shared_scale:
+        return scale[0] * grad_loss
+    return scale.view(-1, 1, 1, 1) * grad_loss
 
 
 def _scaled(stored, factor):

@@ -85,12 +85,8 @@ class CompositionLossFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
     def backward(ctx, grad_loss):
         scale, g_pred, g_fg, g_bg = ctx.saved_tensors
-        if ctx.per_pixel:  # "none": grad_output is the (B,1,H,W) map, broadcast over fg/bg's channels
-            factor = grad_loss
-        elif ctx.shared_scale:  # "mean", "sum": one scale for the batch, kept 0-dim
-            factor = scale[0] * grad_loss
-        else:  # "sample": one scale per sample
-            factor = scale.view(-1, 1, 1, 1) * grad_loss
+        # "none": grad_output is the (B,1,H,W) map, broadcast over fg/bg's channels
+        factor = _ops.backward_factor(scale, grad_loss, ctx.per_pixel, ctx.shared_scale)
         grads = [None] * 17
         for index, stored in ((0, g_pred), (2, g_fg), (3, g_bg)):
             if ctx.needs_input_grad[index]:

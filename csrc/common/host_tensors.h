@@ -30,6 +30,19 @@ inline Output output(const at::Tensor& t) {
   return {t.mutable_data_ptr(), dtype_code(t, "gradient")};
 }
 
+// Raw-op check of a (B, channels, H, W) input matching pred (the Python API
+// checks first, with friendlier messages; this keeps a direct torch.ops call
+// from reading out of bounds).
+inline void check_map(const at::Tensor& t, const char* name, const at::Tensor& pred, int64_t channels) {
+  TORCH_CHECK(t.dim() == 4 && t.size(0) == pred.size(0) && t.size(1) == channels &&
+                  t.size(2) == pred.size(2) && t.size(3) == pred.size(3),
+              "mattingloss: ", name, " has shape ", t.sizes(), ", expected (", pred.size(0), ", ",
+              channels, ", ", pred.size(2), ", ", pred.size(3), ")");
+  TORCH_CHECK(t.is_contiguous(), "mattingloss: ", name, " must be contiguous");
+  TORCH_CHECK(t.device() == pred.device(), "mattingloss: ", name, " is on ", t.device(),
+              ", pred_alpha on ", pred.device());
+}
+
 // A trimap bound as PyTorch's `trimap == value` sees it: rounded to the dtype
 // the comparison runs in (the trimap's own floating dtype; float32, the default
 // dtype, for a uint8 trimap), so that a kernel comparing in its accumulation

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .mmagic import mask_reduce_loss
+
 # ViTMatte normalises by a hard-coded 512 x 512 crop, whatever the crop size.
 VITMATTE_PIXELS = 262144
 
@@ -58,33 +60,16 @@ def gca_smooth_l1(logit, target, weight):
     return per_pixel.sum() / (weight.sum() + 1e-8)
 
 
-def _mmagic_mask_reduce(loss, weight, reduction, sample_wise):
-    # mmagic/models/losses/loss_wrapper.py, mask_reduce_loss: weight multiplies
-    # the element-wise loss; 'mean' divides by the weight's sum (expanded to the
-    # loss's channels) + 1e-12, per sample when sample_wise.
-    if weight is not None:
-        loss = loss * weight
-    if weight is None or reduction == "sum":
-        return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
-    if reduction == "none":
-        return loss
-    weight = weight.expand_as(loss)
-    if sample_wise:
-        per_sample = weight.sum(dim=(1, 2, 3), keepdim=True)
-        return (loss / (per_sample + 1e-12)).sum() / weight.shape[0]
-    return loss.sum() / (weight.sum() + 1e-12)
-
-
 def mmagic_l1_loss(pred, target, weight=None, reduction="mean", sample_wise=False):
     """mmagic (open-mmlab/mmagic, mmagic/models/losses/pixelwise_loss.py, ``L1Loss``
     with loss_weight 1, through ``masked_loss`` / ``mask_reduce_loss`` in loss_wrapper.py)."""
-    return _mmagic_mask_reduce((pred - target).abs(), weight, reduction, sample_wise)
+    return mask_reduce_loss((pred - target).abs(), weight, reduction, sample_wise)
 
 
 def mmagic_charbonnier_loss(pred, target, weight=None, reduction="mean", sample_wise=False, eps=1e-12):
     """mmagic (same file, ``CharbonnierLoss``): ``sqrt((pred - target)^2 + eps)`` with eps
     not squared, then the weight and reduction of ``mask_reduce_loss``."""
-    return _mmagic_mask_reduce(torch.sqrt((pred - target) ** 2 + eps), weight, reduction, sample_wise)
+    return mask_reduce_loss(torch.sqrt((pred - target) ** 2 + eps), weight, reduction, sample_wise)
 
 
 def rvm_l1_loss(pred, target):

@@ -11,24 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def _mmagic_mask_reduce(loss, weight, reduction, sample_wise):
-    """mmagic ``mask_reduce_loss`` (mmagic/models/losses/loss_wrapper.py): the loss
-    times the weight; "mean" with a weight divides by the weight's sum over all its
-    elements + 1e-12 (per sample with ``sample_wise``, then the sum of the per-sample
-    quotients over the batch size); without a weight, or for "sum", plain torch
-    reductions."""
-    if weight is not None:
-        loss = loss * weight
-    if weight is None or reduction == "sum":
-        return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
-    if reduction == "none":
-        return loss
-    weight = weight.expand_as(loss)
-    if sample_wise:
-        per_sample = weight.sum(dim=[1, 2, 3], keepdim=True)
-        return (loss / (per_sample + 1e-12)).sum() / per_sample.size(0)
-    return loss.sum() / (weight.sum() + 1e-12)
+from .mmagic import mask_reduce_loss
 
 
 def _mmagic_composition(rho, pred_alpha, fg, bg, ori_merged, weight, loss_weight, reduction, sample_wise):
@@ -39,7 +22,7 @@ def _mmagic_composition(rho, pred_alpha, fg, bg, ori_merged, weight, loss_weight
     pred_merged = pred_alpha * fg + (1.0 - pred_alpha) * bg
     if weight is not None:
         weight = weight.expand(-1, 3, -1, -1)
-    return loss_weight * _mmagic_mask_reduce(rho(pred_merged, ori_merged), weight, reduction, sample_wise)
+    return loss_weight * mask_reduce_loss(rho(pred_merged, ori_merged), weight, reduction, sample_wise)
 
 
 def mmagic_l1_composition_loss(pred_alpha, fg, bg, ori_merged, weight=None, *, loss_weight=1.0, reduction="mean",
