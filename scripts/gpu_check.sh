@@ -21,6 +21,7 @@
 #   GPU_CHECK_STEPS       steps to run (default build,tests,sanitize,determinism,bench)
 #   GPU_CHECK_BENCH_ARGS  extra arguments for benchmarks/bench.py (e.g. "--loss dim")
 #   GPU_CHECK_BENCH_FULL_MIN  seconds that must be left for bench.py --full (default 240)
+#   GPU_CHECK_TESTS_LIMIT seconds for the CUDA tests (default 300: ~930 of them, 6 ops)
 #   GPU_CHECK_CUDA_ARCH   without a GPU: compile the CUDA kernels too, for this arch (e.g. 9.0)
 #   GPU_CHECK_COMMIT      the commit to name in the summary where the tree has no .git
 #   MAX_JOBS              parallel compile jobs (default: nproc)
@@ -197,7 +198,7 @@ banner "checks: tests, compute-sanitizer ($TOOLS), determinism, in parallel"
 
 if want tests && afford tests 30; then
   if [ "$GPU" = 1 ]; then select=cuda; else select=twins; fi
-  launch tests "$(cap 240)" "$OUT/pytest.log" env GPU_CHECK_SELECT=$select GPU_CHECK_REPORT="$WORK/pytest.json" \
+  launch tests "$(cap "${GPU_CHECK_TESTS_LIMIT:-300}")" "$OUT/pytest.log" env GPU_CHECK_SELECT=$select GPU_CHECK_REPORT="$WORK/pytest.json" \
     PYTHONPATH="$ROOT/scripts${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest -q -x -p gpu_check_pytest --durations=10
 fi
 

@@ -358,6 +358,498 @@ def case_trimap_random_sizes(device):
     return {"trimap": t, "sizes": torch.tensor(es + ds)}
 
 
+# --------------------------------------------------------------------------- helpers for the other ops
+
+def _grads(out: torch.Tensor, inputs: dict, device: str, *key) -> Outputs:
+    """d out / d inputs for a seeded grad_output (0.75 for a scalar); inputs: {name: tensor}."""
+    result = {"loss": out.detach()}
+    if not inputs or not out.requires_grad:
+        return result
+    if out.dim() == 0:
+        grad_out = torch.full_like(out, 0.75)
+    else:
+        g = generator("grad_output", *key)
+        grad_out = (torch.rand(out.shape, generator=g, dtype=torch.float64) + 0.5).to(out.dtype).to(device)
+    got = torch.autograd.grad(out, list(inputs.values()), grad_out)  # no retain_graph: in-place backward
+    result.update({f"grad_{k}": v for k, v in zip(inputs, got)})
+    return result
+
+
+def _terms(out: dict, inputs: dict, device: str, *key) -> Outputs:
+    """A dict of 0-dim terms with a "total" (presets, video_matting_losses): the terms and the
+    total's gradients."""
+    result = _grads(out["total"], inputs, device, *key)
+    result.update({f"term_{k}": v.detach() for k, v in out.items() if k != "total"})
+    return result
+
+
+def _mask_args(x: dict, mask: str) -> dict:
+    """The trimap/weight keyword arguments of dim_inputs' masks, or none ("all": every pixel)."""
+    if mask == "equal":
+        return {"trimap": x["trimap"]}
+    if mask == "range":
+        return {"trimap": x["trimap"], "unknown_range": (85.0, 170.0)}
+    if mask == "weight":
+        return {"weight": x["weight"]}
+    return {}
+
+
+# --------------------------------------------------------------------------- cases: composition loss
+# csrc/cuda/composition_kernel.cu: one block per 1024 pixels of one sample (vector path where
+# H*W % 4 == 0 and every pointer is 16-byte aligned), then the last block's finish: a block
+# per sample when a sample has >= 256 chunks, else a warp per sample (striding past 8 samples).
+# kAllPixels (no mask) writes the weights from the shape; rho is a template parameter.
+
+COMP = ("mattingloss::composition_loss_forward",)
+_COMP_MASKS = ("equal", "range", "weight", "all")
+_COMP_REDUCTIONS = ("mean", "sample", "sum", "none")
+_RHOS = ("l1", "charbonnier", "l2")
+
+
+def run_comp(device, B, H, W, pred="f32", target="same", *, mask="equal", rho="l1", reduction="mean",
+             grads=("pred",), offset=0, offset_only=None, **options):
+    pred_dtype = PRED_DTYPES[pred]
+    x = dim_inputs(B, H, W, pred_dtype, target, comp=True, mask="weight" if mask == "weight" else
+                   ("range" if mask == "range" else "equal"), key=("comp", rho, reduction, offset))
+    x = to_device(x, device, offset=offset, offset_only=offset_only)
+    names = {"pred": "pred_alpha", "fg": "fg", "bg": "bg"}
+    inputs = {k: x[names[k]].requires_grad_() for k in grads}
+    loss = mattingloss.composition_loss(x["pred_alpha"], x["image"], x["fg"], x["bg"], **_mask_args(x, mask),
+                                        rho=rho, reduction=reduction, **options)
+    return _grads(loss, inputs, device, B, H, W, "comp")
+
+
+def _comp_dtype_case(i, pred, target):
+    mask, rho, red = _COMP_MASKS[i % 4], _RHOS[i % 3], _COMP_REDUCTIONS[(i // 2) % 4]
+    grads = ("pred",) if target == "uint8" else ("pred", "fg", "bg")
+
+    def fn(device):
+        return run_comp(device, 2, 33, 64, pred, target, mask=mask, rho=rho, reduction=red, grads=grads,
+                        color_scale=255.0)
+    fn.__name__ = f"case_comp_{pred}_{target}_{mask}_{rho}_{red}_vec"
+    return fn
+
+
+_i = 0
+for _pred in PRED_DTYPES:
+    for _target in ("uint8", "same"):
+        case(_comp_dtype_case(_i, _pred, _target), needs=COMP)
+        _i += 1
+
+
+@case(needs=COMP)
+def case_comp_f32_odd_all_pixels_charbonnier_sample_nonvec(device):
+    return run_comp(device, 3, 17, 19, "f32", "same", mask="all", rho="charbonnier", reduction="sample",
+                    grads=("pred", "fg", "bg"), eps=1e-3)
+
+
+@case(needs=COMP)
+def case_comp_f16_uint8_unaligned_l2_sum(device):
+    return run_comp(device, 2, 16, 16, "f16", "uint8", mask="range", rho="l2", reduction="sum", offset=1,
+                    color_scale=(255.0, 200.0, 300.0))
+
+
+@case(needs=COMP)
+def case_comp_f32_one_unaligned_bg_weight_mean(device):
+    # Only bg at an odd offset: every input takes the non-vector path with it.
+    return run_comp(device, 2, 16, 24, "f32", "same", mask="weight", reduction="mean", offset=1, offset_only="bg",
+                    grads=("pred", "fg", "bg"), count_channels=False, guard=1e-8, check_weight=False)
+
+
+@case(needs=COMP)
+def case_comp_large_sample_block_finish_nonvec(device):
+    # 513*515 pixels = 259 chunks >= 256: finish's whole-block path; odd H*W: non-vector tail.
+    return run_comp(device, 1, 513, 515, "f32", "uint8", mask="equal", rho="l1", reduction="mean")
+
+
+@case(needs=COMP)
+def case_comp_bf16_large_sample_block_finish_all_pixels_vec(device):
+    # 512*512 pixels = exactly 256 chunks: the whole-block path, vector loads, no mask.
+    return run_comp(device, 1, 512, 512, "bf16", "same", mask="all", rho="l2", reduction="sample",
+                    grads=("pred", "fg", "bg"), color_scale=255.0)
+
+
+@case(needs=COMP)
+def case_comp_many_samples_warp_finish(device):
+    # 300 samples: a warp per sample, each warp striding over 8+ samples; per-sample scales stride.
+    return run_comp(device, 300, 5, 7, "f64", "same", mask="equal", rho="charbonnier", reduction="sample",
+                    grads=("pred", "fg", "bg"))
+
+
+@case(needs=COMP)
+def case_comp_forward_only_map(device):
+    with torch.no_grad():
+        return run_comp(device, 2, 20, 24, "f32", "uint8", mask="weight", reduction="none", grads=())
+
+
+@case(needs=COMP)
+def case_comp_empty_mask(device):
+    x = to_device(dim_inputs(2, 16, 16, torch.float32, "uint8", key=("comp-empty",)), device)
+    x["trimap"].zero_()
+    pred = x["pred_alpha"].requires_grad_()
+    loss = mattingloss.composition_loss(pred, x["image"], x["fg"], x["bg"], x["trimap"])
+    return _grads(loss, {"pred": pred}, device)
+
+
+# --------------------------------------------------------------------------- cases: Laplacian loss
+# csrc/cuda/laplacian_kernel.cu: per level a down, a terms and (with a gradient) an up-adjoint and
+# an adjoint kernel, one thread per sample; block partials summed by one block (ordered_sum:
+# thread t takes partials t, t + 256, ...: > 256 blocks, i.e. > 65536 samples per level, make it
+# stride). Weights: none (rvm), per level after the filter (mgmatting), mask before (sdmatte).
+# Odd levels are cropped (crop_to_even), replicate padding lets the coarsest level reach 1 pixel.
+
+LAP = ("mattingloss::laplacian_loss_forward",)
+
+
+def lap_inputs(shape, pred_dtype, target, *, weight=None, key=()):
+    g = generator("lap", shape, str(pred_dtype), target, weight, *key)
+    pred = torch.rand(shape, generator=g, dtype=torch.float64).to(pred_dtype)
+    gt = torch.rand(shape, generator=g, dtype=torch.float64)
+    x = {"pred": pred}
+    if target == "uint8":
+        x["gt"] = (gt * 255).round().to(torch.uint8)
+    else:
+        x["gt"] = gt.to(pred_dtype)
+    if weight == "soft":
+        x["weight"] = (torch.rand(shape, generator=g, dtype=torch.float64) *
+                       (torch.rand(shape, generator=g) > 0.3)).to(pred_dtype)
+    elif weight == "binary":
+        x["weight"] = (torch.rand(shape, generator=g) > 0.5).to(pred_dtype)
+    elif weight == "empty":
+        x["weight"] = torch.zeros(shape, dtype=pred_dtype)
+    return x
+
+
+def run_lap(device, shape, pred="f32", target="same", *, weight=None, offset=0, grad=True, **options):
+    x = to_device(lap_inputs(shape, PRED_DTYPES[pred], target, weight=weight, key=(offset,)), device, offset=offset)
+    if target == "uint8":
+        options["gt_scale"] = 255.0
+    inputs = {"pred": x["pred"].requires_grad_()} if grad else {}
+    loss = mattingloss.laplacian_loss(x["pred"], x["gt"], x.get("weight"), **options)
+    return _grads(loss, inputs, device)
+
+
+_LAP_VARIANTS = (  # (convention, weight, shape, options): every one valid for its shape
+    ("rvm", None, (2, 1, 67, 70), {}),  # 5 levels, reflect, odd levels cropped
+    ("mgmatting", "soft", (2, 1, 64, 96), {}),  # weights after the filter, per level
+    ("sdmatte", "binary", (2, 1, 66, 64), {}),  # mask before, global B*size^2/sum(mask)
+    ("rvm", None, (1, 3, 33, 35), {"padding": "replicate"}),  # coarsest level 2x2 -> x_5 is 1x1
+)
+
+
+def _lap_dtype_case(i, pred, target):
+    convention, weight, shape, options = _LAP_VARIANTS[i % 4]
+
+    def fn(device):
+        return run_lap(device, shape, pred, target, weight=weight, convention=convention, **options)
+    fn.__name__ = f"case_lap_{pred}_{target}_{convention}_{options.get('padding', 'reflect')}"
+    return fn
+
+
+_i = 0
+for _pred in PRED_DTYPES:
+    for _target in ("uint8", "same"):
+        case(_lap_dtype_case(_i, _pred, _target), needs=LAP)
+        _i += 1
+
+
+@case(needs=LAP)
+def case_lap_replicate_tiny_levels_mgmatting_weight(device):
+    # No cropping, H = W = 32 with 5 levels: 32 16 8 4 2 -> 1x1 at the coarsest; weights per level.
+    return run_lap(device, (3, 2, 32, 32), "f32", "same", weight="soft", convention="mgmatting",
+                   padding="replicate")
+
+
+@case(needs=LAP)
+def case_lap_one_level_reflect_odd(device):
+    return run_lap(device, (2, 1, 5, 9), "f64", "same", levels=1, level_weights=[0.7])
+
+
+@case(needs=LAP)
+def case_lap_many_blocks_strided_sums(device):
+    # 257*290 pixels at level 0 (> 65536: 292 partials, ordered_sum strides), cropped to even.
+    return run_lap(device, (1, 1, 257, 290), "f32", "uint8", convention="rvm")
+
+
+@case(needs=LAP)
+def case_lap_many_blocks_mgmatting_weights(device):
+    # The per-level weight partials of level 0 also exceed 256 blocks.
+    return run_lap(device, (1, 1, 256, 288), "bf16", "same", weight="soft", convention="mgmatting")
+
+
+@case(needs=LAP)
+def case_lap_sdmatte_soft_mask_unaligned_multichannel(device):
+    return run_lap(device, (2, 3, 16, 18), "f16", "same", weight="soft", convention="sdmatte", offset=1,
+                   levels=2)
+
+
+@case(needs=LAP)
+def case_lap_sdmatte_empty_mask(device):
+    return run_lap(device, (2, 1, 16, 16), "f32", "uint8", weight="empty", convention="sdmatte", levels=2)
+
+
+@case(needs=LAP)
+def case_lap_forward_only(device):
+    with torch.no_grad():
+        return run_lap(device, (2, 1, 40, 36), "f32", "same", grad=False, levels=3)
+
+
+# --------------------------------------------------------------------------- cases: alpha and gradient
+# csrc/cuda/alpha_gradient_kernel.cu: one block per 16x32 tile of one sample (2-pixel halo in
+# shared memory, zero outside the image), Sobel none / difference / magnitude as a template
+# parameter, up to 3 gradient maps (groups), the last block's per-sample sums striding over
+# the tiles (> 256 tiles per sample: H*W > 131072). No vector path: odd sizes test the tails.
+
+AG = ("mattingloss::alpha_gradient_forward",)
+
+
+def ag_inputs(B, H, W, pred, target, mask, key=()):
+    """dim_inputs' pred, alpha (0..255, each residual >= 0.3/255 from pred) and mask, with
+    alpha_scale 255 for both target kinds."""
+    x = dim_inputs(B, H, W, PRED_DTYPES[pred], target, comp=False,
+                   mask=mask if mask in ("equal", "range", "weight") else "equal", key=("ag",) + key)
+    return x
+
+
+def run_alpha(device, B, H, W, pred="f32", target="same", *, mask="equal", offset=0, grad=True, fn="alpha",
+              **options):
+    x = to_device(ag_inputs(B, H, W, pred, target, mask, key=(fn, offset) + tuple(sorted(options))), device,
+                  offset=offset)
+    p = x["pred_alpha"].requires_grad_(grad)
+    args = _mask_args(x, mask)
+    if fn == "alpha":
+        out = mattingloss.alpha_loss(p, x["alpha"], alpha_scale=255.0, **args, **options)
+        return _grads(out, {"pred": p} if grad else {}, device, B, H, W)
+    if fn == "gradient":
+        if "trimap" in args and "unknown_range" not in args:
+            args["unknown_value"] = 128.0
+        out = mattingloss.gradient_loss(p, x["alpha"], alpha_scale=255.0, **args, **options)
+        return _grads(out, {"pred": p} if grad else {}, device, B, H, W)
+    if "trimap" in args and "unknown_range" not in args:
+        args["unknown_value"] = 128.0
+    total, unknown, known, penalty = mattingloss.vitmatte_alpha_losses(p, x["alpha"], alpha_scale=255.0, **args,
+                                                                       **options)
+    result = _grads(total, {"pred": p} if grad else {}, device, B, H, W)
+    result.update(unknown=unknown.detach(), known=known.detach(), penalty=penalty.detach())
+    return result
+
+
+# Charbonnier with eps 1e-8 rather than GCA's 1e-6: with residuals >= 0.3/255 its derivative
+# d / sqrt(d^2 + eps) then barely moves when d moves by an ulp of pred (CUDA may fuse
+# p*w - g*w into an FMA), so the comparison keeps float32's tolerance.
+_ALPHA_VARIANTS = (  # (mask, options) for alpha_loss
+    ("equal", dict(region="unknown", rho="l1", reduction="mean")),
+    ("range", dict(region="known", rho="charbonnier", eps=1e-8, reduction="sample", guard=1e-8)),
+    ("weight", dict(region="unknown", rho="charbonnier", eps=1e-8, reduction="sum", mask_in_diff=True)),
+    ("all", dict(region="all", rho="l1", reduction="numel")),
+    ("equal", dict(region="known", rho="l1", reduction="vitmatte", mask_in_diff=True)),
+)
+_SOBEL_STYLES = ("vitmatte", "mmagic", "gca")
+
+
+def _alpha_dtype_case(i, pred, target):
+    mask, options = _ALPHA_VARIANTS[i % 5]
+
+    def fn(device):
+        return run_alpha(device, 2, 33, 64, pred, target, mask=mask, **options)
+    fn.__name__ = (f"case_alpha_{pred}_{target}_{options['region']}_{mask}_{options['rho']}_"
+                   f"{options['reduction']}{'_in_diff' if options.get('mask_in_diff') else ''}")
+    return fn
+
+
+def _gradient_dtype_case(i, pred, target):
+    style = _SOBEL_STYLES[i % 3]
+    mask = ("equal", "weight", "all", "range")[i % 4]
+
+    def fn(device):
+        return run_alpha(device, 2, 37, 45, pred, target, mask=mask, fn="gradient", style=style)
+    fn.__name__ = f"case_gradient_{pred}_{target}_{style}_{mask}_odd"
+    return fn
+
+
+_i = 0
+for _pred in PRED_DTYPES:
+    for _target in ("uint8", "same"):
+        case(_alpha_dtype_case(_i, _pred, _target), needs=AG)
+        case(_gradient_dtype_case(_i, _pred, _target), needs=AG)
+        _i += 1
+
+
+@case(needs=AG)
+def case_vitmatte_trio_f32_three_groups(device):
+    # Three gradient maps (unknown L1, known L1, Sobel penalty), ViTMatte's 512^2 scaling.
+    return run_alpha(device, 2, 40, 70, "f32", "uint8", mask="equal", fn="vitmatte", weights=(1.0, 0.5, 2.0))
+
+
+@case(needs=AG)
+def case_vitmatte_trio_f16_weight_own_size(device):
+    return run_alpha(device, 3, 17, 33, "f16", "same", mask="weight", fn="vitmatte", crop_size=None)
+
+
+@case(needs=AG)
+def case_gradient_gca_many_tiles_strided_finish(device):
+    # 272*520 pixels = 17*17 = 289 tiles per sample > 256: the final sums stride.
+    return run_alpha(device, 1, 272, 520, "f32", "same", mask="weight", fn="gradient", style="gca")
+
+
+@case(needs=AG)
+def case_vitmatte_trio_many_tiles_bf16(device):
+    return run_alpha(device, 1, 257, 513, "bf16", "uint8", mask="equal", fn="vitmatte")
+
+
+@case(needs=AG)
+def case_gradient_single_pixel_and_row(device):
+    # 1x1 (every neighbour outside) and 1xW images: the halo is all zero padding.
+    out = run_alpha(device, 2, 1, 1, "f64", "same", mask="all", fn="gradient", style="mmagic")
+    row = run_alpha(device, 1, 1, 70, "f32", "uint8", mask="equal", fn="gradient", style="vitmatte")
+    return {**out, **{f"row_{k}": v for k, v in row.items()}}
+
+
+@case(needs=AG)
+def case_alpha_unaligned_views_mmagic_sample(device):
+    return run_alpha(device, 2, 16, 17, "f32", "same", mask="weight", offset=1, rho="charbonnier", eps=1e-12,
+                     guard=1e-12, reduction="sample")
+
+
+@case(needs=AG)
+def case_gradient_forward_only(device):
+    with torch.no_grad():
+        return run_alpha(device, 2, 20, 40, "f32", "uint8", mask="equal", fn="gradient", style="gca", grad=False)
+
+
+@case(needs=AG)
+def case_alpha_empty_region(device):
+    x = to_device(ag_inputs(2, 16, 16, "f32", "uint8", "equal", key=("empty",)), device)
+    x["trimap"].zero_()  # no unknown pixel: unknown terms 0, known terms everywhere
+    p = x["pred_alpha"].requires_grad_()
+    total, unknown, known, penalty = mattingloss.vitmatte_alpha_losses(p, x["alpha"], x["trimap"], alpha_scale=255.0,
+                                                                       unknown_value=128.0)
+    result = _grads(total, {"pred": p}, device)
+    result.update(unknown=unknown.detach(), known=known.detach(), penalty=penalty.detach())
+    return result
+
+
+# --------------------------------------------------------------------------- cases: temporal (RVM)
+# csrc/cuda/temporal_kernel.cu: one block (128 threads) per 512 pixels of one sample, each thread
+# walking its 4 pixels through the T frames (vector path where H*W % 4 == 0 and aligned); the
+# last block sums every block's partials (thread j: j, j + 128, ...: > 128 blocks make it stride).
+
+TEMPORAL = ("mattingloss::temporal_loss_forward",)
+
+
+def video_inputs(B, T, H, W, pred_dtype, target, key=()):
+    g = generator("video", B, T, H, W, str(pred_dtype), target, *key)
+    x = {}
+    for name, ch in (("pha", 1), ("fgr", 3)):
+        p = torch.rand(B, T, ch, H, W, generator=g, dtype=torch.float64).to(pred_dtype)
+        t = away_from_integers(p.double() * 255, g)  # every L1 residual >= 0.3/255
+        if name == "pha":  # transparent pixels: the foreground mask (true_pha > 0) is 0 there
+            t = torch.where((torch.rand(t.shape, generator=g) < 0.3) & (p.double() * 255 > 1), 0.0, t)
+        x[f"pred_{name}"] = p
+        x[f"true_{name}"] = t.to(torch.uint8) if target == "uint8" else (t / 255).to(pred_dtype)
+    return x
+
+
+def run_video(device, B, T, H, W, pred="f32", target="same", *, grads=("pha", "fgr"), offset=0, **weights):
+    x = to_device(video_inputs(B, T, H, W, PRED_DTYPES[pred], target, key=(offset,)), device, offset=offset)
+    inputs = {k: x[f"pred_{k}"].requires_grad_() for k in grads}
+    scales = {"true_pha_scale": 255.0, "true_fgr_scale": 255.0} if target == "uint8" else {}
+    out = mattingloss.video_matting_losses(x["pred_fgr"], x["pred_pha"], x["true_fgr"], x["true_pha"], **scales,
+                                           **weights)
+    return _terms(out, inputs, device, B, T, H, W)
+
+
+def _video_dtype_case(i, pred, target):
+    T = (3, 1, 2, 4)[i % 4]
+
+    def fn(device):
+        return run_video(device, 2, T, 24, 32, pred, target)
+    fn.__name__ = f"case_video_{pred}_{target}_T{T}_vec"
+    return fn
+
+
+_i = 0
+for _pred in PRED_DTYPES:
+    for _target in ("uint8", "same"):
+        case(_video_dtype_case(_i, _pred, _target), needs=TEMPORAL)
+        _i += 1
+
+
+@case(needs=TEMPORAL)
+def case_video_odd_pixels_nonvec_weights(device):
+    return run_video(device, 2, 3, 17, 19, "f32", "same", pha_l1_weight=0.5, fgr_coherence_weight=2.0)
+
+
+@case(needs=TEMPORAL)
+def case_video_unaligned_views_f16(device):
+    return run_video(device, 1, 3, 16, 16, "f16", "uint8", offset=1)
+
+
+@case(needs=TEMPORAL)
+def case_video_many_blocks_strided_finish(device):
+    # 2 samples x 144*256 pixels = 144 blocks > 128 threads: the final sum strides.
+    return run_video(device, 2, 2, 144, 256, "f32", "uint8")
+
+
+@case(needs=TEMPORAL)
+def case_video_pha_grad_only_t1(device):
+    return run_video(device, 3, 1, 9, 10, "bf16", "same", grads=("pha",))
+
+
+@case(needs=TEMPORAL)
+def case_video_fgr_grad_only(device):
+    return run_video(device, 1, 5, 8, 12, "f64", "same", grads=("fgr",))
+
+
+@case(needs=TEMPORAL)
+def case_video_forward_only(device):
+    with torch.no_grad():
+        return run_video(device, 2, 3, 12, 16, "f32", "uint8", grads=())
+
+
+# --------------------------------------------------------------------------- cases: presets
+# Each preset combines the ops above in one call (several kernels on the same inputs).
+
+@case(needs=("mattingloss::alpha_gradient_forward", "mattingloss::laplacian_loss_forward"))
+def case_preset_vitmatte(device):
+    x = ag_inputs(2, 64, 70, "f32", "same", "equal", key=("vitmatte",))
+    p = x["pred_alpha"].to(device).requires_grad_()
+    trimap = (x["trimap"] / 255.0).round(decimals=1).to(device)  # 0 / 0.5 / 1 as ViTMatte's model sees it
+    out = mattingloss.presets.vitmatte()(p, (x["alpha"] / 255.0).to(device), trimap)
+    return _terms(out, {"pred": p}, device, "vitmatte")
+
+
+@case(needs=("mattingloss::temporal_loss_forward", "mattingloss::laplacian_loss_forward"))
+def case_preset_rvm(device):
+    x = to_device(video_inputs(1, 3, 64, 66, torch.float32, "uint8", key=("rvm",)), device)
+    inputs = {k: x[f"pred_{k}"].requires_grad_() for k in ("pha", "fgr")}
+    out = mattingloss.presets.rvm(true_pha_scale=255.0, true_fgr_scale=255.0)(
+        x["pred_fgr"], x["pred_pha"], x["true_fgr"], x["true_pha"])
+    return _terms(out, inputs, device, "rvm")
+
+
+@case(needs=("mattingloss::alpha_gradient_forward", "mattingloss::composition_loss_forward",
+             "mattingloss::laplacian_loss_forward"))
+def case_preset_matteformer(device):
+    x = dim_inputs(2, 64, 64, torch.float32, "same", comp=True, mask="weight", key=("matteformer",))
+    x = to_device(x, device)
+    p = x["pred_alpha"].requires_grad_()
+    fg = x["fg"].requires_grad_()
+    out = mattingloss.presets.matteformer()(p, x["alpha"] / 255.0, x["weight"], x["image"] / 255.0, fg / 255.0,
+                                            x["bg"] / 255.0)
+    return _terms(out, {"pred": p, "fg": fg}, device, "matteformer")
+
+
+@case(needs=("mattingloss::alpha_gradient_forward", "mattingloss::composition_loss_forward"))
+def case_preset_gca_every_term(device):
+    x = dim_inputs(2, 40, 52, torch.float16, "same", comp=True, mask="weight", key=("gca",))
+    x = to_device(x, device)
+    p = x["pred_alpha"].requires_grad_()
+    crit = mattingloss.presets.gca(comp_weight=0.5, smooth_l1_weight=0.25, grad_weight=2.0)
+    out = crit(p, x["alpha"] / 255.0, x["weight"], x["image"] / 255.0, x["fg"] / 255.0, x["bg"] / 255.0)
+    return _terms(out, {"pred": p}, device, "gca")
+
+
 # --------------------------------------------------------------------------- cases: large
 
 @case(large=True)

@@ -63,7 +63,20 @@ def test_driver_dry_run_on_cpu_is_deterministic(tmp_path):
     report = tmp_path / "r.json"
     assert cuda_sanitize.main(["--device", "cpu", "--repeat", "2", "-k", "unaligned", "--json", str(report)]) == 0
     data = json.loads(report.read_text())
-    assert data["ran"] == 5 and data["nondeterministic"] == 0 and data["skipped"] == 0
+    # the unaligned-view cases of every op: DIM (5), composition (2), Laplacian, alpha, temporal
+    assert data["ran"] == 10 and data["nondeterministic"] == 0 and data["skipped"] == 0
+
+
+def test_driver_runs_every_op():
+    """Every op of the extension has driver cases (a new op without one fails here), and every
+    case of a built op runs on the CPU (needs names ops that exist)."""
+    ops = {name for name in torch._C._dispatch_get_all_op_names() if name.startswith("mattingloss::")}
+    assert len(ops) >= 5
+    needed = {need for c in cuda_sanitize.CASES for need in c.needs}
+    assert ops <= needed, f"ops without a case in tests/cuda_sanitize.py: {sorted(ops - needed)}"
+    assert all(cuda_sanitize.missing(c.needs, "cpu") is None for c in cuda_sanitize.CASES)
+    names = [c.name for c in cuda_sanitize.CASES]
+    assert len(names) == len(set(names))  # -k and the reports identify a case by its name
 
 
 def test_driver_inputs_keep_residuals_away_from_zero():
