@@ -117,7 +117,8 @@ def plan(args, preset: str, device_type: str):
         if args.contenders is not None:
             names = [c for c in loss.contenders if c in args.contenders or c == loss.fused]
         else:
-            names = [c for c in loss.contenders if not (preset == "quick" and c in SLOW_TO_BUILD)]
+            skip = set(loss.leave_out.get(preset, ())) | set(SLOW_TO_BUILD if preset == "quick" else ())
+            names = [c for c in loss.contenders if c not in skip]
         if not grid or not modes:
             print(f"bench.py: {name}: no {'dtype row' if not grid else 'mode'} left to run, skipped",
                   file=sys.stderr)
@@ -144,6 +145,10 @@ def main(argv=None) -> int:
     if preset == "quick" and args.contenders is None:
         print("  (--quick leaves out compiled: torch.compile builds C++ per shape and dtype; "
               "--contenders names it back)", file=sys.stderr)
+    left_out = [loss.name for loss, *_ in work if loss.leave_out.get(preset)]
+    if preset != "quick" and left_out and args.contenders is None:
+        print(f"  ({', '.join(left_out)}: {preset} leaves out what takes minutes to build or run "
+              "on 2 cores, see each loss's file; --full or --contenders runs it)", file=sys.stderr)
 
     if args.check_only:
         progress = Progress(sum(len(grid) for _, grid, _, _ in work))

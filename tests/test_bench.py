@@ -46,7 +46,7 @@ def read_outputs(out: Path):
 
 
 def test_quick_run_writes_every_row(tmp_path):
-    proc = run_bench(tmp_path, "--quick", "--sizes", "2x32x32", "--min-time", "0.01")
+    proc = run_bench(tmp_path, "--quick", "--sizes", "2x64x64", "--min-time", "0.01")  # >= 64: 5 pyramid levels
     csv_path, header, rows, data = read_outputs(tmp_path)
     stem = csv_path.name[: -len(".csv")]
     assert stem.startswith("cpu-") and stem.endswith("threads-quick")
@@ -67,7 +67,7 @@ def test_quick_run_writes_every_row(tmp_path):
     assert ("trimap", "cv2_loop", "forward", "uint8") in got or not HAVE_CV2
 
     for r in rows:
-        assert r["size"] == "2x32x32"
+        assert r["size"] == "2x64x64"
         p20, median, p80 = float(r["p20_ms"]), float(r["median_ms"]), float(r["p80_ms"])
         assert 0 < p20 <= median <= p80
         assert int(r["reps"]) >= 3
@@ -78,7 +78,7 @@ def test_quick_run_writes_every_row(tmp_path):
     # the gradient is one float32 per pixel: the fused full mode allocates exactly it
     fused_full = [r for r in rows if r["loss"] == "dim" and r["contender"] == "fused"
                   and r["mode"] == "full" and r["dtype"] == "float32"]
-    assert int(fused_full[0]["grad_bytes"]) == 2 * 32 * 32 * 4
+    assert int(fused_full[0]["grad_bytes"]) == 2 * 64 * 64 * 4
 
     # the summary's ratios are the rows' medians divided
     by_key = {(r["loss"], r["contender"], r["mode"], r["dtype"]): float(r["median_ms"]) for r in rows}
@@ -95,9 +95,11 @@ def test_quick_run_writes_every_row(tmp_path):
     assert text.strip() in proc.stdout
     assert "median ms" in text and "vs eager" in text and ("vs cv2_loop" in text or not HAVE_CV2)
     last = text.rstrip().splitlines()[-1].split()  # the report ends with the summary, trimap last
-    assert last[:2] == ["2x32x32", "uint8"], last
+    assert last[:2] == ["2x64x64", "uint8"], last
     if HAVE_MPL:
-        assert {p.name for p in tmp_path.glob("*.png")} == {f"{stem}-dim.png", f"{stem}-trimap.png"}
+        assert {p.name for p in tmp_path.glob("*.png")} == {f"{stem}-{name}.png" for name in LOSSES}
+    for name in set(LOSSES) - {"dim", "trimap"}:  # every registered loss ran, checked, timed
+        assert {(name, "fused", "full", "float32"), (name, "eager", "full", "float32")} <= got, name
     assert "[1/" in proc.stderr and "check eager == fused" in proc.stderr  # progress lines
 
 
@@ -112,9 +114,11 @@ def test_loss_selection_and_compiled_contender(tmp_path):
 
 
 def test_check_only_writes_nothing(tmp_path):
-    proc = run_bench(tmp_path, "--check-only", "--quick", "--sizes", "2x24x40")
+    proc = run_bench(tmp_path, "--check-only", "--quick", "--sizes", "2x64x96")
     assert "matches the fused one" in proc.stdout
-    assert "check naive == fused on dim 2x24x40 bf16+uint8: ok" in proc.stderr
+    assert "check naive == fused on dim 2x64x96 bf16+uint8: ok" in proc.stderr
+    for name in set(LOSSES) - {"dim", "trimap"}:
+        assert f"check eager == fused on {name} 2x64x96 float32: ok" in proc.stderr, name
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
 
 
@@ -133,6 +137,38 @@ def test_mismatch_is_an_error():
 
     with pytest.raises(check.MismatchError, match="gradient: 1 of"):
         loss.check(case, "eager", check.outputs(one_wrong_gradient_element, case), expected)
+
+
+@pytest.mark.parametrize("name", sorted(set(LOSSES) - {"dim", "trimap"}))
+@pytest.mark.parametrize("dtype", ["float32", "bf16"])
+def test_every_loss_checks_its_eager_contender(name, dtype):
+    """Each loss's eager contender passes its check on a quick-size case of every dtype row
+    the loss has (float32, and its bfloat16 row), and the check rejects a loss off by 1 % (5 % in bfloat16)
+    and a gradient off on part of the image."""
+    loss = LOSSES[name]
+    row = dtype if dtype in loss.dtypes else next((d for d in loss.dtypes if d.startswith(dtype)), None)
+    if row is None:
+        pytest.skip(f"{name} has no {dtype} row")
+    size = loss.cases_for("quick", "cpu")[0][0]
+    case = loss.make_case(size, row, "cpu")
+    expected = check.outputs(loss.contenders["fused"](case), case)
+    eager = loss.contenders["eager"](case)
+    loss.check(case, "eager", check.outputs(eager, case), expected)
+    off = 1.01 if dtype == "float32" else 1.05  # bfloat16 rows: loss rtol up to 3e-2
+    with pytest.raises(check.MismatchError, match="does not match fused"):
+        loss.check(case, "eager", check.outputs(lambda: off * eager(), case), expected)
+    # the same value, the gradient off on part of the image: float32, 10 % on the top-left
+    # quarter; bfloat16 (whose eager rounds: bounds up to 0.5 relative L2), doubled on the top half
+    factor, (h, w) = (0.1, (2, 2)) if dtype == "float32" else (1.0, (2, 1))
+
+    def gradient_off():
+        p = case.pred
+        part = p[..., : p.shape[-2] // h, : p.shape[-1] // w]
+        g = expected[1][..., : p.shape[-2] // h, : p.shape[-1] // w].to(p.dtype)
+        return eager() + factor * (g * (part - part.detach())).sum()
+
+    with pytest.raises(check.MismatchError, match="does not match fused"):
+        loss.check(case, "eager", check.outputs(gradient_off, case), expected)
 
 
 def test_trimap_mismatch_is_an_error():

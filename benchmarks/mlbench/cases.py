@@ -14,6 +14,7 @@ UNKNOWN_FRACTION = 0.3  # share of pixels the trimap marks unknown
 DTYPE_ROWS = {
     "float32": (torch.float32, torch.float32),
     "bf16+uint8": (torch.bfloat16, torch.uint8),  # a mixed-precision net, targets as stored
+    "bf16": (torch.bfloat16, torch.float32),  # a mixed-precision net, targets as a pipeline holds them
     "uint8": (None, torch.uint8),  # no prediction: e.g. trimap generation from an alpha matte
 }
 MATTING_INPUTS = ("pred", "alpha", "trimap", "image", "fg", "bg")
@@ -48,6 +49,10 @@ class Case:
 
     ``tensors`` holds the inputs by name in the order the loss takes them; ``pred`` (when the
     loss has one) requires grad, and the gradient the benchmark checks and times is its.
+    ``extras`` holds what only the reference contenders read, built once with the case (never
+    inside a timed call) and not counted in the loss's traffic: e.g. the float [0, 1] copy of
+    a uint8 target that the fused kernel reads as stored (a code base's pipeline holds float
+    targets). ``ref(name)`` is that copy where there is one, else the tensor itself.
     """
 
     loss: str
@@ -56,6 +61,7 @@ class Case:
     width: int
     dtype_name: str
     tensors: dict[str, torch.Tensor] = field(repr=False)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def size(self) -> str:
@@ -81,6 +87,10 @@ class Case:
 
     def __getitem__(self, name: str) -> torch.Tensor:
         return self.tensors[name]
+
+    def ref(self, name: str) -> torch.Tensor:
+        """The reference contenders' copy of input ``name`` (see ``extras``)."""
+        return self.extras[name] if name in self.extras else self.tensors[name]
 
 
 def make_alpha_and_trimap(batch, height, width, generator):

@@ -1,7 +1,7 @@
 """LossBench: everything the benchmark needs to know about one loss (see losses/dim.py)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
@@ -35,6 +35,9 @@ class LossBench:
                  pairs (grad None for an op); raises MismatchError (see check.py)
     modes        forward/backward/full for a loss with a gradient; ``("forward",)`` for an op
     targets      optional ``(device_type, summary entries) -> [target dicts]`` (report.py)
+    leave_out    preset -> contenders not run in it unless ``--contenders`` names them: e.g.
+                 ``{"default": ("compiled",)}`` where torch.compile of the loss's graph takes a
+                 minute on 2 cores and the default run must stay within 3 minutes
     """
 
     name: str
@@ -47,6 +50,7 @@ class LossBench:
     bytes_moved: Callable[[Case, str], int] = inputs_plus_gradient
     modes: tuple[str, ...] = GRADIENT_MODES
     targets: Optional[Callable] = None
+    leave_out: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.fused not in self.contenders:
