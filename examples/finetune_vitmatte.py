@@ -14,7 +14,7 @@ and MSE on held-out composites against a trimap-only baseline and saves a PNG.
 Run::
 
     pip install "transformers>=4.40" scikit-image pillow   # or: pip install -e ".[hf]"
-    python examples/finetune_vitmatte.py                 # about a minute on a 2-core CPU
+    python examples/finetune_vitmatte.py                 # about 1.5 minutes on a 2-core CPU
     python examples/finetune_vitmatte.py --steps 2000 --device cuda --out /tmp/vitmatte
 
 The model sees what ViTMatte's image processor gives it: the image scaled to
