@@ -80,7 +80,7 @@ BENCH = LossBench(
     contenders={"eager": eager, "compiled": compiled_eager, "fused": fused},
     cases={
         "quick": grid("2x128x128", ("float32",)),
-        "default": grid("2x512x512", ("float32",)),
+        "default": grid("1x512x512", ("float32",)),  # eager only (leave_out): <= 3 min in all
         "full": grid(f"{TARGET_SIZE},1x2048x2048", DTYPES),
     },
     bytes_moved=inputs_plus_gradient,

@@ -75,7 +75,7 @@ BENCH = LossBench(
     contenders={"eager": eager, "compiled": compiled_eager, "fused": fused},
     cases={
         "quick": grid("2x128x128", ("float32",)),
-        "default": grid("2x512x512", ("float32",)),
+        "default": grid("1x512x512", ("float32",)),  # eager only (leave_out): <= 3 min in all
         "full": grid(TARGET_SIZE, DTYPES),
     },
     bytes_moved=inputs_plus_gradient,  # pred, alpha, trimap read once + the gradient written
