@@ -104,8 +104,13 @@ def test_manual_cuda_graph_capture_and_replay():
     x = make_inputs(4, 32, 32, dtype=torch.float32, device="cuda")
     pred = x.pop("pred_alpha").clone().requires_grad_()
     static = {k: v.clone() for k, v in x.items()}
-    eager_loss = dim_loss(pred, **x)
-    (eager_grad,) = torch.autograd.grad(eager_loss, pred)
+    # The reference on its own leaf: autograd caches a leaf's stream when it first
+    # enters a graph, and a leaf first used on the legacy default stream cannot
+    # join a capture (cudaErrorStreamCaptureImplicit, pytorch/pytorch#180090).
+    # pred's first graph is the warm-up's, on the side stream, as CUDA graphs need.
+    reference = pred.detach().clone().requires_grad_()
+    eager_loss = dim_loss(reference, **x)
+    (eager_grad,) = torch.autograd.grad(eager_loss, reference)
 
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
