@@ -22,6 +22,8 @@
 #   GPU_CHECK_BENCH_ARGS  extra arguments for benchmarks/bench.py (e.g. "--loss dim")
 #   GPU_CHECK_BENCH_FULL_MIN  seconds that must be left for bench.py --full (default 240)
 #   GPU_CHECK_TESTS_LIMIT seconds for the CUDA tests (default 300: ~930 of them, 6 ops)
+#   GPU_CHECK_PYTEST_ARGS pytest options (default -x; e.g. --maxfail=20 to see more failures)
+#   GPU_CHECK_DESELECT    a regex of test ids to leave out (past a test that crashes pytest)
 #   GPU_CHECK_CUDA_ARCH   without a GPU: compile the CUDA kernels too, for this arch (e.g. 9.0)
 #   GPU_CHECK_COMMIT      the commit to name in the summary where the tree has no .git
 #   MAX_JOBS              parallel compile jobs (default: nproc)
@@ -105,6 +107,9 @@ rc=$?
   echo; echo "--- nvcc"; nvcc --version 2>&1 | tail -2
   echo; echo "--- compute-sanitizer"; (compute-sanitizer --version 2>&1 || echo "not on PATH") | tail -2
   echo; echo "--- gcc"; gcc --version 2>&1 | head -1
+  echo; echo "--- compilers (CC/CXX from the environment win over PATH's)"
+  env | grep -E "^(CC|CXX|LDSHARED|CFLAGS|CXXFLAGS|LDFLAGS)=" || echo "no CC/CXX/LDSHARED/FLAGS set"
+  for c in "${CXX:-}" c++ g++; do [ -n "$c" ] && command -v "$c" >/dev/null && echo "$c: $(command -v "$c"): $("$c" --version | head -1)"; done
   echo; echo "--- pip list (selected)"; "$PY" -m pip list 2>/dev/null | grep -iE "^(torch|triton|numpy|pytest|hypothesis|setuptools|ninja|opencv|scikit-image|matplotlib) " || true
   echo; echo "--- nvidia-smi"; nvidia-smi 2>&1 || echo "nvidia-smi not available"
   echo; echo "--- nvidia-smi -q -d CLOCK,PERFORMANCE,POWER,TEMPERATURE"
@@ -123,6 +128,18 @@ record env 0 $((SECONDS - t)) "$note"
 NO_GPU="no GPU visible (torch.cuda.is_available() is False)"
 
 # ------------------------------------------------------------------ build
+# An op's argument error (here "bad rho 5", on the CPU) must raise, not kill the process.
+error_messages_work() {
+  "$PY" - >> "$OUT/build.log" 2>&1 <<'PY'
+import torch, mattingloss
+x = torch.rand(1, 1, 4, 4)
+try:
+    torch.ops.mattingloss.alpha_gradient_forward(x, x, None, 3, 0.0, 0.0, 1.0, 5, 0.0, True, True, True, 0,
+                                                 1e-8, [1.0, 1.0, 1.0, 0.01], [0, 0, 0], 1, True)
+except RuntimeError as error:
+    print("probe: an argument error raises:", str(error).splitlines()[0])
+PY
+}
 if want build; then
   banner "build"
   t=$SECONDS
@@ -150,6 +167,18 @@ if want build; then
     (cd "$stage" && run_capped "$(cap 300)" "$PY" setup.py build_ext --inplace --force) > "$OUT/build.log" 2>&1
     rc=$?
     if [ $rc -eq 0 ]; then cp "$stage"/mattingloss/_C*.so mattingloss/ || rc=1; fi
+  fi
+  # A toolchain that links its own copy of libstdc++ into _C.so (seen on the H200 image:
+  # CXX=/opt/gcc/bin/g++) builds an extension that segfaults formatting any error message
+  # with a number (two copies of the iostream locale). Probe it; rebuild with the system g++.
+  if [ $rc -eq 0 ] && ! error_messages_work; then
+    echo "build: argument errors crash with ${CXX:-the default compiler}; rebuilding with /usr/bin/g++" | tee -a "$OUT/build.log"
+    how="$how, rebuilt with CC=/usr/bin/gcc CXX=/usr/bin/g++ (${CXX:-default} crashed on error messages)"
+    CC=/usr/bin/gcc CXX=/usr/bin/g++ LDSHARED="/usr/bin/g++ -shared" run_capped "$(cap 300)" "$PY" setup.py build_ext --inplace --force >> "$OUT/build.log" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ] && ! error_messages_work; then
+      echo "build: argument errors still crash after the rebuild" | tee -a "$OUT/build.log"; rc=1
+    fi
   fi
   secs=$((SECONDS - t))
   if [ $rc -eq 0 ]; then
@@ -199,7 +228,7 @@ banner "checks: tests, compute-sanitizer ($TOOLS), determinism, in parallel"
 if want tests && afford tests 30; then
   if [ "$GPU" = 1 ]; then select=cuda; else select=twins; fi
   launch tests "$(cap "${GPU_CHECK_TESTS_LIMIT:-300}")" "$OUT/pytest.log" env GPU_CHECK_SELECT=$select GPU_CHECK_REPORT="$WORK/pytest.json" \
-    PYTHONPATH="$ROOT/scripts${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest -q -x -p gpu_check_pytest --durations=10
+    PYTHONPATH="$ROOT/scripts${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest -q ${GPU_CHECK_PYTEST_ARGS--x} -p gpu_check_pytest --durations=10
 fi
 
 if want sanitize; then
@@ -240,7 +269,7 @@ if [ -n "${pids[memcheck]:-}" ]; then
   for tool in $TOOLS; do
     collect "$tool"
     { echo "##### compute-sanitizer --tool $tool: rc $rc, ${secs}s"; cat "$WORK/sanitize_$tool.log"; echo; } >> "$OUT/sanitize.log"
-    grep -E "ERROR SUMMARY|^cuda_sanitize:" "$WORK/sanitize_$tool.log" | sed "s/^/$tool: /"
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|^cuda_sanitize:" "$WORK/sanitize_$tool.log" | sed "s/^/$tool: /"
     record "$tool" $rc $secs ""
   done
 fi

@@ -7,6 +7,8 @@ Loaded with ``-p gpu_check_pytest`` (scripts/ on PYTHONPATH). Environment:
                     parametrized over the ``device`` fixture (the CPU-machine run:
                     the CUDA tests skip there, their CPU twins test the shared math);
                     unset: no selection (every collected test).
+  GPU_CHECK_DESELECT  a regular expression: tests whose id it matches are left out
+                    (to run the rest past a test that crashes the process).
   GPU_CHECK_REPORT  path of a JSON report written at the end of the session.
 
 A test counts as a CUDA test when its id names CUDA (``[cuda]`` parameters,
@@ -43,7 +45,11 @@ class _Recorder:
 
     def pytest_collection_modifyitems(self, session, config, items):
         keep, drop = [], []
+        deselect = os.environ.get("GPU_CHECK_DESELECT")
         for item in items:
+            if deselect and re.search(deselect, item.nodeid):
+                drop.append(item)
+                continue
             cuda = is_cuda_test(item)
             if cuda:
                 self.cuda_ids.add(item.nodeid)

@@ -101,17 +101,19 @@ def judge(name: str, step: dict, work: Path, gpu: bool) -> tuple[str, str, list[
         if gpu:
             extra += [f"  skipped: {t}" for t in rep["skipped_cuda"][:10]]
         status = "ok" if ok else ("TIMEOUT" if timed_out else "FAIL")
-        return status, detail + (" (stopped at the first failure, -x)" if rep["failed"] else ""), extra
+        return status, detail + (" (pytest stopped early, -x or --maxfail: later tests did not run)" if rep["failed"] else ""), extra
     if name in SANITIZERS:
         log = work / f"sanitize_{name}.log"
         text = log.read_text(errors="replace") if log.exists() else ""
-        found = re.findall(r"ERROR SUMMARY: (\d+) error", text)
+        # racecheck ends "RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)" (seen on an H200)
+        found = (re.findall(r"ERROR SUMMARY: (\d+) error", text)
+                 or re.findall(r"RACECHECK SUMMARY: \d+ hazards? displayed \((\d+) errors?", text))
         errors = int(found[-1]) if found else None
         report = load_json(work / f"sanitize_{name}.json")
         # Where the errors are: memcheck/initcheck "=========     at void ns::kernel<...>(args)+0x1b0 in
         # file.cu:12", racecheck "Race reported between Write access at void ...+0x80 ... and Read access at"
         kernels = sorted(set(k[:120] for k in re.findall(r"(?:^=+\s+at | access at )(.+?)\+0x[0-9a-f]+", text, re.M)))
-        detail = ("errors: ? (no ERROR SUMMARY line)" if errors is None else f"errors: {errors}") + "; " + driver_line(report)
+        detail = ("errors: ? (no ERROR/RACECHECK SUMMARY line)" if errors is None else f"errors: {errors}") + "; " + driver_line(report)
         extra = [f"  in: {k}" for k in kernels[:5]] + [f"  {f}" for f in driver_failures(report)[:5]]
         if timed_out:
             return "TIMEOUT", detail, extra

@@ -147,6 +147,20 @@ def test_summary_passes_a_clean_gpu_run(tmp_path, capsys):
     assert capsys.readouterr().out == text  # --final prints the table last
 
 
+def test_summary_reads_racechecks_own_summary_line(tmp_path):
+    """racecheck ends with its own line, not memcheck's ERROR SUMMARY (seen on an H200)."""
+    fake_run(tmp_path / "w")
+    log = tmp_path / "w" / "sanitize_racecheck.log"
+    log.write_text("========= COMPUTE-SANITIZER\n"
+                   "========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)\n")
+    code, text, data = summarize(tmp_path / "w", tmp_path / "o")
+    assert code == 0 and data["steps"]["racecheck"]["status"] == "ok"
+    assert re.search(r"^racecheck\s+ok\s+40s\s+errors: 0; 48 cases$", text, re.M)
+    log.write_text("========= RACECHECK SUMMARY: 3 hazards displayed (2 errors, 1 warnings)\n")
+    code, text, data = summarize(tmp_path / "w", tmp_path / "o2")
+    assert code == 1 and data["steps"]["racecheck"]["status"] == "FAIL" and "errors: 2" in text
+
+
 def test_summary_fails_on_sanitizer_errors_and_names_the_kernels(tmp_path):
     fake_run(tmp_path / "w", race=True)
     code, text, _ = summarize(tmp_path / "w", tmp_path / "o")
