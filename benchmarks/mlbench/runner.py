@@ -64,8 +64,10 @@ def mode_statement(fn, case: Case, mode: str):
     raise ValueError(mode)
 
 
-def check_case(loss: LossBench, case: Case, names, progress) -> dict:
-    """Check every contender's output (and gradient) against fused; returns their callables."""
+def check_case(loss: LossBench, case: Case, names, progress, mismatches: list) -> dict:
+    """Check every contender's output (and gradient) against fused; returns the callables of
+    those that match. A contender that does not is reported, appended to ``mismatches`` and
+    left out of the timing (a faster wrong answer is not a result); the other rows still run."""
     fns = {}
     for name in names:
         try:
@@ -74,22 +76,32 @@ def check_case(loss: LossBench, case: Case, names, progress) -> dict:
             if name == loss.fused:
                 raise
             print(f"bench.py: warning: {loss.name} contender {name} skipped: {err}", file=sys.stderr)
-    expected = check.outputs(fns[loss.fused], case)
+    with check.ieee_float32():
+        expected = check.outputs(fns[loss.fused], case)
+    failed = set()
     for name in fns:
         if name == loss.fused:
             continue
         t0 = time.perf_counter()
-        how = loss.check(case, name, check.outputs(fns[name], case), expected)
+        try:
+            with check.ieee_float32():
+                got = check.outputs(fns[name], case)
+            how = loss.check(case, name, got, expected)
+        except check.MismatchError as err:
+            progress.note(f"MISMATCH: {err}")
+            mismatches.append(str(err))
+            failed.add(name)
+            continue
         spent = time.perf_counter() - t0
         extra = f" (compiled + checked in {spent:.1f} s)" if spent > 2 else ""
         progress.note(f"check {name} == {loss.fused} on {case.label}: ok, {how}{extra}")
-    return fns
+    return {name: fn for name, fn in fns.items() if name not in failed}
 
 
-def bench_case(env, loss: LossBench, case: Case, names, modes, policy, progress) -> list[dict]:
-    """The rows of one case: copy first, then every (contender, mode)."""
-    fns = check_case(loss, case, names, progress)
-    progress.total -= (len(names) - len(fns)) * len(modes)  # contenders that could not load
+def bench_case(env, loss: LossBench, case: Case, names, modes, policy, progress, mismatches: list) -> list[dict]:
+    """The rows of one case: copy first, then every (contender, mode) that matched fused."""
+    fns = check_case(loss, case, names, progress, mismatches)
+    progress.total -= (len(names) - len(fns)) * len(modes)  # contenders that could not load or did not match
     copy_setup, copy_run, moved = copy_statement(loss.bytes_moved(case, loss.summary_mode), env.device)
     statements = {("copy", "copy"): (copy_setup, copy_run)}
     for name in fns:
