@@ -173,10 +173,14 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     rows: list[dict] = []
     mismatches: list[str] = []  # contenders that did not match fused: reported, not timed
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = env.slug + ("" if preset == "default" else f"-{preset}")
+    paths = {ext: args.out / f"{stem}.{ext}" for ext in ("csv", "json", "txt")}
     for loss, grid, names, modes in work:
         for size, dtype in grid:
             case = loss.make_case(size, dtype, env.device)
             rows += runner.bench_case(env, loss, case, names, modes, policy, progress, mismatches)
+            report.write_csv(paths["csv"], rows)  # so far: what a run cut short leaves
             del case
     elapsed = time.perf_counter() - started
     load_after, busy_after = load_average(), other_cpu_use()
@@ -201,9 +205,6 @@ def main(argv=None) -> int:
     ])
     print(text)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = env.slug + ("" if preset == "default" else f"-{preset}")
-    paths = {ext: args.out / f"{stem}.{ext}" for ext in ("csv", "json", "txt")}
     report.write_csv(paths["csv"], rows)
     meta = {**env.meta(), "preset": preset, "elapsed_s": elapsed,
             "mattingloss_version": env.mattingloss_version, "git_commit": env.git_commit,
