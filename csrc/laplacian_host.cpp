@@ -3,6 +3,8 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
+#include <type_traits>
+
 #include "common/host_tensors.h"
 
 namespace mattingloss {
@@ -42,7 +44,8 @@ void fill(lap::Args<acc_t>& a, const lap::Geometry& geo, const at::Tensor& pred,
 LaplacianOp prepare_laplacian(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& weight,
                               int64_t levels, c10::ArrayRef<double> level_weights, int64_t padding,
                               bool crop_to_even, int64_t weight_mode, double gt_scale, double mask_numer,
-                              bool grad_pred) {
+                              bool grad_pred, const std::optional<at::Tensor>& grad_bases,
+                              const std::optional<at::Tensor>& grad_coefs) {
   TORCH_CHECK(pred.dim() == 4, "mattingloss: pred has shape ", pred.sizes(), ", expected (B, C, H, W)");
   TORCH_CHECK(pred.numel() > 0, "mattingloss: pred is empty");
   TORCH_CHECK(at::isFloatingType(pred.scalar_type()), "mattingloss: pred must be floating, got ",
@@ -68,6 +71,25 @@ LaplacianOp prepare_laplacian(const at::Tensor& pred, const at::Tensor& gt, cons
   const bool use_double = pred.scalar_type() == at::kDouble;
   const auto acc = use_double ? at::kDouble : at::kFloat;
   const auto opts = pred.options().dtype(acc);
+  TORCH_CHECK(grad_bases.has_value() == grad_coefs.has_value(),
+              "mattingloss: grad_bases and grad_coefs go together");
+  int64_t base_count = 0;
+  if (grad_bases.has_value()) {
+    const at::Tensor& bases = *grad_bases;
+    const at::Tensor& coefs = *grad_coefs;
+    TORCH_CHECK(grad_pred, "mattingloss: grad_bases need grad_pred");
+    TORCH_CHECK(bases.dim() == pred.dim() + 1 && bases.sizes().slice(1) == pred.sizes() && bases.size(0) >= 1 &&
+                    bases.size(0) <= lap::kMaxBases,
+                "mattingloss: grad_bases has shape ", bases.sizes(), ", expected (K, ", pred.sizes(), ") with K in 1..",
+                lap::kMaxBases);
+    TORCH_CHECK(bases.is_contiguous() && bases.device() == pred.device(),
+                "mattingloss: grad_bases must be contiguous, on pred's device");
+    base_count = bases.size(0);
+    TORCH_CHECK(coefs.dim() == 1 && coefs.numel() == base_count + 1 && coefs.scalar_type() == acc &&
+                    coefs.is_contiguous() && coefs.device() == pred.device(),
+                "mattingloss: grad_coefs must be ", acc, " of shape (", base_count + 1, ") on pred's device, got ",
+                coefs.scalar_type(), " ", coefs.sizes());
+  }
   LaplacianOp op;
   op.use_double = use_double;
   op.outputs = LaplacianResult(at::empty({}, opts), at::empty({levels}, opts),
@@ -77,6 +99,12 @@ LaplacianOp prepare_laplacian(const at::Tensor& pred, const at::Tensor& gt, cons
   op.scratch = at::empty({lap::scratch_layout(geo, planes, grad_pred, offset, adjoint_offset)}, opts);
   auto finish = [&](auto& a) {
     fill(a, geo, pred, gt, weight, level_weights, padding, weight_mode, gt_scale, mask_numer, op);
+    if (base_count > 0) {
+      using acc_t = std::remove_reference_t<decltype(*a.loss)>;
+      a.bases = input(*grad_bases, "grad_bases");
+      a.base_count = base_count;
+      a.base_coef = grad_coefs->const_data_ptr<acc_t>();
+    }
     for (int64_t l = 0; l <= levels; ++l) {
       a.offset[l] = offset[l];
       a.adjoint_offset[l] = adjoint_offset[l];

@@ -27,6 +27,7 @@ struct LaplacianOp {
 LaplacianOp prepare_laplacian(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& weight,
                               int64_t levels, c10::ArrayRef<double> level_weights, int64_t padding,
                               bool crop_to_even, int64_t weight_mode, double gt_scale, double mask_numer,
-                              bool grad_pred);
+                              bool grad_pred, const std::optional<at::Tensor>& grad_bases,
+                              const std::optional<at::Tensor>& grad_coefs);
 
 }  // namespace mattingloss

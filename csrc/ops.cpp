@@ -47,9 +47,13 @@ TORCH_LIBRARY(mattingloss, m) {
   // full gradient, for grad_output 1; empty when not requested). padding:
   // 0 reflect, 1 replicate; weight_mode: 0 none, 1 weight after the pyramid
   // (MGMatting), 2 mask before it (SDMatte, scaled by mask_numer / sum(weight)).
+  // grad_bases (K, *pred.shape) and grad_coefs (K + 1,): other losses' gradients
+  // folded into grad_pred as it is written (the presets' one gradient buffer):
+  // grad_pred = grad_coefs[K] * (this gradient) + sum_k grad_coefs[k] * grad_bases[k].
   m.def(
       "laplacian_loss_forward(Tensor pred, Tensor gt, Tensor? weight, int levels, float[] level_weights, "
-      "int padding, bool crop_to_even, int weight_mode, float gt_scale, float mask_numer, bool grad_pred) "
+      "int padding, bool crop_to_even, int weight_mode, float gt_scale, float mask_numer, bool grad_pred, "
+      "Tensor? grad_bases=None, Tensor? grad_coefs=None) "
       "-> (Tensor loss, Tensor level_losses, Tensor grad_pred)");
   // Masked alpha loss (L1/Charbonnier, unknown + known regions) and Sobel
   // gradient loss in one read of pred, alpha and mask: per-sample sums (B, 8)

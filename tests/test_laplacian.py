@@ -215,6 +215,57 @@ def op_samples(device):
     yield (p.float(), (g * 255).to(torch.uint8), None, 3, [1.0, 2.0, 3.0], 1, True, 0, 255.0, 0.0, True)
     yield (p.to(torch.bfloat16), g.float(), w.float(), 5, [2.0**i for i in range(5)], 0, False, 1, 1.0, 0.0, True)
     yield (p, g, (w > 0.5).to(torch.uint8), 5, lw5, 0, True, 2, 1.0, 2 * 512.0**2, False)
+    bases = torch.stack([rand(shape, 39, device), rand(shape, 40, device)])
+    yield (p, g, None, 5, lw5, 0, True, 0, 1.0, 0.0, True, bases, torch.tensor([0.5, -2.0, 3.0], **F64, device=device))
+    yield (p.float(), g, (w > 0.5).to(torch.uint8), 5, lw5, 0, True, 2, 1.0, 2 * 512.0**2, True, bases[:1].float(),
+           torch.tensor([1.5, 1.0], device=device))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("weight_mode", [0, 1, 2])
+def test_grad_bases_are_folded_into_the_gradient(device, dtype, weight_mode):
+    """grad = coefs[K] * (the Laplacian's gradient) + sum_k coefs[k] * bases[k], as the
+    presets use it: computed in the accumulation type, rounded once to pred's dtype."""
+    shape = (2, 1, 48, 80)
+    p, g = rand(shape, 41, device).to(dtype), rand(shape, 42, device)
+    weight = None if weight_mode == 0 else rand(shape, 43, device)
+    if weight_mode == 2:
+        weight = (weight > 0.4).to(torch.uint8)
+    bases = torch.stack([rand(shape, 44, device), rand(shape, 45, device)]).to(dtype)
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    coefs = torch.tensor([0.75, -1.5, 2.5], dtype=acc, device=device)
+    args = (p, g, weight, 4, [1.0, 0.5, 2.0, 4.0], 0, True, weight_mode, 1.0, 3.0 if weight_mode == 2 else 0.0, True)
+    loss, levels, own = laplacian_loss_forward(*args)
+    folded_loss, folded_levels, folded = laplacian_loss_forward(*args, bases, coefs)
+    assert torch.equal(folded_loss, loss) and torch.equal(folded_levels, levels)
+    # The op folds in the accumulation type from the unrounded gradient: compare with
+    # the float64 op's own gradient, within one rounding of dtype.
+    own64 = laplacian_loss_forward(p.double(), *args[1:])[2]
+    want = 2.5 * own64 + 0.75 * bases[0].double() - 1.5 * bases[1].double()
+    tol = {torch.float64: 1e-13, torch.float32: 1e-6, torch.bfloat16: 1e-2}[dtype]
+    assert folded.dtype == dtype
+    assert max_rel_err(folded, want) <= tol
+
+
+def test_grad_bases_bad_arguments(device):
+    args = list(next(op_samples(device)))
+    bases = torch.zeros((1, *args[0].shape), **F64, device=device)
+    coefs = torch.ones(2, **F64, device=device)
+    cases = [
+        ((bases, None), "go together"),
+        ((bases[:, :, :, :32], coefs), "grad_bases has shape"),
+        ((bases, torch.ones(3, **F64, device=device)), "grad_coefs must be"),
+        ((bases, coefs.float()), "grad_coefs must be"),
+        ((torch.zeros((5, *args[0].shape), **F64, device=device), torch.ones(6, **F64, device=device)),
+         "K in 1..4"),
+    ]
+    for extra, match in cases:
+        with pytest.raises(RuntimeError, match=match):
+            laplacian_loss_forward(*args, *extra)
+    no_grad = list(args)
+    no_grad[10] = False
+    with pytest.raises(RuntimeError, match="grad_bases need grad_pred"):
+        laplacian_loss_forward(*no_grad, bases, coefs)
 
 
 def test_opcheck(device):

@@ -521,6 +521,17 @@ void forward_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
   });
 }
 
+// The other losses' gradients folded into one row of the gradient (lap::with_bases).
+template <typename acc_t>
+ML_CPU_CLONES void fold_bases(const Args<acc_t>& a, int64_t offset, int64_t W, acc_t* out, acc_t* staging) {
+  const int64_t stride = a.planes * a.geo.H[0] * a.geo.W[0];
+  const acc_t* rows[lap::kMaxBases];
+  for (int64_t k = 0; k < a.base_count; ++k) rows[k] = read(a.bases, k * stride + offset, W, staging + k * W);
+  const acc_t* coef = a.base_coef;
+  const int64_t count = a.base_count;
+  for (int64_t x = 0; x < W; ++x) out[x] = lap::with_bases(out[x], coef, count, [&](int64_t k) { return rows[k][x]; });
+}
+
 // t_l = s_l + down^T(t_{l+1}), zero on the rows/columns cropped away: added
 // to -up^T(s_{l-1}) already in t_l's buffer for l > 0; at level 0 (times the
 // mask) written into the gradient, in its dtype.
@@ -529,6 +540,7 @@ void adjoint_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
   const int64_t nb = bands(a.geo.h[level] / 2);
   at::parallel_for(0, a.planes * nb, grain(a, level), [&](int64_t first, int64_t last) {
     Level<acc_t> u(a, taps, level, coef);
+    Buffer<acc_t> staging(level == 0 ? a.base_count * u.W : 0);
     for (int64_t unit = first; unit < last; ++unit) {
       u.start(unit / nb);
       const int64_t band = unit % nb;
@@ -567,6 +579,7 @@ void adjoint_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
         } else {
           std::fill(out, out + u.W, acc_t(0));
         }
+        if (level == 0 && a.base_count > 0) fold_bases(a, off, u.W, out, staging.get());
         if (level == 0) write_back(a.grad, off, u.W, out);
       }
     }
@@ -635,9 +648,11 @@ void run(const Args<acc_t>& a) {
 LaplacianResult laplacian_loss_forward_cpu(const at::Tensor& pred, const at::Tensor& gt,
                                            const std::optional<at::Tensor>& weight, int64_t levels,
                                            c10::ArrayRef<double> level_weights, int64_t padding, bool crop_to_even,
-                                           int64_t weight_mode, double gt_scale, double mask_numer, bool grad_pred) {
+                                           int64_t weight_mode, double gt_scale, double mask_numer, bool grad_pred,
+                                           const std::optional<at::Tensor>& grad_bases,
+                                           const std::optional<at::Tensor>& grad_coefs) {
   LaplacianOp op = prepare_laplacian(pred, gt, weight, levels, level_weights, padding, crop_to_even, weight_mode,
-                                     gt_scale, mask_numer, grad_pred);
+                                     gt_scale, mask_numer, grad_pred, grad_bases, grad_coefs);
   if (op.use_double) {
     run(op.f64);
   } else {

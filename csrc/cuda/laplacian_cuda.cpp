@@ -24,10 +24,12 @@ void launch(const lap::Args<acc_t>& args, const at::Tensor& pred) {
 LaplacianResult laplacian_loss_forward_cuda(const at::Tensor& pred, const at::Tensor& gt,
                                             const std::optional<at::Tensor>& weight, int64_t levels,
                                             c10::ArrayRef<double> level_weights, int64_t padding, bool crop_to_even,
-                                            int64_t weight_mode, double gt_scale, double mask_numer, bool grad_pred) {
+                                            int64_t weight_mode, double gt_scale, double mask_numer, bool grad_pred,
+                                            const std::optional<at::Tensor>& grad_bases,
+                                            const std::optional<at::Tensor>& grad_coefs) {
   const c10::cuda::CUDAGuard guard(pred.device());
   LaplacianOp op = prepare_laplacian(pred, gt, weight, levels, level_weights, padding, crop_to_even, weight_mode,
-                                     gt_scale, mask_numer, grad_pred);
+                                     gt_scale, mask_numer, grad_pred, grad_bases, grad_coefs);
   if (op.use_double) {
     launch(op.f64, pred);
   } else {
