@@ -170,44 +170,63 @@ def _groups(spec: Spec):
     return group, max(len(keys), 1)
 
 
+class Terms(NamedTuple):
+    """One call of the op, composed: the total and its three components, the
+    gradient maps, each map's factor (per sample, (B,)) and whether it is pooled
+    (one value for the batch)."""
+
+    total: Tensor
+    components: Tensor
+    maps: Tensor
+    factors: list
+    pooled: list
+
+
+def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool) -> Terms:
+    """Runs the op and composes the losses from its per-sample sums (checked inputs)."""
+    group, groups = _groups(spec)
+    wu, wk, ws = spec.weights
+    coef = [wu if spec.unknown else 0.0, wk if spec.known else 0.0, ws if spec.sobel_norm else 0.0,
+            ws * spec.penalty if spec.sobel_norm else 0.0]
+    sums, maps = alpha_gradient_forward(
+        pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff,
+        spec.unknown is not None, spec.known is not None, spec.sobel, spec.grad_eps, coef, group, groups,
+        needs_grad)
+    B, _, H, W = pred.shape
+    pixels = H * W
+    w_unknown = sums[:, SUM_W_UNKNOWN]
+    if mode == MASK_NONE:  # exact, where a float32 count of ones would not be past 2^24
+        w_unknown = torch.full_like(w_unknown, float(pixels))
+    zero = sums.new_zeros(())
+    parts, factors = [], [None] * groups
+    for index, (norm, wsum, term) in enumerate((
+            (spec.unknown, w_unknown, sums[:, SUM_UNKNOWN]),
+            (spec.known, sums[:, SUM_W_KNOWN], sums[:, SUM_KNOWN]),
+            (spec.sobel_norm, w_unknown,
+             sums[:, SUM_SOBEL_X] + sums[:, SUM_SOBEL_Y] + spec.penalty * (sums[:, SUM_PEN_X] + sums[:, SUM_PEN_Y])))):
+        if norm is None:
+            parts.append(zero)
+            continue
+        f = _factor(norm, wsum, B, pixels)
+        parts.append((f * term).sum())
+        factors[group[index]] = f
+    components = torch.stack(parts)
+    total = wu * components[0] + wk * components[1] + ws * components[2]
+    pooled = [f is not None and spec_norm_pooled(spec, g, group) for g, f in enumerate(factors)]
+    return Terms(total, components, maps, factors, pooled)
+
+
 class AlphaGradientFunction(torch.autograd.Function):
     """Autograd around the op: forward composes the losses from the per-sample sums,
     backward scales the stored gradient maps and adds them."""
 
     @staticmethod
     def forward(ctx, pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool):
-        group, groups = _groups(spec)
-        wu, wk, ws = spec.weights
-        coef = [wu if spec.unknown else 0.0, wk if spec.known else 0.0, ws if spec.sobel_norm else 0.0,
-                ws * spec.penalty if spec.sobel_norm else 0.0]
-        sums, maps = alpha_gradient_forward(
-            pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff,
-            spec.unknown is not None, spec.known is not None, spec.sobel, spec.grad_eps, coef, group, groups,
-            needs_grad)
-        B, _, H, W = pred.shape
-        pixels = H * W
-        w_unknown = sums[:, SUM_W_UNKNOWN]
-        if mode == MASK_NONE:  # exact, where a float32 count of ones would not be past 2^24
-            w_unknown = torch.full_like(w_unknown, float(pixels))
-        zero = sums.new_zeros(())
-        parts, factors = [], [None] * groups
-        for index, (norm, wsum, term) in enumerate((
-                (spec.unknown, w_unknown, sums[:, SUM_UNKNOWN]),
-                (spec.known, sums[:, SUM_W_KNOWN], sums[:, SUM_KNOWN]),
-                (spec.sobel_norm, w_unknown,
-                 sums[:, SUM_SOBEL_X] + sums[:, SUM_SOBEL_Y] + spec.penalty * (sums[:, SUM_PEN_X] + sums[:, SUM_PEN_Y])))):
-            if norm is None:
-                parts.append(zero)
-                continue
-            f = _factor(norm, wsum, B, pixels)
-            parts.append((f * term).sum())
-            factors[group[index]] = f
-        components = torch.stack(parts)
-        total = wu * components[0] + wk * components[1] + ws * components[2]
-        ctx.mark_non_differentiable(components)
-        ctx.save_for_backward(maps, *factors)
-        ctx.pooled = [f is not None and spec_norm_pooled(spec, g, group) for g, f in enumerate(factors)]
-        return total, components
+        t = forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad)
+        ctx.mark_non_differentiable(t.components)
+        ctx.save_for_backward(t.maps, *t.factors)
+        ctx.pooled = t.pooled
+        return t.total, t.components
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -252,11 +271,15 @@ def spec_norm_pooled(spec: Spec, g: int, group) -> bool:
 
 def run(spec: Spec, pred_alpha, alpha, trimap=None, weight=None):
     """Checks the tensors and runs one fused call: (total, components[3])."""
+    args = op_arguments(spec, pred_alpha, alpha, trimap, weight)
+    return AlphaGradientFunction.apply(*args, spec, torch.is_grad_enabled() and args[0].requires_grad)
+
+
+def op_arguments(spec: Spec, pred_alpha, alpha, trimap=None, weight=None) -> tuple:
+    """The checked tensors of one call: (pred, gt, mask, mode, lo, hi)."""
     pred = _args.check_pred(pred_alpha)
     gt = _target("alpha", alpha, pred)
-    mask, mode, lo, hi = _region(spec, trimap, weight, pred)
-    needs_grad = torch.is_grad_enabled() and pred.requires_grad
-    return AlphaGradientFunction.apply(pred, gt, mask, mode, lo, hi, spec, needs_grad)
+    return (pred, gt, *_region(spec, trimap, weight, pred))
 
 
 def _rho(rho, eps):

@@ -18,7 +18,8 @@ Tensor = torch.Tensor
 laplacian_loss_forward = _ops.load_op(
     "mattingloss::laplacian_loss_forward(Tensor pred, Tensor gt, Tensor? weight, int levels, "
     "float[] level_weights, int padding, bool crop_to_even, int weight_mode, float gt_scale, "
-    "float mask_numer, bool grad_pred) -> (Tensor loss, Tensor level_losses, Tensor grad_pred)"
+    "float mask_numer, bool grad_pred, Tensor? grad_bases=None, Tensor? grad_coefs=None) "
+    "-> (Tensor loss, Tensor level_losses, Tensor grad_pred)"
 )
 
 # Codes shared with csrc/laplacian.h.
@@ -36,7 +37,7 @@ CONVENTIONS = {
 
 @torch.library.register_fake("mattingloss::laplacian_loss_forward")
 def _laplacian_loss_forward_fake(pred, gt, weight, levels, level_weights, padding, crop_to_even, weight_mode,
-                                 gt_scale, mask_numer, grad_pred):
+                                 gt_scale, mask_numer, grad_pred, grad_bases=None, grad_coefs=None):
     acc = torch.float64 if pred.dtype == torch.float64 else torch.float32
     return (
         pred.new_empty((), dtype=acc),
@@ -147,6 +148,15 @@ class _Options:
 
 
 def _run(opt: _Options, pred, gt, weight):
+    args = op_arguments(opt, pred, gt, weight)
+    loss, _ = LaplacianLossFunction.apply(*args, torch.is_grad_enabled() and args[0].requires_grad)
+    return loss
+
+
+def op_arguments(opt: _Options, pred, gt, weight) -> tuple:
+    """The checked tensors and options of one call, in the op's argument order up to
+    grad_pred: (pred, gt, weight, levels, level_weights, padding, crop_to_even,
+    weight_mode, gt_scale, mask_numer). The presets call the op with these too."""
     pred = _tensor("pred", pred)
     if pred.dtype not in _args.PRED_DTYPES:
         raise TypeError(f"pred: expected float16, bfloat16, float32 or float64, got {_args._describe(pred)}")
@@ -181,10 +191,8 @@ def _run(opt: _Options, pred, gt, weight):
         mode = WEIGHT_AFTER
     if weight is not None:
         weight = _tensor("weight", weight, pred)
-    grad_pred = torch.is_grad_enabled() and pred.requires_grad
-    loss, _ = LaplacianLossFunction.apply(pred, gt, weight, opt.levels, opt.level_weights, PADDINGS[opt.padding],
-                                          opt.crop_to_even, mode, gt_scale, numer, grad_pred)
-    return loss
+    return (pred, gt, weight, opt.levels, opt.level_weights, PADDINGS[opt.padding], opt.crop_to_even, mode,
+            gt_scale, numer)
 
 
 def laplacian_loss(

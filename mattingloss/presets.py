@@ -32,13 +32,15 @@ from typing import Dict, Optional
 
 import torch
 
-from . import _args
-from .alpha import alpha_loss, vitmatte_alpha_losses
+from . import _args, _ops
+from . import alpha as _alpha
+from . import laplacian as _laplacian
+from . import temporal as _temporal
+from .alpha import alpha_loss
 from .composition import composition_loss
 from .gradient import gradient_loss
 from .laplacian import laplacian_loss
 from .loss import DIMLoss
-from .temporal import video_matting_losses
 
 Tensor = torch.Tensor
 
@@ -79,6 +81,47 @@ def _result(terms: Dict[str, Tensor], total: Tensor, weights: Optional[Dict[str,
     return out
 
 
+def _acc(pred: Tensor) -> torch.dtype:
+    return torch.float64 if pred.dtype == torch.float64 else torch.float32
+
+
+def _laplacian_folding(pred, lap_args, bases, base_coefs, lap_weight, needs_grad):
+    """The Laplacian op on ``pred`` (lap_args: the rest of _laplacian.op_arguments) with the
+    other terms' gradient maps folded into its gradient as it is written: one buffer holds
+    the total's gradient (no add pass, one scaling in backward). Returns (loss, gradient)."""
+    if not needs_grad:
+        loss, _, grad = _laplacian.laplacian_loss_forward(pred, *lap_args, False)
+        return loss, grad
+    acc = _acc(pred)
+    coefs = torch.cat([base_coefs.to(acc), base_coefs.new_full((1,), lap_weight, dtype=acc)])
+    loss, _, grad = _laplacian.laplacian_loss_forward(pred, *lap_args, True, bases, coefs)
+    return loss, grad
+
+
+class _ViTMatteFunction(torch.autograd.Function):
+    """ViTMatte's four terms: the trio's pass (_alpha.forward_terms), then the Laplacian's,
+    which folds the trio's gradient maps, times their factors, into its own gradient."""
+
+    @staticmethod
+    def forward(ctx, pred, gt, mask, mode, lo, hi, spec, lap_weight, needs_grad, lap_gt, levels, level_weights,
+                padding, crop_to_even, gt_scale):
+        t = _alpha.forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad)
+        factors = [f[0] for f in t.factors]  # ViTMatte's factors are pooled: one per map
+        lap_args = (gt if lap_gt is None else lap_gt, None, levels, level_weights, padding, crop_to_even, _laplacian.NO_WEIGHT, gt_scale, 0.0)
+        lap, grad = _laplacian_folding(pred, lap_args, t.maps, torch.stack(factors), lap_weight, needs_grad)
+        total = t.total + (lap if lap_weight == 1.0 else lap_weight * lap)
+        components = torch.cat([t.components, lap.detach().view(1)])
+        ctx.mark_non_differentiable(components)
+        ctx.save_for_backward(grad)
+        return total, components
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_total, _grad_components):
+        (grad,) = ctx.saved_tensors
+        return (_ops._scaled(grad, grad_total) if ctx.needs_input_grad[0] else None,) + (None,) * 15
+
+
 class ViTMatte(Preset):
     """ViTMatte's training objective (hustvl/ViTMatte, ``modeling/criterion/matting_criterion.py``,
     ``MattingCriterion`` with ``losses=['unknown_l1_loss', 'known_l1_loss', 'loss_pha_laplacian',
@@ -108,17 +151,54 @@ class ViTMatte(Preset):
         if crop_size is not None and (isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 1):
             raise ValueError(f"crop_size: expected a positive int or None, got {crop_size!r}")
         self.crop_size = crop_size
+        w = self.weights
+        self._spec = _alpha.vitmatte_spec(self.unknown_value, None, 1.0, (
+            w["unknown_l1_loss"], w["known_l1_loss"], w["loss_gradient_penalty"]), crop_size, False)
+        self._laplacian = _laplacian._Options("rvm", 5, None, "reflect", None, None, 512)
 
     def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Tensor) -> Dict[str, Tensor]:
-        w = self.weights
-        trio, unknown, known, gradient = vitmatte_alpha_losses(
-            pred_alpha, alpha, trimap, unknown_value=self.unknown_value, crop_size=self.crop_size,
-            weights=(w["unknown_l1_loss"], w["known_l1_loss"], w["loss_gradient_penalty"]))
-        lap = laplacian_loss(pred_alpha, alpha)
-        terms = {"unknown_l1_loss": unknown, "known_l1_loss": known, "loss_pha_laplacian": lap,
-                 "loss_gradient_penalty": gradient}
-        total = trio + (lap if w["loss_pha_laplacian"] == 1.0 else w["loss_pha_laplacian"] * lap)
+        trio_args = _alpha.op_arguments(self._spec, pred_alpha, alpha, trimap)
+        _, lap_gt, _, levels, level_weights, padding, crop, _, gt_scale, _ = _laplacian.op_arguments(
+            self._laplacian, pred_alpha, alpha, None)
+        needs_grad = torch.is_grad_enabled() and trio_args[0].requires_grad
+        lap_gt = None if lap_gt is trio_args[1] else lap_gt  # one tensor, one input (torch.compile)
+        total, c = _ViTMatteFunction.apply(*trio_args, self._spec, self.weights["loss_pha_laplacian"], needs_grad,
+                                           lap_gt, levels, level_weights, padding, crop, gt_scale)
+        terms = {"unknown_l1_loss": c[0], "known_l1_loss": c[1], "loss_pha_laplacian": c[3],
+                 "loss_gradient_penalty": c[2]}
         return _result(terms, total)
+
+
+class _RVMFunction(torch.autograd.Function):
+    """RVM's five terms: the temporal op's pass, then the Laplacian's over the B*T alpha
+    frames, which folds the temporal op's alpha gradient into its own."""
+
+    @staticmethod
+    def forward(ctx, fgr, pha, t_fgr, t_pha, fgr_scale, pha_scale, w_pha_l1, w_pha_coh, w_fgr_l1, w_fgr_coh,
+                grad_fgr, grad_pha, lap_weight, levels, level_weights, padding, crop_to_even, gt_scale):
+        total, terms, g_fgr, g_pha = _temporal.temporal_loss_forward(
+            fgr, pha, t_fgr, t_pha, fgr_scale, pha_scale, w_pha_l1, w_pha_coh, w_fgr_l1, w_fgr_coh, grad_fgr, grad_pha)
+        frames = pha.flatten(0, 1)
+        lap_args = (t_pha.flatten(0, 1), None, levels, level_weights, padding, crop_to_even, _laplacian.NO_WEIGHT,
+                    gt_scale, 0.0)
+        lap, g = _laplacian_folding(frames, lap_args, g_pha.view(1, *frames.shape) if grad_pha else None,
+                                    terms.new_ones((1,)), lap_weight, grad_pha)
+        total = total + (lap.to(total.dtype) if lap_weight == 1.0 else lap_weight * lap.to(total.dtype))
+        terms = torch.cat([terms, lap.detach().to(terms.dtype).view(1)])
+        ctx.mark_non_differentiable(terms)
+        ctx.save_for_backward(g_fgr, g.view(pha.shape) if grad_pha else g)
+        return total, terms
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_total, _grad_terms):
+        g_fgr, g_pha = ctx.saved_tensors
+        grads = [None] * 18
+        if ctx.needs_input_grad[0]:
+            grads[0] = _ops._scaled(g_fgr, grad_total)
+        if ctx.needs_input_grad[1]:
+            grads[1] = _ops._scaled(g_pha, grad_total)
+        return tuple(grads)
 
 
 class RVM(Preset):
@@ -142,20 +222,22 @@ class RVM(Preset):
                         if name.endswith("_weight")}
         self.true_pha_scale = _args._number("true_pha_scale", true_pha_scale, low=0.0, low_open=True)
         self.true_fgr_scale = _args._number("true_fgr_scale", true_fgr_scale, low=0.0, low_open=True)
+        self._laplacian = _laplacian._Options("rvm", 5, None, "reflect", None,
+                                              None if self.true_pha_scale == 1.0 else self.true_pha_scale, 512)
 
     def forward(self, pred_fgr: Tensor, pred_pha: Tensor, true_fgr: Tensor, true_pha: Tensor) -> Dict[str, Tensor]:
         w = self.weights
-        pointwise = video_matting_losses(
-            pred_fgr, pred_pha, true_fgr, true_pha, pha_l1_weight=w["pha_l1_weight"],
-            pha_coherence_weight=w["pha_coherence_weight"], fgr_l1_weight=w["fgr_l1_weight"],
-            fgr_coherence_weight=w["fgr_coherence_weight"], true_pha_scale=self.true_pha_scale,
-            true_fgr_scale=self.true_fgr_scale)
-        lap = laplacian_loss(pred_pha.flatten(0, 1), true_pha.flatten(0, 1),
-                             gt_scale=None if self.true_pha_scale == 1.0 else self.true_pha_scale)
-        terms = {"pha_l1": pointwise["pha_l1"], "pha_laplacian": lap, "pha_coherence": pointwise["pha_coherence"],
-                 "fgr_l1": pointwise["fgr_l1"], "fgr_coherence": pointwise["fgr_coherence"]}
-        k = w["pha_laplacian_weight"]
-        return _result(terms, pointwise["total"] + (lap if k == 1.0 else k * lap))
+        args = _temporal.op_arguments(pred_fgr, pred_pha, true_fgr, true_pha, w["pha_l1_weight"],
+                                      w["pha_coherence_weight"], w["fgr_l1_weight"], w["fgr_coherence_weight"],
+                                      self.true_pha_scale, self.true_fgr_scale)
+        # The Laplacian's checks (sizes, dtypes) on the frames as RVM reshapes them.
+        _, _, _, levels, level_weights, padding, crop, _, gt_scale, _ = _laplacian.op_arguments(
+            self._laplacian, args[1].flatten(0, 1), args[3].flatten(0, 1), None)
+        grad = torch.is_grad_enabled()
+        total, t = _RVMFunction.apply(*args, grad and args[0].requires_grad, grad and args[1].requires_grad,
+                                      w["pha_laplacian_weight"], levels, level_weights, padding, crop, gt_scale)
+        terms = {"pha_l1": t[0], "pha_laplacian": t[4], "pha_coherence": t[1], "fgr_l1": t[2], "fgr_coherence": t[3]}
+        return _result(terms, total)
 
 
 class MatteFormer(Preset):

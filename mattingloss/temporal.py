@@ -143,6 +143,19 @@ def video_matting_losses(pred_fgr, pred_pha, true_fgr, true_pha, *, pha_l1_weigh
     predictions). With T == 1 the coherence terms are 0 (RVM: NaN; see the module
     docstring).
     """
+    args = op_arguments(pred_fgr, pred_pha, true_fgr, true_pha, pha_l1_weight, pha_coherence_weight, fgr_l1_weight,
+                        fgr_coherence_weight, true_pha_scale, true_fgr_scale)
+    grad = torch.is_grad_enabled()
+    total, terms = TemporalLossFunction.apply(*args, grad and pred_fgr.requires_grad, grad and pred_pha.requires_grad)
+    out = {name: terms[i] for i, name in enumerate(TERMS)}
+    out["total"] = total
+    return out
+
+
+def op_arguments(pred_fgr, pred_pha, true_fgr, true_pha, pha_l1_weight, pha_coherence_weight, fgr_l1_weight,
+                 fgr_coherence_weight, true_pha_scale, true_fgr_scale) -> tuple:
+    """The checked tensors and options of one call, in the op's argument order up to
+    grad_fgr (None options: their defaults). The presets call the op with these too."""
     _check_pred("pred_pha", pred_pha)
     _check_pred("pred_fgr", pred_fgr)
     if pred_pha.dim() != 5 or pred_pha.shape[2] != 1:
@@ -166,10 +179,4 @@ def video_matting_losses(pred_fgr, pred_pha, true_fgr, true_pha, *, pha_l1_weigh
     fgr = _video("pred_fgr", pred_fgr, pha, 3, is_target=False)
     t_pha = _video("true_pha", true_pha, pha, 1, is_target=True)
     t_fgr = _video("true_fgr", true_fgr, pha, 3, is_target=True)
-    grad = torch.is_grad_enabled()
-    total, terms = TemporalLossFunction.apply(
-        fgr, pha, t_fgr, t_pha, fgr_scale, pha_scale, *weights, grad and pred_fgr.requires_grad,
-        grad and pred_pha.requires_grad)
-    out = {name: terms[i] for i, name in enumerate(TERMS)}
-    out["total"] = total
-    return out
+    return (fgr, pha, t_fgr, t_pha, fgr_scale, pha_scale, *weights)
