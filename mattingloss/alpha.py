@@ -109,7 +109,7 @@ def _target(name, t, pred):
     return _args._map(name, t, pred, 1, loss="this loss", grads="pred_alpha")
 
 
-def _region(spec: Spec, trimap, weight, pred):
+def _region(spec: Spec, trimap, weight, pred, check_weight=True):
     """(mask tensor or None, mode, lo, hi) as the op reads them."""
     if spec.region_mode == MASK_NONE:
         if trimap is not None or weight is not None:
@@ -123,7 +123,7 @@ def _region(spec: Spec, trimap, weight, pred):
     if weight is None and spec.region_mode == MASK_WEIGHT:
         raise ValueError("trimap: this loss was set up for weight= (no unknown_value/unknown_range); "
                          "pass weight=, or give unknown_value/unknown_range")
-    region = _args.read_region(trimap, weight, pred, spec.region_mode, spec.lo, spec.hi, check_weight=False,
+    region = _args.read_region(trimap, weight, pred, spec.region_mode, spec.lo, spec.hi, check_weight=check_weight,
                                loss="this loss", grads="pred_alpha")
     return region.mask, region.mode, region.lo, region.hi
 
@@ -269,17 +269,18 @@ def spec_norm_pooled(spec: Spec, g: int, group) -> bool:
     return all(n.mode != "sample" for n in norms)
 
 
-def run(spec: Spec, pred_alpha, alpha, trimap=None, weight=None):
+def run(spec: Spec, pred_alpha, alpha, trimap=None, weight=None, check_weight=True):
     """Checks the tensors and runs one fused call: (total, components[3])."""
-    args = op_arguments(spec, pred_alpha, alpha, trimap, weight)
+    args = op_arguments(spec, pred_alpha, alpha, trimap, weight, check_weight)
     return AlphaGradientFunction.apply(*args, spec, torch.is_grad_enabled() and args[0].requires_grad)
 
 
-def op_arguments(spec: Spec, pred_alpha, alpha, trimap=None, weight=None) -> tuple:
-    """The checked tensors of one call: (pred, gt, mask, mode, lo, hi)."""
+def op_arguments(spec: Spec, pred_alpha, alpha, trimap=None, weight=None, check_weight=True) -> tuple:
+    """The checked tensors of one call: (pred, gt, mask, mode, lo, hi). check_weight:
+    a weight's values are checked non-negative (a host read: see _args.read_region)."""
     pred = _args.check_pred(pred_alpha)
     gt = _target("alpha", alpha, pred)
-    return (pred, gt, *_region(spec, trimap, weight, pred))
+    return (pred, gt, *_region(spec, trimap, weight, pred, check_weight))
 
 
 def _rho(rho, eps):
@@ -331,6 +332,7 @@ def alpha_loss(
     alpha_scale: float = 1.0,
     unknown_value: Optional[float] = None,
     unknown_range: Optional[Tuple[float, float]] = None,
+    check_weight: bool = True,
 ) -> Tensor:
     """The masked alpha loss ``sum(rho * w) / normaliser`` from one fused pass.
 
@@ -359,10 +361,13 @@ def alpha_loss(
             only for 512 x 512 inputs; reproduced as is. ViTMatte's own unknown term gives
             NaN on an empty region; we return 0 there, as its known term does).
         guard: added to the weight sum of ``"mean"``/``"sample"`` (GCA 1e-8, mmagic 1e-12).
+        check_weight: raise on a negative ``weight`` (as DIMLoss: on CUDA the check reads
+            the weight on the host, a sync; skipped under torch.compile and CUDA-graph
+            capture; ``False`` skips it).
     """
     spec = _alpha_spec(region, rho, eps, reduction, guard, mask_in_diff, alpha_scale, unknown_value,
                        unknown_range, weight is not None)
-    total, _ = run(spec, pred_alpha, alpha, trimap, weight)
+    total, _ = run(spec, pred_alpha, alpha, trimap, weight, check_weight)
     return total
 
 
@@ -371,11 +376,13 @@ class AlphaLoss(torch.nn.Module):
 
     def __init__(self, region: str = "unknown", rho: str = "l1", eps: float = 1e-12, reduction: str = "mean",
                  guard: float = 0.0, mask_in_diff: bool = False, alpha_scale: float = 1.0,
-                 unknown_value: Optional[float] = None, unknown_range: Optional[Tuple[float, float]] = None):
+                 unknown_value: Optional[float] = None, unknown_range: Optional[Tuple[float, float]] = None,
+                 check_weight: bool = True):
         super().__init__()
         self._options = dict(region=region, rho=rho, eps=eps, reduction=reduction, guard=guard,
                              mask_in_diff=mask_in_diff, alpha_scale=alpha_scale, unknown_value=unknown_value,
                              unknown_range=unknown_range)
+        self.check_weight = _bool("check_weight", check_weight)
         self._trimap_spec = _alpha_spec(**self._options, weight_given=False)
         describes_trimap = unknown_value is not None or unknown_range is not None or region == "all"
         self._weight_spec = None if describes_trimap else _alpha_spec(**self._options, weight_given=True)
@@ -387,7 +394,7 @@ class AlphaLoss(torch.nn.Module):
             if self._weight_spec is None:
                 _alpha_spec(**self._options, weight_given=True)  # raises, saying why
             spec = self._weight_spec
-        return run(spec, pred_alpha, alpha, trimap, weight)[0]
+        return run(spec, pred_alpha, alpha, trimap, weight, self.check_weight)[0]
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self._options.items() if v is not None)
@@ -419,6 +426,7 @@ def vitmatte_alpha_losses(
     alpha_scale: float = 1.0,
     weights: Tuple[float, float, float] = (1.0, 1.0, 1.0),
     crop_size: Optional[int] = 512,
+    check_weight: bool = True,
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """ViTMatte's ``unknown_l1_loss``, ``known_l1_loss`` and ``loss_gradient_penalty`` from
     one fused pass over pred, alpha and the trimap.
@@ -431,9 +439,10 @@ def vitmatte_alpha_losses(
     gives 0 for the unknown and gradient terms (ViTMatte's code gives NaN there).
     ``crop_size``: ViTMatte scales each term by ``B * 512^2 / sum(m)``, its training crop
     hard-coded (default, reproduced); ``None`` uses the input's own H * W (a masked mean).
+    ``check_weight``: raise on a negative ``weight`` (see :func:`alpha_loss`).
     """
     spec = vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, crop_size, weight is not None)
-    total, components = run(spec, pred_alpha, alpha, trimap, weight)
+    total, components = run(spec, pred_alpha, alpha, trimap, weight, check_weight)
     return total, components[0], components[1], components[2]
 
 
@@ -444,8 +453,9 @@ class VitMatteAlphaLosses(torch.nn.Module):
 
     def __init__(self, unknown_value: Optional[float] = None, unknown_range: Optional[Tuple[float, float]] = None,
                  alpha_scale: float = 1.0, weights: Tuple[float, float, float] = (1.0, 1.0, 1.0),
-                 crop_size: Optional[int] = 512):
+                 crop_size: Optional[int] = 512, check_weight: bool = True):
         super().__init__()
+        self.check_weight = _bool("check_weight", check_weight)
         self._options = dict(unknown_value=unknown_value, unknown_range=unknown_range, alpha_scale=alpha_scale,
                              weights=weights, crop_size=crop_size)
         self._trimap_spec = vitmatte_spec(**self._options, weight_given=False)
@@ -459,7 +469,7 @@ class VitMatteAlphaLosses(torch.nn.Module):
             if self._weight_spec is None:
                 vitmatte_spec(**self._options, weight_given=True)  # raises, saying why
             spec = self._weight_spec
-        total, components = run(spec, pred_alpha, alpha, trimap, weight)
+        total, components = run(spec, pred_alpha, alpha, trimap, weight, self.check_weight)
         return total, components[0], components[1], components[2]
 
     def extra_repr(self) -> str:

@@ -85,6 +85,7 @@ def gradient_loss(
     alpha_scale: float = 1.0,
     unknown_value: Optional[float] = None,
     unknown_range: Optional[Tuple[float, float]] = None,
+    check_weight: bool = True,
 ) -> Tensor:
     """The Sobel gradient loss of one code base (``style``), from one fused pass.
 
@@ -100,10 +101,11 @@ def gradient_loss(
         penalty: ViTMatte's weight of ``mean|S(p)*m|`` (0.01); 0 for the other styles.
         grad_eps: inside GCA's magnitude root (1e-8).
         mask_in_diff: ``|a*m - b*m|`` (ViTMatte, GCA) or ``m|a - b|`` (mmagic); equal up to rounding.
+        check_weight: raise on a negative ``weight`` (see :func:`mattingloss.alpha_loss`).
     """
     spec = _gradient_spec(style, reduction, guard, penalty, grad_eps, mask_in_diff, alpha_scale, unknown_value,
                           unknown_range, trimap is not None or weight is not None, weight is not None)
-    return run(spec, pred_alpha, alpha, trimap, weight)[0]
+    return run(spec, pred_alpha, alpha, trimap, weight, check_weight)[0]
 
 
 class GradientLoss(torch.nn.Module):
@@ -112,8 +114,9 @@ class GradientLoss(torch.nn.Module):
     def __init__(self, style: str = "vitmatte", reduction: Optional[str] = None, guard: Optional[float] = None,
                  penalty: Optional[float] = None, grad_eps: float = 1e-8, mask_in_diff: Optional[bool] = None,
                  alpha_scale: float = 1.0, unknown_value: Optional[float] = None,
-                 unknown_range: Optional[Tuple[float, float]] = None):
+                 unknown_range: Optional[Tuple[float, float]] = None, check_weight: bool = True):
         super().__init__()
+        self.check_weight = _bool("check_weight", check_weight)
         self._options = dict(style=style, reduction=reduction, guard=guard, penalty=penalty, grad_eps=grad_eps,
                              mask_in_diff=mask_in_diff, alpha_scale=alpha_scale, unknown_value=unknown_value,
                              unknown_range=unknown_range)
@@ -134,7 +137,7 @@ class GradientLoss(torch.nn.Module):
         spec = self._specs[key]
         if spec is None:
             _gradient_spec(**self._options, has_mask=key[0], weight_given=key[1])  # raises, saying why
-        return run(spec, pred_alpha, alpha, trimap, weight)[0]
+        return run(spec, pred_alpha, alpha, trimap, weight, self.check_weight)[0]
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self._options.items() if v is not None)

@@ -370,6 +370,24 @@ def test_bad_tensors(device):
         vitmatte_alpha_losses(pred, gt, trimap, weights=(1.0, 1.0))
 
 
+@pytest.mark.parametrize("call", [
+    lambda p, g, w, **k: alpha_loss(p, g, weight=w, **k),
+    lambda p, g, w, **k: AlphaLoss(**k)(p, g, weight=w),
+    lambda p, g, w, **k: vitmatte_alpha_losses(p, g, weight=w, **k)[0],
+    lambda p, g, w, **k: VitMatteAlphaLosses(**k)(p, g, weight=w)[0],
+    lambda p, g, w, **k: mattingloss.gradient_loss(p, g, weight=w, **k),
+    lambda p, g, w, **k: mattingloss.GradientLoss(**k)(p, g, weight=w),
+], ids=["alpha_loss", "AlphaLoss", "vitmatte_alpha_losses", "VitMatteAlphaLosses", "gradient_loss", "GradientLoss"])
+def test_negative_weight_is_rejected_unless_check_weight_is_false(device, call):
+    pred, gt, _, weight = batch(device=device)
+    weight = weight.clone()
+    weight[1, 0, 2, 3] = -0.25
+    with pytest.raises(ValueError, match=r"weight: expected non-negative weights, got a minimum of -0.25"):
+        call(pred, gt, weight)
+    unchecked = call(pred, gt, weight, check_weight=False)  # the caller's choice: computed as given
+    assert torch.isfinite(unchecked)
+
+
 def op_samples(device):
     pred, gt, trimap, weight = batch(2, 6, 8, device=device)
     op_args = dict(alpha_scale=1.0, rho=0, eps=0.0, mask_in_diff=True, unknown_term=True, known_term=True,
