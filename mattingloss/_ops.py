@@ -116,6 +116,17 @@ def backward_factor(scale, grad_loss, per_pixel: bool, shared_scale: bool):
     return scale.view(-1, 1, 1, 1) * grad_loss
 
 
+def stored_gradients(ctx, stored, grad_output, inputs: int) -> tuple:
+    """The backward of a Function whose forward stored the final gradient of each of
+    its first len(stored) inputs: each scaled by grad_output (see _scaled), None for
+    the other inputs and where no gradient is needed."""
+    grads = [None] * inputs
+    for i, g in enumerate(stored):
+        if ctx.needs_input_grad[i]:
+            grads[i] = _scaled(g, grad_output)
+    return tuple(grads)
+
+
 def _scaled(stored, factor):
     """stored * factor, in stored's dtype.
 

@@ -63,11 +63,7 @@ class LaplacianLossFunction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
     def backward(ctx, grad_loss, _grad_levels):
-        (grad,) = ctx.saved_tensors
-        grads = [None] * 11
-        if ctx.needs_input_grad[0]:
-            grads[0] = _ops._scaled(grad, grad_loss)
-        return tuple(grads)
+        return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_loss, 11)
 
 
 def _tensor(name, t, pred=None):

@@ -118,8 +118,7 @@ class _ViTMatteFunction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_total, _grad_components):
-        (grad,) = ctx.saved_tensors
-        return (_ops._scaled(grad, grad_total) if ctx.needs_input_grad[0] else None,) + (None,) * 15
+        return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_total, 16)
 
 
 class ViTMatte(Preset):
@@ -192,13 +191,7 @@ class _RVMFunction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_total, _grad_terms):
-        g_fgr, g_pha = ctx.saved_tensors
-        grads = [None] * 18
-        if ctx.needs_input_grad[0]:
-            grads[0] = _ops._scaled(g_fgr, grad_total)
-        if ctx.needs_input_grad[1]:
-            grads[1] = _ops._scaled(g_pha, grad_total)
-        return tuple(grads)
+        return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_total, 18)
 
 
 class RVM(Preset):

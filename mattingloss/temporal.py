@@ -79,13 +79,7 @@ class TemporalLossFunction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
     def backward(ctx, grad_total, _grad_terms):
-        g_fgr, g_pha = ctx.saved_tensors
-        grads = [None] * 12
-        if ctx.needs_input_grad[0]:
-            grads[0] = _ops._scaled(g_fgr, grad_total)
-        if ctx.needs_input_grad[1]:
-            grads[1] = _ops._scaled(g_pha, grad_total)
-        return tuple(grads)
+        return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_total, 12)
 
 
 def _check_pred(name, t):
