@@ -118,11 +118,12 @@ ML_INLINE acc_t sign0(acc_t x) {
 template <typename acc_t>
 ML_INLINE void rho_masked(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, acc_t w, acc_t& value,
                           acc_t& slope) {
+  using std::fabs;
   using std::sqrt;
   const acc_t d = P.mask_in_diff ? mul_rn(p, w) - mul_rn(g, w) : p - g;
   acc_t r, dr;
   if (P.rho == kRhoL1) {
-    r = d < acc_t(0) ? -d : d;
+    r = fabs(d);  // |d|; +0 where d = -0: the same in any sum of these terms
     dr = sign0(d);
   } else {
     r = sqrt(d * d + P.eps);
@@ -209,8 +210,9 @@ struct SobelResult {
 // |a*w - b*w| (mask_in_diff) or w * |a - b|, and its derivative w.r.t. a.
 template <typename acc_t>
 ML_INLINE void l1_masked(bool in_diff, acc_t a, acc_t b, acc_t w, acc_t& value, acc_t& slope) {
+  using std::fabs;
   const acc_t d = in_diff ? mul_rn(a, w) - mul_rn(b, w) : a - b;
-  const acc_t r = d < acc_t(0) ? -d : d;
+  const acc_t r = fabs(d);
   value = in_diff ? r : w * r;
   slope = sign0(d) * w;
 }
