@@ -104,10 +104,13 @@ ML_INLINE acc_t mul_rn(acc_t a, acc_t b) {
 #endif
 }
 
-// d|x|/dx as torch's abs backward computes it: sign(x), 0 at x = 0.
+// d|x|/dx as torch's abs backward computes it: sign(x), 0 at x = 0 (and at
+// NaN): exactly 1, -1 or +0, as (x > 0) - (x < 0) gives them, in fewer
+// vector instructions (one ordered compare, one sign-bit merge, one mask).
 template <typename acc_t>
 ML_INLINE acc_t sign0(acc_t x) {
-  return static_cast<acc_t>(x > acc_t(0)) - static_cast<acc_t>(x < acc_t(0));
+  using std::copysign;
+  return (x > acc_t(0)) | (x < acc_t(0)) ? copysign(acc_t(1), x) : acc_t(0);
 }
 
 // rho of the masked difference and d(rho)/dp:

@@ -30,7 +30,7 @@
 namespace mattingloss {
 namespace {
 
-constexpr int64_t kBandPixels = 16384;  // pixels per band (and partial sum)...
+constexpr int64_t kBandPixels = 32768;  // pixels per band (and partial sum)...
 constexpr int64_t kMinBandRows = 16;     // ...but at least this many rows: each band recomputes 2 halo rows
 constexpr int64_t kLanes = 16;          // independent accumulators per sum, so the adds vectorize
 constexpr int64_t kRing = 4;            // rows y-1..y+2 of each input are live at once (row y at slot y & 3)
@@ -128,10 +128,13 @@ ML_CPU_CLONES void sobel_col_row(const acc_t* pu, const acc_t* pm, const acc_t* 
 }
 
 // Row pass: the Sobel responses of row y, the derivative rows ex/ey and (when
-// the row is the band's own) the four Sobel sums.
-template <int64_t kMode, int64_t kSobel, bool kInDiff, bool kSums, typename acc_t>
+// the row is the band's own, kSums) the four Sobel sums. kAdj: also the
+// adjoint's column pass at row y-1 (from derivative rows y-2 (exu, eyu), y-1
+// (exm) and y, this one) into the padded rows cx/cy, while ex/ey are in registers.
+template <int64_t kMode, int64_t kSobel, bool kInDiff, bool kSums, bool kAdj, typename acc_t>
 ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* sp, const acc_t* tp, const acc_t* sg,
-                             const acc_t* tg, const acc_t* m, acc_t* ex, acc_t* ey, Lanes<acc_t>& lanes, int64_t W) {
+                             const acc_t* tg, const acc_t* m, acc_t* ex, acc_t* ey, Lanes<acc_t>& lanes,
+                             const acc_t* exu, const acc_t* exm, const acc_t* eyu, acc_t* cx, acc_t* cy, int64_t W) {
   AlphaGradParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.sobel = kSobel;
   P.mask_in_diff = kInDiff;  // a constant: no per-element selects on it
@@ -147,6 +150,10 @@ ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* 
     sobel_pixel(P, gxp, gyp, gxg, gyg, weight_at<kMode>(P, m, x), s);
     ex[x] = s.ex;
     ey[x] = s.ey;
+    if (kAdj) {
+      cx[x + 1] = sobel_adjoint_col_x(exu[x], exm[x], s.ex);
+      cy[x + 1] = sobel_adjoint_col_y(eyu[x], s.ey);
+    }
     if (kSums) {
       sums[0][k] += s.sx;
       sums[1][k] += s.sy;
@@ -160,7 +167,8 @@ ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* 
   }
 }
 
-// Column pass of the adjoint at row y from derivative rows y-1, y, y+1 (padded output).
+// Column pass of the adjoint at row y from derivative rows y-1, y, y+1 (padded
+// output), where sobel_row could not do it: row y+1 outside the image.
 template <typename acc_t>
 ML_CPU_CLONES void adjoint_col_row(const acc_t* exu, const acc_t* exm, const acc_t* exd, const acc_t* eyu,
                                    const acc_t* eyd, acc_t* cx, acc_t* cy, int64_t W) {
@@ -270,24 +278,31 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
     }
     return lanes.total();
   }
-  // Derivative row yy: ex/ey slot yy & 3 (zeros outside the image).
-  const acc_t* ex[kRing];
-  const acc_t* ey[kRing];
-  auto e_row = [&](int64_t yy) {
+  // Derivative row yy: ex/ey slot yy & 3 (zeros outside the image); with
+  // `fuse`, the adjoint's column pass of row yy - 1 too. Returns whether that was done.
+  const acc_t* ex[kRing] = {b.zeros, b.zeros, b.zeros, b.zeros};
+  const acc_t* ey[kRing] = {b.zeros, b.zeros, b.zeros, b.zeros};
+  auto e_row = [&](int64_t yy, bool fuse) {
     const int slot = static_cast<int>(yy & (kRing - 1));
     if (yy < 0 || yy >= H) {
       ex[slot] = ey[slot] = b.zeros;
-      return;
+      return false;
     }
     sobel_col_row(p[yy - 1], p[yy], p[yy + 1], g[yy - 1], g[yy], g[yy + 1], b.sp, b.tp, b.sg, b.tg, W);
     const bool own = yy >= r0 && yy < r1;
-    auto* row = P.mask_in_diff ? (own ? &sobel_row<kMode, kSobel, true, true, acc_t>
-                                      : &sobel_row<kMode, kSobel, true, false, acc_t>)
-                               : (own ? &sobel_row<kMode, kSobel, false, true, acc_t>
-                                      : &sobel_row<kMode, kSobel, false, false, acc_t>);
-    row(P, b.sp, b.tp, b.sg, b.tg, m[yy], b.ex[slot], b.ey[slot], lanes, W);
+    auto* row = P.mask_in_diff ? (own ? (fuse ? &sobel_row<kMode, kSobel, true, true, true, acc_t>
+                                              : &sobel_row<kMode, kSobel, true, true, false, acc_t>)
+                                      : (fuse ? &sobel_row<kMode, kSobel, true, false, true, acc_t>
+                                              : &sobel_row<kMode, kSobel, true, false, false, acc_t>))
+                               : (own ? (fuse ? &sobel_row<kMode, kSobel, false, true, true, acc_t>
+                                              : &sobel_row<kMode, kSobel, false, true, false, acc_t>)
+                                      : (fuse ? &sobel_row<kMode, kSobel, false, false, true, acc_t>
+                                              : &sobel_row<kMode, kSobel, false, false, false, acc_t>));
+    row(P, b.sp, b.tp, b.sg, b.tg, m[yy], b.ex[slot], b.ey[slot], lanes, ex[(yy - 2) & 3], ex[(yy - 1) & 3],
+        ey[(yy - 2) & 3], b.cx, b.cy, W);
     ex[slot] = b.ex[slot];
     ey[slot] = b.ey[slot];
+    return fuse;
   };
   // Derivative rows r0-1 .. r1 (a 1-row halo each side), input rows r0-2 .. r1+1.
   enter(r0 - 2);
@@ -295,11 +310,11 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
   enter(r0);
   for (int64_t yy = r0 - 1; yy <= r1; ++yy) {
     enter(yy + 1);  // slot of row yy - 3: no longer read
-    e_row(yy);
-    // Row yy - 1 now has its three derivative rows.
     const int64_t y = yy - 1;
+    const bool fused = e_row(yy, y >= r0);
+    // Row yy - 1 now has its three derivative rows.
     if (y >= r0) {
-      adjoint_col_row(ex[(y - 1) & 3], ex[y & 3], ex[yy & 3], ey[(y - 1) & 3], ey[yy & 3], b.cx, b.cy, W);
+      if (!fused) adjoint_col_row(ex[(y - 1) & 3], ex[y & 3], ex[yy & 3], ey[(y - 1) & 3], ey[yy & 3], b.cx, b.cy, W);
       finish_row(y);
     }
   }
