@@ -104,10 +104,13 @@ ML_INLINE acc_t mul_rn(acc_t a, acc_t b) {
 #endif
 }
 
-// d|x|/dx as torch's abs backward computes it: sign(x), 0 at x = 0.
+// d|x|/dx as torch's abs backward computes it: sign(x), 0 at x = 0 (and at
+// NaN): exactly 1, -1 or +0, as (x > 0) - (x < 0) gives them, in fewer
+// vector instructions (one ordered compare, one sign-bit merge, one mask).
 template <typename acc_t>
 ML_INLINE acc_t sign0(acc_t x) {
-  return static_cast<acc_t>(x > acc_t(0)) - static_cast<acc_t>(x < acc_t(0));
+  using std::copysign;
+  return (x > acc_t(0)) | (x < acc_t(0)) ? copysign(acc_t(1), x) : acc_t(0);
 }
 
 // rho of the masked difference and d(rho)/dp:
@@ -118,11 +121,12 @@ ML_INLINE acc_t sign0(acc_t x) {
 template <typename acc_t>
 ML_INLINE void rho_masked(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, acc_t w, acc_t& value,
                           acc_t& slope) {
+  using std::fabs;
   using std::sqrt;
   const acc_t d = P.mask_in_diff ? mul_rn(p, w) - mul_rn(g, w) : p - g;
   acc_t r, dr;
   if (P.rho == kRhoL1) {
-    r = d < acc_t(0) ? -d : d;
+    r = fabs(d);  // |d|; +0 where d = -0: the same in any sum of these terms
     dr = sign0(d);
   } else {
     r = sqrt(d * d + P.eps);
@@ -163,19 +167,38 @@ ML_INLINE void alpha_pixel(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, ac
   ML_UNROLL for (int k = 0; k < kMaxGroups; ++k) r.grad[k] = P.map_coef[0][k] * su + P.map_coef[1][k] * sk;
 }
 
-// The Sobel responses (F.conv2d's cross-correlation with zero padding) of a
-// 3x3 neighbourhood given as rows up (y-1), mid (y), down (y+1), each read at
-// columns x-1 (l), x (c), x+1 (r). ViTMatte's kernels:
+// The Sobel responses (F.conv2d's cross-correlation with zero padding).
+// ViTMatte's kernels:
 //   Sx = [[-1,0,1],[-2,0,2],[-1,0,1]], Sy = [[-1,-2,-1],[0,0,0],[1,2,1]]
 // (mmagic's are their negatives: the L1 of a difference does not see the sign.)
+// Both are separable: Sx = [1,2,1]^T (x) [-1,0,1], Sy = [-1,0,1]^T (x) [1,2,1].
+// Every backend computes them as a column pass (per column, down the three
+// rows) and then a row pass (across the three columns' results), in this
+// rounding order; the CPU computes each column's values once per row and
+// reuses them for the three responses that read that column.
+//
+// [1, 2, 1] across three values (2*b is exact, so an FMA of it rounds the same).
+template <typename acc_t>
+ML_INLINE acc_t sobel_smooth(acc_t a, acc_t b, acc_t c) {
+  return (a + acc_t(2) * b) + c;
+}
+
+// [-1, 0, 1] across three values (the middle one has weight 0).
+template <typename acc_t>
+ML_INLINE acc_t sobel_diff(acc_t a, acc_t c) {
+  return c - a;
+}
+
+// A 3x3 neighbourhood given as rows up (y-1), mid (y), down (y+1), each read at
+// columns x-1 (l), x (c), x+1 (r): the column pass then the row pass.
 template <typename acc_t>
 ML_INLINE acc_t sobel_x(acc_t ul, acc_t ur, acc_t ml, acc_t mr, acc_t dl, acc_t dr) {
-  return (ur - ul) + acc_t(2) * (mr - ml) + (dr - dl);
+  return sobel_diff(sobel_smooth(ul, ml, dl), sobel_smooth(ur, mr, dr));
 }
 
 template <typename acc_t>
 ML_INLINE acc_t sobel_y(acc_t ul, acc_t uc, acc_t ur, acc_t dl, acc_t dc, acc_t dr) {
-  return (dl + acc_t(2) * dc + dr) - (ul + acc_t(2) * uc + ur);
+  return sobel_smooth(sobel_diff(ul, dl), sobel_diff(uc, dc), sobel_diff(ur, dr));
 }
 
 // What the Sobel terms at one pixel add to the sums, and the derivative of the
@@ -190,8 +213,9 @@ struct SobelResult {
 // |a*w - b*w| (mask_in_diff) or w * |a - b|, and its derivative w.r.t. a.
 template <typename acc_t>
 ML_INLINE void l1_masked(bool in_diff, acc_t a, acc_t b, acc_t w, acc_t& value, acc_t& slope) {
+  using std::fabs;
   const acc_t d = in_diff ? mul_rn(a, w) - mul_rn(b, w) : a - b;
-  const acc_t r = d < acc_t(0) ? -d : d;
+  const acc_t r = fabs(d);
   value = in_diff ? r : w * r;
   slope = sign0(d) * w;
 }
@@ -225,14 +249,33 @@ ML_INLINE void sobel_pixel(const AlphaGradParams<acc_t>& P, acc_t gx_p, acc_t gy
 
 // The adjoint of p -> (Sx(p), Sy(p)) at one pixel: sum over the neighbours of
 // K[i+1][j+1] * e(y-i, x-j) for each kernel, e zero outside the image (the
-// transposed stencil, with F.conv2d's zero padding respected at the borders).
-// Rows of ex/ey: u = y-1, m = y, d = y+1; columns l = x-1, c = x, r = x+1.
+// transposed stencil, with F.conv2d's zero padding respected at the borders):
+// the correlation with the flipped kernels [1,2,1]^T (x) [1,0,-1] and
+// [1,0,-1]^T (x) [1,2,1], again a column pass then a row pass.
+// Column pass, rows u = y-1, m = y, d = y+1 of ex and ey at one column:
+template <typename acc_t>
+ML_INLINE acc_t sobel_adjoint_col_x(acc_t exu, acc_t exm, acc_t exd) {
+  return sobel_smooth(exu, exm, exd);
+}
+
+template <typename acc_t>
+ML_INLINE acc_t sobel_adjoint_col_y(acc_t eyu, acc_t eyd) {
+  return sobel_diff(eyd, eyu);
+}
+
+// Row pass over the column values at x-1 (l), x (c), x+1 (r): the gradient at (y, x).
+template <typename acc_t>
+ML_INLINE acc_t sobel_adjoint_row(acc_t cxl, acc_t cxr, acc_t cyl, acc_t cyc, acc_t cyr) {
+  return sobel_diff(cxr, cxl) + sobel_smooth(cyl, cyc, cyr);
+}
+
+// The same from the 3x3 neighbourhoods of ex and ey (rows u, m, d; columns l, c, r).
 template <typename acc_t>
 ML_INLINE acc_t sobel_adjoint(acc_t exul, acc_t exur, acc_t exml, acc_t exmr, acc_t exdl, acc_t exdr, acc_t eyul,
                               acc_t eyuc, acc_t eyur, acc_t eydl, acc_t eydc, acc_t eydr) {
-  const acc_t gx = (exdl - exdr) + acc_t(2) * (exml - exmr) + (exul - exur);
-  const acc_t gy = (eyul + acc_t(2) * eyuc + eyur) - (eydl + acc_t(2) * eydc + eydr);
-  return gx + gy;
+  return sobel_adjoint_row(sobel_adjoint_col_x(exul, exml, exdl), sobel_adjoint_col_x(exur, exmr, exdr),
+                           sobel_adjoint_col_y(eyul, eydl), sobel_adjoint_col_y(eyuc, eydc),
+                           sobel_adjoint_col_y(eyur, eydr));
 }
 
 }  // namespace mattingloss

@@ -1,10 +1,15 @@
 // CPU backend of alpha_gradient_forward: at::parallel_for over fixed chunks of
-// (sample, band of rows). A band walks its rows once, keeping three converted,
-// zero-padded rows of pred, gt and the weight (the 3x3 stencil's window) and
-// three rows of the Sobel loss's derivatives ex/ey (the adjoint's window), so
-// each input row is read once plus a 2-row halo per band. The inner loops run
-// over the columns of one row and vectorize. Band size and lane layout depend
-// on the shape alone, so results are bitwise the same with 1 or N threads.
+// (sample, band of rows). A band walks its rows once: each input row is read
+// in place (converted into a small ring of staging rows only when its dtype is
+// not the accumulation type), plus a 1-row halo per band each side. The Sobel
+// stencil and its adjoint are separable, so each runs as a column pass (down
+// three rows, into one padded row) and a row pass (across three columns of
+// it): per row, the column pass of the responses, the row pass giving the
+// derivatives ex/ey (a ring of rows), the adjoint's column pass over three
+// derivative rows and a last pass with the pointwise terms, the adjoint's row
+// pass and the gradient. Every inner loop runs over the columns of one row and
+// vectorizes, the sums in kLanes lanes. Band size and lane layout depend on
+// the shape alone, so results are bitwise the same with 1 or N threads.
 // No fused multiply-adds in this file: `p*w - g*w` must round each product as
 // the references do, so that it is exactly 0 where they find it 0 (the L1
 // kink, where torch's abs backward gives 0). An FMA would leave its rounding
@@ -16,7 +21,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <vector>
 
 #include "../alpha_gradient.h"
@@ -26,26 +30,18 @@
 namespace mattingloss {
 namespace {
 
-constexpr int64_t kBandPixels = 16384;  // pixels per band (and partial sum)...
+constexpr int64_t kBandPixels = 32768;  // pixels per band (and partial sum)...
 constexpr int64_t kMinBandRows = 16;     // ...but at least this many rows: each band recomputes 2 halo rows
 constexpr int64_t kLanes = 16;          // independent accumulators per sum, so the adds vectorize
+constexpr int64_t kRing = 4;            // rows y-1..y+2 of each input are live at once (row y at slot y & 3)
 
 template <typename acc_t>
 using SumArray = std::array<acc_t, kAgSums>;
 
-// Accumulators of the per-pixel term rows: pixel x goes to lane x % kLanes.
+// Accumulators of a band's sums: pixel x of every row goes to lane x % kLanes.
 template <typename acc_t>
 struct Lanes {
   acc_t lane[kAgSums][kLanes] = {};
-
-  void add(int sum, const acc_t* v, int64_t n) {
-    acc_t* l = lane[sum];
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) {
-      for (int64_t k = 0; k < kLanes; ++k) l[k] += v[i + k];
-    }
-    for (int64_t k = 0; i < n; ++i, ++k) l[k] += v[i];
-  }
 
   SumArray<acc_t> total() const {
     SumArray<acc_t> s{};
@@ -55,19 +51,40 @@ struct Lanes {
   }
 };
 
-// Everything one band needs, padded rows of width W + 2 (index x + 1 holds column x).
+// Runs body(x, k) for x in [0, W), k = x % kLanes: whole blocks of kLanes
+// pixels in an inner loop of constant trip count (the compiler vectorizes it,
+// each lane's sum staying in its own vector element), then the tail.
+// ivdep: the rows written are our own buffers or fresh outputs, never an input.
+#define ML_LANE_LOOP(W, ...)                                        \
+  do {                                                              \
+    int64_t x0_ = 0;                                                \
+    for (; x0_ + kLanes <= (W); x0_ += kLanes) {                    \
+      _Pragma("GCC ivdep") for (int64_t k = 0; k < kLanes; ++k) {   \
+        const int64_t x = x0_ + k;                                  \
+        __VA_ARGS__                                                 \
+      }                                                             \
+    }                                                               \
+    for (int64_t k = 0; x0_ + k < (W); ++k) {                       \
+      const int64_t x = x0_ + k;                                    \
+      __VA_ARGS__                                                   \
+    }                                                               \
+  } while (0)
+
+// Everything one band needs. Padded rows have width W + 2 (index x + 1 holds
+// column x, zeros at both ends, never written); the others width W.
 template <typename acc_t>
 struct RowBuffers {
-  int64_t width;
   std::vector<acc_t> storage;
-  acc_t *p[3], *g[3], *w[3];  // rows y-1, y, y+1 (rotated as the band advances)
-  acc_t *ex[3], *ey[3];       // derivative rows y-1, y, y+1
-  acc_t* grad[kMaxGroups];    // the gradient rows (staged when not acc_t)
-  acc_t* term[kAgSums];       // per-pixel term values of one row, then summed into lanes
+  acc_t* zeros;                        // W + 2 zeros: rows outside the image
+  acc_t *p[kRing], *g[kRing], *m[kRing];  // staging of converted input rows
+  acc_t *sp, *tp, *sg, *tg;            // padded: column pass of the Sobel responses
+  acc_t *ex[kRing], *ey[kRing];        // derivative rows d/dSx(p), d/dSy(p)
+  acc_t *cx, *cy;                      // padded: column pass of the adjoint
+  acc_t* grad[kMaxGroups];             // the gradient rows (staged when not acc_t)
 
-  explicit RowBuffers(int64_t W) : width(W) {
+  explicit RowBuffers(int64_t W) {
     const int64_t pw = W + 2;
-    const int64_t rows = 15 + kMaxGroups + kAgSums;
+    const int64_t rows = 1 + 3 * kRing + 4 + 2 * kRing + 2 + kMaxGroups;
     storage.assign(rows * pw, acc_t(0));
     acc_t* q = storage.data();
     auto next = [&]() {
@@ -75,71 +92,98 @@ struct RowBuffers {
       q += pw;
       return r;
     };
-    for (int i = 0; i < 3; ++i) p[i] = next(), g[i] = next(), w[i] = next(), ex[i] = next(), ey[i] = next();
+    zeros = next();
+    for (int i = 0; i < kRing; ++i) p[i] = next(), g[i] = next(), m[i] = next();
+    sp = next(), tp = next(), sg = next(), tg = next();
+    for (int i = 0; i < kRing; ++i) ex[i] = next(), ey[i] = next();
+    cx = next(), cy = next();
     for (auto& r : grad) r = next();
-    for (auto& r : term) r = next();
   }
 };
 
-// Row y of input `in` (sample s) into dst[1..W], zero columns at both ends;
-// a row outside the image is all zeros (the stencil's zero padding).
+// The ground truth row `src` divided by alpha_scale into dst (may be src).
 template <typename acc_t>
-void load_row(const Input& in, int64_t offset, int64_t W, bool inside, acc_t* dst) {
-  dst[0] = dst[W + 1] = acc_t(0);
-  if (!inside) {
-    std::fill(dst + 1, dst + W + 1, acc_t(0));
-    return;
-  }
-  const acc_t* src = read(in, offset, W, dst + 1);
-  if (src != dst + 1) std::memcpy(dst + 1, src, sizeof(acc_t) * W);
+ML_CPU_CLONES void gt_row(const AlphaGradParams<acc_t>& P, const acc_t* src, acc_t* dst, int64_t W) {
+  for (int64_t x = 0; x < W; ++x) dst[x] = ground_truth(P, src[x]);
 }
 
-// The ground truth row (in g[1..W], in place) divided by alpha_scale.
-template <typename acc_t>
-ML_CPU_CLONES void gt_row(const AlphaGradParams<acc_t>& P, acc_t* g, int64_t W) {
-  for (int64_t x = 1; x <= W; ++x) g[x] = ground_truth(P, g[x]);
-}
-
-// The weight row from the mask row in w[1..W] (in place); outside: zeros.
 template <int64_t kMode, typename acc_t>
-ML_CPU_CLONES void weight_row(const AlphaGradParams<acc_t>& P, acc_t* w, int64_t W) {
-  const acc_t lo = P.mask_lo, hi = P.mask_hi;
-  for (int64_t x = 1; x <= W; ++x) w[x] = region_weight(w[x], kMode, lo, hi);
+ML_INLINE acc_t weight_at(const AlphaGradParams<acc_t>& P, const acc_t* m, int64_t x) {
+  return kMode == kAgNoMask ? acc_t(1) : region_weight(m[x], kMode, P.mask_lo, P.mask_hi);
 }
 
-// The Sobel responses of row y (windows p/g rows 0..2, weight row w), the
-// derivative rows ex/ey, and the four Sobel sums' per-pixel values.
-template <int64_t kSobel, bool kInDiff, typename acc_t>
-ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* pu, const acc_t* pm, const acc_t* pd,
-                             const acc_t* gu, const acc_t* gm, const acc_t* gd, const acc_t* w, acc_t* ex, acc_t* ey,
-                             acc_t* sx, acc_t* sy, acc_t* px, acc_t* py, int64_t W) {
+// Column pass of the Sobel responses of row y, from rows u = y-1, m = y, d = y+1
+// of pred and the ground truth: per column, the [1,2,1] (for Sx) and [-1,0,1]
+// (for Sy) combinations, into padded rows (index x + 1).
+template <typename acc_t>
+ML_CPU_CLONES void sobel_col_row(const acc_t* pu, const acc_t* pm, const acc_t* pd, const acc_t* gu, const acc_t* gm,
+                                 const acc_t* gd, acc_t* sp, acc_t* tp, acc_t* sg, acc_t* tg, int64_t W) {
+#pragma GCC ivdep
+  for (int64_t x = 0; x < W; ++x) {
+    sp[x + 1] = sobel_smooth(pu[x], pm[x], pd[x]);
+    tp[x + 1] = sobel_diff(pu[x], pd[x]);
+    sg[x + 1] = sobel_smooth(gu[x], gm[x], gd[x]);
+    tg[x + 1] = sobel_diff(gu[x], gd[x]);
+  }
+}
+
+// Row pass: the Sobel responses of row y, the derivative rows ex/ey and (when
+// the row is the band's own, kSums) the four Sobel sums. kAdj: also the
+// adjoint's column pass at row y-1 (from derivative rows y-2 (exu, eyu), y-1
+// (exm) and y, this one) into the padded rows cx/cy, while ex/ey are in registers.
+template <int64_t kMode, int64_t kSobel, bool kInDiff, bool kSums, bool kAdj, typename acc_t>
+ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* sp, const acc_t* tp, const acc_t* sg,
+                             const acc_t* tg, const acc_t* m, acc_t* ex, acc_t* ey, Lanes<acc_t>& lanes,
+                             const acc_t* exu, const acc_t* exm, const acc_t* eyu, acc_t* cx, acc_t* cy, int64_t W) {
   AlphaGradParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.sobel = kSobel;
   P.mask_in_diff = kInDiff;  // a constant: no per-element selects on it
+  acc_t sums[4][kLanes];     // local: no aliasing with the rows written
+  for (int j = 0; j < 4; ++j)
+    for (int64_t k = 0; k < kLanes; ++k) sums[j][k] = lanes.lane[kSumSobelX + j][k];
+  ML_LANE_LOOP(W, {
+    const acc_t gxp = sobel_diff(sp[x], sp[x + 2]);
+    const acc_t gyp = sobel_smooth(tp[x], tp[x + 1], tp[x + 2]);
+    const acc_t gxg = sobel_diff(sg[x], sg[x + 2]);
+    const acc_t gyg = sobel_smooth(tg[x], tg[x + 1], tg[x + 2]);
+    SobelResult<acc_t> s;
+    sobel_pixel(P, gxp, gyp, gxg, gyg, weight_at<kMode>(P, m, x), s);
+    ex[x] = s.ex;
+    ey[x] = s.ey;
+    if (kAdj) {
+      cx[x + 1] = sobel_adjoint_col_x(exu[x], exm[x], s.ex);
+      cy[x + 1] = sobel_adjoint_col_y(eyu[x], s.ey);
+    }
+    if (kSums) {
+      sums[0][k] += s.sx;
+      sums[1][k] += s.sy;
+      sums[2][k] += s.px;
+      sums[3][k] += s.py;
+    }
+  });
+  if (kSums) {
+    for (int j = 0; j < 4; ++j)
+      for (int64_t k = 0; k < kLanes; ++k) lanes.lane[kSumSobelX + j][k] = sums[j][k];
+  }
+}
+
+// Column pass of the adjoint at row y from derivative rows y-1, y, y+1 (padded
+// output), where sobel_row could not do it: row y+1 outside the image.
+template <typename acc_t>
+ML_CPU_CLONES void adjoint_col_row(const acc_t* exu, const acc_t* exm, const acc_t* exd, const acc_t* eyu,
+                                   const acc_t* eyd, acc_t* cx, acc_t* cy, int64_t W) {
 #pragma GCC ivdep
   for (int64_t x = 0; x < W; ++x) {
-    const int64_t l = x, c = x + 1, r = x + 2;
-    const acc_t gxp = sobel_x(pu[l], pu[r], pm[l], pm[r], pd[l], pd[r]);
-    const acc_t gyp = sobel_y(pu[l], pu[c], pu[r], pd[l], pd[c], pd[r]);
-    const acc_t gxg = sobel_x(gu[l], gu[r], gm[l], gm[r], gd[l], gd[r]);
-    const acc_t gyg = sobel_y(gu[l], gu[c], gu[r], gd[l], gd[c], gd[r]);
-    SobelResult<acc_t> s;
-    sobel_pixel(P, gxp, gyp, gxg, gyg, w[c], s);
-    ex[c] = s.ex;
-    ey[c] = s.ey;
-    sx[x] = s.sx;
-    sy[x] = s.sy;
-    px[x] = s.px;
-    py[x] = s.py;
+    cx[x + 1] = sobel_adjoint_col_x(exu[x], exm[x], exd[x]);
+    cy[x + 1] = sobel_adjoint_col_y(eyu[x], eyd[x]);
   }
 }
 
 // The pointwise terms of row y and its gradient rows: the pointwise
-// derivatives plus, in the Sobel term's map, the adjoint stencil over ex/ey.
-template <bool kSobel, int64_t kGroups, int64_t kRho, bool kInDiff, typename acc_t>
-ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* p, const acc_t* g, const acc_t* w,
-                             const acc_t* exu, const acc_t* exm, const acc_t* exd, const acc_t* eyu, const acc_t* eyd,
-                             acc_t* const* grad, acc_t* unknown, acc_t* known, acc_t* wu, acc_t* wk, int64_t W) {
+// derivatives plus, in the Sobel term's map, the adjoint's row pass over cx/cy.
+template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, bool kInDiff, typename acc_t>
+ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* p, const acc_t* g, const acc_t* m,
+                             const acc_t* cx, const acc_t* cy, acc_t* const* grad, Lanes<acc_t>& lanes, int64_t W) {
   AlphaGradParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.rho = kRho;                         // constants: GCC vectorizes no select on a
   P.mask_in_diff = kInDiff;             // scalar condition, so these must fold away
@@ -147,107 +191,132 @@ ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* 
   acc_t* g1 = grad[kGroups > 1 ? 1 : 0];
   acc_t* g2 = grad[kGroups > 2 ? 2 : 0];
   const int64_t sobel_group = P.group[2];
-#pragma GCC ivdep
-  for (int64_t x = 0; x < W; ++x) {
-    const int64_t l = x, c = x + 1, r = x + 2;
+  acc_t sums[4][kLanes];  // local: no aliasing with the rows written
+  for (int j = 0; j < 4; ++j)
+    for (int64_t k = 0; k < kLanes; ++k) sums[j][k] = lanes.lane[kSumUnknown + j][k];
+  ML_LANE_LOOP(W, {
     PointResult<acc_t> pt;
-    alpha_pixel(P, p[c], g[c], w[c], pt);
-    unknown[x] = pt.unknown;
-    known[x] = pt.known;
-    wu[x] = pt.w;
-    wk[x] = pt.wk;
+    alpha_pixel(P, p[x], g[x], weight_at<kMode>(P, m, x), pt);
+    sums[0][k] += pt.unknown;
+    sums[1][k] += pt.known;
+    sums[2][k] += pt.w;
+    sums[3][k] += pt.wk;
     acc_t adj = 0;
-    if (kSobel) {
-      adj = sobel_adjoint(exu[l], exu[r], exm[l], exm[r], exd[l], exd[r], eyu[l], eyu[c], eyu[r], eyd[l], eyd[c],
-                          eyd[r]);
-    }
+    if (kSobel) adj = sobel_adjoint_row(cx[x], cx[x + 2], cy[x], cy[x + 1], cy[x + 2]);
     g0[x] = pt.grad[0] + (sobel_group == 0 ? adj : acc_t(0));
     if (kGroups > 1) g1[x] = pt.grad[1] + (sobel_group == 1 ? adj : acc_t(0));
     if (kGroups > 2) g2[x] = pt.grad[2] + (sobel_group == 2 ? adj : acc_t(0));
-  }
+  });
+  for (int j = 0; j < 4; ++j)
+    for (int64_t k = 0; k < kLanes; ++k) lanes.lane[kSumUnknown + j][k] = sums[j][k];
 }
+
+// The rows of one input as acc_t by image row: in place when the input is
+// already acc_t (and needs no scaling), else converted into a staging slot;
+// zeros outside the image (the stencil's zero padding).
+template <typename acc_t>
+struct RowSource {
+  const Input* in = nullptr;
+  acc_t* const* staging = nullptr;
+  const acc_t* zeros = nullptr;
+  const acc_t* row[kRing] = {};
+  bool scale = false;  // the ground truth: divide by alpha_scale
+
+  // Makes row y (of the sample starting at `base`) available, in slot y & 3.
+  void enter(const AlphaGradParams<acc_t>& P, int64_t base, int64_t y, int64_t H, int64_t W) {
+    const int slot = static_cast<int>(y & (kRing - 1));
+    if (y < 0 || y >= H || !in->data) {
+      row[slot] = zeros;
+      return;
+    }
+    const acc_t* src = read(*in, base + y * W, W, staging[slot]);
+    if (scale) {
+      gt_row(P, src, staging[slot], W);
+      src = staging[slot];
+    }
+    row[slot] = src;
+  }
+  const acc_t* operator[](int64_t y) const { return row[y & (kRing - 1)]; }
+};
 
 template <int64_t kMode, int64_t kSobel, int64_t kGroups, typename acc_t>
 SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, int64_t sample, int64_t r0, int64_t r1) {
   const int64_t H = a.height, W = a.width;
   const int64_t plane = a.batch * H * W;  // one gradient map
+  const int64_t base = sample * H * W;
   const AlphaGradParams<acc_t>& P = a.params;
   Lanes<acc_t> lanes;
-  auto row_offset = [&](int64_t y) { return (sample * H + y) * W; };
-  // Loads row y into window slot k (p, g and the weight).
-  auto load = [&](int64_t y, int k) {
-    const bool inside = y >= 0 && y < H;
-    const int64_t off = inside ? row_offset(y) : 0;
-    load_row(a.pred, off, W, inside, b.p[k]);
-    load_row(a.gt, off, W, inside, b.g[k]);
-    if (inside && P.alpha_scale != acc_t(1)) gt_row(P, b.g[k], W);  // x / 1 == x: skip the pass
-    if (kMode == kAgNoMask) {
-      std::fill(b.w[k], b.w[k] + W + 2, inside ? acc_t(1) : acc_t(0));
-      b.w[k][0] = b.w[k][W + 1] = acc_t(0);
-    } else {
-      load_row(a.mask, off, W, inside, b.w[k]);
-      if (inside && kMode != kAgWeight) weight_row<kMode>(P, b.w[k], W);  // a weight is read as is
-    }
-  };
-  auto rotate = [](acc_t** r) {
-    acc_t* t = r[0];
-    r[0] = r[1];
-    r[1] = r[2];
-    r[2] = t;
+  RowSource<acc_t> p, g, m;
+  p.in = &a.pred, g.in = &a.gt, m.in = &a.mask;
+  p.staging = b.p, g.staging = b.g, m.staging = b.m;
+  p.zeros = g.zeros = m.zeros = b.zeros;
+  g.scale = P.alpha_scale != acc_t(1);  // x / 1 == x: skip the pass
+  auto enter = [&](int64_t y) {
+    p.enter(P, base, y, H, W);
+    g.enter(P, base, y, H, W);
+    if (kMode != kAgNoMask) m.enter(P, base, y, H, W);
   };
   constexpr bool kHasSobel = kSobel != kSobelNone;
-  // Window for e row yy: p/g rows yy-1, yy, yy+1. Start at yy = r0 - 1.
-  const int64_t first = kHasSobel ? r0 - 1 : r0;
-  load(first - 1, 0);
-  load(first, 1);
-  load(first + 1, 2);
-  if (kHasSobel) {
-    std::fill(b.ex[0], b.ex[0] + W + 2, acc_t(0));
-    std::fill(b.ey[0], b.ey[0] + W + 2, acc_t(0));
-  }
-  // Row y's gradient and pointwise terms: p/g/w in window slot k, e rows y-1..y+1 in ex/ey 0..2.
-  auto finish_row = [&](int64_t y, int k) {
+  // Row y's gradient and pointwise terms (cx/cy hold the adjoint's column pass at row y).
+  auto finish_row = [&](int64_t y) {
     acc_t* grad[kMaxGroups];
-    const int64_t off = row_offset(y);
+    const int64_t off = base + y * W;
     for (int64_t gi = 0; gi < kGroups; ++gi) grad[gi] = target(a.grad, gi * plane + off, b.grad[gi]);
     for (int64_t gi = kGroups; gi < kMaxGroups; ++gi) grad[gi] = b.grad[gi];
     auto* row = P.rho == kRhoL1
-                    ? (P.mask_in_diff ? &point_row<kHasSobel, kGroups, kRhoL1, true, acc_t>
-                                      : &point_row<kHasSobel, kGroups, kRhoL1, false, acc_t>)
-                    : (P.mask_in_diff ? &point_row<kHasSobel, kGroups, kRhoCharbonnier, true, acc_t>
-                                      : &point_row<kHasSobel, kGroups, kRhoCharbonnier, false, acc_t>);
-    row(P, b.p[k], b.g[k], b.w[k], b.ex[0], b.ex[1], b.ex[2], b.ey[0], b.ey[2], grad, b.term[kSumUnknown],
-        b.term[kSumKnown], b.term[kSumWUnknown], b.term[kSumWKnown], W);
-    for (int s = kSumUnknown; s <= kSumWKnown; ++s) lanes.add(s, b.term[s], W);
+                    ? (P.mask_in_diff ? &point_row<kMode, kHasSobel, kGroups, kRhoL1, true, acc_t>
+                                      : &point_row<kMode, kHasSobel, kGroups, kRhoL1, false, acc_t>)
+                    : (P.mask_in_diff ? &point_row<kMode, kHasSobel, kGroups, kRhoCharbonnier, true, acc_t>
+                                      : &point_row<kMode, kHasSobel, kGroups, kRhoCharbonnier, false, acc_t>);
+    row(P, p[y], g[y], m[y], b.cx, b.cy, grad, lanes, W);
     for (int64_t gi = 0; gi < kGroups; ++gi) write_back(a.grad, gi * plane + off, W, b.grad[gi]);
   };
   if (!kHasSobel) {
     for (int64_t y = r0; y < r1; ++y) {
-      finish_row(y, 1);
-      rotate(b.p), rotate(b.g), rotate(b.w);
-      load(y + 2, 2);
+      enter(y);
+      finish_row(y);
     }
     return lanes.total();
   }
-  for (int64_t yy = first; yy <= r1; ++yy) {
-    // e row yy into ex/ey slot 2 (rows yy-2, yy-1 in slots 0, 1).
-    rotate(b.ex), rotate(b.ey);
-    if (yy >= 0 && yy < H) {
-      auto* row = P.mask_in_diff ? &sobel_row<kSobel, true, acc_t> : &sobel_row<kSobel, false, acc_t>;
-      row(P, b.p[0], b.p[1], b.p[2], b.g[0], b.g[1], b.g[2], b.w[1], b.ex[2], b.ey[2], b.term[kSumSobelX],
-          b.term[kSumSobelY], b.term[kSumPenaltyX], b.term[kSumPenaltyY], W);
-      b.ex[2][0] = b.ex[2][W + 1] = b.ey[2][0] = b.ey[2][W + 1] = acc_t(0);
-      if (yy >= r0 && yy < r1) {
-        for (int s = kSumSobelX; s <= kSumPenaltyY; ++s) lanes.add(s, b.term[s], W);
-      }
-    } else {
-      std::fill(b.ex[2], b.ex[2] + W + 2, acc_t(0));
-      std::fill(b.ey[2], b.ey[2] + W + 2, acc_t(0));
+  // Derivative row yy: ex/ey slot yy & 3 (zeros outside the image); with
+  // `fuse`, the adjoint's column pass of row yy - 1 too. Returns whether that was done.
+  const acc_t* ex[kRing] = {b.zeros, b.zeros, b.zeros, b.zeros};
+  const acc_t* ey[kRing] = {b.zeros, b.zeros, b.zeros, b.zeros};
+  auto e_row = [&](int64_t yy, bool fuse) {
+    const int slot = static_cast<int>(yy & (kRing - 1));
+    if (yy < 0 || yy >= H) {
+      ex[slot] = ey[slot] = b.zeros;
+      return false;
     }
-    // Row yy - 1 now has its three e rows; its p/g/w are in window slot 0.
-    if (yy - 1 >= r0) finish_row(yy - 1, 0);
-    rotate(b.p), rotate(b.g), rotate(b.w);
-    load(yy + 2, 2);
+    sobel_col_row(p[yy - 1], p[yy], p[yy + 1], g[yy - 1], g[yy], g[yy + 1], b.sp, b.tp, b.sg, b.tg, W);
+    const bool own = yy >= r0 && yy < r1;
+    auto* row = P.mask_in_diff ? (own ? (fuse ? &sobel_row<kMode, kSobel, true, true, true, acc_t>
+                                              : &sobel_row<kMode, kSobel, true, true, false, acc_t>)
+                                      : (fuse ? &sobel_row<kMode, kSobel, true, false, true, acc_t>
+                                              : &sobel_row<kMode, kSobel, true, false, false, acc_t>))
+                               : (own ? (fuse ? &sobel_row<kMode, kSobel, false, true, true, acc_t>
+                                              : &sobel_row<kMode, kSobel, false, true, false, acc_t>)
+                                      : (fuse ? &sobel_row<kMode, kSobel, false, false, true, acc_t>
+                                              : &sobel_row<kMode, kSobel, false, false, false, acc_t>));
+    row(P, b.sp, b.tp, b.sg, b.tg, m[yy], b.ex[slot], b.ey[slot], lanes, ex[(yy - 2) & 3], ex[(yy - 1) & 3],
+        ey[(yy - 2) & 3], b.cx, b.cy, W);
+    ex[slot] = b.ex[slot];
+    ey[slot] = b.ey[slot];
+    return fuse;
+  };
+  // Derivative rows r0-1 .. r1 (a 1-row halo each side), input rows r0-2 .. r1+1.
+  enter(r0 - 2);
+  enter(r0 - 1);
+  enter(r0);
+  for (int64_t yy = r0 - 1; yy <= r1; ++yy) {
+    enter(yy + 1);  // slot of row yy - 3: no longer read
+    const int64_t y = yy - 1;
+    const bool fused = e_row(yy, y >= r0);
+    // Row yy - 1 now has its three derivative rows.
+    if (y >= r0) {
+      if (!fused) adjoint_col_row(ex[(y - 1) & 3], ex[y & 3], ex[yy & 3], ey[(y - 1) & 3], ey[yy & 3], b.cx, b.cy, W);
+      finish_row(y);
+    }
   }
   return lanes.total();
 }
