@@ -139,6 +139,33 @@ def test_mismatch_is_an_error():
         loss.check(case, "eager", check.outputs(one_wrong_gradient_element, case), expected)
 
 
+def test_a_mismatching_contender_is_reported_and_left_out_of_the_timing(capsys):
+    import dataclasses
+
+    from mlbench.environment import Progress
+
+    dim = LOSSES["dim"]
+    wrong = dataclasses.replace(dim, contenders={
+        **dim.contenders, "eager": lambda case: (lambda f=dim.contenders["eager"](case): 1.01 * f())})
+    case = dim.make_case("1x16x16", "float32", "cpu")
+    mismatches = []
+    fns = runner.check_case(wrong, case, ["naive", "eager", "fused"], Progress(1), mismatches)
+    assert sorted(fns) == ["fused", "naive"]
+    assert len(mismatches) == 1 and mismatches[0].startswith("eager does not match fused on dim 1x16x16 float32")
+    assert "MISMATCH: eager does not match fused" in capsys.readouterr().err
+
+
+def test_checks_run_in_ieee_float32():
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        with check.ieee_float32():
+            assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 @pytest.mark.parametrize("name", sorted(set(LOSSES) - {"dim", "trimap"}))
 @pytest.mark.parametrize("dtype", ["float32", "bf16"])
 def test_every_loss_checks_its_eager_contender(name, dtype):
