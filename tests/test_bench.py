@@ -7,6 +7,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -255,6 +256,22 @@ def test_percentiles_and_rounds():
     policy = timing.TimingPolicy(0.0, 2, 2, 0, rounds=2)
     result = timing.interleaved(statements, torch.device("cpu"), policy)
     assert order == list("abcabc") and all(len(t.times_s) == 2 for t in result.values())
+
+
+def test_slow_rows_warm_up_in_the_first_round_only():
+    calls = {"slow": 0, "fast": 0}
+
+    def run(key):
+        calls[key] += 1
+        if key == "slow":
+            time.sleep(0.002)  # longer than a round's time budget (1 ms)
+
+    statements = {k: (lambda: None, lambda _, k=k: run(k)) for k in calls}
+    policy = timing.TimingPolicy(min_time=0.003, min_reps=3, max_reps=3, warmup=1, rounds=3)
+    result = timing.interleaved(statements, torch.device("cpu"), policy)
+    assert all(len(t.times_s) == 3 for t in result.values())
+    # fast: a warm-up and a repetition per round; slow: the warm-up in round 1 only
+    assert calls == {"slow": 4, "fast": 6}
 
 
 def test_cpu_peak_memory_counts_the_allocator():
