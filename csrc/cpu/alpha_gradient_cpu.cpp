@@ -4,10 +4,10 @@
 // not the accumulation type), plus a 1-row halo per band each side. The Sobel
 // stencil and its adjoint are separable, so each runs as a column pass (down
 // three rows, into one padded row) and a row pass (across three columns of
-// it): per row, the column pass of the responses, the row pass giving the
-// derivatives ex/ey (a ring of rows), the adjoint's column pass over three
-// derivative rows and a last pass with the pointwise terms, the adjoint's row
-// pass and the gradient. Every inner loop runs over the columns of one row and
+// it). Per row: the responses' column pass; their row pass, giving the
+// derivative rows ex/ey (a ring) and, from the last three of those, the
+// adjoint's column pass; then the pointwise terms, the adjoint's row pass and
+// the gradient. Every inner loop runs over the columns of one row and
 // vectorizes, the sums in kLanes lanes. Band size and lane layout depend on
 // the shape alone, so results are bitwise the same with 1 or N threads.
 // No fused multiply-adds in this file: `p*w - g*w` must round each product as
@@ -33,7 +33,7 @@ namespace {
 constexpr int64_t kBandPixels = 32768;  // pixels per band (and partial sum)...
 constexpr int64_t kMinBandRows = 16;     // ...but at least this many rows: each band recomputes 2 halo rows
 constexpr int64_t kLanes = 16;          // independent accumulators per sum, so the adds vectorize
-constexpr int64_t kRing = 4;            // rows y-1..y+2 of each input are live at once (row y at slot y & 3)
+constexpr int64_t kRing = 4;            // row y of an input or of ex/ey at slot y & 3 (at most 3 are live)
 
 template <typename acc_t>
 using SumArray = std::array<acc_t, kAgSums>;
@@ -307,9 +307,8 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
   // Derivative rows r0-1 .. r1 (a 1-row halo each side), input rows r0-2 .. r1+1.
   enter(r0 - 2);
   enter(r0 - 1);
-  enter(r0);
   for (int64_t yy = r0 - 1; yy <= r1; ++yy) {
-    enter(yy + 1);  // slot of row yy - 3: no longer read
+    enter(yy + 1);  // into the slot of row yy - 3: no longer read
     const int64_t y = yy - 1;
     const bool fused = e_row(yy, y >= r0);
     // Row yy - 1 now has its three derivative rows.
