@@ -223,17 +223,20 @@ def op_samples(device):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("weight_mode", [0, 1, 2])
-def test_grad_bases_are_folded_into_the_gradient(device, dtype, weight_mode):
+@pytest.mark.parametrize("count", [1, 2, 3, 4])
+def test_grad_bases_are_folded_into_the_gradient(device, dtype, weight_mode, count):
     """grad = coefs[K] * (the Laplacian's gradient) + sum_k coefs[k] * bases[k], as the
-    presets use it: computed in the accumulation type, rounded once to pred's dtype."""
+    presets use it: computed in the accumulation type, rounded once to pred's dtype.
+    Every count up to the op's maximum (the CPU loop is specialised per count)."""
     shape = (2, 1, 48, 80)
     p, g = rand(shape, 41, device).to(dtype), rand(shape, 42, device)
     weight = None if weight_mode == 0 else rand(shape, 43, device)
     if weight_mode == 2:
         weight = (weight > 0.4).to(torch.uint8)
-    bases = torch.stack([rand(shape, 44, device), rand(shape, 45, device)]).to(dtype)
+    bases = torch.stack([rand(shape, 44 + k, device) for k in range(count)]).to(dtype)
     acc = torch.float64 if dtype == torch.float64 else torch.float32
-    coefs = torch.tensor([0.75, -1.5, 2.5], dtype=acc, device=device)
+    base_coefs = [0.75, -1.5, 0.25, 3.0][:count]
+    coefs = torch.tensor(base_coefs + [2.5], dtype=acc, device=device)
     args = (p, g, weight, 4, [1.0, 0.5, 2.0, 4.0], 0, True, weight_mode, 1.0, 3.0 if weight_mode == 2 else 0.0, True)
     loss, levels, own = laplacian_loss_forward(*args)
     folded_loss, folded_levels, folded = laplacian_loss_forward(*args, bases, coefs)
@@ -241,7 +244,7 @@ def test_grad_bases_are_folded_into_the_gradient(device, dtype, weight_mode):
     # The op folds in the accumulation type from the unrounded gradient: compare with
     # the float64 op's own gradient, within one rounding of dtype.
     own64 = laplacian_loss_forward(p.double(), *args[1:])[2]
-    want = 2.5 * own64 + 0.75 * bases[0].double() - 1.5 * bases[1].double()
+    want = 2.5 * own64 + sum(c * b.double() for c, b in zip(base_coefs, bases))
     tol = {torch.float64: 1e-13, torch.float32: 1e-6, torch.bfloat16: 1e-2}[dtype]
     assert folded.dtype == dtype
     assert max_rel_err(folded, want) <= tol

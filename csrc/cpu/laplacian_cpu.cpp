@@ -522,14 +522,30 @@ void forward_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
 }
 
 // The other losses' gradients folded into one row of the gradient (lap::with_bases).
+// with_bases over a row, N bases: a compile-time count and local copies of the
+// coefficients and row pointers, so the loop vectorizes (a runtime count left it scalar).
+template <int N, typename acc_t>
+ML_INLINE void fold_n(const acc_t* coef, const acc_t* const* rows, int64_t W, acc_t* out) {
+  static_assert(N <= lap::kMaxBases, "more bases than Args holds");
+  acc_t c[N + 1];
+  const acc_t* r[N];
+  for (int k = 0; k <= N; ++k) c[k] = coef[k];
+  for (int k = 0; k < N; ++k) r[k] = rows[k];
+#pragma GCC ivdep
+  for (int64_t x = 0; x < W; ++x) out[x] = lap::with_bases(out[x], c, N, [&](int64_t k) { return r[k][x]; });
+}
+
 template <typename acc_t>
 ML_CPU_CLONES void fold_bases(const Args<acc_t>& a, int64_t offset, int64_t W, acc_t* out, acc_t* staging) {
   const int64_t stride = a.planes * a.geo.H[0] * a.geo.W[0];
   const acc_t* rows[lap::kMaxBases];
   for (int64_t k = 0; k < a.base_count; ++k) rows[k] = read(a.bases, k * stride + offset, W, staging + k * W);
-  const acc_t* coef = a.base_coef;
-  const int64_t count = a.base_count;
-  for (int64_t x = 0; x < W; ++x) out[x] = lap::with_bases(out[x], coef, count, [&](int64_t k) { return rows[k][x]; });
+  switch (a.base_count) {
+    case 1: return fold_n<1>(a.base_coef, rows, W, out);
+    case 2: return fold_n<2>(a.base_coef, rows, W, out);
+    case 3: return fold_n<3>(a.base_coef, rows, W, out);
+    default: return fold_n<4>(a.base_coef, rows, W, out);
+  }
 }
 
 // t_l = s_l + down^T(t_{l+1}), zero on the rows/columns cropped away: added
