@@ -71,8 +71,10 @@ const data_t* read_target(const Input& in, int64_t offset, int64_t n, acc_t* sta
 // The hot loop for one frame of one block: pure arithmetic, no data-dependent
 // branches, so GCC vectorizes it. ivdep: outputs are fresh tensors or our own
 // arrays, never an input (without it GCC would need a runtime overlap check for
-// each pair of the ~30 pointers and leave the loop scalar).
-template <bool kFirst, typename acc_t, typename data_t>
+// each pair of the ~30 pointers and leave the loop scalar). kDivide false: both
+// scales are 1, and the targets' divisions (4 per element, the loop's slowest
+// instructions) are skipped: v / 1 == v exactly.
+template <bool kFirst, bool kDivide, typename acc_t, typename data_t>
 ML_CPU_CLONES void frame_block(const TemporalParams<acc_t>& params, const FrameView<acc_t, data_t>& v,
                                Staging<acc_t>& s, int64_t n) {
   const TemporalParams<acc_t> P = params;  // a local copy: stores can't alias it
@@ -97,7 +99,7 @@ ML_CPU_CLONES void frame_block(const TemporalParams<acc_t>& params, const FrameV
   acc_t* const cgf[3] = {cg1, cg2, cg3};
 #pragma GCC ivdep
   for (int64_t i = 0; i < n; ++i) {
-    const acc_t y = scaled(acc_t(tp[i]), P.pha_scale);
+    const acc_t y = kDivide ? scaled(acc_t(tp[i]), P.pha_scale) : acc_t(tp[i]);
     Carry<acc_t> c{cp0[i], ct0[i], cg0[i]};
     const Step<acc_t> a = temporal_step<kFirst>(pp[i], y, P.k_pha_l1, P.k_pha_coh, c);
     cp0[i] = c.pred;
@@ -113,8 +115,9 @@ ML_CPU_CLONES void frame_block(const TemporalParams<acc_t>& params, const FrameV
     const acc_t m_prev = cm[i];
     cm[i] = m;
     const acc_t xf[3] = {pf0[i] * m, pf1[i] * m, pf2[i] * m};
-    const acc_t yf[3] = {scaled(acc_t(tf0[i]), P.fgr_scale) * m, scaled(acc_t(tf1[i]), P.fgr_scale) * m,
-                         scaled(acc_t(tf2[i]), P.fgr_scale) * m};
+    const acc_t yf[3] = {(kDivide ? scaled(acc_t(tf0[i]), P.fgr_scale) : acc_t(tf0[i])) * m,
+                         (kDivide ? scaled(acc_t(tf1[i]), P.fgr_scale) : acc_t(tf1[i])) * m,
+                         (kDivide ? scaled(acc_t(tf2[i]), P.fgr_scale) : acc_t(tf2[i])) * m};
     acc_t l1 = 0, coh = 0, g[3];
     ML_UNROLL for (int ch = 0; ch < 3; ++ch) {
       Carry<acc_t> cf{cpf[ch][i], ctf[ch][i], cgf[ch][i]};
@@ -170,7 +173,7 @@ struct Lanes {
   }
 };
 
-template <typename data_t, typename acc_t>
+template <typename data_t, bool kDivide, typename acc_t>
 TemporalSums<acc_t> run_chunk(const TemporalArgs<acc_t>& a, Staging<acc_t>& s, int64_t sample, int64_t begin,
                               int64_t end) {
   using S = Staging<acc_t>;
@@ -194,9 +197,9 @@ TemporalSums<acc_t> run_chunk(const TemporalArgs<acc_t>& a, Staging<acc_t>& s, i
         if (t > 0) v.grad_prev[ch] = target(*grads[ch], offset(t - 1, ch, start), s.row(S::kGrad + ch));
       }
       if (t == 0) {
-        frame_block<true>(a.params, v, s, n);
+        frame_block<true, kDivide>(a.params, v, s, n);
       } else {
-        frame_block<false>(a.params, v, s, n);
+        frame_block<false, kDivide>(a.params, v, s, n);
         for (int ch = 0; ch < 4; ++ch) write_back(*grads[ch], offset(t - 1, ch, start), n, s.row(S::kGrad + ch));
         lanes.add(1, s.row(S::kPhaCoh), n);
         lanes.add(3, s.row(S::kFgrCoh), n);
@@ -216,12 +219,15 @@ template <typename data_t, typename acc_t>
 void forward(const TemporalArgs<acc_t>& a) {
   const int64_t chunks_per_sample = (a.pixels + kChunk - 1) / kChunk;
   std::vector<TemporalSums<acc_t>> partial(a.batch * chunks_per_sample);
+  const bool divide = !(a.params.pha_scale == acc_t(1) && a.params.fgr_scale == acc_t(1));
   at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t first, int64_t last) {
     auto staging = std::make_unique<Staging<acc_t>>();
     for (int64_t chunk = first; chunk < last; ++chunk) {
       const int64_t sample = chunk / chunks_per_sample;
       const int64_t begin = (chunk % chunks_per_sample) * kChunk;
-      partial[chunk] = run_chunk<data_t>(a, *staging, sample, begin, std::min(begin + kChunk, a.pixels));
+      const int64_t end = std::min(begin + kChunk, a.pixels);
+      partial[chunk] = divide ? run_chunk<data_t, true>(a, *staging, sample, begin, end)
+                              : run_chunk<data_t, false>(a, *staging, sample, begin, end);
     }
   });
   TemporalSums<double> total{0, 0, 0, 0};
