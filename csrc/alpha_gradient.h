@@ -57,6 +57,8 @@ struct AlphaGradParams {
   // coef of the unknown [0] and known [1] term in each map: 0 in the maps the
   // term does not go to, and when the term is off (set by set_map_coefs).
   acc_t map_coef[2][kMaxGroups];
+  // coef of the unknown [0] and known [1] term in the per-pixel value (0 when off).
+  acc_t value_coef[2];
   int64_t group[3];   // map of the unknown, known and Sobel (+ penalty) terms
   int64_t mask_mode;  // AlphaMaskMode
   int64_t rho;        // AlphaRho
@@ -71,6 +73,8 @@ inline void set_map_coefs(AlphaGradParams<acc_t>& P) {
     P.map_coef[0][k] = P.unknown_term && P.group[0] == k ? P.coef[kTermUnknown] : acc_t(0);
     P.map_coef[1][k] = P.known_term && P.group[1] == k ? P.coef[kTermKnown] : acc_t(0);
   }
+  P.value_coef[0] = P.unknown_term ? P.coef[kTermUnknown] : acc_t(0);
+  P.value_coef[1] = P.known_term ? P.coef[kTermKnown] : acc_t(0);
 }
 
 // w: 1 in the unknown region (or the weight itself); branch-free so CPU loops vectorize.
@@ -136,11 +140,13 @@ ML_INLINE void rho_masked(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, acc
   slope = dr * w;
 }
 
-// The pointwise part at one pixel: adds the term values to `sums` and
-// returns the gradient contribution to each map.
+// The pointwise part at one pixel: the term values (added to the sums), the
+// weighted sum of the terms that are on (reduction "none"'s per-pixel value)
+// and the gradient contribution to each map.
 template <typename acc_t>
 struct PointResult {
   acc_t unknown, known, w, wk;
+  acc_t value;
   acc_t grad[kMaxGroups];
 };
 
@@ -164,6 +170,7 @@ ML_INLINE void alpha_pixel(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, ac
   rho_masked(P, p, g, wk, vk, sk);
   r.unknown = vu;
   r.known = vk;
+  r.value = P.value_coef[0] * vu + P.value_coef[1] * vk;
   ML_UNROLL for (int k = 0; k < kMaxGroups; ++k) r.grad[k] = P.map_coef[0][k] * su + P.map_coef[1][k] * sk;
 }
 

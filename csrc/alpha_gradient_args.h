@@ -18,6 +18,7 @@ struct AlphaGradArgs {
   int64_t groups = 0;       // gradient maps (1..kMaxGroups)
   Input pred, gt, mask;     // (B,1,H,W); mask.data is null for kAgNoMask
   Output grad;              // (groups, B, 1, H, W) in pred's dtype; null: not requested
+  Output values;            // (B, 1, H, W) per-pixel value (acc_t); null: not requested
   acc_t* sums = nullptr;    // (B, kAgSums)
 };
 

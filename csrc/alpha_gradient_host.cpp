@@ -40,8 +40,9 @@ void fill(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& gt,
   a.pred = input(pred, "pred_alpha");
   a.gt = input(gt, "alpha");
   if (mask.has_value()) a.mask = input(*mask, "mask");
-  const auto& [sums, grad] = out;
+  const auto& [sums, grad, values] = out;
   a.grad = output(grad);
+  a.values = output(values);
   a.sums = sums.mutable_data_ptr<acc_t>();
 }
 
@@ -51,7 +52,7 @@ AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt,
                                    int64_t mask_mode, double mask_lo, double mask_hi, double alpha_scale,
                                    int64_t rho, double eps, bool mask_in_diff, bool unknown_term, bool known_term,
                                    int64_t sobel, double grad_eps, at::ArrayRef<double> coef,
-                                   at::IntArrayRef group, int64_t groups, bool grad) {
+                                   at::IntArrayRef group, int64_t groups, bool grad, bool per_pixel) {
   TORCH_CHECK(pred.dim() == 4 && pred.size(1) == 1, "mattingloss: pred_alpha has shape ", pred.sizes(),
               ", expected (B, 1, H, W)");
   TORCH_CHECK(pred.numel() > 0, "mattingloss: pred_alpha is empty");
@@ -71,6 +72,8 @@ AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt,
   TORCH_CHECK(group.size() == 3, "mattingloss: group needs 3 values, got ", group.size());
   TORCH_CHECK(groups >= 1 && groups <= kMaxGroups, "mattingloss: groups must be in 1..", kMaxGroups, ", got ", groups);
   for (int64_t g : group) TORCH_CHECK(g >= 0 && g < groups, "mattingloss: group index ", g, " out of 0..", groups - 1);
+  // A Sobel term's per-pixel gradient is no multiple of its per-pixel value: no "none" for it.
+  TORCH_CHECK(!per_pixel || sobel == kSobelNone, "mattingloss: per_pixel values need sobel == ", int64_t(kSobelNone));
 
   const bool use_double = pred.scalar_type() == at::kDouble;
   const auto acc = use_double ? at::kDouble : at::kFloat;
@@ -78,7 +81,9 @@ AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt,
   AlphaGradOp op;
   op.use_double = use_double;
   op.outputs = AlphaGradResult(at::empty({B, kAgSums}, pred.options().dtype(acc)),
-                               grad ? at::empty({groups, B, 1, H, W}, pred.options()) : at::empty({0}, pred.options()));
+                               grad ? at::empty({groups, B, 1, H, W}, pred.options()) : at::empty({0}, pred.options()),
+                               per_pixel ? at::empty({B, 1, H, W}, pred.options().dtype(acc))
+                                         : at::empty({0}, pred.options().dtype(acc)));
   if (use_double) {
     fill(op.f64, pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps, mask_in_diff, unknown_term,
          known_term, sobel, grad_eps, coef, group, groups, op.outputs);

@@ -13,7 +13,7 @@
 
 namespace mattingloss {
 
-using AlphaGradResult = std::tuple<at::Tensor, at::Tensor>;  // (sums, grad)
+using AlphaGradResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;  // (sums, grad, values)
 
 struct AlphaGradOp {
   AlphaGradResult outputs;
@@ -26,6 +26,6 @@ AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt,
                                    int64_t mask_mode, double mask_lo, double mask_hi, double alpha_scale,
                                    int64_t rho, double eps, bool mask_in_diff, bool unknown_term, bool known_term,
                                    int64_t sobel, double grad_eps, at::ArrayRef<double> coef,
-                                   at::IntArrayRef group, int64_t groups, bool grad);
+                                   at::IntArrayRef group, int64_t groups, bool grad, bool per_pixel);
 
 }  // namespace mattingloss

@@ -58,10 +58,12 @@ TORCH_LIBRARY(mattingloss, m) {
   // Masked alpha loss (L1/Charbonnier, unknown + known regions) and Sobel
   // gradient loss in one read of pred, alpha and mask: per-sample sums (B, 8)
   // and the per-pixel gradient of sum_t coef[t] * S_t in `groups` maps
-  // (groups, B, 1, H, W), empty when grad is false. Codes: csrc/alpha_gradient.h.
+  // (groups, B, 1, H, W), empty when grad is false; with per_pixel (pointwise
+  // terms only) also the per-pixel values of that sum, (B, 1, H, W) in the
+  // accumulation type (reduction "none"). Codes: csrc/alpha_gradient.h.
   m.def(
       "alpha_gradient_forward(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, float mask_lo, "
       "float mask_hi, float alpha_scale, int rho, float eps, bool mask_in_diff, bool unknown_term, "
-      "bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, bool grad) "
-      "-> (Tensor sums, Tensor grad)");
+      "bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, bool grad, "
+      "bool per_pixel=False) -> (Tensor sums, Tensor grad, Tensor values)");
 }

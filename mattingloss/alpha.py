@@ -19,7 +19,8 @@ ViTMatte unknown + known + grad    ``vitmatte_alpha_losses(p, g, trimap)`` (one 
 GCA/MGMatting/MatteFormer          ``alpha_loss(p, g, weight=w, guard=1e-8, mask_in_diff=True)``
 ``regression_loss`` (l1)
 GCA ``smooth_l1``                  ``alpha_loss(p, g, weight=w, rho="charbonnier", eps=1e-6, guard=1e-8, mask_in_diff=True)``
-mmagic ``L1Loss`` (weight)         ``alpha_loss(p, g, weight=w, guard=1e-12)`` (``reduction="sample"`` for sample_wise)
+mmagic ``L1Loss`` (weight)         ``alpha_loss(p, g, weight=w, guard=1e-12)`` (``reduction="sample"`` for sample_wise,
+                                   ``"none"`` for its per-pixel map)
 mmagic ``CharbonnierLoss``         ``alpha_loss(p, g, weight=w, rho="charbonnier", eps=1e-12, guard=1e-12)``
 RVM / plain ``F.l1_loss``          ``alpha_loss(p, g, region="all")``
 =================================  ==========================================================
@@ -38,7 +39,7 @@ alpha_gradient_forward = _ops.load_op(
     "mattingloss::alpha_gradient_forward(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, "
     "float mask_lo, float mask_hi, float alpha_scale, int rho, float eps, bool mask_in_diff, "
     "bool unknown_term, bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, "
-    "bool grad) -> (Tensor sums, Tensor grad)"
+    "bool grad, bool per_pixel=False) -> (Tensor sums, Tensor grad, Tensor values)"
 )
 
 # Codes shared with csrc/alpha_gradient.h.
@@ -47,7 +48,7 @@ RHOS = {"l1": 0, "charbonnier": 1}
 SOBEL_NONE, SOBEL_DIFF, SOBEL_MAGNITUDE = 0, 1, 2
 SUM_UNKNOWN, SUM_KNOWN, SUM_W_UNKNOWN, SUM_W_KNOWN, SUM_SOBEL_X, SUM_SOBEL_Y, SUM_PEN_X, SUM_PEN_Y = range(8)
 N_SUMS = 8
-REDUCTIONS = ("mean", "sample", "sum", "numel", "vitmatte")
+REDUCTIONS = ("mean", "sample", "sum", "numel", "vitmatte", "none")
 REGIONS = ("unknown", "known", "all")
 VITMATTE_PIXELS = 262144  # ViTMatte's hard-coded 512 * 512
 
@@ -55,11 +56,12 @@ VITMATTE_PIXELS = 262144  # ViTMatte's hard-coded 512 * 512
 @torch.library.register_fake("mattingloss::alpha_gradient_forward")
 def _alpha_gradient_forward_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
                                  mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group, groups,
-                                 grad):
+                                 grad, per_pixel=False):
     acc = torch.float64 if pred.dtype == torch.float64 else torch.float32
     B, _, H, W = pred.shape
     maps = pred.new_empty((groups, B, 1, H, W)) if grad else pred.new_empty((0,))
-    return pred.new_empty((B, N_SUMS), dtype=acc), maps
+    values = pred.new_empty((B, 1, H, W) if per_pixel else (0,), dtype=acc)
+    return pred.new_empty((B, N_SUMS), dtype=acc), maps, values
 
 
 # --------------------------------------------------------------------------- options
@@ -67,7 +69,8 @@ def _alpha_gradient_forward_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi,
 class Norm(NamedTuple):
     """How a term's sum becomes a loss. mode: "mean" (sum / (sum(w) + guard), 0 when
     that is 0), "sample" (the mean over samples of each one's own masked mean),
-    "sum", "numel" (over B*H*W, F.l1_loss's mean), "vitmatte" (the mean over B*H*W
+    "sum", "numel" (over B*H*W, F.l1_loss's mean), "none" (the per-pixel map; alpha_loss
+    only), "vitmatte" (the mean over B*H*W
     times B * crop_pixels / sum(w): ViTMatte's scale with its crop_pixels = 512^2, 0 when
     sum(w) is 0; crop_pixels 0: the input's own H * W, a true masked mean)."""
 
@@ -76,9 +79,12 @@ class Norm(NamedTuple):
     crop_pixels: int = VITMATTE_PIXELS
 
 
-def _norm(reduction, guard) -> Norm:
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"reduction: expected one of {list(REDUCTIONS)}, got {reduction!r}")
+def _norm(reduction, guard, per_pixel_ok=False) -> Norm:
+    allowed = REDUCTIONS if per_pixel_ok else REDUCTIONS[:-1]
+    if not isinstance(reduction, str) or reduction not in allowed:
+        why = " ('none' is alpha_loss's: a Sobel term's gradient is no per-pixel multiple of its value)"
+        raise ValueError(f"reduction: expected one of {list(allowed)}, got {reduction!r}"
+                         + (why if reduction == "none" else ""))
     guard = _args._number("guard", guard, low=0.0)
     return Norm(reduction, guard)
 
@@ -188,7 +194,7 @@ def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool) ->
     wu, wk, ws = spec.weights
     coef = [wu if spec.unknown else 0.0, wk if spec.known else 0.0, ws if spec.sobel_norm else 0.0,
             ws * spec.penalty if spec.sobel_norm else 0.0]
-    sums, maps = alpha_gradient_forward(
+    sums, maps, _ = alpha_gradient_forward(
         pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff,
         spec.unknown is not None, spec.known is not None, spec.sobel, spec.grad_eps, coef, group, groups,
         needs_grad)
@@ -269,10 +275,34 @@ def spec_norm_pooled(spec: Spec, g: int, group) -> bool:
     return all(n.mode != "sample" for n in norms)
 
 
+class PerPixelFunction(torch.autograd.Function):
+    """reduction "none": the (B,1,H,W) map of per-pixel terms; backward multiplies the
+    stored per-pixel derivative by grad_output (a map) elementwise."""
+
+    @staticmethod
+    def forward(ctx, pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool):
+        unknown, known = spec.unknown is not None, spec.known is not None
+        _, maps, values = alpha_gradient_forward(
+            pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff, unknown, known,
+            SOBEL_NONE, spec.grad_eps, [1.0, 1.0, 0.0, 0.0], [0, 0, 0], 1, needs_grad, True)
+        ctx.save_for_backward(maps)
+        return values
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_values):
+        (maps,) = ctx.saved_tensors
+        return _ops.stored_gradients(ctx, (maps[0],), grad_values, 8)
+
+
 def run(spec: Spec, pred_alpha, alpha, trimap=None, weight=None, check_weight=True):
-    """Checks the tensors and runs one fused call: (total, components[3])."""
+    """Checks the tensors and runs one fused call: (total, components[3]), or for
+    reduction "none" (the per-pixel map, None)."""
     args = op_arguments(spec, pred_alpha, alpha, trimap, weight, check_weight)
-    return AlphaGradientFunction.apply(*args, spec, torch.is_grad_enabled() and args[0].requires_grad)
+    needs_grad = torch.is_grad_enabled() and args[0].requires_grad
+    if spec.sobel == SOBEL_NONE and (spec.unknown or spec.known).mode == "none":
+        return PerPixelFunction.apply(*args, spec, needs_grad), None
+    return AlphaGradientFunction.apply(*args, spec, needs_grad)
 
 
 def op_arguments(spec: Spec, pred_alpha, alpha, trimap=None, weight=None, check_weight=True) -> tuple:
@@ -303,7 +333,7 @@ def _alpha_spec(region, rho, eps, reduction, guard, mask_in_diff, alpha_scale, u
     if not isinstance(region, str) or region not in REGIONS:
         raise ValueError(f"region: expected one of {list(REGIONS)}, got {region!r}")
     rho_code, eps = _rho(rho, eps)
-    norm = _norm(reduction, guard)
+    norm = _norm(reduction, guard, per_pixel_ok=True)
     if region == "all":
         if unknown_value is not None or unknown_range is not None:
             raise ValueError("unknown_value/unknown_range: region='all' reads no trimap; drop them")
@@ -359,7 +389,10 @@ def alpha_loss(
             mean of the masked values), ``"vitmatte"`` (ViTMatte's ``F.l1_loss(p*m, g*m) *
             B * 262144 / sum(m)``: the 512*512 crop is hard-coded there, so it is a mean
             only for 512 x 512 inputs; reproduced as is. ViTMatte's own unknown term gives
-            NaN on an empty region; we return 0 there, as its known term does).
+            NaN on an empty region; we return 0 there, as its known term does), or
+            ``"none"``: the (B,1,H,W) map of per-pixel terms (``w * rho(d)`` or
+            ``rho(p*w - g*w)``: mmagic's ``reduction='none'``), float32 (float64 for
+            float64 pred_alpha); ``guard`` is unused then.
         guard: added to the weight sum of ``"mean"``/``"sample"`` (GCA 1e-8, mmagic 1e-12).
         check_weight: raise on a negative ``weight`` (as DIMLoss: on CUDA the check reads
             the weight on the host, a sync; skipped under torch.compile and CUDA-graph

@@ -712,6 +712,17 @@ def case_alpha_unaligned_views_mmagic_sample(device):
 
 
 @case(needs=AG)
+def case_alpha_none_maps(device):
+    # reduction "none": the kernel writes the per-pixel values; backward multiplies the
+    # stored derivative by a grad_output map.
+    soft = run_alpha(device, 2, 19, 37, "bf16", "uint8", mask="weight", rho="charbonnier", eps=1e-8,
+                     reduction="none")
+    known = run_alpha(device, 1, 33, 70, "f32", "same", mask="equal", region="known", mask_in_diff=True,
+                      reduction="none")
+    return {**soft, **{f"known_{k}": v for k, v in known.items()}}
+
+
+@case(needs=AG)
 def case_gradient_forward_only(device):
     with torch.no_grad():
         return run_alpha(device, 2, 20, 40, "f32", "uint8", mask="equal", fn="gradient", style="gca", grad=False)

@@ -189,6 +189,79 @@ def test_gradcheck_trio(device):
     assert torch.autograd.gradcheck(f, (pred.requires_grad_(),))
 
 
+# reduction="none": (name, ours(pred, gt, trimap, weight), the reference's per-pixel map)
+PER_PIXEL = [
+    ("mmagic_l1_none",
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, reduction="none"),
+     lambda p, g, t, w: ref.mmagic_l1_loss(p, g, w, reduction="none")),
+    ("mmagic_charbonnier_none",
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, rho="charbonnier", eps=1e-3, reduction="none"),
+     lambda p, g, t, w: ref.mmagic_charbonnier_loss(p, g, w, reduction="none", eps=1e-3)),
+    ("l1_in_diff_none",  # F.l1_loss(p * w, g * w, reduction="none"), GCA's form
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, mask_in_diff=True, reduction="none"),
+     lambda p, g, t, w: torch.nn.functional.l1_loss(p * w, g * w, reduction="none")),
+    ("charbonnier_in_diff_none",
+     lambda p, g, t, w: alpha_loss(p, g, weight=w, rho="charbonnier", eps=1e-3, mask_in_diff=True, reduction="none"),
+     lambda p, g, t, w: torch.sqrt((p * w - g * w) ** 2 + 1e-3)),
+    ("known_trimap_none",
+     lambda p, g, t, w: alpha_loss(p, g, t, unknown_value=0.5, region="known", reduction="none"),
+     lambda p, g, t, w: ref.mmagic_l1_loss(p, g, (sample_map(t) == 0).to(p.dtype), reduction="none")),
+    ("all_none",
+     lambda p, g, t, w: AlphaLoss(region="all", reduction="none")(p, g),
+     lambda p, g, t, w: torch.nn.functional.l1_loss(p, g, reduction="none")),
+]
+
+
+@pytest.mark.parametrize("name, ours, theirs", PER_PIXEL, ids=[c[0] for c in PER_PIXEL])
+def test_reduction_none_matches_reference_float64(device, name, ours, theirs):
+    """The (B,1,H,W) map of per-pixel terms and its gradient for a grad_output map, as
+    mmagic's reduction='none' (and the mask-in-difference forms) give them; kinks included."""
+    pred, gt, trimap, weight = batch(2, 9, 13, device=device)
+    pred[:, :, ::3] = gt[:, :, ::3]  # every third row on the L1 kink
+    v = torch.rand(pred.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64).to(device) + 0.5
+    results = []
+    for fn in (ours, theirs):
+        p = pred.clone().requires_grad_()
+        out = fn(p, gt, trimap, weight)
+        results.append((out.detach(), *torch.autograd.grad(out, p, v)))
+    (value, grad), (expected, expected_grad) = (r[:2] for r in results)
+    assert value.shape == pred.shape and value.dtype == torch.float64
+    assert max_rel_err(value, expected) <= TOL
+    assert max_rel_err(grad, expected_grad) <= TOL
+    if "charbonnier" not in name:
+        assert torch.equal(grad[:, :, ::3], torch.zeros_like(grad[:, :, ::3]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_reduction_none_sums_to_sum_and_keeps_dtypes(device, dtype):
+    """The map adds up to reduction="sum"; float32 for half-precision pred (as DIMLoss's
+    map), the gradient in pred's dtype."""
+    pred, gt, _, weight = batch(2, 16, 24, device=device)
+    p = pred.to(dtype).requires_grad_()
+    values = alpha_loss(p, gt, weight=weight, rho="charbonnier", eps=1e-6, reduction="none")
+    total = alpha_loss(p, gt, weight=weight, rho="charbonnier", eps=1e-6, reduction="sum")
+    assert values.dtype == torch.float32 and values.shape == pred.shape
+    assert max_rel_err(values.double().sum(), total.double()) <= 1e-6
+    (grad,) = torch.autograd.grad(values.sum(), p)
+    (grad_sum,) = torch.autograd.grad(alpha_loss(p, gt, weight=weight, rho="charbonnier", eps=1e-6, reduction="sum"), p)
+    assert grad.dtype == dtype and torch.equal(grad, grad_sum)
+
+
+@pytest.mark.parametrize("rho", ["l1", "charbonnier"])
+def test_gradcheck_reduction_none(device, rho):
+    pred, gt, trimap, weight = batch(2, 5, 6, device=device)
+    f = lambda p: alpha_loss(p, gt, weight=weight, rho=rho, eps=1e-3, reduction="none")  # noqa: E731
+    assert torch.autograd.gradcheck(f, (pred.requires_grad_(),))
+
+
+def test_reduction_none_is_the_pointwise_losses_only(device):
+    pred, gt, trimap, _ = batch(1, 6, 6, device=device)
+    with pytest.raises(ValueError, match="reduction: expected one of .*got 'none' .'none' is alpha_loss's"):
+        mattingloss.gradient_loss(pred, gt, trimap, reduction="none")
+    with pytest.raises(ValueError, match="reduction: expected one of"):
+        alpha_loss(pred, gt, trimap, reduction="per_pixel")
+
+
 def test_mask_in_diff_differs_for_charbonnier():
     """Charbonnier: rho(p*w - g*w) adds sqrt(eps) at every w = 0 pixel, w * rho(p - g) does not."""
     pred, gt, _, weight = batch(1, 4, 5)
@@ -266,8 +339,8 @@ def test_converted_rows_match_rows_read_in_place(device, sobel):
             p, gt, trimap, 0, 128.0, 128.0, 255.0, 0, 0.0, True, True, True, sobel, 1e-8, [1.0, 1.0, 1.0, 0.01],
             [0, 1, 0], 2, True)
 
-    sums, grad = op(pred, gt8, trimap8)
-    f_sums, f_grad = op(pred.float(), gt8.float(), trimap8.float())
+    sums, grad, _ = op(pred, gt8, trimap8)
+    f_sums, f_grad, _ = op(pred.float(), gt8.float(), trimap8.float())
     assert grad.dtype == torch.bfloat16 and f_grad.dtype == torch.float32
     assert torch.equal(sums, f_sums)
     assert torch.equal(grad, f_grad.to(torch.bfloat16))
@@ -416,12 +489,14 @@ def test_negative_weight_is_rejected_unless_check_weight_is_false(device, call):
 def op_samples(device):
     pred, gt, trimap, weight = batch(2, 6, 8, device=device)
     op_args = dict(alpha_scale=1.0, rho=0, eps=0.0, mask_in_diff=True, unknown_term=True, known_term=True,
-                   sobel=1, grad_eps=1e-8, coef=[1.0, 1.0, 1.0, 0.01], group=[0, 1, 0], groups=2, grad=True)
+                   sobel=1, grad_eps=1e-8, coef=[1.0, 1.0, 1.0, 0.01], group=[0, 1, 0], groups=2, grad=True,
+                   per_pixel=False)
 
     def args(p, g, m, mode, lo, hi, **changes):
         a = {**op_args, **changes}
         return (p, g, m, mode, lo, hi, a["alpha_scale"], a["rho"], a["eps"], a["mask_in_diff"], a["unknown_term"],
-                a["known_term"], a["sobel"], a["grad_eps"], a["coef"], a["group"], a["groups"], a["grad"])
+                a["known_term"], a["sobel"], a["grad_eps"], a["coef"], a["group"], a["groups"], a["grad"],
+                a["per_pixel"])
 
     yield args(pred, gt, trimap, 0, 0.5, 0.5)
     yield args(pred.float(), (gt * 255).to(torch.uint8), (trimap * 255).to(torch.uint8), 1, 100.0, 200.0,
@@ -430,6 +505,8 @@ def op_samples(device):
     yield args(pred.to(torch.float16), gt, None, 3, 0.0, 0.0, known_term=False, groups=1, group=[0, 0, 0],
                grad=False)
     yield args(pred, gt, weight, 2, 0.0, 0.0, groups=3, group=[2, 1, 0], mask_in_diff=False)
+    yield args(pred.to(torch.bfloat16), gt, weight, 2, 0.0, 0.0, known_term=False, sobel=0, groups=1,
+               group=[0, 0, 0], coef=[1.0, 0.0, 0.0, 0.0], per_pixel=True)
 
 
 def test_opcheck(device):
@@ -441,7 +518,7 @@ def test_op_rejects_bad_arguments_directly(device):
     args = list(next(op_samples(device)))
     bad = [(1, args[1][..., :3], "alpha has shape"), (3, 7, "bad mask_mode"), (7, 5, "bad rho"),
            (12, 9, "bad sobel"), (16, 4, "groups must be in 1..3"), (15, [0, 2, 0], "group index 2 out of 0..1"),
-           (2, None, "mask must be given")]
+           (2, None, "mask must be given"), (18, True, "per_pixel values need sobel == 0")]
     for index, value, match in bad:
         changed = list(args)
         changed[index] = value

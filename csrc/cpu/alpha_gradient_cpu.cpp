@@ -81,10 +81,11 @@ struct RowBuffers {
   acc_t *ex[kRing], *ey[kRing];        // derivative rows d/dSx(p), d/dSy(p)
   acc_t *cx, *cy;                      // padded: column pass of the adjoint
   acc_t* grad[kMaxGroups];             // the gradient rows (staged when not acc_t)
+  acc_t* values;                       // the per-pixel values (unused unless requested)
 
   explicit RowBuffers(int64_t W) {
     const int64_t pw = W + 2;
-    const int64_t rows = 1 + 3 * kRing + 4 + 2 * kRing + 2 + kMaxGroups;
+    const int64_t rows = 1 + 3 * kRing + 4 + 2 * kRing + 2 + kMaxGroups + 1;
     storage.assign(rows * pw, acc_t(0));
     acc_t* q = storage.data();
     auto next = [&]() {
@@ -98,6 +99,7 @@ struct RowBuffers {
     for (int i = 0; i < kRing; ++i) ex[i] = next(), ey[i] = next();
     cx = next(), cy = next();
     for (auto& r : grad) r = next();
+    values = next();
   }
 };
 
@@ -180,10 +182,12 @@ ML_CPU_CLONES void adjoint_col_row(const acc_t* exu, const acc_t* exm, const acc
 }
 
 // The pointwise terms of row y and its gradient rows: the pointwise
-// derivatives plus, in the Sobel term's map, the adjoint's row pass over cx/cy.
-template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, bool kInDiff, typename acc_t>
+// derivatives plus, in the Sobel term's map, the adjoint's row pass over cx/cy;
+// kValues: the per-pixel values too.
+template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, bool kInDiff, bool kValues, typename acc_t>
 ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* p, const acc_t* g, const acc_t* m,
-                             const acc_t* cx, const acc_t* cy, acc_t* const* grad, Lanes<acc_t>& lanes, int64_t W) {
+                             const acc_t* cx, const acc_t* cy, acc_t* const* grad, acc_t* values,
+                             Lanes<acc_t>& lanes, int64_t W) {
   AlphaGradParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.rho = kRho;                         // constants: GCC vectorizes no select on a
   P.mask_in_diff = kInDiff;             // scalar condition, so these must fold away
@@ -201,6 +205,7 @@ ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* 
     sums[1][k] += pt.known;
     sums[2][k] += pt.w;
     sums[3][k] += pt.wk;
+    if (kValues) values[x] = pt.value;
     acc_t adj = 0;
     if (kSobel) adj = sobel_adjoint_row(cx[x], cx[x + 2], cy[x], cy[x + 1], cy[x + 2]);
     g0[x] = pt.grad[0] + (sobel_group == 0 ? adj : acc_t(0));
@@ -239,6 +244,15 @@ struct RowSource {
   const acc_t* operator[](int64_t y) const { return row[y & (kRing - 1)]; }
 };
 
+// The point_row instance for the options that are runtime values.
+template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, typename acc_t>
+auto point_row_for(const AlphaGradParams<acc_t>& P, bool values) {
+  return P.mask_in_diff ? (values ? &point_row<kMode, kSobel, kGroups, kRho, true, true, acc_t>
+                                  : &point_row<kMode, kSobel, kGroups, kRho, true, false, acc_t>)
+                        : (values ? &point_row<kMode, kSobel, kGroups, kRho, false, true, acc_t>
+                                  : &point_row<kMode, kSobel, kGroups, kRho, false, false, acc_t>);
+}
+
 template <int64_t kMode, int64_t kSobel, int64_t kGroups, typename acc_t>
 SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, int64_t sample, int64_t r0, int64_t r1) {
   const int64_t H = a.height, W = a.width;
@@ -263,13 +277,12 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
     const int64_t off = base + y * W;
     for (int64_t gi = 0; gi < kGroups; ++gi) grad[gi] = target(a.grad, gi * plane + off, b.grad[gi]);
     for (int64_t gi = kGroups; gi < kMaxGroups; ++gi) grad[gi] = b.grad[gi];
-    auto* row = P.rho == kRhoL1
-                    ? (P.mask_in_diff ? &point_row<kMode, kHasSobel, kGroups, kRhoL1, true, acc_t>
-                                      : &point_row<kMode, kHasSobel, kGroups, kRhoL1, false, acc_t>)
-                    : (P.mask_in_diff ? &point_row<kMode, kHasSobel, kGroups, kRhoCharbonnier, true, acc_t>
-                                      : &point_row<kMode, kHasSobel, kGroups, kRhoCharbonnier, false, acc_t>);
-    row(P, p[y], g[y], m[y], b.cx, b.cy, grad, lanes, W);
+    acc_t* values = target(a.values, off, b.values);
+    auto* row = P.rho == kRhoL1 ? point_row_for<kMode, kHasSobel, kGroups, kRhoL1>(P, a.values.data != nullptr)
+                                : point_row_for<kMode, kHasSobel, kGroups, kRhoCharbonnier>(P, a.values.data != nullptr);
+    row(P, p[y], g[y], m[y], b.cx, b.cy, grad, values, lanes, W);
     for (int64_t gi = 0; gi < kGroups; ++gi) write_back(a.grad, gi * plane + off, W, b.grad[gi]);
+    write_back(a.values, off, W, values);
   };
   if (!kHasSobel) {
     for (int64_t y = r0; y < r1; ++y) {
@@ -376,10 +389,10 @@ AlphaGradResult alpha_gradient_forward_cpu(const at::Tensor& pred, const at::Ten
                                            double mask_hi, double alpha_scale, int64_t rho, double eps,
                                            bool mask_in_diff, bool unknown_term, bool known_term, int64_t sobel,
                                            double grad_eps, at::ArrayRef<double> coef, at::IntArrayRef group,
-                                           int64_t groups, bool grad) {
+                                           int64_t groups, bool grad, bool per_pixel) {
   AlphaGradOp op = prepare_alpha_gradient(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
                                           mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group,
-                                          groups, grad);
+                                          groups, grad, per_pixel);
   if (op.use_double) {
     run(op.f64);
   } else {

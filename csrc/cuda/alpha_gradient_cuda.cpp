@@ -29,11 +29,11 @@ AlphaGradResult alpha_gradient_forward_cuda(const at::Tensor& pred, const at::Te
                                             double mask_hi, double alpha_scale, int64_t rho, double eps,
                                             bool mask_in_diff, bool unknown_term, bool known_term, int64_t sobel,
                                             double grad_eps, at::ArrayRef<double> coef, at::IntArrayRef group,
-                                            int64_t groups, bool grad) {
+                                            int64_t groups, bool grad, bool per_pixel) {
   const c10::cuda::CUDAGuard guard(pred.device());
   AlphaGradOp op = prepare_alpha_gradient(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
                                           mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group,
-                                          groups, grad);
+                                          groups, grad, per_pixel);
   if (op.use_double) {
     launch(op.f64, pred);
   } else {

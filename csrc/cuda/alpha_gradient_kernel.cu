@@ -142,6 +142,7 @@ __global__ void __launch_bounds__(kAgThreads)
     mine.v[kSumKnown] += pt.known;
     mine.v[kSumWUnknown] += pt.w;
     mine.v[kSumWKnown] += pt.wk;
+    if (a.values.data) gpu::store<1>(a.values, base + y * W + x, 1, false, &pt.value);
     if (!a.grad.data) continue;
     acc_t adj = 0;
     if (kSobel != kSobelNone) {
