@@ -254,6 +254,20 @@ def test_gradcheck_reduction_none(device, rho):
     assert torch.autograd.gradcheck(f, (pred.requires_grad_(),))
 
 
+def test_reduction_none_compiles_fullgraph(device):
+    """The per-pixel output through the fake kernel: no graph break, the same map and gradient."""
+    pred, gt, _, weight = (t.float() for t in batch(2, 12, 10, device=device))
+    v = torch.rand(pred.shape, generator=torch.Generator().manual_seed(3)).to(device)
+
+    def step(p):
+        return (alpha_loss(p, gt, weight=weight, rho="charbonnier", eps=1e-6, reduction="none") * v).sum()
+
+    value, grad = loss_and_grad(step, pred)
+    c_value, c_grad = loss_and_grad(torch.compile(step, fullgraph=True), pred)
+    assert max_rel_err(c_value, value) <= 1e-6
+    assert max_rel_err(c_grad, grad) <= 1e-6
+
+
 def test_reduction_none_is_the_pointwise_losses_only(device):
     pred, gt, trimap, _ = batch(1, 6, 6, device=device)
     with pytest.raises(ValueError, match="reduction: expected one of .*got 'none' .'none' is alpha_loss's"):
