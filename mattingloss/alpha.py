@@ -80,7 +80,7 @@ class Norm(NamedTuple):
 
 
 def _norm(reduction, guard, per_pixel_ok=False) -> Norm:
-    allowed = REDUCTIONS if per_pixel_ok else REDUCTIONS[:-1]
+    allowed = REDUCTIONS if per_pixel_ok else tuple(r for r in REDUCTIONS if r != "none")
     if not isinstance(reduction, str) or reduction not in allowed:
         why = " ('none' is alpha_loss's: a Sobel term's gradient is no per-pixel multiple of its value)"
         raise ValueError(f"reduction: expected one of {list(allowed)}, got {reduction!r}"

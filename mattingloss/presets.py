@@ -85,16 +85,19 @@ def _acc(pred: Tensor) -> torch.dtype:
     return torch.float64 if pred.dtype == torch.float64 else torch.float32
 
 
-def _laplacian_folding(pred, lap_args, bases, base_coefs, lap_weight, needs_grad):
-    """The Laplacian op on ``pred`` (lap_args: the rest of _laplacian.op_arguments) with the
+def _laplacian_folding(pred, gt, options, bases, base_coefs, lap_weight, needs_grad):
+    """RVM's unweighted Laplacian op on ``pred`` against ``gt`` (options: levels,
+    level_weights, padding, crop_to_even, gt_scale from _laplacian.op_arguments) with the
     other terms' gradient maps folded into its gradient as it is written: one buffer holds
     the total's gradient (no add pass, one scaling in backward). Returns (loss, gradient)."""
+    levels, level_weights, padding, crop_to_even, gt_scale = options
+    args = (pred, gt, None, levels, level_weights, padding, crop_to_even, _laplacian.NO_WEIGHT, gt_scale, 0.0)
     if not needs_grad:
-        loss, _, grad = _laplacian.laplacian_loss_forward(pred, *lap_args, False)
+        loss, _, grad = _laplacian.laplacian_loss_forward(*args, False)
         return loss, grad
     acc = _acc(pred)
     coefs = torch.cat([base_coefs.to(acc), base_coefs.new_full((1,), lap_weight, dtype=acc)])
-    loss, _, grad = _laplacian.laplacian_loss_forward(pred, *lap_args, True, bases, coefs)
+    loss, _, grad = _laplacian.laplacian_loss_forward(*args, True, bases, coefs)
     return loss, grad
 
 
@@ -107,8 +110,9 @@ class _ViTMatteFunction(torch.autograd.Function):
                 padding, crop_to_even, gt_scale):
         t = _alpha.forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad)
         factors = [f[0] for f in t.factors]  # ViTMatte's factors are pooled: one per map
-        lap_args = (gt if lap_gt is None else lap_gt, None, levels, level_weights, padding, crop_to_even, _laplacian.NO_WEIGHT, gt_scale, 0.0)
-        lap, grad = _laplacian_folding(pred, lap_args, t.maps, torch.stack(factors), lap_weight, needs_grad)
+        options = (levels, level_weights, padding, crop_to_even, gt_scale)
+        lap, grad = _laplacian_folding(pred, gt if lap_gt is None else lap_gt, options, t.maps, torch.stack(factors),
+                                       lap_weight, needs_grad)
         total = t.total + (lap if lap_weight == 1.0 else lap_weight * lap)
         components = torch.cat([t.components, lap.detach().view(1)])
         ctx.mark_non_differentiable(components)
@@ -178,10 +182,10 @@ class _RVMFunction(torch.autograd.Function):
         total, terms, g_fgr, g_pha = _temporal.temporal_loss_forward(
             fgr, pha, t_fgr, t_pha, fgr_scale, pha_scale, w_pha_l1, w_pha_coh, w_fgr_l1, w_fgr_coh, grad_fgr, grad_pha)
         frames = pha.flatten(0, 1)
-        lap_args = (t_pha.flatten(0, 1), None, levels, level_weights, padding, crop_to_even, _laplacian.NO_WEIGHT,
-                    gt_scale, 0.0)
-        lap, g = _laplacian_folding(frames, lap_args, g_pha.view(1, *frames.shape) if grad_pha else None,
-                                    terms.new_ones((1,)), lap_weight, grad_pha)
+        options = (levels, level_weights, padding, crop_to_even, gt_scale)
+        lap, g = _laplacian_folding(frames, t_pha.flatten(0, 1), options,
+                                    g_pha.view(1, *frames.shape) if grad_pha else None, terms.new_ones((1,)),
+                                    lap_weight, grad_pha)
         total = total + (lap.to(total.dtype) if lap_weight == 1.0 else lap_weight * lap.to(total.dtype))
         terms = torch.cat([terms, lap.detach().to(terms.dtype).view(1)])
         ctx.mark_non_differentiable(terms)

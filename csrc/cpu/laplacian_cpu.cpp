@@ -521,7 +521,6 @@ void forward_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
   });
 }
 
-// The other losses' gradients folded into one row of the gradient (lap::with_bases).
 // with_bases over a row, N bases: a compile-time count and local copies of the
 // coefficients and row pointers, so the loop vectorizes (a runtime count left it scalar).
 template <int N, typename acc_t>
@@ -535,6 +534,7 @@ ML_INLINE void fold_n(const acc_t* coef, const acc_t* const* rows, int64_t W, ac
   for (int64_t x = 0; x < W; ++x) out[x] = lap::with_bases(out[x], c, N, [&](int64_t k) { return r[k][x]; });
 }
 
+// The other losses' gradients folded into one row of the gradient (lap::with_bases).
 template <typename acc_t>
 ML_CPU_CLONES void fold_bases(const Args<acc_t>& a, int64_t offset, int64_t W, acc_t* out, acc_t* staging) {
   const int64_t stride = a.planes * a.geo.H[0] * a.geo.W[0];
