@@ -3,7 +3,7 @@
 // in place (converted into a small ring of staging rows only when its dtype is
 // not the accumulation type), plus a 1-row halo per band each side. The Sobel
 // stencil and its adjoint are separable, so each runs as a column pass (down
-// three rows, into one padded row) and a row pass (across three columns of
+// three rows, into one zero-padded row) and a row pass (across three columns of
 // it). Per row: the responses' column pass; their row pass, giving the
 // derivative rows ex/ey (a ring) and, from the last three of those, the
 // adjoint's column pass; then the pointwise terms, the adjoint's row pass and
@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <vector>
 
 #include "../alpha_gradient.h"
@@ -70,27 +71,32 @@ struct Lanes {
     }                                                               \
   } while (0)
 
-// Everything one band needs. Padded rows have width W + 2 (index x + 1 holds
-// column x, zeros at both ends, never written); the others width W.
+// Everything one band needs, every row 64-byte aligned with its own zero
+// padding: a row pointer r points at column 0, r[-1] and r[W] are 0 (rows
+// outside the image and the stencils' zero padding), so the vector stores of
+// every row loop are aligned (a store split across two cache lines costs two).
 template <typename acc_t>
 struct RowBuffers {
+  static constexpr int64_t kAlign = 64 / sizeof(acc_t);  // elements per cache line
   std::vector<acc_t> storage;
-  acc_t* zeros;                        // W + 2 zeros: rows outside the image
+  acc_t* zeros;                        // a row of zeros: rows outside the image
   acc_t *p[kRing], *g[kRing], *m[kRing];  // staging of converted input rows
-  acc_t *sp, *tp, *sg, *tg;            // padded: column pass of the Sobel responses
+  acc_t *sp, *tp, *sg, *tg;            // column pass of the Sobel responses
   acc_t *ex[kRing], *ey[kRing];        // derivative rows d/dSx(p), d/dSy(p)
-  acc_t *cx, *cy;                      // padded: column pass of the adjoint
+  acc_t *cx, *cy;                      // column pass of the adjoint
   acc_t* grad[kMaxGroups];             // the gradient rows (staged when not acc_t)
   acc_t* values;                       // the per-pixel values (unused unless requested)
 
   explicit RowBuffers(int64_t W) {
-    const int64_t pw = W + 2;
+    // [kAlign zeros | W columns | >= 1 zero], a whole number of cache lines.
+    const int64_t pitch = (kAlign + W + 1 + kAlign - 1) / kAlign * kAlign;
     const int64_t rows = 1 + 3 * kRing + 4 + 2 * kRing + 2 + kMaxGroups + 1;
-    storage.assign(rows * pw, acc_t(0));
-    acc_t* q = storage.data();
+    storage.assign(rows * pitch + kAlign, acc_t(0));
+    const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
+    acc_t* q = storage.data() + (64 - address % 64) % 64 / sizeof(acc_t) + kAlign;
     auto next = [&]() {
       acc_t* r = q;
-      q += pw;
+      q += pitch;
       return r;
     };
     zeros = next();
@@ -116,23 +122,23 @@ ML_INLINE acc_t weight_at(const AlphaGradParams<acc_t>& P, const acc_t* m, int64
 
 // Column pass of the Sobel responses of row y, from rows u = y-1, m = y, d = y+1
 // of pred and the ground truth: per column, the [1,2,1] (for Sx) and [-1,0,1]
-// (for Sy) combinations, into padded rows (index x + 1).
+// (for Sy) combinations.
 template <typename acc_t>
 ML_CPU_CLONES void sobel_col_row(const acc_t* pu, const acc_t* pm, const acc_t* pd, const acc_t* gu, const acc_t* gm,
                                  const acc_t* gd, acc_t* sp, acc_t* tp, acc_t* sg, acc_t* tg, int64_t W) {
 #pragma GCC ivdep
   for (int64_t x = 0; x < W; ++x) {
-    sp[x + 1] = sobel_smooth(pu[x], pm[x], pd[x]);
-    tp[x + 1] = sobel_diff(pu[x], pd[x]);
-    sg[x + 1] = sobel_smooth(gu[x], gm[x], gd[x]);
-    tg[x + 1] = sobel_diff(gu[x], gd[x]);
+    sp[x] = sobel_smooth(pu[x], pm[x], pd[x]);
+    tp[x] = sobel_diff(pu[x], pd[x]);
+    sg[x] = sobel_smooth(gu[x], gm[x], gd[x]);
+    tg[x] = sobel_diff(gu[x], gd[x]);
   }
 }
 
 // Row pass: the Sobel responses of row y, the derivative rows ex/ey and (when
 // the row is the band's own, kSums) the four Sobel sums. kAdj: also the
 // adjoint's column pass at row y-1 (from derivative rows y-2 (exu, eyu), y-1
-// (exm) and y, this one) into the padded rows cx/cy, while ex/ey are in registers.
+// (exm) and y, this one) into the rows cx/cy, while ex/ey are in registers.
 template <int64_t kMode, int64_t kSobel, bool kInDiff, bool kSums, bool kAdj, typename acc_t>
 ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* sp, const acc_t* tp, const acc_t* sg,
                              const acc_t* tg, const acc_t* m, acc_t* ex, acc_t* ey, Lanes<acc_t>& lanes,
@@ -144,17 +150,17 @@ ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* 
   for (int j = 0; j < 4; ++j)
     for (int64_t k = 0; k < kLanes; ++k) sums[j][k] = lanes.lane[kSumSobelX + j][k];
   ML_LANE_LOOP(W, {
-    const acc_t gxp = sobel_diff(sp[x], sp[x + 2]);
-    const acc_t gyp = sobel_smooth(tp[x], tp[x + 1], tp[x + 2]);
-    const acc_t gxg = sobel_diff(sg[x], sg[x + 2]);
-    const acc_t gyg = sobel_smooth(tg[x], tg[x + 1], tg[x + 2]);
+    const acc_t gxp = sobel_diff(sp[x - 1], sp[x + 1]);
+    const acc_t gyp = sobel_smooth(tp[x - 1], tp[x], tp[x + 1]);
+    const acc_t gxg = sobel_diff(sg[x - 1], sg[x + 1]);
+    const acc_t gyg = sobel_smooth(tg[x - 1], tg[x], tg[x + 1]);
     SobelResult<acc_t> s;
     sobel_pixel(P, gxp, gyp, gxg, gyg, weight_at<kMode>(P, m, x), s);
     ex[x] = s.ex;
     ey[x] = s.ey;
     if (kAdj) {
-      cx[x + 1] = sobel_adjoint_col_x(exu[x], exm[x], s.ex);
-      cy[x + 1] = sobel_adjoint_col_y(eyu[x], s.ey);
+      cx[x] = sobel_adjoint_col_x(exu[x], exm[x], s.ex);
+      cy[x] = sobel_adjoint_col_y(eyu[x], s.ey);
     }
     if (kSums) {
       sums[0][k] += s.sx;
@@ -169,15 +175,14 @@ ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* 
   }
 }
 
-// Column pass of the adjoint at row y from derivative rows y-1, y, y+1 (padded
-// output), where sobel_row could not do it: row y+1 outside the image.
+// Column pass of the adjoint at row y from derivative rows y-1, y, y+1, where sobel_row could not do it: row y+1 outside the image.
 template <typename acc_t>
 ML_CPU_CLONES void adjoint_col_row(const acc_t* exu, const acc_t* exm, const acc_t* exd, const acc_t* eyu,
                                    const acc_t* eyd, acc_t* cx, acc_t* cy, int64_t W) {
 #pragma GCC ivdep
   for (int64_t x = 0; x < W; ++x) {
-    cx[x + 1] = sobel_adjoint_col_x(exu[x], exm[x], exd[x]);
-    cy[x + 1] = sobel_adjoint_col_y(eyu[x], eyd[x]);
+    cx[x] = sobel_adjoint_col_x(exu[x], exm[x], exd[x]);
+    cy[x] = sobel_adjoint_col_y(eyu[x], eyd[x]);
   }
 }
 
@@ -207,7 +212,7 @@ ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* 
     sums[3][k] += pt.wk;
     if (kValues) values[x] = pt.value;
     acc_t adj = 0;
-    if (kSobel) adj = sobel_adjoint_row(cx[x], cx[x + 2], cy[x], cy[x + 1], cy[x + 2]);
+    if (kSobel) adj = sobel_adjoint_row(cx[x - 1], cx[x + 1], cy[x - 1], cy[x], cy[x + 1]);
     g0[x] = pt.grad[0] + (sobel_group == 0 ? adj : acc_t(0));
     if (kGroups > 1) g1[x] = pt.grad[1] + (sobel_group == 1 ? adj : acc_t(0));
     if (kGroups > 2) g2[x] = pt.grad[2] + (sobel_group == 2 ? adj : acc_t(0));
