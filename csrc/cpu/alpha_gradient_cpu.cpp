@@ -21,12 +21,12 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdint>
 #include <vector>
 
 #include "../alpha_gradient.h"
 #include "../alpha_gradient_host.h"
 #include "../common/cpu_convert.h"
+#include "../common/cpu_rows.h"
 
 namespace mattingloss {
 namespace {
@@ -71,14 +71,12 @@ struct Lanes {
     }                                                               \
   } while (0)
 
-// Everything one band needs, every row 64-byte aligned with its own zero
-// padding: a row pointer r points at column 0, r[-1] and r[W] are 0 (rows
-// outside the image and the stencils' zero padding), so the vector stores of
-// every row loop are aligned (a store split across two cache lines costs two).
+// Everything one band needs (../common/cpu_rows.h: rows aligned, zero-padded
+// so that r[-1] and r[W] are 0, the stencils' zero padding).
 template <typename acc_t>
 struct RowBuffers {
-  static constexpr int64_t kAlign = 64 / sizeof(acc_t);  // elements per cache line
-  std::vector<acc_t> storage;
+  static constexpr int kRows = 1 + 3 * kRing + 4 + 2 * kRing + 2 + kMaxGroups + 1;
+  PaddedRows<acc_t> rows;
   acc_t* zeros;                        // a row of zeros: rows outside the image
   acc_t *p[kRing], *g[kRing], *m[kRing];  // staging of converted input rows
   acc_t *sp, *tp, *sg, *tg;            // column pass of the Sobel responses
@@ -87,18 +85,9 @@ struct RowBuffers {
   acc_t* grad[kMaxGroups];             // the gradient rows (staged when not acc_t)
   acc_t* values;                       // the per-pixel values (unused unless requested)
 
-  explicit RowBuffers(int64_t W) {
-    // [kAlign zeros | W columns | >= 1 zero], a whole number of cache lines.
-    const int64_t pitch = (kAlign + W + 1 + kAlign - 1) / kAlign * kAlign;
-    const int64_t rows = 1 + 3 * kRing + 4 + 2 * kRing + 2 + kMaxGroups + 1;
-    storage.assign(rows * pitch + kAlign, acc_t(0));
-    const auto address = reinterpret_cast<std::uintptr_t>(storage.data());
-    acc_t* q = storage.data() + (64 - address % 64) % 64 / sizeof(acc_t) + kAlign;
-    auto next = [&]() {
-      acc_t* r = q;
-      q += pitch;
-      return r;
-    };
+  explicit RowBuffers(int64_t W) : rows(kRows, W, true) {
+    int next_row = 0;
+    auto next = [&]() { return rows[next_row++]; };
     zeros = next();
     for (int i = 0; i < kRing; ++i) p[i] = next(), g[i] = next(), m[i] = next();
     sp = next(), tp = next(), sg = next(), tg = next();

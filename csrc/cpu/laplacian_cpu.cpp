@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "../common/cpu_convert.h"
+#include "../common/cpu_rows.h"
 #include "../laplacian.h"
 #include "../laplacian_host.h"
 
@@ -122,23 +123,29 @@ ML_INLINE acc_t at_edge(const TapTable<acc_t>& table, int64_t index, const acc_t
   return lap::apply_taps(table[index], [in](int64_t j) { return in[j]; });
 }
 
-// y (n/2) = down(v (n)) along a row.
+// The row functions below run their interior formula over the whole row,
+// from an aligned first element, and then overwrite the ends with the tap
+// lists' values: the formula reads up to a few elements past either end of its
+// input, a zero-padded scratch row (../common/cpu_rows.h), and its values
+// there are discarded.
+//
+// y (n/2) = down(v (n)) along a row; v padded.
 template <typename acc_t>
 ML_CPU_CLONES void down_row(const acc_t* __restrict v, int64_t n, const TapTable<acc_t>& taps, acc_t* __restrict y) {
   const int64_t m = n / 2;
-  y[0] = at_edge(taps, 0, v);
-  for (int64_t b = 1; b <= m - 2; ++b)
+  for (int64_t b = 0; b < m; ++b)
     y[b] = lap::down5(v[2 * b - 2], v[2 * b - 1], v[2 * b], v[2 * b + 1], v[2 * b + 2]);
+  y[0] = at_edge(taps, 0, v);
   if (m > 1) y[m - 1] = at_edge(taps, m - 1, v);
 }
 
-// The 5-tap stencil sum_i k_i z[j + i - 2] for j in [first, last): the
-// interior of up() and down^T() on the zero-inserted input z, a contiguous
-// loop that vectorizes fully. The inserted zeros add exact zeros, so the
-// values are those of the tap lists' terms in the same order.
+// The 5-tap stencil sum_i k_i z[j + i - 2] for j in [0, n): the interior of
+// up() and down^T() on the zero-inserted input z (padded), a contiguous loop
+// that vectorizes fully. The inserted zeros add exact zeros, so the values are
+// those of the tap lists' terms in the same order.
 template <typename acc_t>
-ML_INLINE void stencil(const acc_t* __restrict z, int64_t first, int64_t last, acc_t* __restrict u) {
-  for (int64_t j = first; j < last; ++j) u[j] = lap::down5(z[j - 2], z[j - 1], z[j], z[j + 1], z[j + 2]);
+ML_INLINE void stencil(const acc_t* __restrict z, int64_t n, acc_t* __restrict u) {
+  for (int64_t j = 0; j < n; ++j) u[j] = lap::down5(z[j - 2], z[j - 1], z[j], z[j + 1], z[j + 2]);
 }
 
 // z (n) with z[2a] = scale * y[a] and zeros between.
@@ -150,34 +157,34 @@ ML_INLINE void zero_insert(const acc_t* __restrict y, int64_t m, acc_t scale, ac
   }
 }
 
-// u (n) = up(y (n/2)) along a row; z: n scratch.
+// u (n) = up(y (n/2)) along a row; z: n padded scratch.
 template <typename acc_t>
 ML_CPU_CLONES void up_row(const acc_t* __restrict y, int64_t n, const TapTable<acc_t>& taps, acc_t* __restrict u,
                           acc_t* __restrict z) {
-  for (int64_t r = 0; r < std::min<int64_t>(2, n); ++r) u[r] = at_edge(taps, r, y);
   zero_insert(y, n / 2, acc_t(2), z);  // up() inserts 2 y per direction (4 y in 2D)
-  stencil(z, 2, n - 2, u);
+  stencil(z, n, u);
+  for (int64_t r = 0; r < std::min<int64_t>(2, n); ++r) u[r] = at_edge(taps, r, y);
   for (int64_t r = std::max<int64_t>(2, n - 2); r < n; ++r) u[r] = at_edge(taps, r, y);
 }
 
-// q (n/2) = up^T(s (n)) along a row.
+// q (n/2) = up^T(s (n)) along a row; s padded.
 template <typename acc_t>
 ML_CPU_CLONES void up_adjoint_row(const acc_t* __restrict s, int64_t n, const TapTable<acc_t>& taps,
                                   acc_t* __restrict q) {
   const int64_t m = n / 2;
-  for (int64_t a = 0; a < std::min<int64_t>(2, m); ++a) q[a] = at_edge(taps, a, s);
-  for (int64_t a = 2; a <= m - 2; ++a)
+  for (int64_t a = 0; a < m; ++a)
     q[a] = lap::up_adjoint5(s[2 * a - 2], s[2 * a - 1], s[2 * a], s[2 * a + 1], s[2 * a + 2]);
+  for (int64_t a = 0; a < std::min<int64_t>(2, m); ++a) q[a] = at_edge(taps, a, s);
   for (int64_t a = std::max<int64_t>(2, m - 1); a < m; ++a) q[a] = at_edge(taps, a, s);
 }
 
-// u (n) = down^T(b (n/2)) along a row; z: n scratch.
+// u (n) = down^T(b (n/2)) along a row; z: n padded scratch.
 template <typename acc_t>
 ML_CPU_CLONES void down_adjoint_row(const acc_t* __restrict b, int64_t n, const TapTable<acc_t>& taps,
                                     acc_t* __restrict u, acc_t* __restrict z) {
-  for (int64_t j = 0; j < std::min<int64_t>(4, n); ++j) u[j] = at_edge(taps, j, b);
   zero_insert(b, n / 2, acc_t(1), z);
-  stencil(z, 4, n - 4, u);
+  stencil(z, n, u);
+  for (int64_t j = 0; j < std::min<int64_t>(4, n); ++j) u[j] = at_edge(taps, j, b);
   for (int64_t j = std::max<int64_t>(4, n - 4); j < n; ++j) u[j] = at_edge(taps, j, b);
 }
 
@@ -309,29 +316,19 @@ void read_strided(const Input& in, int64_t offset, int64_t stride, int64_t n, ac
   }
 }
 
-// Uninitialised scratch (every element is written before it is read).
-template <typename acc_t>
-struct Buffer {
-  std::unique_ptr<acc_t[]> data;
-  explicit Buffer(int64_t n) : data(new acc_t[std::max<int64_t>(n, 1)]) {}
-  acc_t* get() const { return data.get(); }
-  acc_t& operator[](int64_t i) const { return data[i]; }
-};
-
 // The last kSlots rows of one kind a unit computed, by row index.
 template <typename acc_t>
 struct Ring {
-  Buffer<acc_t> data;
-  int64_t len;
+  PaddedRows<acc_t> rows;
   int64_t tag[kSlots];
-  explicit Ring(int64_t row_len) : data(kSlots * row_len), len(row_len) { clear(); }
+  explicit Ring(int64_t row_len) : rows(kSlots, row_len) { clear(); }
   void clear() { std::fill(tag, tag + kSlots, -1); }
   // The slot for row r; *fresh: it must be (re)computed.
   acc_t* slot(int64_t r, bool* fresh) {
     const int64_t k = r % kSlots;
     *fresh = tag[k] != r;
     tag[k] = r;
-    return data.get() + k * len;
+    return rows[k];
   }
 };
 
@@ -348,20 +345,24 @@ struct Level {
   // Coarse rows for up(): x_{level+1} itself, or the unit's own band of it
   // (rows [band_first, ...)) while the forward pass builds it.
   const acc_t* coarse_base = nullptr;
-  int64_t band_first = 0;
+  int64_t band_first = 0, coarse_pitch = 0;
   Ring<acc_t> x_rows, up_rows, seed_rows, term_rows, down_t_rows;
-  Buffer<acc_t> p, g, m, tmp, tmp2, wrow, out, zrow;
+  // Scratch rows of W (../common/cpu_rows.h), zeroed: with an odd W, the row
+  // functions read column w = W - 1 of tmp as padding.
+  PaddedRows<acc_t> rows;
+  acc_t *p, *g, *m, *tmp, *tmp2, *wrow, *out, *zrow;
 
   Level(const Args<acc_t>& args, const LevelTaps<acc_t>& taps, int64_t lvl, acc_t level_coef)
       : a(args), T(taps), level(lvl), h(args.geo.h[lvl]), w(args.geo.w[lvl]), H(args.geo.H[lvl]), W(args.geo.W[lvl]),
         Hc(args.geo.H[lvl + 1]), Wc(args.geo.W[lvl + 1]), coef(level_coef), x_rows(lvl == 0 ? W : 0),
-        up_rows(w), seed_rows(w), term_rows(w), down_t_rows(w), p(W), g(W), m(W), tmp(W), tmp2(W), wrow(W),
-        out(W), zrow(W) {}
+        up_rows(w), seed_rows(w), term_rows(w), down_t_rows(w), rows(8, W, true), p(rows[0]), g(rows[1]), m(rows[2]),
+        tmp(rows[3]), tmp2(rows[4]), wrow(rows[5]), out(rows[6]), zrow(rows[7]) {}
 
   void start(int64_t pl) {
     plane = pl;
     coarse_base = a.scratch + a.offset[level + 1] + plane * Hc * Wc;
     band_first = 0;
+    coarse_pitch = Wc;
     x_rows.clear();
     up_rows.clear();
     seed_rows.clear();
@@ -371,7 +372,7 @@ struct Level {
 
   int64_t level0_offset(int64_t r) const { return (plane * a.geo.H[0] + r) * a.geo.W[0]; }
 
-  const acc_t* mask_row(int64_t r, int64_t n) { return read(a.weight, level0_offset(r), n, m.get()); }
+  const acc_t* mask_row(int64_t r, int64_t n) { return read(a.weight, level0_offset(r), n, m); }
 
   // Row r of x_level (its first w columns).
   const acc_t* x(int64_t r) {
@@ -380,8 +381,8 @@ struct Level {
     acc_t* d = x_rows.slot(r, &fresh);
     if (fresh) {
       const int64_t off = level0_offset(r);
-      const acc_t* pr = read(a.pred, off, w, p.get());
-      const acc_t* gr = read(a.gt, off, w, g.get());
+      const acc_t* pr = read(a.pred, off, w, p);
+      const acc_t* gr = read(a.gt, off, w, g);
       const bool scale = a.gt_scale != acc_t(1);
       if (a.weight_mode == lap::kMaskBefore) {
         const acc_t* mr = mask_row(r, w);
@@ -400,8 +401,8 @@ struct Level {
     const Taps<acc_t>& taps = T.v_down[r];
     const acc_t* rows[lap::kMaxTaps];
     for (int k = 0; k < taps.count; ++k) rows[k] = x(taps.index[k]);
-    combine(rows, taps.weight, taps.count, w, tmp.get());
-    down_row(tmp.get(), w, T.h_down, y);
+    combine(rows, taps.weight, taps.count, w, tmp);
+    down_row(tmp, w, T.h_down, y);
   }
 
   acc_t* adjoint(int64_t lvl, int64_t r) const {
@@ -412,7 +413,7 @@ struct Level {
   const acc_t* up_row_of(int64_t r) {
     bool fresh;
     acc_t* u = up_rows.slot(r, &fresh);
-    if (fresh) up_row(coarse_base + (r - band_first) * Wc, w, T.h_up, u, zrow.get());
+    if (fresh) up_row(coarse_base + (r - band_first) * coarse_pitch, w, T.h_up, u, zrow);
     return u;
   }
 
@@ -430,11 +431,11 @@ struct Level {
     const acc_t* xr = x(r);
     if (a.weight_mode == lap::kWeightAfter) {
       const int64_t off = (plane * a.geo.H[0] + (r << level)) * a.geo.W[0];
-      const acc_t* wr = wrow.get();
+      const acc_t* wr = wrow;
       if (level == 0) {
-        wr = read(a.weight, off, w, wrow.get());
+        wr = read(a.weight, off, w, wrow);
       } else {
-        read_strided(a.weight, off, int64_t(1) << level, w, wrow.get());
+        read_strided(a.weight, off, int64_t(1) << level, w, wrow);
       }
       laplacian_row<true>(taps, rows, xr, wr, coef, w, s, t);
     } else {
@@ -446,7 +447,7 @@ struct Level {
   const acc_t* down_adjoint_of(int64_t r) {
     bool fresh;
     acc_t* u = down_t_rows.slot(r, &fresh);
-    if (fresh) down_adjoint_row(adjoint(level + 1, r), w, T.h_down_adjoint, u, zrow.get());
+    if (fresh) down_adjoint_row(adjoint(level + 1, r), w, T.h_down_adjoint, u, zrow);
     return u;
   }
 };
@@ -485,15 +486,16 @@ void forward_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
   partial.assign(a.planes * nb, acc_t(0));
   at::parallel_for(0, a.planes * nb, grain(a, level), [&](int64_t first, int64_t last) {
     Level<acc_t> u(a, taps, level, coef);
-    Buffer<acc_t> band((kBand + 4) * u.Wc);
+    PaddedRows<acc_t> band(kBand + 4, u.Wc);
     for (int64_t unit = first; unit < last; ++unit) {
       u.start(unit / nb);
       const int64_t a0 = (unit % nb) * kBand, a1 = std::min(a0 + kBand, u.Hc);
       const int64_t lo = std::max<int64_t>(a0 - 2, 0), hi = std::min(a1 + 2, u.Hc);
-      for (int64_t r = lo; r < hi; ++r) u.down(r, band.get() + (r - lo) * u.Wc);
-      std::copy(band.get() + (a0 - lo) * u.Wc, band.get() + (a1 - lo) * u.Wc,
-                a.scratch + a.offset[level + 1] + (u.plane * u.Hc + a0) * u.Wc);
-      u.coarse_base = band.get();
+      for (int64_t r = lo; r < hi; ++r) u.down(r, band[r - lo]);
+      for (int64_t r = a0; r < a1; ++r)
+        std::copy(band[r - lo], band[r - lo] + u.Wc, a.scratch + a.offset[level + 1] + (u.plane * u.Hc + r) * u.Wc);
+      u.coarse_base = band[0];
+      u.coarse_pitch = band.pitch();
       u.band_first = lo;
       Lanes<acc_t> lanes;
       const bool keep_seeds = grad && level == 0 && seeds_in_gradient(a);
@@ -511,8 +513,8 @@ void forward_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
           u.laplacian(taps.index[k], &seed, &term);
           rows[k] = seed;
         }
-        combine(rows, taps.weight, taps.count, u.w, u.tmp.get());
-        up_adjoint_row(u.tmp.get(), u.w, u.T.h_up_adjoint, u.tmp2.get());
+        combine(rows, taps.weight, taps.count, u.w, u.tmp);
+        up_adjoint_row(u.tmp, u.w, u.T.h_up_adjoint, u.tmp2);
         acc_t* t = u.adjoint(level + 1, r);
         for (int64_t c = 0; c < u.Wc; ++c) t[c] = -u.tmp2[c];
       }
@@ -536,10 +538,11 @@ ML_INLINE void fold_n(const acc_t* coef, const acc_t* const* rows, int64_t W, ac
 
 // The other losses' gradients folded into one row of the gradient (lap::with_bases).
 template <typename acc_t>
-ML_CPU_CLONES void fold_bases(const Args<acc_t>& a, int64_t offset, int64_t W, acc_t* out, acc_t* staging) {
+ML_CPU_CLONES void fold_bases(const Args<acc_t>& a, int64_t offset, int64_t W, acc_t* out,
+                              const PaddedRows<acc_t>& staging) {
   const int64_t stride = a.planes * a.geo.H[0] * a.geo.W[0];
   const acc_t* rows[lap::kMaxBases];
-  for (int64_t k = 0; k < a.base_count; ++k) rows[k] = read(a.bases, k * stride + offset, W, staging + k * W);
+  for (int64_t k = 0; k < a.base_count; ++k) rows[k] = read(a.bases, k * stride + offset, W, staging[k]);
   switch (a.base_count) {
     case 1: return fold_n<1>(a.base_coef, rows, W, out);
     case 2: return fold_n<2>(a.base_coef, rows, W, out);
@@ -556,7 +559,7 @@ void adjoint_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
   const int64_t nb = bands(a.geo.h[level] / 2);
   at::parallel_for(0, a.planes * nb, grain(a, level), [&](int64_t first, int64_t last) {
     Level<acc_t> u(a, taps, level, coef);
-    Buffer<acc_t> staging(level == 0 ? a.base_count * u.W : 0);
+    PaddedRows<acc_t> staging(level == 0 ? a.base_count : 0, u.W);
     for (int64_t unit = first; unit < last; ++unit) {
       u.start(unit / nb);
       const int64_t band = unit % nb;
@@ -566,7 +569,7 @@ void adjoint_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t off = u.level0_offset(r);
         if (level > 0 && r >= u.h) continue;  // t_l += 0
-        acc_t* out = level > 0 ? u.adjoint(level, r) : target(a.grad, off, u.out.get());
+        acc_t* out = level > 0 ? u.adjoint(level, r) : target(a.grad, off, u.out);
         if (r < u.h && level == 0 && stored) {
           const Taps<acc_t>& taps = u.T.v_down_adjoint[r];
           const acc_t* rows[lap::kMaxTaps];
@@ -595,7 +598,7 @@ void adjoint_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
         } else {
           std::fill(out, out + u.W, acc_t(0));
         }
-        if (level == 0 && a.base_count > 0) fold_bases(a, off, u.W, out, staging.get());
+        if (level == 0 && a.base_count > 0) fold_bases(a, off, u.W, out, staging);
         if (level == 0) write_back(a.grad, off, u.W, out);
       }
     }
