@@ -285,4 +285,88 @@ ML_INLINE acc_t sobel_adjoint(acc_t exul, acc_t exur, acc_t exml, acc_t exmr, ac
                            sobel_adjoint_col_y(eyur, eydr));
 }
 
+// ---------------------------------------------------------------- composition
+// The losses from the per-sample sums, by the second op (alpha_gradient_compose):
+// a handful of scalar operations, one op (one tiny kernel on CUDA) instead of
+// a chain of small torch ops per term.
+
+// How a term's sum becomes a loss (mattingloss/alpha.py Norm): off; sum / (sum(w)
+// + guard) pooled over the batch; each sample's masked mean, averaged; the plain
+// sum; over B*H*W; ViTMatte's mean over B*H*W times B * crop_pixels / sum(w).
+enum AlphaNorm : int64_t { kNormOff = -1, kNormMean = 0, kNormSample = 1, kNormSum = 2, kNormNumel = 3,
+                           kNormVitmatte = 4 };
+
+template <typename acc_t>
+struct AlphaComposeParams {
+  int64_t batch, pixels;  // B, H * W
+  int64_t crop_pixels;    // ViTMatte's 512^2; 0: pixels
+  int64_t norm[3];        // AlphaNorm of the unknown, known and Sobel terms
+  int64_t group[3];       // their gradient maps
+  int64_t groups;
+  acc_t guard[3];
+  acc_t weights[3];  // of the three terms in the total
+  acc_t penalty;     // of the prediction's own Sobel responses (ViTMatte 0.01)
+  bool count_all;    // no mask: the unknown weight sum is H * W exactly (a float32 count of ones stops at 2^24)
+};
+
+// 1 / x where x > 0, else 0 (an empty region's term is 0, not NaN).
+template <typename acc_t>
+ML_INLINE acc_t inverse_or_zero(acc_t x) {
+  return x > acc_t(0) ? acc_t(1) / x : acc_t(0);
+}
+
+// Outputs: total, components[3] (each term before its weight) and factors
+// (groups, B): loss = sum_t weights[t] * sum_b factors[group[t]][b] * S_t[b], so
+// factors times the total's weights scale the stored gradient maps in backward.
+template <typename acc_t>
+ML_INLINE void compose_alpha_losses(const AlphaComposeParams<acc_t>& C, const acc_t* sums, acc_t* total,
+                                    acc_t* components, acc_t* factors) {
+  const int64_t B = C.batch;
+  for (int64_t k = 0; k < C.groups * B; ++k) factors[k] = acc_t(0);
+  const int64_t weight_sum[3] = {kSumWUnknown, kSumWKnown, kSumWUnknown};
+  for (int t = 0; t < 3; ++t) {
+    components[t] = acc_t(0);
+    if (C.norm[t] == kNormOff) continue;
+    const bool all = C.count_all && t != kTermKnown;
+    acc_t w_total = 0;
+    for (int64_t b = 0; b < B; ++b) w_total += all ? acc_t(C.pixels) : sums[b * kAgSums + weight_sum[t]];
+    acc_t pooled = 1;  // the factor when one for the whole batch
+    switch (C.norm[t]) {
+      case kNormMean: pooled = inverse_or_zero(w_total + C.guard[t]); break;
+      case kNormNumel: pooled = acc_t(1.0 / (double(B) * double(C.pixels))); break;
+      case kNormVitmatte: {
+        const acc_t crop = acc_t(B * (C.crop_pixels > 0 ? C.crop_pixels : C.pixels));
+        pooled = w_total > acc_t(0) ? crop / w_total / acc_t(B * C.pixels) : acc_t(0);
+        break;
+      }
+      default: break;
+    }
+    acc_t part = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const acc_t* s = sums + b * kAgSums;
+      const acc_t w = all ? acc_t(C.pixels) : s[weight_sum[t]];
+      const acc_t f = C.norm[t] == kNormSample ? inverse_or_zero(w + C.guard[t]) / acc_t(B) : pooled;
+      const acc_t term = t == kTermUnknown ? s[kSumUnknown]
+                       : t == kTermKnown   ? s[kSumKnown]
+                                           : s[kSumSobelX] + s[kSumSobelY] + C.penalty * (s[kSumPenaltyX] + s[kSumPenaltyY]);
+      factors[C.group[t] * B + b] = f;
+      part += f * term;
+    }
+    components[t] = part;
+  }
+  *total = C.weights[0] * components[0] + C.weights[1] * components[1] + C.weights[2] * components[2];
+}
+
+
+// ---------------------------------------------------------------- backward
+// The gradient at one pixel from its value in each of the kGroups maps and
+// their scales (factor of the pixel's sample times grad_output): one read of
+// every map, one write (alpha_gradient_combine_).
+template <int kGroups, typename acc_t>
+ML_INLINE acc_t combined_gradient(const acc_t* scale, const acc_t* value) {
+  acc_t g = scale[0] * value[0];
+  ML_UNROLL for (int k = 1; k < kGroups; ++k) g += scale[k] * value[k];
+  return g;
+}
+
 }  // namespace mattingloss

@@ -22,4 +22,15 @@ struct AlphaGradArgs {
   acc_t* sums = nullptr;    // (B, kAgSums)
 };
 
+
+// alpha_gradient_combine_: maps[0] <- grad_output * sum_g factors[g][b] * maps[g], in place.
+template <typename acc_t>
+struct AlphaCombineArgs {
+  int64_t groups = 0, batch = 0, pixels = 0;  // pixels: H * W of one map of one sample
+  Input maps;                                 // (groups, B, 1, H, W), read
+  Output out;                                 // the same storage: map 0 written
+  const acc_t* factors = nullptr;             // (groups, B)
+  const acc_t* grad_output = nullptr;         // one value
+};
+
 }  // namespace mattingloss

@@ -3,6 +3,8 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
+#include <type_traits>
+
 #include "common/host_tensors.h"
 
 namespace mattingloss {
@@ -90,6 +92,97 @@ AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt,
   } else {
     fill(op.f32, pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps, mask_in_diff, unknown_term,
          known_term, sobel, grad_eps, coef, group, groups, op.outputs);
+  }
+  return op;
+}
+
+namespace {
+
+template <typename acc_t>
+void fill_compose(AlphaComposeParams<acc_t>& C, int64_t batch, int64_t pixels, at::IntArrayRef norm,
+                  at::ArrayRef<double> guard, int64_t crop_pixels, double penalty, at::ArrayRef<double> weights,
+                  at::IntArrayRef group, int64_t groups, bool count_all) {
+  C.batch = batch;
+  C.pixels = pixels;
+  C.crop_pixels = crop_pixels;
+  for (int t = 0; t < 3; ++t) {
+    C.norm[t] = norm[t];
+    C.group[t] = group[t];
+    C.guard[t] = acc_t(guard[t]);
+    C.weights[t] = acc_t(weights[t]);
+  }
+  C.groups = groups;
+  C.penalty = acc_t(penalty);
+  C.count_all = count_all;
+}
+
+}  // namespace
+
+AlphaComposeOp prepare_alpha_compose(const at::Tensor& sums, int64_t pixels, at::IntArrayRef norm,
+                                     at::ArrayRef<double> guard, int64_t crop_pixels, double penalty,
+                                     at::ArrayRef<double> weights, at::IntArrayRef group, int64_t groups,
+                                     bool count_all) {
+  TORCH_CHECK(sums.dim() == 2 && sums.size(0) > 0 && sums.size(1) == kAgSums, "mattingloss: sums has shape ",
+              sums.sizes(), ", expected (B, ", int64_t(kAgSums), ") with B >= 1");
+  TORCH_CHECK(sums.scalar_type() == at::kFloat || sums.scalar_type() == at::kDouble,
+              "mattingloss: sums must be float32 or float64, got ", sums.scalar_type());
+  TORCH_CHECK(sums.is_contiguous(), "mattingloss: sums must be contiguous");
+  TORCH_CHECK(pixels >= 1, "mattingloss: pixels must be >= 1, got ", pixels);
+  TORCH_CHECK(crop_pixels >= 0, "mattingloss: crop_pixels must be >= 0, got ", crop_pixels);
+  TORCH_CHECK(norm.size() == 3 && guard.size() == 3 && weights.size() == 3 && group.size() == 3,
+              "mattingloss: norm, guard, weights and group need 3 values each");
+  TORCH_CHECK(groups >= 1 && groups <= kMaxGroups, "mattingloss: groups must be in 1..", kMaxGroups, ", got ", groups);
+  for (int t = 0; t < 3; ++t) {
+    TORCH_CHECK(norm[t] >= kNormOff && norm[t] <= kNormVitmatte, "mattingloss: bad norm ", norm[t]);
+    TORCH_CHECK(group[t] >= 0 && group[t] < groups, "mattingloss: group index ", group[t], " out of 0..", groups - 1);
+    TORCH_CHECK(guard[t] >= 0, "mattingloss: guard must be >= 0, got ", guard[t]);
+  }
+  const int64_t B = sums.size(0);
+  AlphaComposeOp op;
+  op.use_double = sums.scalar_type() == at::kDouble;
+  op.outputs = AlphaComposeResult(at::empty({}, sums.options()), at::empty({3}, sums.options()),
+                                  at::empty({groups, B}, sums.options()));
+  if (op.use_double) {
+    fill_compose(op.f64, B, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all);
+  } else {
+    fill_compose(op.f32, B, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all);
+  }
+  return op;
+}
+
+AlphaCombineOp prepare_alpha_combine(const at::Tensor& maps, const at::Tensor& factors, const at::Tensor& grad_output) {
+  TORCH_CHECK(maps.dim() == 5 && maps.size(0) >= 1 && maps.size(0) <= kMaxGroups && maps.size(2) == 1,
+              "mattingloss: maps has shape ", maps.sizes(), ", expected (groups, B, 1, H, W) with groups in 1..",
+              kMaxGroups);
+  TORCH_CHECK(at::isFloatingType(maps.scalar_type()), "mattingloss: maps must be floating, got ", maps.scalar_type());
+  TORCH_CHECK(maps.is_contiguous() && maps.numel() > 0, "mattingloss: maps must be contiguous and non-empty");
+  const auto acc = maps.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const int64_t G = maps.size(0), B = maps.size(1);
+  TORCH_CHECK(factors.dim() == 2 && factors.size(0) == G && factors.size(1) == B, "mattingloss: factors has shape ",
+              factors.sizes(), ", expected (", G, ", ", B, ")");
+  TORCH_CHECK(grad_output.numel() == 1, "mattingloss: grad_output must hold one value, got ", grad_output.numel());
+  for (const auto* t : {&factors, &grad_output}) {
+    TORCH_CHECK(t->scalar_type() == acc, "mattingloss: factors and grad_output must be ", acc, " (maps are ",
+                maps.scalar_type(), "), got ", t->scalar_type());
+    TORCH_CHECK(t->is_contiguous() && t->device() == maps.device(),
+                "mattingloss: factors and grad_output must be contiguous, on the maps' device");
+  }
+  AlphaCombineOp op;
+  op.use_double = acc == at::kDouble;
+  auto fill_combine = [&](auto& a, auto* acc_ptr) {
+    using acc_t = std::remove_pointer_t<decltype(acc_ptr)>;
+    a.groups = G;
+    a.batch = B;
+    a.pixels = maps.size(3) * maps.size(4);
+    a.maps = input(maps, "maps");
+    a.out = output(maps);
+    a.factors = factors.const_data_ptr<acc_t>();
+    a.grad_output = grad_output.const_data_ptr<acc_t>();
+  };
+  if (op.use_double) {
+    fill_combine(op.f64, static_cast<double*>(nullptr));
+  } else {
+    fill_combine(op.f32, static_cast<float*>(nullptr));
   }
   return op;
 }

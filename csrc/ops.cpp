@@ -66,4 +66,16 @@ TORCH_LIBRARY(mattingloss, m) {
       "float mask_hi, float alpha_scale, int rho, float eps, bool mask_in_diff, bool unknown_term, "
       "bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, bool grad, "
       "bool per_pixel=False) -> (Tensor sums, Tensor grad, Tensor values)");
+  // The losses of one alpha_gradient_forward call from its sums, all on the
+  // device (no host sync): the total, the three terms (unknown, known, Sobel;
+  // before their weights) and the per-sample factors (groups, B) of the
+  // gradient maps. norm: AlphaNorm per term (-1: off). Codes: csrc/alpha_gradient.h.
+  m.def(
+      "alpha_gradient_compose(Tensor sums, int pixels, int[] norm, float[] guard, int crop_pixels, "
+      "float penalty, float[] weights, int[] group, int groups, bool count_all) "
+      "-> (Tensor total, Tensor components, Tensor factors)");
+  // Backward of several gradient maps in one pass, in place: map 0 of `maps`
+  // becomes grad_output * sum_g factors[g][b] * maps[g] (maps' dtype, computed
+  // in the accumulation type); the other maps are left as they were.
+  m.def("alpha_gradient_combine_(Tensor(a!) maps, Tensor factors, Tensor grad_output) -> ()");
 }

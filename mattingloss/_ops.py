@@ -141,10 +141,14 @@ def _scaled(stored, factor):
     """
     if factor.dim() > 0 and factor.dtype != stored.dtype:
         factor = factor.to(stored.dtype)
-    if (
-        not torch.compiler.is_compiling()
-        and type(stored) is torch.Tensor
-        and not torch._C._autograd._get_current_graph_task_keep_graph()
-    ):
+    if may_overwrite(stored):
         return stored.mul_(factor)
     return (stored * factor).to(stored.dtype)
+
+
+def may_overwrite(stored) -> bool:
+    """Whether a backward may overwrite a buffer its forward saved: autograd frees
+    the graph after this backward (no retain_graph), outside torch.compile, on a
+    plain tensor."""
+    return (not torch.compiler.is_compiling() and type(stored) is torch.Tensor
+            and not torch._C._autograd._get_current_graph_task_keep_graph())

@@ -5,9 +5,10 @@ pixel) in each modern matting code base's convention, and ViTMatte's trio
 One op (``alpha_gradient_forward``, csrc/alpha_gradient.h) reads pred, the
 ground truth and the trimap/weight once and returns per-sample sums (each
 term's masked sum and each region's weight sum) with the per-pixel gradient
-of the weighted term sums. The normalisation of each convention is a few
-torch ops on those sums (no host sync); backward multiplies the stored
-gradient by it. Terms normalised by different data-dependent scales (ViTMatte's
+of the weighted term sums. A second op (``alpha_gradient_compose``) turns the
+sums into each convention's losses and the gradient maps' factors, on the
+device (no host sync, one tiny kernel); backward multiplies the stored
+gradient by them. Terms normalised by different data-dependent scales (ViTMatte's
 unknown and known L1) keep separate gradient maps, added in backward.
 
 =================================  ==========================================================
@@ -42,6 +43,15 @@ alpha_gradient_forward = _ops.load_op(
     "bool grad, bool per_pixel=False) -> (Tensor sums, Tensor grad, Tensor values)"
 )
 
+alpha_gradient_combine_ = _ops.load_op(
+    "mattingloss::alpha_gradient_combine_(Tensor(a!) maps, Tensor factors, Tensor grad_output) -> ()"
+)
+alpha_gradient_compose = _ops.load_op(
+    "mattingloss::alpha_gradient_compose(Tensor sums, int pixels, int[] norm, float[] guard, int crop_pixels, "
+    "float penalty, float[] weights, int[] group, int groups, bool count_all) "
+    "-> (Tensor total, Tensor components, Tensor factors)"
+)
+
 # Codes shared with csrc/alpha_gradient.h.
 MASK_EQUAL, MASK_RANGE, MASK_WEIGHT, MASK_NONE = 0, 1, 2, 3
 RHOS = {"l1": 0, "charbonnier": 1}
@@ -49,6 +59,7 @@ SOBEL_NONE, SOBEL_DIFF, SOBEL_MAGNITUDE = 0, 1, 2
 SUM_UNKNOWN, SUM_KNOWN, SUM_W_UNKNOWN, SUM_W_KNOWN, SUM_SOBEL_X, SUM_SOBEL_Y, SUM_PEN_X, SUM_PEN_Y = range(8)
 N_SUMS = 8
 REDUCTIONS = ("mean", "sample", "sum", "numel", "vitmatte", "none")
+NORM_CODES = {"mean": 0, "sample": 1, "sum": 2, "numel": 3, "vitmatte": 4}  # AlphaNorm; -1: off
 REGIONS = ("unknown", "known", "all")
 VITMATTE_PIXELS = 262144  # ViTMatte's hard-coded 512 * 512
 
@@ -62,6 +73,16 @@ def _alpha_gradient_forward_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi,
     maps = pred.new_empty((groups, B, 1, H, W)) if grad else pred.new_empty((0,))
     values = pred.new_empty((B, 1, H, W) if per_pixel else (0,), dtype=acc)
     return pred.new_empty((B, N_SUMS), dtype=acc), maps, values
+
+
+@torch.library.register_fake("mattingloss::alpha_gradient_combine_")
+def _alpha_gradient_combine_fake(maps, factors, grad_output):
+    return None
+
+
+@torch.library.register_fake("mattingloss::alpha_gradient_compose")
+def _alpha_gradient_compose_fake(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all):
+    return sums.new_empty(()), sums.new_empty((3,)), sums.new_empty((groups, sums.shape[0]))
 
 
 # --------------------------------------------------------------------------- options
@@ -136,25 +157,6 @@ def _region(spec: Spec, trimap, weight, pred, check_weight=True):
 
 # --------------------------------------------------------------------------- composition
 
-def _factor(norm: Norm, wsum: Tensor, batch: int, pixels: int) -> Tensor:
-    """(B,) per-sample factors f with loss = sum_b f_b * S_b."""
-    if norm.mode == "sum":
-        return torch.ones_like(wsum)
-    if norm.mode == "numel":
-        return torch.full_like(wsum, 1.0 / (batch * pixels))
-    if norm.mode == "sample":
-        denom = wsum + norm.guard
-        return torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), 0.0) / batch
-    total = wsum.sum()
-    if norm.mode == "mean":
-        denom = total + norm.guard
-        f = torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), 0.0)
-    else:  # vitmatte: F.l1_loss's mean over B*H*W times B * 262144 / sum(w)
-        scale = batch * (norm.crop_pixels or pixels) / torch.where(total > 0, total, 1.0)
-        f = torch.where(total > 0, scale / (batch * pixels), 0.0)
-    return f.expand(batch)
-
-
 def _groups(spec: Spec):
     """Gradient map of the unknown, known and Sobel terms: terms whose factor is
     the same (same normalisation of the same weight sum) share one. (Plain
@@ -177,19 +179,17 @@ def _groups(spec: Spec):
 
 
 class Terms(NamedTuple):
-    """One call of the op, composed: the total and its three components, the
-    gradient maps, each map's factor (per sample, (B,)) and whether it is pooled
-    (one value for the batch)."""
+    """One call of the ops: the total and its three components, the gradient maps
+    and their factors ((groups, B): per sample)."""
 
     total: Tensor
     components: Tensor
     maps: Tensor
-    factors: list
-    pooled: list
+    factors: Tensor
 
 
 def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool) -> Terms:
-    """Runs the op and composes the losses from its per-sample sums (checked inputs)."""
+    """Runs the two ops: the pass over the pixels, then the losses from its sums (checked inputs)."""
     group, groups = _groups(spec)
     wu, wk, ws = spec.weights
     coef = [wu if spec.unknown else 0.0, wk if spec.known else 0.0, ws if spec.sobel_norm else 0.0,
@@ -198,28 +198,16 @@ def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool) ->
         pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff,
         spec.unknown is not None, spec.known is not None, spec.sobel, spec.grad_eps, coef, group, groups,
         needs_grad)
-    B, _, H, W = pred.shape
-    pixels = H * W
-    w_unknown = sums[:, SUM_W_UNKNOWN]
-    if mode == MASK_NONE:  # exact, where a float32 count of ones would not be past 2^24
-        w_unknown = torch.full_like(w_unknown, float(pixels))
-    zero = sums.new_zeros(())
-    parts, factors = [], [None] * groups
-    for index, (norm, wsum, term) in enumerate((
-            (spec.unknown, w_unknown, sums[:, SUM_UNKNOWN]),
-            (spec.known, sums[:, SUM_W_KNOWN], sums[:, SUM_KNOWN]),
-            (spec.sobel_norm, w_unknown,
-             sums[:, SUM_SOBEL_X] + sums[:, SUM_SOBEL_Y] + spec.penalty * (sums[:, SUM_PEN_X] + sums[:, SUM_PEN_Y])))):
-        if norm is None:
-            parts.append(zero)
-            continue
-        f = _factor(norm, wsum, B, pixels)
-        parts.append((f * term).sum())
-        factors[group[index]] = f
-    components = torch.stack(parts)
-    total = wu * components[0] + wk * components[1] + ws * components[2]
-    pooled = [f is not None and spec_norm_pooled(spec, g, group) for g, f in enumerate(factors)]
-    return Terms(total, components, maps, factors, pooled)
+    norms = (spec.unknown, spec.known, spec.sobel_norm)
+    crop_pixels = 0  # the same in every "vitmatte" term a Spec holds
+    for n in norms:
+        if n is not None and n.mode == "vitmatte":
+            crop_pixels = n.crop_pixels
+    total, components, factors = alpha_gradient_compose(
+        sums, pred.shape[2] * pred.shape[3], [-1 if n is None else NORM_CODES[n.mode] for n in norms],
+        [0.0 if n is None else n.guard for n in norms], crop_pixels, spec.penalty, list(spec.weights), group, groups,
+        mode == MASK_NONE)
+    return Terms(total, components, maps, factors)
 
 
 class AlphaGradientFunction(torch.autograd.Function):
@@ -230,49 +218,31 @@ class AlphaGradientFunction(torch.autograd.Function):
     def forward(ctx, pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool):
         t = forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad)
         ctx.mark_non_differentiable(t.components)
-        ctx.save_for_backward(t.maps, *t.factors)
-        ctx.pooled = t.pooled
+        ctx.save_for_backward(t.maps, t.factors)
         return t.total, t.components
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_total, _grad_components):
-        maps, *factors = ctx.saved_tensors
+        maps, factors = ctx.saved_tensors
         grads = [None] * 8
         if not ctx.needs_input_grad[0]:
             return tuple(grads)
-        grads[0] = _combine(maps, factors, ctx.pooled, grad_total)
+        grads[0] = _combine(maps, factors, grad_total)
         return tuple(grads)
 
 
-def _combine(maps, factors, pooled, grad_total):
-    """sum_g maps[g] * factors[g] * grad_total, in the maps' dtype. One map: the
-    in-place scaling of _ops._scaled. Several: accumulated in place into map 0
-    (mul_, then one addcmul_ per further map, no temporaries) when autograd
-    frees the graph after this backward, as _scaled decides; a per-sample factor
-    is not rounded to float16/bfloat16 maps (computed in float32 then instead)."""
-    scaled = [f[0] * grad_total if p else f.view(-1, 1, 1, 1) * grad_total for f, p in zip(factors, pooled)]
-    if len(scaled) == 1:
-        return _ops._scaled(maps[0], scaled[0])
-    low_precision = maps.dtype in (torch.float16, torch.bfloat16)
-    in_place = (not torch.compiler.is_compiling() and type(maps) is torch.Tensor
-                and not torch._C._autograd._get_current_graph_task_keep_graph())
-    if in_place and not (low_precision and any(s.dim() > 0 for s in scaled)):
-        out = maps[0].mul_(scaled[0])
-        for g in range(1, len(scaled)):
-            out.addcmul_(maps[g], scaled[g])
-        return out
-    acc = torch.float64 if maps.dtype == torch.float64 else torch.float32
-    out = maps[0].to(acc) * scaled[0]
-    for g in range(1, len(scaled)):
-        out = out + maps[g].to(acc) * scaled[g]
-    return out.to(maps.dtype)
-
-
-def spec_norm_pooled(spec: Spec, g: int, group) -> bool:
-    """Whether map g's factor is one value for the whole batch (kept 0-dim in backward)."""
-    norms = [n for n, gi in zip((spec.unknown, spec.known, spec.sobel_norm), group) if n is not None and gi == g]
-    return all(n.mode != "sample" for n in norms)
+def _combine(maps, factors, grad_total):
+    """sum_g maps[g] * factors[g] * grad_total (factors per sample), in the maps' dtype,
+    computed in the accumulation type. In place into map 0 by one op in one pass over
+    the maps when autograd frees the graph after this backward (_ops.may_overwrite);
+    out of place otherwise (retain_graph, gradcheck, compiled graphs)."""
+    grad_total = grad_total.to(factors.dtype)
+    if _ops.may_overwrite(maps):
+        alpha_gradient_combine_(maps, factors, grad_total)
+        return maps[0]
+    scaled = (factors * grad_total).unsqueeze(-1).unsqueeze(-1).unsqueeze(-1)  # (groups, B, 1, 1, 1)
+    return (maps.to(factors.dtype) * scaled).sum(0).to(maps.dtype)
 
 
 class PerPixelFunction(torch.autograd.Function):

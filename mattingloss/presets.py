@@ -109,10 +109,10 @@ class _ViTMatteFunction(torch.autograd.Function):
     def forward(ctx, pred, gt, mask, mode, lo, hi, spec, lap_weight, needs_grad, lap_gt, levels, level_weights,
                 padding, crop_to_even, gt_scale):
         t = _alpha.forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad)
-        factors = [f[0] for f in t.factors]  # ViTMatte's factors are pooled: one per map
+        factors = t.factors[:, 0]  # ViTMatte's factors are pooled: one per map
         options = (levels, level_weights, padding, crop_to_even, gt_scale)
-        lap, grad = _laplacian_folding(pred, gt if lap_gt is None else lap_gt, options, t.maps, torch.stack(factors),
-                                       lap_weight, needs_grad)
+        lap, grad = _laplacian_folding(pred, gt if lap_gt is None else lap_gt, options, t.maps, factors, lap_weight,
+                                       needs_grad)
         total = t.total + (lap if lap_weight == 1.0 else lap_weight * lap)
         components = torch.cat([t.components, lap.detach().view(1)])
         ctx.mark_non_differentiable(components)

@@ -600,7 +600,11 @@ def case_lap_forward_only(device):
 # parameter, up to 3 gradient maps (groups), the last block's per-sample sums striding over
 # the tiles (> 256 tiles per sample: H*W > 131072). No vector path: odd sizes test the tails.
 
-AG = ("mattingloss::alpha_gradient_forward",)
+# Every alpha case but reduction "none" also runs alpha_gradient_compose (one thread, the losses from the
+# sums) and, with a gradient, alpha_gradient_combine_ (backward: the maps added in place, vector path on
+# float32/float64 maps of H*W % 4 == 0, element path on odd sizes).
+AG = ("mattingloss::alpha_gradient_forward", "mattingloss::alpha_gradient_compose",
+      "mattingloss::alpha_gradient_combine_")
 
 
 def ag_inputs(B, H, W, pred, target, mask, key=()):

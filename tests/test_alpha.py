@@ -540,6 +540,137 @@ def test_op_rejects_bad_arguments_directly(device):
             torch.ops.mattingloss.alpha_gradient_forward(*changed)
 
 
+def compose_samples(device):
+    g = torch.Generator().manual_seed(3)
+    sums = torch.rand(3, alpha_module.N_SUMS, generator=g, dtype=torch.float64) * 50
+    sums[1, alpha_module.SUM_W_UNKNOWN] = 0.0  # an empty unknown region in one sample
+    sums = sums.to(device)
+    # (sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all)
+    yield sums, 48, [4, 4, 4], [0.0, 0.0, 0.0], 262144, 0.01, [1.0, 1.0, 1.0], [0, 1, 0], 2, False
+    yield sums.float(), 48, [1, 0, -1], [1e-8, 1e-12, 0.0], 0, 0.0, [2.0, 0.5, 1.0], [0, 1, 0], 2, False
+    yield sums, 48, [3, -1, 2], [0.0, 0.0, 0.0], 0, 0.0, [1.0, 1.0, 3.0], [0, 0, 1], 2, True
+    yield sums.float(), 48, [0, 0, 1], [0.0, 1e-8, 1e-8], 0, 0.01, [1.0, 1.0, 1.0], [0, 1, 2], 3, False
+
+
+def compose_reference(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all):
+    """What alpha_gradient_compose computes, term by term in float64 (csrc/alpha_gradient.h
+    compose_alpha_losses; AlphaNorm codes 0 mean, 1 sample, 2 sum, 3 numel, 4 vitmatte)."""
+    s = sums.double().cpu()
+    B = s.shape[0]
+    w_unknown = torch.full((B,), float(pixels), dtype=torch.float64) if count_all else s[:, 2]
+    terms = [(w_unknown, s[:, 0]), (s[:, 3], s[:, 1]), (w_unknown, s[:, 4] + s[:, 5] + penalty * (s[:, 6] + s[:, 7]))]
+    factors = torch.zeros(groups, B, dtype=torch.float64)
+    components = torch.zeros(3, dtype=torch.float64)
+    for t, (w, term) in enumerate(terms):
+        if norm[t] == -1:
+            continue
+        total_w = w.sum().item()
+        if norm[t] == 0:
+            f = [1.0 / (total_w + guard[t]) if total_w + guard[t] > 0 else 0.0] * B
+        elif norm[t] == 1:
+            f = [1.0 / (x + guard[t]) / B if x + guard[t] > 0 else 0.0 for x in w.tolist()]
+        elif norm[t] == 2:
+            f = [1.0] * B
+        elif norm[t] == 3:
+            f = [1.0 / (B * pixels)] * B
+        else:
+            crop = crop_pixels or pixels
+            f = [B * crop / total_w / (B * pixels) if total_w > 0 else 0.0] * B
+        f = torch.tensor(f, dtype=torch.float64)
+        factors[group[t]] = f
+        components[t] = (f * term).sum()
+    return (components * torch.tensor(weights, dtype=torch.float64)).sum(), components, factors
+
+
+def test_compose_op_matches_its_formula(device):
+    for args in compose_samples(device):
+        total, components, factors = torch.ops.mattingloss.alpha_gradient_compose(*args)
+        ref_total, ref_components, ref_factors = compose_reference(*args)
+        tol = 1e-12 if args[0].dtype == torch.float64 else 1e-6
+        assert total.dtype == components.dtype == factors.dtype == args[0].dtype
+        assert factors.shape == (args[8], args[0].shape[0])
+        assert max_rel_err(total.cpu(), ref_total) <= tol
+        assert max_rel_err(components.cpu(), ref_components) <= tol
+        assert max_rel_err(factors.cpu(), ref_factors) <= tol
+    # An empty unknown region: ViTMatte's scale is 0 there (its code divides by 0).
+    sums = torch.zeros(2, alpha_module.N_SUMS, dtype=torch.float64, device=device)
+    sums[:, alpha_module.SUM_UNKNOWN] = 1.0
+    total, components, factors = torch.ops.mattingloss.alpha_gradient_compose(
+        sums, 16, [4, -1, -1], [0.0] * 3, 262144, 0.0, [1.0] * 3, [0, 0, 0], 1, False)
+    assert total.item() == 0.0 and factors.abs().sum().item() == 0.0
+
+
+def test_compose_opcheck(device):
+    for args in compose_samples(device):
+        torch.library.opcheck(torch.ops.mattingloss.alpha_gradient_compose.default, args)
+
+
+def test_compose_rejects_bad_arguments_directly(device):
+    args = list(next(compose_samples(device)))
+    bad = [(0, args[0][:, :5], "sums has shape"), (0, args[0].half(), "sums must be float32 or float64"),
+           (1, 0, "pixels must be >= 1"), (2, [4, 5, 4], "bad norm 5"), (3, [0.0, -1.0, 0.0], "guard must be >= 0"),
+           (4, -1, "crop_pixels must be >= 0"), (7, [0, 2, 0], "group index 2 out of 0..1"),
+           (8, 4, "groups must be in 1..3"), (6, [1.0, 1.0], "need 3 values each")]
+    for index, value, match in bad:
+        changed = list(args)
+        changed[index] = value
+        with pytest.raises(RuntimeError, match=match):
+            torch.ops.mattingloss.alpha_gradient_compose(*changed)
+
+
+def combine_samples(device):
+    g = torch.Generator().manual_seed(5)
+    for groups, dtype, B, H, W in ((1, torch.float32, 2, 4, 8), (2, torch.float32, 3, 5, 7), (3, torch.float64, 2, 3, 3),
+                                   (2, torch.bfloat16, 2, 6, 9), (3, torch.float16, 1, 16, 20)):
+        acc = torch.float64 if dtype == torch.float64 else torch.float32
+        maps = (torch.randn(groups, B, 1, H, W, generator=g, dtype=torch.float64)).to(dtype).to(device)
+        factors = torch.rand(groups, B, generator=g, dtype=torch.float64).to(acc).to(device)
+        grad_output = torch.tensor(1.75, dtype=acc, device=device)
+        yield maps, factors, grad_output
+
+
+def test_combine_op_adds_the_scaled_maps_into_map_zero(device):
+    """Map 0 becomes grad_output * sum_g factors[g, b] * maps[g] (computed in the
+    accumulation type, rounded once to the maps' dtype); the other maps are untouched."""
+    for maps, factors, grad_output in combine_samples(device):
+        before = maps.clone()
+        torch.ops.mattingloss.alpha_gradient_combine_(maps, factors, grad_output)
+        acc = factors.dtype
+        expected = (before.to(acc) * (factors * grad_output)[:, :, None, None, None]).sum(0).to(maps.dtype)
+        tol = {torch.float64: 1e-15, torch.float32: 1e-6, torch.bfloat16: 8e-3, torch.float16: 1e-3}[maps.dtype]
+        assert torch.allclose(maps[0].to(acc), expected.to(acc), rtol=tol, atol=tol * expected.abs().max().item())
+        assert torch.equal(maps[1:], before[1:])
+
+
+def test_backward_in_place_and_retained_give_the_same_gradient(device):
+    """backward combines the maps in place (one op) when the graph is freed, out of
+    place with retain_graph: the same gradient either way, three maps included."""
+    pred, gt, trimap, weight = batch(2, 9, 11, device=device)
+    pred = pred.float().requires_grad_(True)
+    for call in (lambda p: vitmatte_alpha_losses(p, gt, trimap)[0],
+                 lambda p: vitmatte_alpha_losses(p, gt, weight=weight, crop_size=None)[0],
+                 lambda p: alpha_loss(p, gt, weight=weight, reduction="sample")):
+        (kept,) = torch.autograd.grad(call(pred), pred, retain_graph=True)
+        (freed,) = torch.autograd.grad(call(pred), pred)
+        assert max_rel_err(freed, kept) <= 1e-6 and kept.abs().sum() > 0
+
+
+def test_combine_opcheck(device):
+    for args in combine_samples(device):
+        torch.library.opcheck(torch.ops.mattingloss.alpha_gradient_combine_.default, args)
+
+
+def test_combine_rejects_bad_arguments_directly(device):
+    maps, factors, grad_output = next(combine_samples(device))
+    bad = [((maps[0], factors, grad_output), "maps has shape"), ((maps, factors[:, :1], grad_output), "factors has shape"),
+           ((maps, factors.double(), grad_output), "factors and grad_output must be Float"),
+           ((maps, factors, grad_output.expand(2)), "grad_output must hold one value"),
+           ((maps.int(), factors, grad_output), "maps must be floating")]
+    for args, match in bad:
+        with pytest.raises(RuntimeError, match=match):
+            torch.ops.mattingloss.alpha_gradient_combine_(*args)
+
+
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_compile_fullgraph(device, dynamic):
     """Functional forms with static shapes; Modules (options checked at construction)
@@ -567,3 +698,5 @@ def test_compile_fullgraph(device, dynamic):
 def test_exports():
     assert mattingloss.alpha_loss is alpha_loss and mattingloss.vitmatte_alpha_losses is vitmatte_alpha_losses
     assert alpha_module.alpha_gradient_forward is torch.ops.mattingloss.alpha_gradient_forward.default
+    assert alpha_module.alpha_gradient_compose is torch.ops.mattingloss.alpha_gradient_compose.default
+    assert alpha_module.alpha_gradient_combine_ is torch.ops.mattingloss.alpha_gradient_combine_.default

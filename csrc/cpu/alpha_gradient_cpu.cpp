@@ -1,4 +1,5 @@
-// CPU backend of alpha_gradient_forward: at::parallel_for over fixed chunks of
+// CPU backend of alpha_gradient_forward (and of alpha_gradient_compose, plain
+// scalar code, and alpha_gradient_combine_, at the end): at::parallel_for over fixed chunks of
 // (sample, band of rows). A band walks its rows once: each input row is read
 // in place (converted into a small ring of staging rows only when its dtype is
 // not the accumulation type), plus a 1-row halo per band each side. The Sobel
@@ -395,8 +396,82 @@ AlphaGradResult alpha_gradient_forward_cpu(const at::Tensor& pred, const at::Ten
   return op.outputs;
 }
 
+AlphaComposeResult alpha_gradient_compose_cpu(const at::Tensor& sums, int64_t pixels, at::IntArrayRef norm,
+                                              at::ArrayRef<double> guard, int64_t crop_pixels, double penalty,
+                                              at::ArrayRef<double> weights, at::IntArrayRef group, int64_t groups,
+                                              bool count_all) {
+  AlphaComposeOp op = prepare_alpha_compose(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups,
+                                            count_all);
+  const auto& [total, components, factors] = op.outputs;
+  if (op.use_double) {
+    compose_alpha_losses(op.f64, sums.const_data_ptr<double>(), total.mutable_data_ptr<double>(),
+                         components.mutable_data_ptr<double>(), factors.mutable_data_ptr<double>());
+  } else {
+    compose_alpha_losses(op.f32, sums.const_data_ptr<float>(), total.mutable_data_ptr<float>(),
+                         components.mutable_data_ptr<float>(), factors.mutable_data_ptr<float>());
+  }
+  return op.outputs;
+}
+
+// Backward of the maps: blocks of one sample's pixels, each map's block read
+// in place (or converted into a staging row), map 0's written in place.
+constexpr int64_t kCombineBlock = 4096;
+
+template <int kGroups, typename acc_t>
+ML_CPU_CLONES void combine_block(const acc_t* const* value, const acc_t* scale, int64_t n, acc_t* out) {
+  const acc_t* v[kGroups];
+  acc_t s[kGroups];
+  for (int k = 0; k < kGroups; ++k) v[k] = value[k], s[k] = scale[k];
+#pragma GCC ivdep
+  for (int64_t i = 0; i < n; ++i) {
+    acc_t here[kGroups];
+    for (int k = 0; k < kGroups; ++k) here[k] = v[k][i];
+    out[i] = combined_gradient<kGroups>(s, here);
+  }
+}
+
+template <typename acc_t>
+void combine(const AlphaCombineArgs<acc_t>& a) {
+  const int64_t blocks_per_sample = (a.pixels + kCombineBlock - 1) / kCombineBlock;
+  const int64_t plane = a.batch * a.pixels;
+  at::parallel_for(0, a.batch * blocks_per_sample, 1, [&](int64_t begin, int64_t end) {
+    PaddedRows<acc_t> staging(kMaxGroups + 1, kCombineBlock);
+    for (int64_t block = begin; block < end; ++block) {
+      const int64_t b = block / blocks_per_sample;
+      const int64_t first = b * a.pixels + (block % blocks_per_sample) * kCombineBlock;
+      const int64_t n = std::min(kCombineBlock, (b + 1) * a.pixels - first);
+      const acc_t* value[kMaxGroups];
+      acc_t scale[kMaxGroups];
+      for (int64_t k = 0; k < a.groups; ++k) {
+        value[k] = read(a.maps, k * plane + first, n, staging[k]);
+        scale[k] = a.factors[k * a.batch + b] * *a.grad_output;
+      }
+      acc_t* out = target(a.out, first, staging[kMaxGroups]);
+      switch (a.groups) {
+        case 1: combine_block<1>(value, scale, n, out); break;
+        case 2: combine_block<2>(value, scale, n, out); break;
+        default: combine_block<3>(value, scale, n, out); break;
+      }
+      write_back(a.out, first, n, out);
+    }
+  });
+}
+
+void alpha_gradient_combine_cpu(const at::Tensor& maps, const at::Tensor& factors, const at::Tensor& grad_output) {
+  AlphaCombineOp op = prepare_alpha_combine(maps, factors, grad_output);
+  if (op.use_double) {
+    combine(op.f64);
+  } else {
+    combine(op.f32);
+  }
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("alpha_gradient_forward", &alpha_gradient_forward_cpu); }
+TORCH_LIBRARY_IMPL(mattingloss, CPU, m) {
+  m.impl("alpha_gradient_combine_", &alpha_gradient_combine_cpu);
+  m.impl("alpha_gradient_forward", &alpha_gradient_forward_cpu);
+  m.impl("alpha_gradient_compose", &alpha_gradient_compose_cpu);
+}
 
 }  // namespace mattingloss

@@ -1,4 +1,4 @@
-// CUDA registration of alpha_gradient_forward: device guard, scratch
+// CUDA registration of alpha_gradient_forward, _compose and _combine_: device guard, scratch
 // allocation, launch on the current stream. No host synchronisation.
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
@@ -42,8 +42,44 @@ AlphaGradResult alpha_gradient_forward_cuda(const at::Tensor& pred, const at::Te
   return op.outputs;
 }
 
+AlphaComposeResult alpha_gradient_compose_cuda(const at::Tensor& sums, int64_t pixels, at::IntArrayRef norm,
+                                               at::ArrayRef<double> guard, int64_t crop_pixels, double penalty,
+                                               at::ArrayRef<double> weights, at::IntArrayRef group, int64_t groups,
+                                               bool count_all) {
+  const c10::cuda::CUDAGuard guard_device(sums.device());
+  AlphaComposeOp op = prepare_alpha_compose(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups,
+                                            count_all);
+  const auto& [total, components, factors] = op.outputs;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  if (op.use_double) {
+    C10_CUDA_CHECK(launch_alpha_gradient_compose(op.f64, sums.const_data_ptr<double>(), total.mutable_data_ptr<double>(),
+                                                 components.mutable_data_ptr<double>(),
+                                                 factors.mutable_data_ptr<double>(), stream));
+  } else {
+    C10_CUDA_CHECK(launch_alpha_gradient_compose(op.f32, sums.const_data_ptr<float>(), total.mutable_data_ptr<float>(),
+                                                 components.mutable_data_ptr<float>(),
+                                                 factors.mutable_data_ptr<float>(), stream));
+  }
+  return op.outputs;
+}
+
+void alpha_gradient_combine_cuda(const at::Tensor& maps, const at::Tensor& factors, const at::Tensor& grad_output) {
+  const c10::cuda::CUDAGuard guard(maps.device());
+  AlphaCombineOp op = prepare_alpha_combine(maps, factors, grad_output);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  if (op.use_double) {
+    C10_CUDA_CHECK(launch_alpha_gradient_combine(op.f64, stream));
+  } else {
+    C10_CUDA_CHECK(launch_alpha_gradient_combine(op.f32, stream));
+  }
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) { m.impl("alpha_gradient_forward", &alpha_gradient_forward_cuda); }
+TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) {
+  m.impl("alpha_gradient_combine_", &alpha_gradient_combine_cuda);
+  m.impl("alpha_gradient_forward", &alpha_gradient_forward_cuda);
+  m.impl("alpha_gradient_compose", &alpha_gradient_compose_cuda);
+}
 
 }  // namespace mattingloss

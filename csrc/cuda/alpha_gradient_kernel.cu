@@ -10,6 +10,8 @@
 // atomics: bitwise reproducible.
 #include <cub/block/block_reduce.cuh>
 
+#include <algorithm>
+
 #include "../alpha_gradient.h"
 #include "../common/cuda_memory.cuh"
 #include "alpha_gradient_kernel.h"
@@ -200,6 +202,77 @@ cudaError_t launch_alpha_gradient_forward(const AlphaGradArgs<acc_t>& a, acc_t* 
   return cudaGetLastError();
 }
 
+template <typename acc_t>
+__global__ void compose_kernel(const AlphaComposeParams<acc_t> params, const acc_t* sums, acc_t* total,
+                               acc_t* components, acc_t* factors) {
+  compose_alpha_losses(params, sums, total, components, factors);
+}
+
+template <typename acc_t>
+cudaError_t launch_alpha_gradient_compose(const AlphaComposeParams<acc_t>& params, const acc_t* sums, acc_t* total,
+                                          acc_t* components, acc_t* factors, cudaStream_t stream) {
+  compose_kernel<<<1, 1, 0, stream>>>(params, sums, total, components, factors);
+  return cudaGetLastError();
+}
+
+constexpr int kCombineThreads = 256;
+constexpr int kCombineVec = 4;  // elements per thread: one 16-byte access for float32 maps
+constexpr int64_t kCombineMaxBlocks = 4096;  // several waves on any GPU; the grid strides past that
+
+// One thread per kCombineVec consecutive pixels of one sample (a sample's
+// pixels are split into whole groups, so every group has one factor per map).
+template <int kGroups, typename acc_t>
+__global__ void __launch_bounds__(kCombineThreads)
+    combine_kernel(const AlphaCombineArgs<acc_t> a, const int64_t groups_per_sample, const bool vec) {
+  const int64_t plane = a.batch * a.pixels;
+  const acc_t grad_output = *a.grad_output;
+  for (int64_t i = blockIdx.x * int64_t(kCombineThreads) + threadIdx.x; i < a.batch * groups_per_sample;
+       i += int64_t(gridDim.x) * kCombineThreads) {
+    const int64_t b = i / groups_per_sample;
+    const int64_t x = (i % groups_per_sample) * kCombineVec;
+    const int n = static_cast<int>(std::min<int64_t>(kCombineVec, a.pixels - x));
+    const int64_t offset = b * a.pixels + x;
+    acc_t value[kGroups][kCombineVec], scale[kGroups];
+#pragma unroll
+    for (int k = 0; k < kGroups; ++k) {
+      gpu::load<kCombineVec>(a.maps, k * plane + offset, n, vec, value[k]);
+      scale[k] = a.factors[k * a.batch + b] * grad_output;
+    }
+    acc_t out[kCombineVec];
+#pragma unroll
+    for (int j = 0; j < kCombineVec; ++j) {
+      acc_t here[kGroups];
+#pragma unroll
+      for (int k = 0; k < kGroups; ++k) here[k] = value[k][j];
+      out[j] = combined_gradient<kGroups>(scale, here);
+    }
+    gpu::store<kCombineVec>(a.out, offset, n, vec, out);
+  }
+}
+
+template <typename acc_t>
+cudaError_t launch_alpha_gradient_combine(const AlphaCombineArgs<acc_t>& a, cudaStream_t stream) {
+  const int64_t groups_per_sample = (a.pixels + kCombineVec - 1) / kCombineVec;
+  const int64_t threads = a.batch * groups_per_sample;
+  const int blocks = static_cast<int>(std::min<int64_t>((threads + kCombineThreads - 1) / kCombineThreads, kCombineMaxBlocks));
+  // Vector accesses when every group starts on a whole vector: each sample's
+  // pixels a multiple of kCombineVec, the storage aligned for that many elements.
+  const int bytes = a.maps.dtype == Dtype::kDouble ? 8 : (a.maps.dtype == Dtype::kFloat ? 4 : 2);
+  const bool vec = a.pixels % kCombineVec == 0 && gpu::aligned(a.maps.data, bytes * kCombineVec);
+  switch (a.groups) {
+    case 1: combine_kernel<1><<<blocks, kCombineThreads, 0, stream>>>(a, groups_per_sample, vec); break;
+    case 2: combine_kernel<2><<<blocks, kCombineThreads, 0, stream>>>(a, groups_per_sample, vec); break;
+    default: combine_kernel<3><<<blocks, kCombineThreads, 0, stream>>>(a, groups_per_sample, vec); break;
+  }
+  return cudaGetLastError();
+}
+
+template cudaError_t launch_alpha_gradient_combine<float>(const AlphaCombineArgs<float>&, cudaStream_t);
+template cudaError_t launch_alpha_gradient_combine<double>(const AlphaCombineArgs<double>&, cudaStream_t);
+template cudaError_t launch_alpha_gradient_compose<float>(const AlphaComposeParams<float>&, const float*, float*,
+                                                          float*, float*, cudaStream_t);
+template cudaError_t launch_alpha_gradient_compose<double>(const AlphaComposeParams<double>&, const double*, double*,
+                                                           double*, double*, cudaStream_t);
 template cudaError_t launch_alpha_gradient_forward<float>(const AlphaGradArgs<float>&, float*, unsigned int*,
                                                           cudaStream_t);
 template cudaError_t launch_alpha_gradient_forward<double>(const AlphaGradArgs<double>&, double*, unsigned int*,

@@ -33,4 +33,15 @@ template <typename acc_t>
 cudaError_t launch_alpha_gradient_forward(const AlphaGradArgs<acc_t>& args, acc_t* scratch, unsigned int* counter,
                                           cudaStream_t stream);
 
+// Enqueues compose_alpha_losses (../alpha_gradient.h) as one single-thread
+// kernel: B scalar steps, no reason for more threads.
+template <typename acc_t>
+cudaError_t launch_alpha_gradient_compose(const AlphaComposeParams<acc_t>& params, const acc_t* sums, acc_t* total,
+                                          acc_t* components, acc_t* factors, cudaStream_t stream);
+
+// Enqueues alpha_gradient_combine_ (map 0 of args.maps overwritten in place):
+// one grid-stride kernel.
+template <typename acc_t>
+cudaError_t launch_alpha_gradient_combine(const AlphaCombineArgs<acc_t>& args, cudaStream_t stream);
+
 }  // namespace mattingloss
