@@ -69,14 +69,19 @@ def _total(terms: Dict[str, Tensor], weights: Dict[str, float]) -> Tensor:
     return total
 
 
-def _result(terms: Dict[str, Tensor], total: Tensor, weights: Optional[Dict[str, float]] = None) -> Dict[str, Tensor]:
-    """The components (detached; times their weight where the code base logs them weighted) and the total."""
+def _result(terms: Dict[str, Tensor], total: Tensor, weights: Optional[Dict[str, float]] = None,
+            copy: bool = True) -> Dict[str, Tensor]:
+    """The components (detached; times their weight where the code base logs them weighted) and the total.
+    copy=False: the terms are elements of a components tensor of their own (never the total)."""
     out = {}
     for key, term in terms.items():
         scale = 1.0 if weights is None else weights[key]
         # A copy, never a view of the total: under torch.compile an output that is
         # (folded into) an alias of the total takes the total's grad away.
-        out[key] = term.detach().clone() if scale == 1.0 else term.detach() * scale
+        if scale != 1.0:
+            out[key] = term.detach() * scale
+        else:
+            out[key] = term.detach().clone() if copy else term
     out["total"] = total
     return out
 
@@ -169,7 +174,7 @@ class ViTMatte(Preset):
                                            lap_gt, levels, level_weights, padding, crop, gt_scale)
         terms = {"unknown_l1_loss": c[0], "known_l1_loss": c[1], "loss_pha_laplacian": c[3],
                  "loss_gradient_penalty": c[2]}
-        return _result(terms, total)
+        return _result(terms, total, copy=False)
 
 
 class _RVMFunction(torch.autograd.Function):
@@ -234,7 +239,7 @@ class RVM(Preset):
         total, t = _RVMFunction.apply(*args, grad and args[0].requires_grad, grad and args[1].requires_grad,
                                       w["pha_laplacian_weight"], levels, level_weights, padding, crop, gt_scale)
         terms = {"pha_l1": t[0], "pha_laplacian": t[4], "pha_coherence": t[1], "fgr_l1": t[2], "fgr_coherence": t[3]}
-        return _result(terms, total)
+        return _result(terms, total, copy=False)
 
 
 class MatteFormer(Preset):
