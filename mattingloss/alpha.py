@@ -9,7 +9,8 @@ of the weighted term sums. A second op (``alpha_gradient_compose``) turns the
 sums into each convention's losses and the gradient maps' factors, on the
 device (no host sync, one tiny kernel); backward multiplies the stored
 gradient by them. Terms normalised by different data-dependent scales (ViTMatte's
-unknown and known L1) keep separate gradient maps, added in backward.
+unknown and known L1) keep separate gradient maps, added in backward in one pass
+(``alpha_gradient_combine_``).
 
 =================================  ==========================================================
 code base (function)               call
