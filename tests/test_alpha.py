@@ -533,11 +533,16 @@ def test_op_rejects_bad_arguments_directly(device):
     bad = [(1, args[1][..., :3], "alpha has shape"), (3, 7, "bad mask_mode"), (7, 5, "bad rho"),
            (12, 9, "bad sobel"), (16, 4, "groups must be in 1..3"), (15, [0, 2, 0], "group index 2 out of 0..1"),
            (2, None, "mask must be given"), (18, True, "per_pixel values need sobel == 0")]
+    assert_op_rejects(torch.ops.mattingloss.alpha_gradient_forward, args, bad)
+
+
+def assert_op_rejects(op, args, bad):
+    """op(*args) with args[index] = value raises a RuntimeError matching `match`, for each (index, value, match)."""
     for index, value, match in bad:
         changed = list(args)
         changed[index] = value
         with pytest.raises(RuntimeError, match=match):
-            torch.ops.mattingloss.alpha_gradient_forward(*changed)
+            op(*changed)
 
 
 def compose_samples(device):
@@ -611,11 +616,7 @@ def test_compose_rejects_bad_arguments_directly(device):
            (1, 0, "pixels must be >= 1"), (2, [4, 5, 4], "bad norm 5"), (3, [0.0, -1.0, 0.0], "guard must be >= 0"),
            (4, -1, "crop_pixels must be >= 0"), (7, [0, 2, 0], "group index 2 out of 0..1"),
            (8, 4, "groups must be in 1..3"), (6, [1.0, 1.0], "need 3 values each")]
-    for index, value, match in bad:
-        changed = list(args)
-        changed[index] = value
-        with pytest.raises(RuntimeError, match=match):
-            torch.ops.mattingloss.alpha_gradient_compose(*changed)
+    assert_op_rejects(torch.ops.mattingloss.alpha_gradient_compose, args, bad)
 
 
 def combine_samples(device):
