@@ -7,7 +7,9 @@
 // shared math of ../alpha_gradient.h. Per-block partial sums go through
 // cub::BlockReduce to scratch; the last block (one atomic ticket, as ATen's
 // Reduce.cuh) sums them per sample in a fixed order. No floating-point
-// atomics: bitwise reproducible.
+// atomics: bitwise reproducible. Also the two small ops around it:
+// alpha_gradient_compose (one thread: the losses from the sums) and
+// alpha_gradient_combine_ (backward: the gradient maps added in place).
 #include <cub/block/block_reduce.cuh>
 
 #include <algorithm>
@@ -202,11 +204,15 @@ cudaError_t launch_alpha_gradient_forward(const AlphaGradArgs<acc_t>& a, acc_t* 
   return cudaGetLastError();
 }
 
+namespace {
+
 template <typename acc_t>
 __global__ void compose_kernel(const AlphaComposeParams<acc_t> params, const acc_t* sums, acc_t* total,
                                acc_t* components, acc_t* factors) {
   compose_alpha_losses(params, sums, total, components, factors);
 }
+
+}  // namespace
 
 template <typename acc_t>
 cudaError_t launch_alpha_gradient_compose(const AlphaComposeParams<acc_t>& params, const acc_t* sums, acc_t* total,
@@ -214,6 +220,8 @@ cudaError_t launch_alpha_gradient_compose(const AlphaComposeParams<acc_t>& param
   compose_kernel<<<1, 1, 0, stream>>>(params, sums, total, components, factors);
   return cudaGetLastError();
 }
+
+namespace {
 
 constexpr int kCombineThreads = 256;
 constexpr int kCombineVec = 4;  // elements per thread: one 16-byte access for float32 maps
@@ -250,15 +258,18 @@ __global__ void __launch_bounds__(kCombineThreads)
   }
 }
 
+}  // namespace
+
 template <typename acc_t>
 cudaError_t launch_alpha_gradient_combine(const AlphaCombineArgs<acc_t>& a, cudaStream_t stream) {
   const int64_t groups_per_sample = (a.pixels + kCombineVec - 1) / kCombineVec;
   const int64_t threads = a.batch * groups_per_sample;
-  const int blocks = static_cast<int>(std::min<int64_t>((threads + kCombineThreads - 1) / kCombineThreads, kCombineMaxBlocks));
+  const int blocks =
+      static_cast<int>(std::min<int64_t>((threads + kCombineThreads - 1) / kCombineThreads, kCombineMaxBlocks));
   // Vector accesses when every group starts on a whole vector: each sample's
   // pixels a multiple of kCombineVec, the storage aligned for that many elements.
-  const int bytes = a.maps.dtype == Dtype::kDouble ? 8 : (a.maps.dtype == Dtype::kFloat ? 4 : 2);
-  const bool vec = a.pixels % kCombineVec == 0 && gpu::aligned(a.maps.data, bytes * kCombineVec);
+  const bool vec =
+      a.pixels % kCombineVec == 0 && gpu::aligned(a.maps.data, element_bytes(a.maps.dtype) * kCombineVec);
   switch (a.groups) {
     case 1: combine_kernel<1><<<blocks, kCombineThreads, 0, stream>>>(a, groups_per_sample, vec); break;
     case 2: combine_kernel<2><<<blocks, kCombineThreads, 0, stream>>>(a, groups_per_sample, vec); break;
