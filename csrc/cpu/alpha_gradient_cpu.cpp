@@ -27,6 +27,7 @@
 #include "../alpha_gradient.h"
 #include "../alpha_gradient_host.h"
 #include "../common/cpu_convert.h"
+#include "../common/cpu_lanes.h"
 #include "../common/cpu_rows.h"
 
 namespace mattingloss {
@@ -34,7 +35,6 @@ namespace {
 
 constexpr int64_t kBandPixels = 32768;  // pixels per band (and partial sum)...
 constexpr int64_t kMinBandRows = 16;     // ...but at least this many rows: each band recomputes 2 halo rows
-constexpr int64_t kLanes = 16;          // independent accumulators per sum, so the adds vectorize
 constexpr int64_t kRing = 4;            // row y of an input or of ex/ey at slot y & 3 (at most 3 are live)
 
 template <typename acc_t>

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../common/cpu_convert.h"
+#include "../common/cpu_lanes.h"
 #include "../dim_loss.h"
 #include "../dim_loss_host.h"
 
@@ -20,7 +21,6 @@ namespace {
 
 constexpr int64_t kChunk = 4096;  // pixels per partial sum
 constexpr int64_t kBlock = 256;   // pixels per pass of the math loop (its buffers stay in L1)
-constexpr int64_t kLanes = 16;    // independent accumulators, so the adds vectorize
 
 // Buffers for one block: inputs of another dtype than acc_t converted to it,
 // gradients to convert on the way out (or not requested), and the terms.
@@ -108,19 +108,9 @@ struct Lanes {
 
   // Pixel i of a block goes to lane i % kLanes, in pixel order.
   void add(const acc_t* alpha_term, const acc_t* comp_term, const acc_t* w, int64_t n) {
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) {
-      for (int64_t l = 0; l < kLanes; ++l) {
-        alpha[l] += alpha_term[i + l];
-        comp[l] += comp_term[i + l];
-        weight[l] += w[i + l];
-      }
-    }
-    for (int64_t l = 0; i < n; ++i, ++l) {
-      alpha[l] += alpha_term[i];
-      comp[l] += comp_term[i];
-      weight[l] += w[i];
-    }
+    add_to_lanes(alpha_term, n, alpha);
+    add_to_lanes(comp_term, n, comp);
+    add_to_lanes(w, n, weight);
   }
 
   Sums<acc_t> total() const {

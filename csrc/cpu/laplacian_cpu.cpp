@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "../common/cpu_convert.h"
+#include "../common/cpu_lanes.h"
 #include "../common/cpu_rows.h"
 #include "../laplacian.h"
 #include "../laplacian_host.h"
@@ -40,7 +41,6 @@ using lap::Args;
 using lap::Taps;
 
 constexpr int64_t kBand = 32;   // coarse rows per work unit (64 rows of the finer level)
-constexpr int64_t kLanes = 16;  // independent accumulators, so the sums vectorize
 constexpr int kSlots = 16;      // rows a unit keeps of each kind (its windows span at most 9)
 
 // ---------------------------------------------------------------- row kernels
@@ -268,16 +268,6 @@ template <typename acc_t>
 ML_CPU_CLONES void accumulate_row(const Taps<acc_t>& taps, const acc_t* const* rows, const acc_t* seed, int64_t n,
                                   acc_t* out) {
   fused(taps, rows, n, [=](int64_t c, acc_t down_t) { out[c] += seed[c] + down_t; });
-}
-
-// Element i of v goes to lane i % kLanes, in order.
-template <typename acc_t>
-ML_CPU_CLONES void add_to_lanes(const acc_t* __restrict v, int64_t n, acc_t* __restrict lane) {
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int64_t l = 0; l < kLanes; ++l) lane[l] += v[i + l];
-  }
-  for (int64_t l = 0; i < n; ++i, ++l) lane[l] += v[i];
 }
 
 template <typename acc_t>

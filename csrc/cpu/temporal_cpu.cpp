@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../common/cpu_convert.h"
+#include "../common/cpu_lanes.h"
 #include "../temporal.h"
 #include "../temporal_host.h"
 
@@ -23,7 +24,6 @@ namespace {
 
 constexpr int64_t kChunk = 1024;  // pixels per partial sum (x T frames x 4 channels)
 constexpr int64_t kBlock = 256;   // pixels per pass of the math loop (its arrays stay in L1)
-constexpr int64_t kLanes = 16;    // independent accumulators, so the adds vectorize
 
 // Per block: frame t-1's carried values, and staging for inputs/gradients of
 // another dtype than acc_t. Every row is padded by one cache line so that no two
@@ -157,14 +157,7 @@ struct Lanes {
   acc_t v[4][kLanes] = {};
 
   // Element i of a block goes to lane i % kLanes, in pixel order.
-  void add(int term, const acc_t* x, int64_t n) {
-    acc_t* lane = v[term];
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) {
-      for (int64_t l = 0; l < kLanes; ++l) lane[l] += x[i + l];
-    }
-    for (int64_t l = 0; i < n; ++i, ++l) lane[l] += x[i];
-  }
+  void add(int term, const acc_t* x, int64_t n) { add_to_lanes(x, n, v[term]); }
 
   TemporalSums<acc_t> total() const {
     TemporalSums<acc_t> s{0, 0, 0, 0};
