@@ -481,18 +481,26 @@ void forward_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
       u.start(unit / nb);
       const int64_t a0 = (unit % nb) * kBand, a1 = std::min(a0 + kBand, u.Hc);
       const int64_t lo = std::max<int64_t>(a0 - 2, 0), hi = std::min(a1 + 2, u.Hc);
-      for (int64_t r = lo; r < hi; ++r) u.down(r, band[r - lo]);
-      for (int64_t r = a0; r < a1; ++r)
-        std::copy(band[r - lo], band[r - lo] + u.Wc, a.scratch + a.offset[level + 1] + (u.plane * u.Hc + r) * u.Wc);
       u.coarse_base = band[0];
       u.coarse_pitch = band.pitch();
       u.band_first = lo;
+      // The band's coarse rows are computed as the fine rows' up() first needs
+      // them, while the x rows they are made of are still in the unit's ring
+      // (computing them all first made most level-0 rows of d twice).
+      int64_t next_down = lo;
+      auto laplacian = [&](int64_t fine, const acc_t** seed, const acc_t** term) {
+        const Taps<acc_t>& up = u.T.v_up[fine];
+        for (int k = 0; k < up.count; ++k) {
+          for (; next_down <= up.index[k]; ++next_down) u.down(next_down, band[next_down - lo]);
+        }
+        u.laplacian(fine, seed, term);
+      };
       Lanes<acc_t> lanes;
       const bool keep_seeds = grad && level == 0 && seeds_in_gradient(a);
       for (int64_t r = a0; r < a1; ++r) {
         const acc_t *seed, *term;
         for (int64_t fine = 2 * r; fine < 2 * r + 2; ++fine) {  // the unit's own rows, in order
-          u.laplacian(fine, &seed, &term);
+          laplacian(fine, &seed, &term);
           lanes.add(term, u.w);
           if (keep_seeds) std::copy(seed, seed + u.w, static_cast<acc_t*>(a.grad.data) + u.level0_offset(fine));
         }
@@ -500,7 +508,7 @@ void forward_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
         const Taps<acc_t>& taps = u.T.v_up_adjoint[r];
         const acc_t* rows[lap::kMaxTaps];
         for (int k = 0; k < taps.count; ++k) {
-          u.laplacian(taps.index[k], &seed, &term);
+          laplacian(taps.index[k], &seed, &term);
           rows[k] = seed;
         }
         combine(rows, taps.weight, taps.count, u.w, u.tmp);
@@ -508,6 +516,9 @@ void forward_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
         acc_t* t = u.adjoint(level + 1, r);
         for (int64_t c = 0; c < u.Wc; ++c) t[c] = -u.tmp2[c];
       }
+      for (; next_down < a1; ++next_down) u.down(next_down, band[next_down - lo]);
+      for (int64_t r = a0; r < a1; ++r)
+        std::copy(band[r - lo], band[r - lo] + u.Wc, a.scratch + a.offset[level + 1] + (u.plane * u.Hc + r) * u.Wc);
       partial[unit] = lanes.total();
     }
   });
