@@ -346,9 +346,8 @@ ML_INLINE void compose_alpha_losses(const AlphaComposeParams<acc_t>& C, const ac
       const acc_t* s = sums + b * kAgSums;
       const acc_t w = all ? acc_t(C.pixels) : s[weight_sum[t]];
       const acc_t f = C.norm[t] == kNormSample ? inverse_or_zero(w + C.guard[t]) / acc_t(B) : pooled;
-      const acc_t term = t == kTermUnknown ? s[kSumUnknown]
-                       : t == kTermKnown   ? s[kSumKnown]
-                                           : s[kSumSobelX] + s[kSumSobelY] + C.penalty * (s[kSumPenaltyX] + s[kSumPenaltyY]);
+      const acc_t sobel = s[kSumSobelX] + s[kSumSobelY] + C.penalty * (s[kSumPenaltyX] + s[kSumPenaltyY]);
+      const acc_t term = t == kTermUnknown ? s[kSumUnknown] : t == kTermKnown ? s[kSumKnown] : sobel;
       factors[C.group[t] * B + b] = f;
       part += f * term;
     }
@@ -356,7 +355,6 @@ ML_INLINE void compose_alpha_losses(const AlphaComposeParams<acc_t>& C, const ac
   }
   *total = C.weights[0] * components[0] + C.weights[1] * components[1] + C.weights[2] * components[2];
 }
-
 
 // ---------------------------------------------------------------- backward
 // The gradient at one pixel from its value in each of the kGroups maps and

@@ -3,12 +3,16 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
-#include <type_traits>
-
 #include "common/host_tensors.h"
 
 namespace mattingloss {
 namespace {
+
+// The map of each of the 3 terms (group) and the number of maps (groups).
+void check_groups(at::IntArrayRef group, int64_t groups) {
+  TORCH_CHECK(groups >= 1 && groups <= kMaxGroups, "mattingloss: groups must be in 1..", kMaxGroups, ", got ", groups);
+  for (int64_t g : group) TORCH_CHECK(g >= 0 && g < groups, "mattingloss: group index ", g, " out of 0..", groups - 1);
+}
 
 template <typename acc_t>
 void fill(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& gt,
@@ -72,8 +76,7 @@ AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt,
   TORCH_CHECK(sobel != kSobelMagnitude || grad_eps > 0, "mattingloss: grad_eps must be > 0, got ", grad_eps);
   TORCH_CHECK(coef.size() == 4, "mattingloss: coef needs 4 values, got ", coef.size());
   TORCH_CHECK(group.size() == 3, "mattingloss: group needs 3 values, got ", group.size());
-  TORCH_CHECK(groups >= 1 && groups <= kMaxGroups, "mattingloss: groups must be in 1..", kMaxGroups, ", got ", groups);
-  for (int64_t g : group) TORCH_CHECK(g >= 0 && g < groups, "mattingloss: group index ", g, " out of 0..", groups - 1);
+  check_groups(group, groups);
   // A Sobel term's per-pixel gradient is no multiple of its per-pixel value: no "none" for it.
   TORCH_CHECK(!per_pixel || sobel == kSobelNone, "mattingloss: per_pixel values need sobel == ", int64_t(kSobelNone));
 
@@ -116,6 +119,18 @@ void fill_compose(AlphaComposeParams<acc_t>& C, int64_t batch, int64_t pixels, a
   C.count_all = count_all;
 }
 
+template <typename acc_t>
+void fill_combine(AlphaCombineArgs<acc_t>& a, const at::Tensor& maps, const at::Tensor& factors,
+                  const at::Tensor& grad_output) {
+  a.groups = maps.size(0);
+  a.batch = maps.size(1);
+  a.pixels = maps.size(3) * maps.size(4);
+  a.maps = input(maps, "maps");
+  a.out = output(maps);
+  a.factors = factors.const_data_ptr<acc_t>();
+  a.grad_output = grad_output.const_data_ptr<acc_t>();
+}
+
 }  // namespace
 
 AlphaComposeOp prepare_alpha_compose(const at::Tensor& sums, int64_t pixels, at::IntArrayRef norm,
@@ -131,10 +146,9 @@ AlphaComposeOp prepare_alpha_compose(const at::Tensor& sums, int64_t pixels, at:
   TORCH_CHECK(crop_pixels >= 0, "mattingloss: crop_pixels must be >= 0, got ", crop_pixels);
   TORCH_CHECK(norm.size() == 3 && guard.size() == 3 && weights.size() == 3 && group.size() == 3,
               "mattingloss: norm, guard, weights and group need 3 values each");
-  TORCH_CHECK(groups >= 1 && groups <= kMaxGroups, "mattingloss: groups must be in 1..", kMaxGroups, ", got ", groups);
+  check_groups(group, groups);
   for (int t = 0; t < 3; ++t) {
     TORCH_CHECK(norm[t] >= kNormOff && norm[t] <= kNormVitmatte, "mattingloss: bad norm ", norm[t]);
-    TORCH_CHECK(group[t] >= 0 && group[t] < groups, "mattingloss: group index ", group[t], " out of 0..", groups - 1);
     TORCH_CHECK(guard[t] >= 0, "mattingloss: guard must be >= 0, got ", guard[t]);
   }
   const int64_t B = sums.size(0);
@@ -169,20 +183,10 @@ AlphaCombineOp prepare_alpha_combine(const at::Tensor& maps, const at::Tensor& f
   }
   AlphaCombineOp op;
   op.use_double = acc == at::kDouble;
-  auto fill_combine = [&](auto& a, auto* acc_ptr) {
-    using acc_t = std::remove_pointer_t<decltype(acc_ptr)>;
-    a.groups = G;
-    a.batch = B;
-    a.pixels = maps.size(3) * maps.size(4);
-    a.maps = input(maps, "maps");
-    a.out = output(maps);
-    a.factors = factors.const_data_ptr<acc_t>();
-    a.grad_output = grad_output.const_data_ptr<acc_t>();
-  };
   if (op.use_double) {
-    fill_combine(op.f64, static_cast<double*>(nullptr));
+    fill_combine(op.f64, maps, factors, grad_output);
   } else {
-    fill_combine(op.f32, static_cast<float*>(nullptr));
+    fill_combine(op.f32, maps, factors, grad_output);
   }
   return op;
 }

@@ -1,7 +1,8 @@
 // Host-side glue shared by the CPU and CUDA registrations of
-// alpha_gradient_forward and alpha_gradient_compose: checks the raw op's arguments (the Python API checks
-// first, with friendlier messages; these keep a direct torch.ops call from
-// reading out of bounds), allocates the outputs and fills AlphaGradArgs.
+// alpha_gradient_forward, _compose and _combine_: checks the raw ops' arguments
+// (the Python API checks first, with friendlier messages; these keep a direct
+// torch.ops call from reading out of bounds), allocates the outputs and fills
+// the kernels' argument structs.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -165,7 +165,8 @@ ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* 
   }
 }
 
-// Column pass of the adjoint at row y from derivative rows y-1, y, y+1, where sobel_row could not do it: row y+1 outside the image.
+// Column pass of the adjoint at row y from derivative rows y-1, y, y+1, where
+// sobel_row could not do it: row y+1 outside the image.
 template <typename acc_t>
 ML_CPU_CLONES void adjoint_col_row(const acc_t* exu, const acc_t* exm, const acc_t* exd, const acc_t* eyu,
                                    const acc_t* eyd, acc_t* cx, acc_t* cy, int64_t W) {

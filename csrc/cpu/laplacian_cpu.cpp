@@ -24,7 +24,6 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -480,7 +479,7 @@ void forward_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
     for (int64_t unit = first; unit < last; ++unit) {
       u.start(unit / nb);
       const int64_t a0 = (unit % nb) * kBand, a1 = std::min(a0 + kBand, u.Hc);
-      const int64_t lo = std::max<int64_t>(a0 - 2, 0), hi = std::min(a1 + 2, u.Hc);
+      const int64_t lo = std::max<int64_t>(a0 - 2, 0);  // the band: coarse rows lo .. a1 + 1, as up() needs them
       u.coarse_base = band[0];
       u.coarse_pitch = band.pitch();
       u.band_first = lo;
