@@ -68,13 +68,26 @@ struct AlphaGradParams {
 };
 
 template <typename acc_t>
-inline void set_map_coefs(AlphaGradParams<acc_t>& P) {
+ML_INLINE void set_map_coefs(AlphaGradParams<acc_t>& P) {
   for (int k = 0; k < kMaxGroups; ++k) {
     P.map_coef[0][k] = P.unknown_term && P.group[0] == k ? P.coef[kTermUnknown] : acc_t(0);
     P.map_coef[1][k] = P.known_term && P.group[1] == k ? P.coef[kTermKnown] : acc_t(0);
   }
   P.value_coef[0] = P.unknown_term ? P.coef[kTermUnknown] : acc_t(0);
   P.value_coef[1] = P.known_term ? P.coef[kTermKnown] : acc_t(0);
+}
+
+// The coefficients of one sample's gradient when the caller already knows the
+// maps' factors (groups, B) (alpha_gradient_weights, then _compose on its sums):
+// each term's coefficient times its map's factor for sample b, every term in map
+// 0. The op then writes the total's gradient (at grad_output 1) as one map, and
+// backward is a scaling by grad_output, skipped when that is 1.
+template <typename acc_t>
+ML_INLINE void scale_coefs_for_sample(AlphaGradParams<acc_t>& P, const acc_t* factors, int64_t b, int64_t batch) {
+  const int64_t term_group[4] = {P.group[0], P.group[1], P.group[2], P.group[2]};  // the penalty: the Sobel map
+  for (int t = 0; t < 4; ++t) P.coef[t] *= factors[term_group[t] * batch + b];
+  for (int t = 0; t < 3; ++t) P.group[t] = 0;
+  set_map_coefs(P);
 }
 
 // w: 1 in the unknown region (or the weight itself); branch-free so CPU loops vectorize.
@@ -354,17 +367,6 @@ ML_INLINE void compose_alpha_losses(const AlphaComposeParams<acc_t>& C, const ac
     components[t] = part;
   }
   *total = C.weights[0] * components[0] + C.weights[1] * components[1] + C.weights[2] * components[2];
-}
-
-// ---------------------------------------------------------------- backward
-// The gradient at one pixel from its value in each of the kGroups maps and
-// their scales (factor of the pixel's sample times grad_output): one read of
-// every map, one write (alpha_gradient_combine_).
-template <int kGroups, typename acc_t>
-ML_INLINE acc_t combined_gradient(const acc_t* scale, const acc_t* value) {
-  acc_t g = scale[0] * value[0];
-  ML_UNROLL for (int k = 1; k < kGroups; ++k) g += scale[k] * value[k];
-  return g;
 }
 
 }  // namespace mattingloss

@@ -15,22 +15,14 @@ template <typename acc_t>
 struct AlphaGradArgs {
   AlphaGradParams<acc_t> params;
   int64_t batch = 0, height = 0, width = 0;
-  int64_t groups = 0;       // gradient maps (1..kMaxGroups)
+  int64_t groups = 0;       // gradient maps written (1..kMaxGroups); 1 with factors
   Input pred, gt, mask;     // (B,1,H,W); mask.data is null for kAgNoMask
   Output grad;              // (groups, B, 1, H, W) in pred's dtype; null: not requested
+  // (params.group's maps, B): when given, every term's gradient times its map's
+  // factor goes to the one map written (scale_coefs_for_sample).
+  const acc_t* factors = nullptr;
   Output values;            // (B, 1, H, W) per-pixel value (acc_t); null: not requested
   acc_t* sums = nullptr;    // (B, kAgSums)
-};
-
-
-// alpha_gradient_combine_: maps[0] <- grad_output * sum_g factors[g][b] * maps[g], in place.
-template <typename acc_t>
-struct AlphaCombineArgs {
-  int64_t groups = 0, batch = 0, pixels = 0;  // pixels: H * W of one map of one sample
-  Input maps;                                 // (groups, B, 1, H, W), read
-  Output out;                                 // the same storage: map 0 written
-  const acc_t* factors = nullptr;             // (groups, B)
-  const acc_t* grad_output = nullptr;         // one value
 };
 
 }  // namespace mattingloss

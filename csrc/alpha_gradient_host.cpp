@@ -14,38 +14,70 @@ void check_groups(at::IntArrayRef group, int64_t groups) {
   for (int64_t g : group) TORCH_CHECK(g >= 0 && g < groups, "mattingloss: group index ", g, " out of 0..", groups - 1);
 }
 
+// pred_alpha (B, 1, H, W) and the mask as mask_mode reads it (both ops read them).
+void check_pred_and_mask(const at::Tensor& pred, const std::optional<at::Tensor>& mask, int64_t mask_mode) {
+  TORCH_CHECK(pred.dim() == 4 && pred.size(1) == 1, "mattingloss: pred_alpha has shape ", pred.sizes(),
+              ", expected (B, 1, H, W)");
+  TORCH_CHECK(pred.numel() > 0, "mattingloss: pred_alpha is empty");
+  TORCH_CHECK(at::isFloatingType(pred.scalar_type()), "mattingloss: pred_alpha must be floating, got ",
+              pred.scalar_type());
+  TORCH_CHECK(pred.is_contiguous(), "mattingloss: pred_alpha must be contiguous");
+  TORCH_CHECK(mask_mode >= kAgEqual && mask_mode <= kAgNoMask, "mattingloss: bad mask_mode ", mask_mode);
+  TORCH_CHECK(mask.has_value() == (mask_mode != kAgNoMask), "mattingloss: mask must be given unless mask_mode is ",
+              int64_t(kAgNoMask));
+  if (mask.has_value()) check_map(*mask, "mask", pred, 1);
+}
+
+// The parameters the region's weight needs (both ops), and the sizes.
 template <typename acc_t>
-void fill(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& gt,
-          const std::optional<at::Tensor>& mask, int64_t mask_mode, double mask_lo, double mask_hi,
-          double alpha_scale, int64_t rho, double eps, bool mask_in_diff, bool unknown_term, bool known_term,
-          int64_t sobel, double grad_eps, at::ArrayRef<double> coef, at::IntArrayRef group, int64_t groups,
-          const AlphaGradResult& out) {
+void fill_region(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const std::optional<at::Tensor>& mask,
+                 int64_t mask_mode, double mask_lo, double mask_hi) {
   auto& P = a.params;
-  P.alpha_scale = acc_t(alpha_scale);
-  P.eps = acc_t(eps);
-  P.grad_eps = acc_t(grad_eps);
   if (mask.has_value() && (mask_mode == kAgEqual || mask_mode == kAgRange)) {
     mask_lo = comparison_bound(mask_lo, *mask);
     mask_hi = comparison_bound(mask_hi, *mask);
   }
   P.mask_lo = acc_t(mask_lo);
   P.mask_hi = acc_t(mask_hi);
+  P.mask_mode = mask_mode;
+  a.batch = pred.size(0);
+  a.height = pred.size(2);
+  a.width = pred.size(3);
+  if (mask.has_value()) a.mask = input(*mask, "mask");
+}
+
+// The factors of alpha_gradient_forward: (groups, B), the accumulation type, on pred's device.
+void check_factors(const at::Tensor& factors, int64_t groups, int64_t batch, at::ScalarType acc, const at::Tensor& pred) {
+  TORCH_CHECK(factors.dim() == 2 && factors.size(0) == groups && factors.size(1) == batch,
+              "mattingloss: factors has shape ", factors.sizes(), ", expected (", groups, ", ", batch, ")");
+  TORCH_CHECK(factors.scalar_type() == acc, "mattingloss: factors must be ", acc, ", got ", factors.scalar_type());
+  TORCH_CHECK(factors.is_contiguous() && factors.device() == pred.device(),
+              "mattingloss: factors must be contiguous, on pred_alpha's device");
+}
+
+template <typename acc_t>
+void fill(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& gt,
+          const std::optional<at::Tensor>& mask, int64_t mask_mode, double mask_lo, double mask_hi,
+          double alpha_scale, int64_t rho, double eps, bool mask_in_diff, bool unknown_term, bool known_term,
+          int64_t sobel, double grad_eps, at::ArrayRef<double> coef, at::IntArrayRef group, int64_t groups,
+          const AlphaGradResult& out, const std::optional<at::Tensor>& factors) {
+  fill_region(a, pred, mask, mask_mode, mask_lo, mask_hi);
+  auto& P = a.params;
+  P.alpha_scale = acc_t(alpha_scale);
+  P.eps = acc_t(eps);
+  P.grad_eps = acc_t(grad_eps);
   for (int t = 0; t < 4; ++t) P.coef[t] = acc_t(coef[t]);
   for (int t = 0; t < 3; ++t) P.group[t] = group[t];
-  P.mask_mode = mask_mode;
   P.rho = rho;
   P.sobel = sobel;
   P.unknown_term = unknown_term;
   P.known_term = known_term;
   P.mask_in_diff = mask_in_diff;
   set_map_coefs(P);
-  a.batch = pred.size(0);
-  a.height = pred.size(2);
-  a.width = pred.size(3);
-  a.groups = groups;
+  a.groups = factors.has_value() ? 1 : groups;
+  if (factors.has_value()) a.factors = factors->const_data_ptr<acc_t>();
   a.pred = input(pred, "pred_alpha");
   a.gt = input(gt, "alpha");
-  if (mask.has_value()) a.mask = input(*mask, "mask");
   const auto& [sums, grad, values] = out;
   a.grad = output(grad);
   a.values = output(values);
@@ -58,18 +90,10 @@ AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt,
                                    int64_t mask_mode, double mask_lo, double mask_hi, double alpha_scale,
                                    int64_t rho, double eps, bool mask_in_diff, bool unknown_term, bool known_term,
                                    int64_t sobel, double grad_eps, at::ArrayRef<double> coef,
-                                   at::IntArrayRef group, int64_t groups, bool grad, bool per_pixel) {
-  TORCH_CHECK(pred.dim() == 4 && pred.size(1) == 1, "mattingloss: pred_alpha has shape ", pred.sizes(),
-              ", expected (B, 1, H, W)");
-  TORCH_CHECK(pred.numel() > 0, "mattingloss: pred_alpha is empty");
-  TORCH_CHECK(at::isFloatingType(pred.scalar_type()), "mattingloss: pred_alpha must be floating, got ",
-              pred.scalar_type());
-  TORCH_CHECK(pred.is_contiguous(), "mattingloss: pred_alpha must be contiguous");
+                                   at::IntArrayRef group, int64_t groups, bool grad, bool per_pixel,
+                                   const std::optional<at::Tensor>& factors) {
+  check_pred_and_mask(pred, mask, mask_mode);
   check_map(gt, "alpha", pred, 1);
-  TORCH_CHECK(mask_mode >= kAgEqual && mask_mode <= kAgNoMask, "mattingloss: bad mask_mode ", mask_mode);
-  TORCH_CHECK(mask.has_value() == (mask_mode != kAgNoMask), "mattingloss: mask must be given unless mask_mode is ",
-              int64_t(kAgNoMask));
-  if (mask.has_value()) check_map(*mask, "mask", pred, 1);
   TORCH_CHECK(rho == kRhoL1 || rho == kRhoCharbonnier, "mattingloss: bad rho ", rho);
   TORCH_CHECK(rho == kRhoL1 || eps > 0, "mattingloss: eps must be > 0, got ", eps);
   TORCH_CHECK(sobel >= kSobelNone && sobel <= kSobelMagnitude, "mattingloss: bad sobel ", sobel);
@@ -83,18 +107,39 @@ AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt,
   const bool use_double = pred.scalar_type() == at::kDouble;
   const auto acc = use_double ? at::kDouble : at::kFloat;
   const int64_t B = pred.size(0), H = pred.size(2), W = pred.size(3);
+  if (factors.has_value()) {
+    TORCH_CHECK(grad, "mattingloss: factors scale the gradient: they need grad=True");
+    check_factors(*factors, groups, B, acc, pred);
+  }
+  const int64_t maps = factors.has_value() ? 1 : groups;
   AlphaGradOp op;
   op.use_double = use_double;
   op.outputs = AlphaGradResult(at::empty({B, kAgSums}, pred.options().dtype(acc)),
-                               grad ? at::empty({groups, B, 1, H, W}, pred.options()) : at::empty({0}, pred.options()),
+                               grad ? at::empty({maps, B, 1, H, W}, pred.options()) : at::empty({0}, pred.options()),
                                per_pixel ? at::empty({B, 1, H, W}, pred.options().dtype(acc))
                                          : at::empty({0}, pred.options().dtype(acc)));
   if (use_double) {
     fill(op.f64, pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps, mask_in_diff, unknown_term,
-         known_term, sobel, grad_eps, coef, group, groups, op.outputs);
+         known_term, sobel, grad_eps, coef, group, groups, op.outputs, factors);
   } else {
     fill(op.f32, pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps, mask_in_diff, unknown_term,
-         known_term, sobel, grad_eps, coef, group, groups, op.outputs);
+         known_term, sobel, grad_eps, coef, group, groups, op.outputs, factors);
+  }
+  return op;
+}
+
+AlphaWeightsOp prepare_alpha_weights(const at::Tensor& pred, const std::optional<at::Tensor>& mask, int64_t mask_mode,
+                                     double mask_lo, double mask_hi) {
+  check_pred_and_mask(pred, mask, mask_mode);
+  AlphaWeightsOp op;
+  op.use_double = pred.scalar_type() == at::kDouble;
+  op.sums = at::empty({pred.size(0), kAgSums}, pred.options().dtype(op.use_double ? at::kDouble : at::kFloat));
+  if (op.use_double) {
+    fill_region(op.f64, pred, mask, mask_mode, mask_lo, mask_hi);
+    op.f64.sums = op.sums.mutable_data_ptr<double>();
+  } else {
+    fill_region(op.f32, pred, mask, mask_mode, mask_lo, mask_hi);
+    op.f32.sums = op.sums.mutable_data_ptr<float>();
   }
   return op;
 }
@@ -117,18 +162,6 @@ void fill_compose(AlphaComposeParams<acc_t>& C, int64_t batch, int64_t pixels, a
   C.groups = groups;
   C.penalty = acc_t(penalty);
   C.count_all = count_all;
-}
-
-template <typename acc_t>
-void fill_combine(AlphaCombineArgs<acc_t>& a, const at::Tensor& maps, const at::Tensor& factors,
-                  const at::Tensor& grad_output) {
-  a.groups = maps.size(0);
-  a.batch = maps.size(1);
-  a.pixels = maps.size(3) * maps.size(4);
-  a.maps = input(maps, "maps");
-  a.out = output(maps);
-  a.factors = factors.const_data_ptr<acc_t>();
-  a.grad_output = grad_output.const_data_ptr<acc_t>();
 }
 
 }  // namespace
@@ -160,33 +193,6 @@ AlphaComposeOp prepare_alpha_compose(const at::Tensor& sums, int64_t pixels, at:
     fill_compose(op.f64, B, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all);
   } else {
     fill_compose(op.f32, B, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all);
-  }
-  return op;
-}
-
-AlphaCombineOp prepare_alpha_combine(const at::Tensor& maps, const at::Tensor& factors, const at::Tensor& grad_output) {
-  TORCH_CHECK(maps.dim() == 5 && maps.size(0) >= 1 && maps.size(0) <= kMaxGroups && maps.size(2) == 1,
-              "mattingloss: maps has shape ", maps.sizes(), ", expected (groups, B, 1, H, W) with groups in 1..",
-              kMaxGroups);
-  TORCH_CHECK(at::isFloatingType(maps.scalar_type()), "mattingloss: maps must be floating, got ", maps.scalar_type());
-  TORCH_CHECK(maps.is_contiguous() && maps.numel() > 0, "mattingloss: maps must be contiguous and non-empty");
-  const auto acc = maps.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const int64_t G = maps.size(0), B = maps.size(1);
-  TORCH_CHECK(factors.dim() == 2 && factors.size(0) == G && factors.size(1) == B, "mattingloss: factors has shape ",
-              factors.sizes(), ", expected (", G, ", ", B, ")");
-  TORCH_CHECK(grad_output.numel() == 1, "mattingloss: grad_output must hold one value, got ", grad_output.numel());
-  for (const auto* t : {&factors, &grad_output}) {
-    TORCH_CHECK(t->scalar_type() == acc, "mattingloss: factors and grad_output must be ", acc, " (maps are ",
-                maps.scalar_type(), "), got ", t->scalar_type());
-    TORCH_CHECK(t->is_contiguous() && t->device() == maps.device(),
-                "mattingloss: factors and grad_output must be contiguous, on the maps' device");
-  }
-  AlphaCombineOp op;
-  op.use_double = acc == at::kDouble;
-  if (op.use_double) {
-    fill_combine(op.f64, maps, factors, grad_output);
-  } else {
-    fill_combine(op.f32, maps, factors, grad_output);
   }
   return op;
 }

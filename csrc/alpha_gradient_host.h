@@ -1,5 +1,5 @@
 // Host-side glue shared by the CPU and CUDA registrations of
-// alpha_gradient_forward, _compose and _combine_: checks the raw ops' arguments
+// alpha_gradient_forward, _weights and _compose: checks the raw ops' arguments
 // (the Python API checks first, with friendlier messages; these keep a direct
 // torch.ops call from reading out of bounds), allocates the outputs and fills
 // the kernels' argument structs.
@@ -27,7 +27,19 @@ AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt,
                                    int64_t mask_mode, double mask_lo, double mask_hi, double alpha_scale,
                                    int64_t rho, double eps, bool mask_in_diff, bool unknown_term, bool known_term,
                                    int64_t sobel, double grad_eps, at::ArrayRef<double> coef,
-                                   at::IntArrayRef group, int64_t groups, bool grad, bool per_pixel);
+                                   at::IntArrayRef group, int64_t groups, bool grad, bool per_pixel,
+                                   const std::optional<at::Tensor>& factors);
+
+// alpha_gradient_weights: the weight sums of alpha_gradient_forward alone (one read of the mask).
+struct AlphaWeightsOp {
+  at::Tensor sums;  // (B, kAgSums): the weight columns, 0 in the others
+  AlphaGradArgs<float> f32;
+  AlphaGradArgs<double> f64;
+  bool use_double = false;
+};
+
+AlphaWeightsOp prepare_alpha_weights(const at::Tensor& pred, const std::optional<at::Tensor>& mask, int64_t mask_mode,
+                                     double mask_lo, double mask_hi);
 
 // alpha_gradient_compose: (total, components, factors) from the sums.
 using AlphaComposeResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
@@ -43,14 +55,5 @@ AlphaComposeOp prepare_alpha_compose(const at::Tensor& sums, int64_t pixels, at:
                                      at::ArrayRef<double> guard, int64_t crop_pixels, double penalty,
                                      at::ArrayRef<double> weights, at::IntArrayRef group, int64_t groups,
                                      bool count_all);
-
-// alpha_gradient_combine_: checks, and the arguments in maps' accumulation type.
-struct AlphaCombineOp {
-  AlphaCombineArgs<float> f32;
-  AlphaCombineArgs<double> f64;
-  bool use_double = false;
-};
-
-AlphaCombineOp prepare_alpha_combine(const at::Tensor& maps, const at::Tensor& factors, const at::Tensor& grad_output);
 
 }  // namespace mattingloss

@@ -60,12 +60,21 @@ TORCH_LIBRARY(mattingloss, m) {
   // and the per-pixel gradient of sum_t coef[t] * S_t in `groups` maps
   // (groups, B, 1, H, W), empty when grad is false; with per_pixel (pointwise
   // terms only) also the per-pixel values of that sum, (B, 1, H, W) in the
-  // accumulation type (reduction "none"). Codes: csrc/alpha_gradient.h.
+  // accumulation type (reduction "none"). With factors (groups, B), the maps'
+  // per-sample factors known in advance (alpha_gradient_weights, then
+  // _compose of its sums), one map (1, B, 1, H, W): sum_g factors[g][b] * map g,
+  // the total's gradient. Codes: csrc/alpha_gradient.h.
   m.def(
       "alpha_gradient_forward(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, float mask_lo, "
       "float mask_hi, float alpha_scale, int rho, float eps, bool mask_in_diff, bool unknown_term, "
       "bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, bool grad, "
-      "bool per_pixel=False) -> (Tensor sums, Tensor grad, Tensor values)");
+      "bool per_pixel=False, Tensor? factors=None) -> (Tensor sums, Tensor grad, Tensor values)");
+  // alpha_gradient_forward's sums of the region weights alone, in the same
+  // order (bitwise the same values), from one read of the mask; the other
+  // columns 0. What the factors depend on: see above.
+  m.def(
+      "alpha_gradient_weights(Tensor pred_alpha, Tensor? mask, int mask_mode, float mask_lo, float mask_hi) "
+      "-> Tensor");
   // The losses of one alpha_gradient_forward call from its sums, all on the
   // device (no host sync): the total, the three terms (unknown, known, Sobel;
   // before their weights) and the per-sample factors (groups, B) of the
@@ -74,8 +83,9 @@ TORCH_LIBRARY(mattingloss, m) {
       "alpha_gradient_compose(Tensor sums, int pixels, int[] norm, float[] guard, int crop_pixels, "
       "float penalty, float[] weights, int[] group, int groups, bool count_all) "
       "-> (Tensor total, Tensor components, Tensor factors)");
-  // Backward of several gradient maps in one pass, in place: map 0 of `maps`
-  // becomes grad_output * sum_g factors[g][b] * maps[g] (maps' dtype, computed
-  // in the accumulation type); the other maps are left as they were.
-  m.def("alpha_gradient_combine_(Tensor(a!) maps, Tensor factors, Tensor grad_output) -> ()");
+  // Backward of a stored gradient, in place: grad *= factor (one value, grad's
+  // accumulation type; computed in it, rounded once to grad's dtype). A factor
+  // of 1 (loss.backward() of a loss whose forward stored its final gradient)
+  // leaves grad as it is: no pass over it.
+  m.def("scale_gradient_(Tensor(a!) grad, Tensor factor) -> ()");
 }

@@ -42,10 +42,24 @@ dim_loss_forward = load_op(
     "-> (Tensor loss, Tensor components, Tensor scale, Tensor grad_pred, Tensor grad_fg, Tensor grad_bg)"
 )
 
+scale_gradient_ = load_op("mattingloss::scale_gradient_(Tensor(a!) grad, Tensor factor) -> ()")
+
+
+@torch.library.register_fake("mattingloss::scale_gradient_")
+def _scale_gradient_fake(grad, factor):
+    return None
+
+
 # Codes shared with csrc/dim_loss.h.
 MASK_EQUAL, MASK_RANGE, MASK_WEIGHT = 0, 1, 2
 REDUCTIONS = {"mean": 0, "sample": 1, "sum": 2, "none": 3}
 NONE = REDUCTIONS["none"]
+
+
+def accumulation_dtype(t: torch.Tensor) -> torch.dtype:
+    """What the kernels compute in for this prediction (or buffer): float64 for
+    float64, float32 for every other dtype."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
 # Read once: a plain bool is free to check inside torch.compile'd code.
@@ -61,7 +75,7 @@ def cuda_kernels_built() -> bool:
 @torch.library.register_fake("mattingloss::dim_loss_forward")
 def _dim_loss_forward_fake(pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps,
                            alpha_scale, color_scale, reduction, grad_pred, grad_fg, grad_bg):
-    acc = torch.float64 if pred.dtype == torch.float64 else torch.float32
+    acc = accumulation_dtype(pred)
     loss_shape = pred.shape if reduction == NONE else ()
 
     def grad(wanted, like):
@@ -136,12 +150,17 @@ def _scaled(stored, factor):
     Otherwise (retain_graph, gradcheck, compiled graphs) leave it intact.
 
     A float32 factor with dimensions would promote a float16/bfloat16 buffer to
-    float32 temporaries; a 0-dim factor is applied in float without them, and a
+    float32 temporaries; a 0-dim factor is applied in float without them (in place by
+    scale_gradient_, which leaves the buffer as it is when the factor is 1, as it is
+    for loss.backward() of a loss whose forward stored its final gradient), and a
     per-sample or per-pixel one is first rounded to the buffer's dtype.
     """
     if factor.dim() > 0 and factor.dtype != stored.dtype:
         factor = factor.to(stored.dtype)
     if may_overwrite(stored):
+        if factor.dim() == 0:
+            scale_gradient_(stored, factor.to(accumulation_dtype(stored)))
+            return stored
         return stored.mul_(factor)
     return (stored * factor).to(stored.dtype)
 

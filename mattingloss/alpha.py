@@ -7,10 +7,12 @@ ground truth and the trimap/weight once and returns per-sample sums (each
 term's masked sum and each region's weight sum) with the per-pixel gradient
 of the weighted term sums. A second op (``alpha_gradient_compose``) turns the
 sums into each convention's losses and the gradient maps' factors, on the
-device (no host sync, one tiny kernel); backward multiplies the stored
-gradient by them. Terms normalised by different data-dependent scales (ViTMatte's
-unknown and known L1) keep separate gradient maps, added in backward in one pass
-(``alpha_gradient_combine_``).
+device (no host sync, one tiny kernel). The factors depend on the regions'
+weight sums alone: with a gradient, ``alpha_gradient_weights`` sums them first
+(one read of the trimap/weight, the main pass's order), compose gives the
+factors, and the main pass writes one map, the total's gradient, each term times
+its own scale (ViTMatte's unknown and known L1 have different ones). Backward
+multiplies it by grad_output (``_ops.scale_gradient_``; nothing to do for 1).
 
 =================================  ==========================================================
 code base (function)               call
@@ -41,11 +43,11 @@ alpha_gradient_forward = _ops.load_op(
     "mattingloss::alpha_gradient_forward(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, "
     "float mask_lo, float mask_hi, float alpha_scale, int rho, float eps, bool mask_in_diff, "
     "bool unknown_term, bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, "
-    "bool grad, bool per_pixel=False) -> (Tensor sums, Tensor grad, Tensor values)"
+    "bool grad, bool per_pixel=False, Tensor? factors=None) -> (Tensor sums, Tensor grad, Tensor values)"
 )
-
-alpha_gradient_combine_ = _ops.load_op(
-    "mattingloss::alpha_gradient_combine_(Tensor(a!) maps, Tensor factors, Tensor grad_output) -> ()"
+alpha_gradient_weights = _ops.load_op(
+    "mattingloss::alpha_gradient_weights(Tensor pred_alpha, Tensor? mask, int mask_mode, float mask_lo, "
+    "float mask_hi) -> Tensor"
 )
 alpha_gradient_compose = _ops.load_op(
     "mattingloss::alpha_gradient_compose(Tensor sums, int pixels, int[] norm, float[] guard, int crop_pixels, "
@@ -68,17 +70,17 @@ VITMATTE_PIXELS = 262144  # ViTMatte's hard-coded 512 * 512
 @torch.library.register_fake("mattingloss::alpha_gradient_forward")
 def _alpha_gradient_forward_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
                                  mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group, groups,
-                                 grad, per_pixel=False):
-    acc = torch.float64 if pred.dtype == torch.float64 else torch.float32
+                                 grad, per_pixel=False, factors=None):
+    acc = _ops.accumulation_dtype(pred)
     B, _, H, W = pred.shape
-    maps = pred.new_empty((groups, B, 1, H, W)) if grad else pred.new_empty((0,))
+    maps = pred.new_empty((1 if factors is not None else groups, B, 1, H, W)) if grad else pred.new_empty((0,))
     values = pred.new_empty((B, 1, H, W) if per_pixel else (0,), dtype=acc)
     return pred.new_empty((B, N_SUMS), dtype=acc), maps, values
 
 
-@torch.library.register_fake("mattingloss::alpha_gradient_combine_")
-def _alpha_gradient_combine_fake(maps, factors, grad_output):
-    return None
+@torch.library.register_fake("mattingloss::alpha_gradient_weights")
+def _alpha_gradient_weights_fake(pred, mask, mask_mode, mask_lo, mask_hi):
+    return pred.new_empty((pred.shape[0], N_SUMS), dtype=_ops.accumulation_dtype(pred))
 
 
 @torch.library.register_fake("mattingloss::alpha_gradient_compose")
@@ -181,7 +183,8 @@ def _groups(spec: Spec):
 
 class Terms(NamedTuple):
     """One call of the ops: the total and its three components, the gradient maps
-    and their factors ((groups, B): per sample)."""
+    and their factors ((groups, B): per sample), or one map, the total's gradient,
+    and factors None (forward_terms' prescale)."""
 
     total: Tensor
     components: Tensor
@@ -189,61 +192,56 @@ class Terms(NamedTuple):
     factors: Tensor
 
 
-def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool) -> Terms:
-    """Runs the two ops: the pass over the pixels, then the losses from its sums (checked inputs)."""
+def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool, prescale: bool = True) -> Terms:
+    """Runs the ops: the pass over the pixels, then the losses from its sums (checked inputs).
+
+    prescale (with a gradient): the maps' factors depend on the region's weight sums
+    alone, so a first read of the mask alone (alpha_gradient_weights: the same sums,
+    bitwise, as the main pass gives) and compose give them in advance, and the main
+    pass writes one map, the total's gradient: no second map written and read back,
+    and backward is a scaling by grad_output, none when that is 1."""
     group, groups = _groups(spec)
     wu, wk, ws = spec.weights
     coef = [wu if spec.unknown else 0.0, wk if spec.known else 0.0, ws if spec.sobel_norm else 0.0,
             ws * spec.penalty if spec.sobel_norm else 0.0]
-    sums, maps, _ = alpha_gradient_forward(
-        pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff,
-        spec.unknown is not None, spec.known is not None, spec.sobel, spec.grad_eps, coef, group, groups,
-        needs_grad)
     norms = (spec.unknown, spec.known, spec.sobel_norm)
     crop_pixels = 0  # the same in every "vitmatte" term a Spec holds
     for n in norms:
         if n is not None and n.mode == "vitmatte":
             crop_pixels = n.crop_pixels
-    total, components, factors = alpha_gradient_compose(
-        sums, pred.shape[2] * pred.shape[3], [-1 if n is None else NORM_CODES[n.mode] for n in norms],
-        [0.0 if n is None else n.guard for n in norms], crop_pixels, spec.penalty, list(spec.weights), group, groups,
-        mode == MASK_NONE)
-    return Terms(total, components, maps, factors)
+
+    def compose(sums):
+        return alpha_gradient_compose(
+            sums, pred.shape[2] * pred.shape[3], [-1 if n is None else NORM_CODES[n.mode] for n in norms],
+            [0.0 if n is None else n.guard for n in norms], crop_pixels, spec.penalty, list(spec.weights), group,
+            groups, mode == MASK_NONE)
+
+    prescale = prescale and needs_grad
+    factors = compose(alpha_gradient_weights(pred, mask, mode, lo, hi))[2] if prescale else None
+    sums, maps, _ = alpha_gradient_forward(
+        pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff,
+        spec.unknown is not None, spec.known is not None, spec.sobel, spec.grad_eps, coef, group, groups,
+        needs_grad, False, factors)
+    total, components, factors = compose(sums)
+    return Terms(total, components, maps, None if prescale else factors)
 
 
 class AlphaGradientFunction(torch.autograd.Function):
-    """Autograd around the op: forward composes the losses from the per-sample sums,
-    backward scales the stored gradient maps and adds them."""
+    """Autograd around the ops: forward composes the losses from the per-sample sums
+    and keeps the total's gradient (forward_terms' prescaled map); backward scales it
+    by grad_output (_ops.stored_gradients: no pass when that is 1)."""
 
     @staticmethod
     def forward(ctx, pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool):
         t = forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad)
         ctx.mark_non_differentiable(t.components)
-        ctx.save_for_backward(t.maps, t.factors)
+        ctx.save_for_backward(t.maps[0] if needs_grad else None)
         return t.total, t.components
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_total, _grad_components):
-        maps, factors = ctx.saved_tensors
-        grads = [None] * 8
-        if not ctx.needs_input_grad[0]:
-            return tuple(grads)
-        grads[0] = _combine(maps, factors, grad_total)
-        return tuple(grads)
-
-
-def _combine(maps, factors, grad_total):
-    """sum_g maps[g] * factors[g] * grad_total (factors per sample), in the maps' dtype,
-    computed in the accumulation type. In place into map 0 by one op in one pass over
-    the maps when autograd frees the graph after this backward (_ops.may_overwrite);
-    out of place otherwise (retain_graph, gradcheck, compiled graphs)."""
-    grad_total = grad_total.to(factors.dtype)
-    if _ops.may_overwrite(maps):
-        alpha_gradient_combine_(maps, factors, grad_total)
-        return maps[0]
-    scaled = (factors * grad_total).unsqueeze(-1).unsqueeze(-1).unsqueeze(-1)  # (groups, B, 1, 1, 1)
-    return (maps.to(factors.dtype) * scaled).sum(0).to(maps.dtype)
+        return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_total, 8)
 
 
 class PerPixelFunction(torch.autograd.Function):
@@ -255,7 +253,7 @@ class PerPixelFunction(torch.autograd.Function):
         unknown, known = spec.unknown is not None, spec.known is not None
         _, maps, values = alpha_gradient_forward(
             pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff, unknown, known,
-            SOBEL_NONE, spec.grad_eps, [1.0, 1.0, 0.0, 0.0], [0, 0, 0], 1, needs_grad, True)
+            SOBEL_NONE, spec.grad_eps, [1.0, 1.0, 0.0, 0.0], [0, 0, 0], 1, needs_grad, True, None)
         ctx.save_for_backward(maps)
         return values
 

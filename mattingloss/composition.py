@@ -52,7 +52,7 @@ RHOS = {"l1": 0, "charbonnier": 1, "l2": 2}
 @torch.library.register_fake("mattingloss::composition_loss_forward")
 def _composition_loss_forward_fake(pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale,
                                    count_channels, guard, reduction, grad_pred, grad_fg, grad_bg):
-    acc = torch.float64 if pred.dtype == torch.float64 else torch.float32
+    acc = _ops.accumulation_dtype(pred)
 
     def grad(wanted, like):
         return like.new_empty(like.shape) if wanted else pred.new_empty((0,))

@@ -38,7 +38,7 @@ CONVENTIONS = {
 @torch.library.register_fake("mattingloss::laplacian_loss_forward")
 def _laplacian_loss_forward_fake(pred, gt, weight, levels, level_weights, padding, crop_to_even, weight_mode,
                                  gt_scale, mask_numer, grad_pred, grad_bases=None, grad_coefs=None):
-    acc = torch.float64 if pred.dtype == torch.float64 else torch.float32
+    acc = _ops.accumulation_dtype(pred)
     return (
         pred.new_empty((), dtype=acc),
         pred.new_empty((levels,), dtype=acc),

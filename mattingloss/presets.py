@@ -86,10 +86,6 @@ def _result(terms: Dict[str, Tensor], total: Tensor, weights: Optional[Dict[str,
     return out
 
 
-def _acc(pred: Tensor) -> torch.dtype:
-    return torch.float64 if pred.dtype == torch.float64 else torch.float32
-
-
 def _laplacian_folding(pred, gt, options, bases, base_coefs, lap_weight, needs_grad):
     """RVM's unweighted Laplacian op on ``pred`` against ``gt`` (options: levels,
     level_weights, padding, crop_to_even, gt_scale from _laplacian.op_arguments) with the
@@ -100,7 +96,7 @@ def _laplacian_folding(pred, gt, options, bases, base_coefs, lap_weight, needs_g
     if not needs_grad:
         loss, _, grad = _laplacian.laplacian_loss_forward(*args, False)
         return loss, grad
-    acc = _acc(pred)
+    acc = _ops.accumulation_dtype(pred)
     coefs = torch.cat([base_coefs.to(acc), base_coefs.new_full((1,), lap_weight, dtype=acc)])
     loss, _, grad = _laplacian.laplacian_loss_forward(*args, True, bases, coefs)
     return loss, grad
@@ -113,7 +109,8 @@ class _ViTMatteFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pred, gt, mask, mode, lo, hi, spec, lap_weight, needs_grad, lap_gt, levels, level_weights,
                 padding, crop_to_even, gt_scale):
-        t = _alpha.forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad)
+        # Its maps with their factors, folded into the Laplacian's gradient as it is written.
+        t = _alpha.forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad, prescale=False)
         factors = t.factors[:, 0]  # ViTMatte's factors are pooled: one per map
         options = (levels, level_weights, padding, crop_to_even, gt_scale)
         lap, grad = _laplacian_folding(pred, gt if lap_gt is None else lap_gt, options, t.maps, factors, lap_weight,

@@ -601,10 +601,12 @@ def case_lap_forward_only(device):
 # the tiles (> 256 tiles per sample: H*W > 131072). No vector path: odd sizes test the tails.
 
 # Every alpha case but reduction "none" also runs alpha_gradient_compose (one thread, the losses from the
-# sums) and, with a gradient, alpha_gradient_combine_ (backward: the maps added in place, vector path on
-# float32/float64 maps of H*W % 4 == 0, element path on odd sizes).
-AG = ("mattingloss::alpha_gradient_forward", "mattingloss::alpha_gradient_compose",
-      "mattingloss::alpha_gradient_combine_")
+# sums) and, with a gradient, alpha_gradient_weights (the weight sums first, for the factors) and the
+# forward with those factors (one prescaled map); backward is scale_gradient_ (that map times
+# grad_output, 0.75 here: every loss's backward of a stored gradient runs it; vector path on 16-byte
+# aligned storage, element path for the tail and unaligned views).
+AG = ("mattingloss::alpha_gradient_forward", "mattingloss::alpha_gradient_weights",
+      "mattingloss::alpha_gradient_compose", "mattingloss::scale_gradient_")
 
 
 def ag_inputs(B, H, W, pred, target, mask, key=()):

@@ -521,6 +521,8 @@ def op_samples(device):
     yield args(pred, gt, weight, 2, 0.0, 0.0, groups=3, group=[2, 1, 0], mask_in_diff=False)
     yield args(pred.to(torch.bfloat16), gt, weight, 2, 0.0, 0.0, known_term=False, sobel=0, groups=1,
                group=[0, 0, 0], coef=[1.0, 0.0, 0.0, 0.0], per_pixel=True)
+    factors = torch.tensor([[0.5, 2.0], [0.25, 3.0]], device=device)
+    yield (*args(pred.float(), gt, trimap, 0, 0.5, 0.5), factors)  # the total's gradient as one map
 
 
 def test_opcheck(device):
@@ -534,6 +536,73 @@ def test_op_rejects_bad_arguments_directly(device):
            (12, 9, "bad sobel"), (16, 4, "groups must be in 1..3"), (15, [0, 2, 0], "group index 2 out of 0..1"),
            (2, None, "mask must be given"), (18, True, "per_pixel values need sobel == 0")]
     assert_op_rejects(torch.ops.mattingloss.alpha_gradient_forward, args, bad)
+    factors = torch.ones(2, 2, dtype=torch.float64, device=device)
+    with_factors = [*args, factors]
+    bad = [(19, factors[:1], r"factors has shape \[1, 2\], expected \(2, 2\)"),
+           (19, factors.float(), "factors must be Double, got Float"),
+           (17, False, "factors scale the gradient: they need grad=True")]
+    assert_op_rejects(torch.ops.mattingloss.alpha_gradient_forward, with_factors, bad)
+
+
+def weights_samples(device):
+    """(forward's arguments, weights' arguments): every mask mode, several bands per
+    sample (70 rows of 600), a uint8 trimap and a float64 prediction."""
+    g = torch.Generator().manual_seed(11)
+    B, H, W = 2, 70, 600
+    pred = torch.rand(B, 1, H, W, generator=g)
+    gt = torch.rand(B, 1, H, W, generator=g)
+    trimap8 = torch.tensor([0, 128, 255], dtype=torch.uint8)[torch.randint(0, 3, (B, 1, H, W), generator=g)]
+    weight = torch.rand(B, 1, H, W, generator=g) * (torch.rand(B, 1, H, W, generator=g) > 0.4)
+    for p, m, mode, lo, hi in ((pred, trimap8, 0, 128.0, 128.0), (pred.double(), trimap8.float() / 255, 1, 0.0, 1.0),
+                               (pred, weight, 2, 0.0, 0.0), (pred.double(), None, 3, 0.0, 0.0)):
+        p, m = p.to(device), None if m is None else m.to(device)
+        forward = (p, gt.to(device), m, mode, lo, hi, 1.0, 0, 0.0, True, True, True, 1, 1e-8, [1.0, 1.0, 1.0, 0.01],
+                   [0, 1, 0], 2, True)
+        yield forward, (p, m, mode, lo, hi)
+
+
+def test_weights_op_gives_the_forward_weight_sums_bitwise(device):
+    """alpha_gradient_weights reads the mask alone and sums the weights in the forward's
+    order: its columns are the forward's, bitwise (the factors the gradient is scaled
+    by are then those of the loss); the other columns are 0."""
+    w_cols = [alpha_module.SUM_W_UNKNOWN, alpha_module.SUM_W_KNOWN]
+    for forward, weights in weights_samples(device):
+        sums = torch.ops.mattingloss.alpha_gradient_forward(*forward)[0]
+        w = torch.ops.mattingloss.alpha_gradient_weights(*weights)
+        assert w.dtype == sums.dtype and w.shape == sums.shape
+        assert torch.equal(w[:, w_cols], sums[:, w_cols])
+        others = [c for c in range(alpha_module.N_SUMS) if c not in w_cols]
+        assert torch.equal(w[:, others], torch.zeros_like(w[:, others]))
+        assert w[:, w_cols].sum() > 0
+
+
+def test_factors_give_one_map_the_scaled_sum_of_the_maps(device):
+    """With factors, the forward writes one map: sum_g factors[g][b] * map g, each term's
+    coefficient scaled before the stencil (so rounded differently, not bitwise);
+    the sums are unchanged."""
+    g = torch.Generator().manual_seed(13)
+    for forward, _ in weights_samples(device):
+        acc = torch.float64 if forward[0].dtype == torch.float64 else torch.float32
+        factors = (torch.rand(2, forward[0].shape[0], generator=g, dtype=torch.float64) + 0.5).to(acc).to(device)
+        sums, maps, _ = torch.ops.mattingloss.alpha_gradient_forward(*forward)
+        f_sums, f_map, _ = torch.ops.mattingloss.alpha_gradient_forward(*forward, False, factors)
+        expected = (maps.to(acc) * factors[:, :, None, None, None]).sum(0, keepdim=True)
+        assert f_map.shape == (1, *maps.shape[1:]) and f_map.dtype == maps.dtype
+        assert torch.equal(f_sums, sums)
+        tol = 1e-13 if acc == torch.float64 else 1e-5
+        assert torch.allclose(f_map.to(acc), expected, rtol=tol, atol=tol * expected.abs().max().item())
+
+
+def test_weights_opcheck(device):
+    for _, weights in weights_samples(device):
+        torch.library.opcheck(torch.ops.mattingloss.alpha_gradient_weights.default, weights)
+
+
+def test_weights_rejects_bad_arguments_directly(device):
+    _, args = next(weights_samples(device))
+    bad = [(1, args[1][:, :, :5], "mask has shape"), (2, 7, "bad mask_mode"), (1, None, "mask must be given"),
+           (0, args[0].int(), "pred_alpha must be floating")]
+    assert_op_rejects(torch.ops.mattingloss.alpha_gradient_weights, args, bad)
 
 
 def assert_op_rejects(op, args, bad):
@@ -619,33 +688,10 @@ def test_compose_rejects_bad_arguments_directly(device):
     assert_op_rejects(torch.ops.mattingloss.alpha_gradient_compose, args, bad)
 
 
-def combine_samples(device):
-    g = torch.Generator().manual_seed(5)
-    for groups, dtype, B, H, W in ((1, torch.float32, 2, 4, 8), (2, torch.float32, 3, 5, 7), (3, torch.float64, 2, 3, 3),
-                                   (2, torch.bfloat16, 2, 6, 9), (3, torch.float16, 1, 16, 20)):
-        acc = torch.float64 if dtype == torch.float64 else torch.float32
-        maps = (torch.randn(groups, B, 1, H, W, generator=g, dtype=torch.float64)).to(dtype).to(device)
-        factors = torch.rand(groups, B, generator=g, dtype=torch.float64).to(acc).to(device)
-        grad_output = torch.tensor(1.75, dtype=acc, device=device)
-        yield maps, factors, grad_output
-
-
-def test_combine_op_adds_the_scaled_maps_into_map_zero(device):
-    """Map 0 becomes grad_output * sum_g factors[g, b] * maps[g] (computed in the
-    accumulation type, rounded once to the maps' dtype); the other maps are untouched."""
-    for maps, factors, grad_output in combine_samples(device):
-        before = maps.clone()
-        torch.ops.mattingloss.alpha_gradient_combine_(maps, factors, grad_output)
-        acc = factors.dtype
-        expected = (before.to(acc) * (factors * grad_output)[:, :, None, None, None]).sum(0).to(maps.dtype)
-        tol = {torch.float64: 1e-15, torch.float32: 1e-6, torch.bfloat16: 8e-3, torch.float16: 1e-3}[maps.dtype]
-        assert torch.allclose(maps[0].to(acc), expected.to(acc), rtol=tol, atol=tol * expected.abs().max().item())
-        assert torch.equal(maps[1:], before[1:])
-
-
 def test_backward_in_place_and_retained_give_the_same_gradient(device):
-    """backward combines the maps in place (one op) when the graph is freed, out of
-    place with retain_graph: the same gradient either way, three maps included."""
+    """backward scales the stored gradient in place (scale_gradient_) when the graph is
+    freed, out of place with retain_graph: the same gradient either way, for terms of
+    two different scales (ViTMatte's) and per-sample ones ("sample")."""
     pred, gt, trimap, weight = batch(2, 9, 11, device=device)
     pred = pred.float().requires_grad_(True)
     for call in (lambda p: vitmatte_alpha_losses(p, gt, trimap)[0],
@@ -654,22 +700,6 @@ def test_backward_in_place_and_retained_give_the_same_gradient(device):
         (kept,) = torch.autograd.grad(call(pred), pred, retain_graph=True)
         (freed,) = torch.autograd.grad(call(pred), pred)
         assert max_rel_err(freed, kept) <= 1e-6 and kept.abs().sum() > 0
-
-
-def test_combine_opcheck(device):
-    for args in combine_samples(device):
-        torch.library.opcheck(torch.ops.mattingloss.alpha_gradient_combine_.default, args)
-
-
-def test_combine_rejects_bad_arguments_directly(device):
-    maps, factors, grad_output = next(combine_samples(device))
-    bad = [((maps[0], factors, grad_output), "maps has shape"), ((maps, factors[:, :1], grad_output), "factors has shape"),
-           ((maps, factors.double(), grad_output), "factors and grad_output must be Float"),
-           ((maps, factors, grad_output.expand(2)), "grad_output must hold one value"),
-           ((maps.int(), factors, grad_output), "maps must be floating")]
-    for args, match in bad:
-        with pytest.raises(RuntimeError, match=match):
-            torch.ops.mattingloss.alpha_gradient_combine_(*args)
 
 
 @pytest.mark.parametrize("dynamic", [False, True])
@@ -700,4 +730,5 @@ def test_exports():
     assert mattingloss.alpha_loss is alpha_loss and mattingloss.vitmatte_alpha_losses is vitmatte_alpha_losses
     assert alpha_module.alpha_gradient_forward is torch.ops.mattingloss.alpha_gradient_forward.default
     assert alpha_module.alpha_gradient_compose is torch.ops.mattingloss.alpha_gradient_compose.default
-    assert alpha_module.alpha_gradient_combine_ is torch.ops.mattingloss.alpha_gradient_combine_.default
+    assert alpha_module.alpha_gradient_weights is torch.ops.mattingloss.alpha_gradient_weights.default
+    assert mattingloss._ops.scale_gradient_ is torch.ops.mattingloss.scale_gradient_.default

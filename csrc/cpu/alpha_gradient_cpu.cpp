@@ -1,5 +1,5 @@
-// CPU backend of alpha_gradient_forward (and of alpha_gradient_compose, plain
-// scalar code, and alpha_gradient_combine_, at the end): at::parallel_for over fixed chunks of
+// CPU backend of alpha_gradient_forward and _weights (and of _compose, plain
+// scalar code, at the end): at::parallel_for over fixed chunks of
 // (sample, band of rows). A band walks its rows once: each input row is read
 // in place (converted into a small ring of staging rows only when its dtype is
 // not the accumulation type), plus a 1-row halo per band each side. The Sobel
@@ -254,7 +254,8 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
   const int64_t H = a.height, W = a.width;
   const int64_t plane = a.batch * H * W;  // one gradient map
   const int64_t base = sample * H * W;
-  const AlphaGradParams<acc_t>& P = a.params;
+  AlphaGradParams<acc_t> P = a.params;
+  if (a.factors) scale_coefs_for_sample(P, a.factors, sample, a.batch);
   Lanes<acc_t> lanes;
   RowSource<acc_t> p, g, m;
   p.in = &a.pred, g.in = &a.gt, m.in = &a.mask;
@@ -329,8 +330,12 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
   return lanes.total();
 }
 
-template <int64_t kMode, int64_t kSobel, int64_t kGroups, typename acc_t>
-void forward(const AlphaGradArgs<acc_t>& a) {
+// Runs band(buffers, sample, r0, r1) -> SumArray over the bands of every sample
+// in parallel and writes the per-sample sums, the bands' in order: the band
+// layout depends on the shape alone (forward and weights share it, so their
+// weight sums are bitwise the same).
+template <typename acc_t, typename Band>
+void over_bands(const AlphaGradArgs<acc_t>& a, const Band& band) {
   const int64_t H = a.height, W = a.width;
   const int64_t band_rows = std::max<int64_t>(kMinBandRows, kBandPixels / W);
   const int64_t bands = (H + band_rows - 1) / band_rows;
@@ -340,16 +345,58 @@ void forward(const AlphaGradArgs<acc_t>& a) {
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       const int64_t sample = chunk / bands;
       const int64_t r0 = (chunk % bands) * band_rows;
-      partial[chunk] = run_band<kMode, kSobel, kGroups>(a, buffers, sample, r0, std::min(r0 + band_rows, H));
+      partial[chunk] = band(buffers, sample, r0, std::min(r0 + band_rows, H));
     }
   });
-  // Ordered per-sample sums over the bands.
   for (int64_t s = 0; s < a.batch; ++s) {
     SumArray<acc_t> total{};
     for (int64_t c = 0; c < bands; ++c)
       for (int j = 0; j < kAgSums; ++j) total[j] += partial[s * bands + c][j];
     for (int j = 0; j < kAgSums; ++j) a.sums[s * kAgSums + j] = total[j];
   }
+}
+
+template <int64_t kMode, int64_t kSobel, int64_t kGroups, typename acc_t>
+void forward(const AlphaGradArgs<acc_t>& a) {
+  over_bands(a, [&](RowBuffers<acc_t>& b, int64_t sample, int64_t r0, int64_t r1) {
+    return run_band<kMode, kSobel, kGroups>(a, b, sample, r0, r1);
+  });
+}
+
+// The weight sums of one row, as point_row adds them (same lanes, same order).
+template <int64_t kMode, typename acc_t>
+ML_CPU_CLONES void weights_row(const AlphaGradParams<acc_t>& params, const acc_t* m, Lanes<acc_t>& lanes, int64_t W) {
+  const AlphaGradParams<acc_t> P = params;
+  acc_t sums[2][kLanes];
+  for (int j = 0; j < 2; ++j)
+    for (int64_t k = 0; k < kLanes; ++k) sums[j][k] = lanes.lane[kSumWUnknown + j][k];
+  // ML_LANE_LOOP's order, written out: its 16-step inner loop, this small, is
+  // unrolled whole and then not vectorized (GCC 13); `unroll 1` keeps it a loop.
+  auto add = [&](int64_t x, int64_t k) {
+    const acc_t w = weight_at<kMode>(P, m, x);
+    sums[0][k] += w;
+    sums[1][k] += known_weight(w);
+  };
+  int64_t x0 = 0;
+  for (; x0 + kLanes <= W; x0 += kLanes) {
+#pragma GCC unroll 1
+    for (int64_t k = 0; k < kLanes; ++k) add(x0 + k, k);
+  }
+  for (int64_t k = 0; x0 + k < W; ++k) add(x0 + k, k);
+  for (int j = 0; j < 2; ++j)
+    for (int64_t k = 0; k < kLanes; ++k) lanes.lane[kSumWUnknown + j][k] = sums[j][k];
+}
+
+template <int64_t kMode, typename acc_t>
+void weights(const AlphaGradArgs<acc_t>& a) {
+  over_bands(a, [&](RowBuffers<acc_t>& b, int64_t sample, int64_t r0, int64_t r1) {
+    Lanes<acc_t> lanes;
+    for (int64_t y = r0; y < r1; ++y) {
+      const acc_t* m = kMode == kAgNoMask ? b.zeros : read(a.mask, (sample * a.height + y) * a.width, a.width, b.m[0]);
+      weights_row<kMode>(a.params, m, lanes, a.width);
+    }
+    return lanes.total();
+  });
 }
 
 template <int64_t kMode, int64_t kSobel, typename acc_t>
@@ -371,6 +418,16 @@ void run_sobel(const AlphaGradArgs<acc_t>& a) {
 }
 
 template <typename acc_t>
+void run_weights(const AlphaGradArgs<acc_t>& a) {
+  switch (a.params.mask_mode) {
+    case kAgEqual: return weights<kAgEqual>(a);
+    case kAgRange: return weights<kAgRange>(a);
+    case kAgWeight: return weights<kAgWeight>(a);
+    default: return weights<kAgNoMask>(a);
+  }
+}
+
+template <typename acc_t>
 void run(const AlphaGradArgs<acc_t>& a) {
   switch (a.params.mask_mode) {
     case kAgEqual: return run_sobel<kAgEqual>(a);
@@ -385,16 +442,28 @@ AlphaGradResult alpha_gradient_forward_cpu(const at::Tensor& pred, const at::Ten
                                            double mask_hi, double alpha_scale, int64_t rho, double eps,
                                            bool mask_in_diff, bool unknown_term, bool known_term, int64_t sobel,
                                            double grad_eps, at::ArrayRef<double> coef, at::IntArrayRef group,
-                                           int64_t groups, bool grad, bool per_pixel) {
+                                           int64_t groups, bool grad, bool per_pixel,
+                                           const std::optional<at::Tensor>& factors) {
   AlphaGradOp op = prepare_alpha_gradient(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
                                           mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group,
-                                          groups, grad, per_pixel);
+                                          groups, grad, per_pixel, factors);
   if (op.use_double) {
     run(op.f64);
   } else {
     run(op.f32);
   }
   return op.outputs;
+}
+
+at::Tensor alpha_gradient_weights_cpu(const at::Tensor& pred, const std::optional<at::Tensor>& mask, int64_t mask_mode,
+                                      double mask_lo, double mask_hi) {
+  AlphaWeightsOp op = prepare_alpha_weights(pred, mask, mask_mode, mask_lo, mask_hi);
+  if (op.use_double) {
+    run_weights(op.f64);
+  } else {
+    run_weights(op.f32);
+  }
+  return op.sums;
 }
 
 AlphaComposeResult alpha_gradient_compose_cpu(const at::Tensor& sums, int64_t pixels, at::IntArrayRef norm,
@@ -414,64 +483,11 @@ AlphaComposeResult alpha_gradient_compose_cpu(const at::Tensor& sums, int64_t pi
   return op.outputs;
 }
 
-// Backward of the maps: blocks of one sample's pixels, each map's block read
-// in place (or converted into a staging row), map 0's written in place.
-constexpr int64_t kCombineBlock = 4096;
-
-template <int kGroups, typename acc_t>
-ML_CPU_CLONES void combine_block(const acc_t* const* value, const acc_t* scale, int64_t n, acc_t* out) {
-  const acc_t* v[kGroups];
-  acc_t s[kGroups];
-  for (int k = 0; k < kGroups; ++k) v[k] = value[k], s[k] = scale[k];
-#pragma GCC ivdep
-  for (int64_t i = 0; i < n; ++i) {
-    acc_t here[kGroups];
-    for (int k = 0; k < kGroups; ++k) here[k] = v[k][i];
-    out[i] = combined_gradient<kGroups>(s, here);
-  }
-}
-
-template <typename acc_t>
-void combine(const AlphaCombineArgs<acc_t>& a) {
-  const int64_t blocks_per_sample = (a.pixels + kCombineBlock - 1) / kCombineBlock;
-  const int64_t plane = a.batch * a.pixels;
-  at::parallel_for(0, a.batch * blocks_per_sample, 1, [&](int64_t begin, int64_t end) {
-    PaddedRows<acc_t> staging(kMaxGroups + 1, kCombineBlock);
-    for (int64_t block = begin; block < end; ++block) {
-      const int64_t b = block / blocks_per_sample;
-      const int64_t first = b * a.pixels + (block % blocks_per_sample) * kCombineBlock;
-      const int64_t n = std::min(kCombineBlock, (b + 1) * a.pixels - first);
-      const acc_t* value[kMaxGroups];
-      acc_t scale[kMaxGroups];
-      for (int64_t k = 0; k < a.groups; ++k) {
-        value[k] = read(a.maps, k * plane + first, n, staging[k]);
-        scale[k] = a.factors[k * a.batch + b] * *a.grad_output;
-      }
-      acc_t* out = target(a.out, first, staging[kMaxGroups]);
-      switch (a.groups) {
-        case 1: combine_block<1>(value, scale, n, out); break;
-        case 2: combine_block<2>(value, scale, n, out); break;
-        default: combine_block<3>(value, scale, n, out); break;
-      }
-      write_back(a.out, first, n, out);
-    }
-  });
-}
-
-void alpha_gradient_combine_cpu(const at::Tensor& maps, const at::Tensor& factors, const at::Tensor& grad_output) {
-  AlphaCombineOp op = prepare_alpha_combine(maps, factors, grad_output);
-  if (op.use_double) {
-    combine(op.f64);
-  } else {
-    combine(op.f32);
-  }
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mattingloss, CPU, m) {
-  m.impl("alpha_gradient_combine_", &alpha_gradient_combine_cpu);
   m.impl("alpha_gradient_forward", &alpha_gradient_forward_cpu);
+  m.impl("alpha_gradient_weights", &alpha_gradient_weights_cpu);
   m.impl("alpha_gradient_compose", &alpha_gradient_compose_cpu);
 }
 

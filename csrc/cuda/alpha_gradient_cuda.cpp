@@ -1,5 +1,6 @@
-// CUDA registration of alpha_gradient_forward, _compose and _combine_: device guard, scratch
-// allocation, launch on the current stream. No host synchronisation.
+// CUDA registration of alpha_gradient_forward, _weights and _compose: device
+// guard, scratch allocation, launch on the current stream.
+// No host synchronisation.
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
@@ -13,15 +14,17 @@
 namespace mattingloss {
 namespace {
 
-template <typename acc_t>
-void launch(const AlphaGradArgs<acc_t>& args, const at::Tensor& pred) {
+// Runs launcher (launch_alpha_gradient_forward or _weights) with its scratch
+// and ticket counter, on the current stream.
+template <typename acc_t, typename Launcher>
+void launch(const AlphaGradArgs<acc_t>& args, const at::Tensor& pred, Launcher launcher) {
   const auto acc = sizeof(acc_t) == sizeof(double) ? at::kDouble : at::kFloat;
   at::Tensor scratch =
       at::empty({alpha_gradient_scratch(args.batch, args.height, args.width)}, pred.options().dtype(acc));
   at::Tensor counter = at::zeros({1}, pred.options().dtype(at::kInt));
-  C10_CUDA_CHECK(launch_alpha_gradient_forward(args, scratch.mutable_data_ptr<acc_t>(),
-                                               reinterpret_cast<unsigned int*>(counter.mutable_data_ptr<int>()),
-                                               c10::cuda::getCurrentCUDAStream()));
+  C10_CUDA_CHECK(launcher(args, scratch.mutable_data_ptr<acc_t>(),
+                          reinterpret_cast<unsigned int*>(counter.mutable_data_ptr<int>()),
+                          c10::cuda::getCurrentCUDAStream()));
 }
 
 AlphaGradResult alpha_gradient_forward_cuda(const at::Tensor& pred, const at::Tensor& gt,
@@ -29,17 +32,30 @@ AlphaGradResult alpha_gradient_forward_cuda(const at::Tensor& pred, const at::Te
                                             double mask_hi, double alpha_scale, int64_t rho, double eps,
                                             bool mask_in_diff, bool unknown_term, bool known_term, int64_t sobel,
                                             double grad_eps, at::ArrayRef<double> coef, at::IntArrayRef group,
-                                            int64_t groups, bool grad, bool per_pixel) {
+                                            int64_t groups, bool grad, bool per_pixel,
+                                            const std::optional<at::Tensor>& factors) {
   const c10::cuda::CUDAGuard guard(pred.device());
   AlphaGradOp op = prepare_alpha_gradient(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
                                           mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group,
-                                          groups, grad, per_pixel);
+                                          groups, grad, per_pixel, factors);
   if (op.use_double) {
-    launch(op.f64, pred);
+    launch(op.f64, pred, &launch_alpha_gradient_forward<double>);
   } else {
-    launch(op.f32, pred);
+    launch(op.f32, pred, &launch_alpha_gradient_forward<float>);
   }
   return op.outputs;
+}
+
+at::Tensor alpha_gradient_weights_cuda(const at::Tensor& pred, const std::optional<at::Tensor>& mask,
+                                       int64_t mask_mode, double mask_lo, double mask_hi) {
+  const c10::cuda::CUDAGuard guard(pred.device());
+  AlphaWeightsOp op = prepare_alpha_weights(pred, mask, mask_mode, mask_lo, mask_hi);
+  if (op.use_double) {
+    launch(op.f64, pred, &launch_alpha_gradient_weights<double>);
+  } else {
+    launch(op.f32, pred, &launch_alpha_gradient_weights<float>);
+  }
+  return op.sums;
 }
 
 AlphaComposeResult alpha_gradient_compose_cuda(const at::Tensor& sums, int64_t pixels, at::IntArrayRef norm,
@@ -63,22 +79,11 @@ AlphaComposeResult alpha_gradient_compose_cuda(const at::Tensor& sums, int64_t p
   return op.outputs;
 }
 
-void alpha_gradient_combine_cuda(const at::Tensor& maps, const at::Tensor& factors, const at::Tensor& grad_output) {
-  const c10::cuda::CUDAGuard guard(maps.device());
-  AlphaCombineOp op = prepare_alpha_combine(maps, factors, grad_output);
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  if (op.use_double) {
-    C10_CUDA_CHECK(launch_alpha_gradient_combine(op.f64, stream));
-  } else {
-    C10_CUDA_CHECK(launch_alpha_gradient_combine(op.f32, stream));
-  }
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) {
-  m.impl("alpha_gradient_combine_", &alpha_gradient_combine_cuda);
   m.impl("alpha_gradient_forward", &alpha_gradient_forward_cuda);
+  m.impl("alpha_gradient_weights", &alpha_gradient_weights_cuda);
   m.impl("alpha_gradient_compose", &alpha_gradient_compose_cuda);
 }
 

@@ -7,9 +7,9 @@
 // shared math of ../alpha_gradient.h. Per-block partial sums go through
 // cub::BlockReduce to scratch; the last block (one atomic ticket, as ATen's
 // Reduce.cuh) sums them per sample in a fixed order. No floating-point
-// atomics: bitwise reproducible. Also the two small ops around it:
-// alpha_gradient_compose (one thread: the losses from the sums) and
-// alpha_gradient_combine_ (backward: the gradient maps added in place).
+// atomics: bitwise reproducible. Also the small ops around it:
+// alpha_gradient_weights (the weight sums alone, the same tiles and order) and
+// alpha_gradient_compose (one thread: the losses from the sums).
 #include <cub/block/block_reduce.cuh>
 
 #include <algorithm>
@@ -65,6 +65,28 @@ __device__ void finish(const AlphaGradArgs<acc_t>& a, int64_t tiles_per_sample, 
   }
 }
 
+// The block's partial sums to scratch; the last block to finish (one atomic
+// ticket) sums them per sample (finish).
+template <typename acc_t>
+__device__ void reduce_tiles(const AlphaGradArgs<acc_t>& a, const Partial<acc_t>& mine, int64_t tiles_per_sample,
+                             acc_t* scratch, unsigned int* counter) {
+  using BlockReduce = cub::BlockReduce<Partial<acc_t>, kAgThreads>;
+  __shared__ typename BlockReduce::TempStorage temp;
+  __shared__ bool is_last;
+  const Partial<acc_t> block_sum = BlockReduce(temp).Reduce(mine, PartialSum<acc_t>());
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int j = 0; j < kAgSums; ++j) scratch[int64_t(blockIdx.x) * kAgSums + j] = block_sum.v[j];
+    __threadfence();  // publish the partial before taking a ticket
+    is_last = atomicAdd(counter, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (is_last) {
+    __threadfence();
+    finish(a, tiles_per_sample, scratch);
+  }
+}
+
 template <int64_t kSobel, typename acc_t>
 __global__ void __launch_bounds__(kAgThreads)
     alpha_gradient_kernel(const AlphaGradArgs<acc_t> a, const int64_t tiles_x, const int64_t tiles_per_sample,
@@ -73,9 +95,10 @@ __global__ void __launch_bounds__(kAgThreads)
   constexpr int EH = kAgTileH + 2, EW = kAgTileW + 2;  // weight and derivatives: 1-pixel halo
   __shared__ acc_t sp[PH][PW], sg[PH][PW];
   __shared__ acc_t sw[EH][EW], sex[EH][EW], sey[EH][EW];
-  const AlphaGradParams<acc_t>& P = a.params;
   const int64_t H = a.height, W = a.width;
   const int64_t sample = blockIdx.x / tiles_per_sample;
+  AlphaGradParams<acc_t> P = a.params;
+  if (a.factors) scale_coefs_for_sample(P, a.factors, sample, a.batch);
   const int64_t t = blockIdx.x % tiles_per_sample;
   const int64_t y0 = (t / tiles_x) * kAgTileH, x0 = (t % tiles_x) * kAgTileW;
   const int64_t base = sample * H * W;
@@ -162,21 +185,31 @@ __global__ void __launch_bounds__(kAgThreads)
     }
   }
 
-  using BlockReduce = cub::BlockReduce<Partial<acc_t>, kAgThreads>;
-  __shared__ typename BlockReduce::TempStorage temp;
-  __shared__ bool is_last;
-  const Partial<acc_t> block_sum = BlockReduce(temp).Reduce(mine, PartialSum<acc_t>());
-  if (threadIdx.x == 0) {
-#pragma unroll
-    for (int j = 0; j < kAgSums; ++j) scratch[int64_t(blockIdx.x) * kAgSums + j] = block_sum.v[j];
-    __threadfence();  // publish the partial before taking a ticket
-    is_last = atomicAdd(counter, 1u) == gridDim.x - 1;
+  reduce_tiles(a, mine, tiles_per_sample, scratch, counter);
+}
+
+// alpha_gradient_weights: the same tiles, each thread the same pixels in the
+// same order as the forward's pointwise loop, the same reduction: the weight
+// sums bitwise the forward's.
+template <typename acc_t>
+__global__ void __launch_bounds__(kAgThreads)
+    alpha_weights_kernel(const AlphaGradArgs<acc_t> a, const int64_t tiles_x, const int64_t tiles_per_sample,
+                         acc_t* scratch, unsigned int* counter) {
+  const AlphaGradParams<acc_t>& P = a.params;
+  const int64_t H = a.height, W = a.width;
+  const int64_t sample = blockIdx.x / tiles_per_sample;
+  const int64_t t = blockIdx.x % tiles_per_sample;
+  const int64_t y0 = (t / tiles_x) * kAgTileH, x0 = (t % tiles_x) * kAgTileW;
+  Partial<acc_t> mine{};
+  for (int i = threadIdx.x; i < kAgTileH * kAgTileW; i += kAgThreads) {
+    const int64_t y = y0 + i / kAgTileW, x = x0 + i % kAgTileW;
+    if (y >= H || x >= W) continue;
+    const acc_t stored = a.mask.data ? load_one<acc_t>(a.mask, sample * H * W + y * W + x) : acc_t(1);
+    const acc_t w = region_weight(stored, P.mask_mode, P.mask_lo, P.mask_hi);
+    mine.v[kSumWUnknown] += w;
+    mine.v[kSumWKnown] += known_weight(w);
   }
-  __syncthreads();
-  if (is_last) {
-    __threadfence();
-    finish(a, tiles_per_sample, scratch);
-  }
+  reduce_tiles(a, mine, tiles_per_sample, scratch, counter);
 }
 
 }  // namespace
@@ -204,6 +237,18 @@ cudaError_t launch_alpha_gradient_forward(const AlphaGradArgs<acc_t>& a, acc_t* 
   return cudaGetLastError();
 }
 
+template <typename acc_t>
+cudaError_t launch_alpha_gradient_weights(const AlphaGradArgs<acc_t>& a, acc_t* scratch, unsigned int* counter,
+                                          cudaStream_t stream) {
+  const int64_t tiles_x = (a.width + kAgTileW - 1) / kAgTileW;
+  const int64_t tiles_per_sample = alpha_gradient_tiles(a.height, a.width);
+  const int64_t blocks = a.batch * tiles_per_sample;
+  if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  alpha_weights_kernel<<<static_cast<unsigned int>(blocks), kAgThreads, 0, stream>>>(a, tiles_x, tiles_per_sample,
+                                                                                   scratch, counter);
+  return cudaGetLastError();
+}
+
 namespace {
 
 template <typename acc_t>
@@ -221,65 +266,6 @@ cudaError_t launch_alpha_gradient_compose(const AlphaComposeParams<acc_t>& param
   return cudaGetLastError();
 }
 
-namespace {
-
-constexpr int kCombineThreads = 256;
-constexpr int kCombineVec = 4;  // elements per thread: one 16-byte access for float32 maps
-constexpr int64_t kCombineMaxBlocks = 4096;  // several waves on any GPU; the grid strides past that
-
-// One thread per kCombineVec consecutive pixels of one sample (a sample's
-// pixels are split into whole groups, so every group has one factor per map).
-template <int kGroups, typename acc_t>
-__global__ void __launch_bounds__(kCombineThreads)
-    combine_kernel(const AlphaCombineArgs<acc_t> a, const int64_t groups_per_sample, const bool vec) {
-  const int64_t plane = a.batch * a.pixels;
-  const acc_t grad_output = *a.grad_output;
-  for (int64_t i = blockIdx.x * int64_t(kCombineThreads) + threadIdx.x; i < a.batch * groups_per_sample;
-       i += int64_t(gridDim.x) * kCombineThreads) {
-    const int64_t b = i / groups_per_sample;
-    const int64_t x = (i % groups_per_sample) * kCombineVec;
-    const int n = static_cast<int>(std::min<int64_t>(kCombineVec, a.pixels - x));
-    const int64_t offset = b * a.pixels + x;
-    acc_t value[kGroups][kCombineVec], scale[kGroups];
-#pragma unroll
-    for (int k = 0; k < kGroups; ++k) {
-      gpu::load<kCombineVec>(a.maps, k * plane + offset, n, vec, value[k]);
-      scale[k] = a.factors[k * a.batch + b] * grad_output;
-    }
-    acc_t out[kCombineVec];
-#pragma unroll
-    for (int j = 0; j < kCombineVec; ++j) {
-      acc_t here[kGroups];
-#pragma unroll
-      for (int k = 0; k < kGroups; ++k) here[k] = value[k][j];
-      out[j] = combined_gradient<kGroups>(scale, here);
-    }
-    gpu::store<kCombineVec>(a.out, offset, n, vec, out);
-  }
-}
-
-}  // namespace
-
-template <typename acc_t>
-cudaError_t launch_alpha_gradient_combine(const AlphaCombineArgs<acc_t>& a, cudaStream_t stream) {
-  const int64_t groups_per_sample = (a.pixels + kCombineVec - 1) / kCombineVec;
-  const int64_t threads = a.batch * groups_per_sample;
-  const int blocks =
-      static_cast<int>(std::min<int64_t>((threads + kCombineThreads - 1) / kCombineThreads, kCombineMaxBlocks));
-  // Vector accesses when every group starts on a whole vector: each sample's
-  // pixels a multiple of kCombineVec, the storage aligned for that many elements.
-  const bool vec =
-      a.pixels % kCombineVec == 0 && gpu::aligned(a.maps.data, element_bytes(a.maps.dtype) * kCombineVec);
-  switch (a.groups) {
-    case 1: combine_kernel<1><<<blocks, kCombineThreads, 0, stream>>>(a, groups_per_sample, vec); break;
-    case 2: combine_kernel<2><<<blocks, kCombineThreads, 0, stream>>>(a, groups_per_sample, vec); break;
-    default: combine_kernel<3><<<blocks, kCombineThreads, 0, stream>>>(a, groups_per_sample, vec); break;
-  }
-  return cudaGetLastError();
-}
-
-template cudaError_t launch_alpha_gradient_combine<float>(const AlphaCombineArgs<float>&, cudaStream_t);
-template cudaError_t launch_alpha_gradient_combine<double>(const AlphaCombineArgs<double>&, cudaStream_t);
 template cudaError_t launch_alpha_gradient_compose<float>(const AlphaComposeParams<float>&, const float*, float*,
                                                           float*, float*, cudaStream_t);
 template cudaError_t launch_alpha_gradient_compose<double>(const AlphaComposeParams<double>&, const double*, double*,
@@ -287,6 +273,10 @@ template cudaError_t launch_alpha_gradient_compose<double>(const AlphaComposePar
 template cudaError_t launch_alpha_gradient_forward<float>(const AlphaGradArgs<float>&, float*, unsigned int*,
                                                           cudaStream_t);
 template cudaError_t launch_alpha_gradient_forward<double>(const AlphaGradArgs<double>&, double*, unsigned int*,
+                                                           cudaStream_t);
+template cudaError_t launch_alpha_gradient_weights<float>(const AlphaGradArgs<float>&, float*, unsigned int*,
+                                                          cudaStream_t);
+template cudaError_t launch_alpha_gradient_weights<double>(const AlphaGradArgs<double>&, double*, unsigned int*,
                                                            cudaStream_t);
 
 }  // namespace mattingloss

@@ -33,15 +33,16 @@ template <typename acc_t>
 cudaError_t launch_alpha_gradient_forward(const AlphaGradArgs<acc_t>& args, acc_t* scratch, unsigned int* counter,
                                           cudaStream_t stream);
 
+// Enqueues alpha_gradient_weights: the forward's weight sums alone (same tiles,
+// same order, same use of scratch and counter) into args.sums, 0 in the other columns.
+template <typename acc_t>
+cudaError_t launch_alpha_gradient_weights(const AlphaGradArgs<acc_t>& args, acc_t* scratch, unsigned int* counter,
+                                          cudaStream_t stream);
+
 // Enqueues compose_alpha_losses (../alpha_gradient.h) as one single-thread
 // kernel: B scalar steps, no reason for more threads.
 template <typename acc_t>
 cudaError_t launch_alpha_gradient_compose(const AlphaComposeParams<acc_t>& params, const acc_t* sums, acc_t* total,
                                           acc_t* components, acc_t* factors, cudaStream_t stream);
-
-// Enqueues alpha_gradient_combine_ (map 0 of args.maps overwritten in place):
-// one grid-stride kernel.
-template <typename acc_t>
-cudaError_t launch_alpha_gradient_combine(const AlphaCombineArgs<acc_t>& args, cudaStream_t stream);
 
 }  // namespace mattingloss
