@@ -65,6 +65,7 @@ struct AlphaGradParams {
   int64_t sobel;      // SobelStyle
   bool unknown_term, known_term;
   bool mask_in_diff;  // rho(p*w - g*w) (ViTMatte, GCA) instead of w * rho(p - g) (mmagic)
+  bool binary_mask;   // w is exactly 0 or 1: a trimap's region, or no mask (see l1_in_diff)
 };
 
 template <typename acc_t>
@@ -130,16 +131,34 @@ ML_INLINE acc_t sign0(acc_t x) {
   return (x > acc_t(0)) | (x < acc_t(0)) ? copysign(acc_t(1), x) : acc_t(0);
 }
 
+// |a*w - b*w| and its derivative w.r.t. a, sign0(.) * w, for a weight w that is
+// exactly 0 or 1: then a*w - b*w is (a - b) * w, a rounding for a rounding
+// (w = 1: both a - b; w = 0: both +-0, or NaN from a non-finite a or b), up to
+// the sign of a zero, which neither |.| nor sign0 sees, so the value is |d| and
+// the derivative sign0(d) (where w = 0, d is +-0 and sign0 gives 0): one product
+// instead of two, no product in the derivative. (Only an a - b that overflows,
+// |a|, |b| ~ 1e38, gives NaN where the references give 0, at a pixel whose
+// complement term is then infinite anyway.)
+template <typename acc_t>
+ML_INLINE void l1_in_diff_binary(acc_t a, acc_t b, acc_t w, acc_t& value, acc_t& slope) {
+  using std::fabs;
+  const acc_t d = (a - b) * w;
+  value = fabs(d);
+  slope = sign0(d);
+}
+
 // rho of the masked difference and d(rho)/dp:
 //   mask_in_diff: rho(p*w - g*w), derivative rho'(.) * w
 //   else:         w * rho(p - g),  derivative w * rho'(p - g)
 // They agree for L1 (|w x| = w |x| for w >= 0); for Charbonnier they differ
 // where w != 1: a pixel with w = 0 adds sqrt(eps) in the first form, 0 in the second.
+// binary: w is exactly 0 or 1 (l1_in_diff_binary's shortcut for L1).
 template <typename acc_t>
-ML_INLINE void rho_masked(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, acc_t w, acc_t& value,
+ML_INLINE void rho_masked(const AlphaGradParams<acc_t>& P, bool binary, acc_t p, acc_t g, acc_t w, acc_t& value,
                           acc_t& slope) {
   using std::fabs;
   using std::sqrt;
+  if (P.mask_in_diff && binary && P.rho == kRhoL1) return l1_in_diff_binary(p, g, w, value, slope);
   const acc_t d = P.mask_in_diff ? mul_rn(p, w) - mul_rn(g, w) : p - g;
   acc_t r, dr;
   if (P.rho == kRhoL1) {
@@ -179,8 +198,8 @@ ML_INLINE void alpha_pixel(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, ac
   // Both terms are always computed and combined with per-map coefficients (0
   // where a term is off or goes to another map): no branch, so CPU loops vectorize.
   acc_t vu, su, vk, sk;
-  rho_masked(P, p, g, w, vu, su);
-  rho_masked(P, p, g, wk, vk, sk);
+  rho_masked(P, P.binary_mask, p, g, w, vu, su);
+  rho_masked(P, true, p, g, wk, vk, sk);  // [w == 0] is 0 or 1 whatever w is
   r.unknown = vu;
   r.known = vk;
   r.value = P.value_coef[0] * vu + P.value_coef[1] * vk;
@@ -232,8 +251,9 @@ struct SobelResult {
 
 // |a*w - b*w| (mask_in_diff) or w * |a - b|, and its derivative w.r.t. a.
 template <typename acc_t>
-ML_INLINE void l1_masked(bool in_diff, acc_t a, acc_t b, acc_t w, acc_t& value, acc_t& slope) {
+ML_INLINE void l1_masked(bool in_diff, bool binary, acc_t a, acc_t b, acc_t w, acc_t& value, acc_t& slope) {
   using std::fabs;
+  if (in_diff && binary) return l1_in_diff_binary(a, b, w, value, slope);
   const acc_t d = in_diff ? mul_rn(a, w) - mul_rn(b, w) : a - b;
   const acc_t r = fabs(d);
   value = in_diff ? r : w * r;
@@ -246,10 +266,10 @@ ML_INLINE void sobel_pixel(const AlphaGradParams<acc_t>& P, acc_t gx_p, acc_t gy
   using std::sqrt;
   if (P.sobel == kSobelDiff) {
     acc_t sx, sy, px, py;
-    l1_masked(P.mask_in_diff, gx_p, gx_g, w, r.sx, sx);
-    l1_masked(P.mask_in_diff, gy_p, gy_g, w, r.sy, sy);
-    l1_masked(P.mask_in_diff, gx_p, acc_t(0), w, r.px, px);
-    l1_masked(P.mask_in_diff, gy_p, acc_t(0), w, r.py, py);
+    l1_masked(P.mask_in_diff, P.binary_mask, gx_p, gx_g, w, r.sx, sx);
+    l1_masked(P.mask_in_diff, P.binary_mask, gy_p, gy_g, w, r.sy, sy);
+    l1_masked(P.mask_in_diff, P.binary_mask, gx_p, acc_t(0), w, r.px, px);
+    l1_masked(P.mask_in_diff, P.binary_mask, gy_p, acc_t(0), w, r.py, py);
     r.ex = P.coef[kTermSobel] * sx + P.coef[kTermPenalty] * px;
     r.ey = P.coef[kTermSobel] * sy + P.coef[kTermPenalty] * py;
   } else {
@@ -257,7 +277,7 @@ ML_INLINE void sobel_pixel(const AlphaGradParams<acc_t>& P, acc_t gx_p, acc_t gy
     const acc_t mp = sqrt((gy_p * gy_p + gx_p * gx_p) + P.grad_eps);
     const acc_t mg = sqrt((gy_g * gy_g + gx_g * gx_g) + P.grad_eps);
     acc_t s;
-    l1_masked(P.mask_in_diff, mp, mg, w, r.sx, s);
+    l1_masked(P.mask_in_diff, P.binary_mask, mp, mg, w, r.sx, s);
     r.sy = 0;
     r.px = 0;
     r.py = 0;

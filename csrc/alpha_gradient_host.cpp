@@ -40,6 +40,7 @@ void fill_region(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const std::opt
   P.mask_lo = acc_t(mask_lo);
   P.mask_hi = acc_t(mask_hi);
   P.mask_mode = mask_mode;
+  P.binary_mask = mask_mode != kAgWeight;
   a.batch = pred.size(0);
   a.height = pred.size(2);
   a.width = pred.size(3);

@@ -361,6 +361,35 @@ def test_converted_rows_match_rows_read_in_place(device, sobel):
     assert f_grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("sobel", [0, 1, 2])
+def test_binary_mask_shortcut_is_bitwise_the_general_formula(device, sobel):
+    """A trimap's 0/1 region takes |(p - g) * w| for |p*w - g*w| (one product, and
+    sign0 for sign0 * w): the same values and gradients, bitwise, as a weight map
+    holding the same 0/1 values, which takes the general formula; ties (p = g,
+    equal Sobel responses), zeros and negative values included."""
+    g = torch.Generator().manual_seed(23)
+    B, H, W = 2, 37, 53
+    pred = torch.rand(B, 1, H, W, generator=g, dtype=torch.float64)
+    gt = torch.rand(B, 1, H, W, generator=g, dtype=torch.float64)
+    pred[0, 0, :10] = gt[0, 0, :10]
+    pred[1, 0, 5:9] = 0.0
+    gt[1, 0, 5:9] = 0.0
+    pred[1, 0, 20:] = -pred[1, 0, 20:]
+    trimap = torch.randint(0, 3, (B, 1, H, W), generator=g).double() / 2
+    weight = (trimap == 0.5).double()
+    for dtype in (torch.float32, torch.float64):
+        p, gt_, t, w = (x.to(dtype).to(device) for x in (pred, gt, trimap, weight))
+
+        def op(mask, mode, lo):
+            return torch.ops.mattingloss.alpha_gradient_forward(
+                p, gt_, mask, mode, lo, lo, 1.0, 0, 0.0, True, True, True, sobel, 1e-8, [1.0, 0.7, 1.3, 0.01],
+                [0, 1, 2], 3, True)
+
+        (sums, maps, _), (w_sums, w_maps, _) = op(t, 0, 0.5), op(w, 2, 0.0)
+        assert torch.equal(sums, w_sums) and torch.equal(maps, w_maps)
+        assert maps.abs().sum() > 0
+
+
 @pytest.mark.parametrize("trimap_dtype, value", [(torch.float16, 0.3), (torch.bfloat16, 0.3), (torch.float32, 0.1),
                                                  (torch.float64, 0.1), (torch.uint8, 128.0), (torch.uint8, 128.5),
                                                  (torch.int64, 2.0), (torch.bool, 1.0)])

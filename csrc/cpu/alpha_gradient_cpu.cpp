@@ -135,7 +135,8 @@ ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* 
                              const acc_t* exu, const acc_t* exm, const acc_t* eyu, acc_t* cx, acc_t* cy, int64_t W) {
   AlphaGradParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.sobel = kSobel;
-  P.mask_in_diff = kInDiff;  // a constant: no per-element selects on it
+  P.mask_in_diff = kInDiff;  // constants: no per-element selects on them
+  P.binary_mask = kMode != kAgWeight;
   acc_t sums[4][kLanes];     // local: no aliasing with the rows written
   for (int j = 0; j < 4; ++j)
     for (int64_t k = 0; k < kLanes; ++k) sums[j][k] = lanes.lane[kSumSobelX + j][k];
@@ -187,6 +188,7 @@ ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* 
   AlphaGradParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.rho = kRho;                         // constants: GCC vectorizes no select on a
   P.mask_in_diff = kInDiff;             // scalar condition, so these must fold away
+  P.binary_mask = kMode != kAgWeight;
   acc_t* g0 = grad[0];
   acc_t* g1 = grad[kGroups > 1 ? 1 : 0];
   acc_t* g2 = grad[kGroups > 2 ? 2 : 0];
