@@ -1,6 +1,6 @@
 // CPU backend of alpha_gradient_forward and _weights (and of _compose, plain
-// scalar code, at the end): at::parallel_for over fixed chunks of
-// (sample, band of rows). A band walks its rows once: each input row is read
+// scalar code, at the end): fixed chunks of (sample, band of rows) over the
+// threads (../common/cpu_parallel.h). A band walks its rows once: each input row is read
 // in place (converted into a small ring of staging rows only when its dtype is
 // not the accumulation type), plus a 1-row halo per band each side. The Sobel
 // stencil and its adjoint are separable, so each runs as a column pass (down
@@ -17,7 +17,6 @@
 // error there instead.
 #pragma GCC optimize("fp-contract=off")
 
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -28,6 +27,7 @@
 #include "../alpha_gradient_host.h"
 #include "../common/cpu_convert.h"
 #include "../common/cpu_lanes.h"
+#include "../common/cpu_parallel.h"
 #include "../common/cpu_rows.h"
 
 namespace mattingloss {
@@ -342,9 +342,9 @@ void over_bands(const AlphaGradArgs<acc_t>& a, const Band& band) {
   const int64_t band_rows = std::max<int64_t>(kMinBandRows, kBandPixels / W);
   const int64_t bands = (H + band_rows - 1) / band_rows;
   std::vector<SumArray<acc_t>> partial(a.batch * bands);
-  at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t begin, int64_t end) {
+  parallel_chunks(static_cast<int64_t>(partial.size()), 1, [&](ChunkQueue& queue) {
     RowBuffers<acc_t> buffers(W);
-    for (int64_t chunk = begin; chunk < end; ++chunk) {
+    for (int64_t chunk; queue.next(chunk);) {
       const int64_t sample = chunk / bands;
       const int64_t r0 = (chunk % bands) * band_rows;
       partial[chunk] = band(buffers, sample, r0, std::min(r0 + band_rows, H));

@@ -1,10 +1,9 @@
 // CPU backend of the composition loss, laid out as dim_loss_cpu.cpp:
-// at::parallel_for over fixed-size chunks of one sample each, block by block
-// through the shared per-pixel math (../composition.h) in a loop the compiler
-// vectorizes, the terms summed into kLanes independent accumulators. Chunk and
+// fixed-size chunks of one sample each over the threads (cpu_parallel.h),
+// block by block through the shared per-pixel math (../composition.h) in a
+// loop the compiler vectorizes, the terms summed into kLanes independent accumulators. Chunk and
 // lane layout never depend on the thread count, so the loss and gradients are
 // bitwise the same with 1 or N threads.
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 
 #include "../common/cpu_convert.h"
 #include "../common/cpu_lanes.h"
+#include "../common/cpu_parallel.h"
 #include "../composition.h"
 #include "../composition_host.h"
 
@@ -158,9 +158,9 @@ template <int64_t kMode, int64_t kRho, typename data_t, typename acc_t>
 void forward(const ForwardArgs<acc_t>& a) {
   const int64_t chunks_per_sample = (a.pixels + kChunk - 1) / kChunk;
   std::vector<CompSums<acc_t>> partial(a.batch * chunks_per_sample);
-  at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t first, int64_t last) {
+  parallel_chunks(static_cast<int64_t>(partial.size()), 1, [&](ChunkQueue& queue) {
     auto block = std::make_unique<Staging<acc_t>>();
-    for (int64_t chunk = first; chunk < last; ++chunk) {
+    for (int64_t chunk; queue.next(chunk);) {
       const int64_t sample = chunk / chunks_per_sample;
       const int64_t begin = (chunk % chunks_per_sample) * kChunk;
       partial[chunk] =

@@ -1,9 +1,8 @@
-// CPU backend: at::parallel_for over fixed-size chunks of one sample each.
+// CPU backend: fixed-size chunks of one sample each over the threads (cpu_parallel.h).
 // Each chunk goes block by block through the shared per-pixel math in a loop
 // the compiler vectorizes, and the terms are summed into kLanes independent
 // accumulators. Chunk and lane layout never depend on the thread count, so
 // the loss and gradients are bitwise the same with 1 or N threads.
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 
 #include "../common/cpu_convert.h"
 #include "../common/cpu_lanes.h"
+#include "../common/cpu_parallel.h"
 #include "../dim_loss.h"
 #include "../dim_loss_host.h"
 
@@ -171,9 +171,9 @@ template <bool kComp, int64_t kMode, typename data_t, typename acc_t>
 void forward(const ForwardArgs<acc_t>& a) {
   const int64_t chunks_per_sample = (a.pixels + kChunk - 1) / kChunk;
   std::vector<Sums<acc_t>> partial(a.batch * chunks_per_sample);
-  at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t first, int64_t last) {
+  parallel_chunks(static_cast<int64_t>(partial.size()), 1, [&](ChunkQueue& queue) {
     auto block = std::make_unique<Staging<acc_t>>();
-    for (int64_t chunk = first; chunk < last; ++chunk) {
+    for (int64_t chunk; queue.next(chunk);) {
       const int64_t sample = chunk / chunks_per_sample;
       const int64_t begin = (chunk % chunks_per_sample) * kChunk;
       partial[chunk] = run_chunk<kComp, kMode, data_t>(a, *block, sample, begin, std::min(begin + kChunk, a.pixels));

@@ -1,8 +1,8 @@
 // CPU backend of the Laplacian-pyramid loss: one pyramid of d = pred - gt,
 // built and differentiated band by band.
 //
-// Each level runs as at::parallel_for over work units of (plane, band of
-// kBand coarse rows); a unit computes the rows it owns from the rows around
+// Each level runs its work units of (plane, band of kBand coarse rows) over the
+// threads (../common/cpu_parallel.h); a unit computes the rows it owns from the rows around
 // them (recomputing a few halo rows rather than sharing them), so no value
 // depends on the thread count, and the loss partials (one per unit) are
 // summed in unit order afterwards: bitwise the same with 1 or N threads.
@@ -20,7 +20,6 @@
 // for any row), each row is filtered along its length by the interior
 // formulas with the lists at its two ends. The loops are plain arithmetic the
 // compiler vectorizes, compiled per instruction set (ML_CPU_CLONES).
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -29,6 +28,7 @@
 
 #include "../common/cpu_convert.h"
 #include "../common/cpu_lanes.h"
+#include "../common/cpu_parallel.h"
 #include "../common/cpu_rows.h"
 #include "../laplacian.h"
 #include "../laplacian_host.h"
@@ -473,10 +473,10 @@ void forward_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
                   std::vector<acc_t>& partial) {
   const int64_t nb = bands(a.geo.h[level] / 2);
   partial.assign(a.planes * nb, acc_t(0));
-  at::parallel_for(0, a.planes * nb, grain(a, level), [&](int64_t first, int64_t last) {
+  parallel_chunks(a.planes * nb, grain(a, level), [&](ChunkQueue& queue) {
     Level<acc_t> u(a, taps, level, coef);
     PaddedRows<acc_t> band(kBand + 4, u.Wc);
-    for (int64_t unit = first; unit < last; ++unit) {
+    for (int64_t unit; queue.next(unit);) {
       u.start(unit / nb);
       const int64_t a0 = (unit % nb) * kBand, a1 = std::min(a0 + kBand, u.Hc);
       const int64_t lo = std::max<int64_t>(a0 - 2, 0);  // the band: coarse rows lo .. a1 + 1, as up() needs them
@@ -557,10 +557,10 @@ ML_CPU_CLONES void fold_bases(const Args<acc_t>& a, int64_t offset, int64_t W, a
 template <typename acc_t>
 void adjoint_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t level, acc_t coef) {
   const int64_t nb = bands(a.geo.h[level] / 2);
-  at::parallel_for(0, a.planes * nb, grain(a, level), [&](int64_t first, int64_t last) {
+  parallel_chunks(a.planes * nb, grain(a, level), [&](ChunkQueue& queue) {
     Level<acc_t> u(a, taps, level, coef);
     PaddedRows<acc_t> staging(level == 0 ? a.base_count : 0, u.W);
-    for (int64_t unit = first; unit < last; ++unit) {
+    for (int64_t unit; queue.next(unit);) {
       u.start(unit / nb);
       const int64_t band = unit % nb;
       const int64_t r0 = 2 * band * kBand, r1 = band == nb - 1 ? u.H : std::min(r0 + 2 * kBand, u.H);
@@ -613,9 +613,9 @@ void weight_sums(const Args<acc_t>& a, acc_t* weight_sum) {
   const int64_t rows_per_unit = 2 * kBand, nb = (G.H[0] + rows_per_unit - 1) / rows_per_unit;
   const int64_t levels = a.weight_mode == lap::kWeightAfter ? G.levels : 1;
   std::vector<acc_t> partial(a.planes * nb * levels, acc_t(0));
-  at::parallel_for(0, a.planes * nb, 1, [&](int64_t first, int64_t last) {
+  parallel_chunks(a.planes * nb, 1, [&](ChunkQueue& queue) {
     std::vector<acc_t> row(G.W[0]);
-    for (int64_t unit = first; unit < last; ++unit) {
+    for (int64_t unit; queue.next(unit);) {
       const int64_t plane = unit / nb, r0 = (unit % nb) * rows_per_unit;
       const int64_t r1 = std::min(r0 + rows_per_unit, G.H[0]);
       for (int64_t l = 0; l < levels; ++l) {

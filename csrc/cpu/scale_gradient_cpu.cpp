@@ -1,12 +1,12 @@
 // CPU backend of scale_gradient_: blocks of the gradient in parallel, each read
 // in place (or converted into a staging row when it is not the accumulation
 // type), multiplied and written back. A factor of 1 returns at once.
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
 
 #include "../common/cpu_convert.h"
+#include "../common/cpu_parallel.h"
 #include "../common/cpu_rows.h"
 #include "../scale_gradient_host.h"
 
@@ -25,9 +25,9 @@ template <typename acc_t>
 void scale(const ScaleGradientArgs<acc_t>& a) {
   const acc_t factor = *a.factor;
   if (factor == acc_t(1)) return;  // x * 1 is x, bitwise
-  at::parallel_for(0, (a.numel + kBlock - 1) / kBlock, 1, [&](int64_t begin, int64_t end) {
+  parallel_chunks((a.numel + kBlock - 1) / kBlock, 1, [&](ChunkQueue& queue) {
     PaddedRows<acc_t> staging(2, kBlock);
-    for (int64_t block = begin; block < end; ++block) {
+    for (int64_t block; queue.next(block);) {
       const int64_t first = block * kBlock, n = std::min(kBlock, a.numel - first);
       const acc_t* in = read(a.in, first, n, staging[0]);
       acc_t* out = target(a.out, first, staging[1]);

@@ -1,12 +1,11 @@
-// CPU backend of temporal_loss_forward: at::parallel_for over fixed-size
-// chunks of pixels of one sample. A chunk goes block by block (kBlock pixels);
+// CPU backend of temporal_loss_forward: fixed-size chunks of pixels of one
+// sample over the threads (../common/cpu_parallel.h). A chunk goes block by block (kBlock pixels);
 // each block walks the frames t = 0..T-1 in order, keeping frame t-1's values
 // and pending gradients in small arrays (../temporal.h), so every input element
 // is read once and every gradient element written once, as soon as it is
 // final. The terms go into kLanes accumulators in pixel order; chunk and lane
 // layout depend on the shape only, so results are bitwise the same with 1 or N
 // threads. Chunk partials are added up in double, in chunk order.
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 
 #include "../common/cpu_convert.h"
 #include "../common/cpu_lanes.h"
+#include "../common/cpu_parallel.h"
 #include "../temporal.h"
 #include "../temporal_host.h"
 
@@ -213,9 +213,9 @@ void forward(const TemporalArgs<acc_t>& a) {
   const int64_t chunks_per_sample = (a.pixels + kChunk - 1) / kChunk;
   std::vector<TemporalSums<acc_t>> partial(a.batch * chunks_per_sample);
   const bool divide = !(a.params.pha_scale == acc_t(1) && a.params.fgr_scale == acc_t(1));
-  at::parallel_for(0, static_cast<int64_t>(partial.size()), 1, [&](int64_t first, int64_t last) {
+  parallel_chunks(static_cast<int64_t>(partial.size()), 1, [&](ChunkQueue& queue) {
     auto staging = std::make_unique<Staging<acc_t>>();
-    for (int64_t chunk = first; chunk < last; ++chunk) {
+    for (int64_t chunk; queue.next(chunk);) {
       const int64_t sample = chunk / chunks_per_sample;
       const int64_t begin = (chunk % chunks_per_sample) * kChunk;
       const int64_t end = std::min(begin + kChunk, a.pixels);
