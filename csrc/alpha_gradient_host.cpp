@@ -16,12 +16,7 @@ void check_groups(at::IntArrayRef group, int64_t groups) {
 
 // pred_alpha (B, 1, H, W) and the mask as mask_mode reads it (both ops read them).
 void check_pred_and_mask(const at::Tensor& pred, const std::optional<at::Tensor>& mask, int64_t mask_mode) {
-  TORCH_CHECK(pred.dim() == 4 && pred.size(1) == 1, "mattingloss: pred_alpha has shape ", pred.sizes(),
-              ", expected (B, 1, H, W)");
-  TORCH_CHECK(pred.numel() > 0, "mattingloss: pred_alpha is empty");
-  TORCH_CHECK(at::isFloatingType(pred.scalar_type()), "mattingloss: pred_alpha must be floating, got ",
-              pred.scalar_type());
-  TORCH_CHECK(pred.is_contiguous(), "mattingloss: pred_alpha must be contiguous");
+  check_pred(pred);
   TORCH_CHECK(mask_mode >= kAgEqual && mask_mode <= kAgNoMask, "mattingloss: bad mask_mode ", mask_mode);
   TORCH_CHECK(mask.has_value() == (mask_mode != kAgNoMask), "mattingloss: mask must be given unless mask_mode is ",
               int64_t(kAgNoMask));

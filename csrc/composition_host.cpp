@@ -56,12 +56,7 @@ ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& image, const
                           double mask_lo, double mask_hi, int64_t rho, double eps, c10::ArrayRef<double> color_scale,
                           bool count_channels, double guard, int64_t reduction, bool grad_pred, bool grad_fg,
                           bool grad_bg) {
-  TORCH_CHECK(pred.dim() == 4 && pred.size(1) == 1, "mattingloss: pred_alpha has shape ", pred.sizes(),
-              ", expected (B, 1, H, W)");
-  TORCH_CHECK(pred.numel() > 0, "mattingloss: pred_alpha is empty");
-  TORCH_CHECK(at::isFloatingType(pred.scalar_type()), "mattingloss: pred_alpha must be floating, got ",
-              pred.scalar_type());
-  TORCH_CHECK(pred.is_contiguous(), "mattingloss: pred_alpha must be contiguous");
+  check_pred(pred);
   check_map(image, "image", pred, 3);
   check_map(fg, "fg", pred, 3);
   check_map(bg, "bg", pred, 3);

@@ -51,12 +51,7 @@ ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& alpha, const
                           const std::optional<at::Tensor>& bg, int64_t mask_mode, double mask_lo,
                           double mask_hi, double wl, double eps, double alpha_scale, double color_scale,
                           int64_t reduction, bool grad_pred, bool grad_fg, bool grad_bg) {
-  TORCH_CHECK(pred.dim() == 4 && pred.size(1) == 1, "mattingloss: pred_alpha has shape ", pred.sizes(),
-              ", expected (B, 1, H, W)");
-  TORCH_CHECK(pred.numel() > 0, "mattingloss: pred_alpha is empty");
-  TORCH_CHECK(at::isFloatingType(pred.scalar_type()) && pred.scalar_type() != at::kByte,
-              "mattingloss: pred_alpha must be floating, got ", pred.scalar_type());
-  TORCH_CHECK(pred.is_contiguous(), "mattingloss: pred_alpha must be contiguous");
+  check_pred(pred);
   check_map(alpha, "alpha", pred, 1);
   check_map(mask, "mask", pred, 1);
   TORCH_CHECK(image.has_value() == fg.has_value() && fg.has_value() == bg.has_value(),

@@ -30,6 +30,16 @@ inline Output output(const at::Tensor& t) {
   return {t.mutable_data_ptr(), dtype_code(t, "gradient")};
 }
 
+// Raw-op check of pred_alpha: (B, 1, H, W), not empty, floating, contiguous.
+inline void check_pred(const at::Tensor& pred) {
+  TORCH_CHECK(pred.dim() == 4 && pred.size(1) == 1, "mattingloss: pred_alpha has shape ", pred.sizes(),
+              ", expected (B, 1, H, W)");
+  TORCH_CHECK(pred.numel() > 0, "mattingloss: pred_alpha is empty");
+  TORCH_CHECK(at::isFloatingType(pred.scalar_type()), "mattingloss: pred_alpha must be floating, got ",
+              pred.scalar_type());
+  TORCH_CHECK(pred.is_contiguous(), "mattingloss: pred_alpha must be contiguous");
+}
+
 // Raw-op check of a (B, channels, H, W) input matching pred (the Python API
 // checks first, with friendlier messages; this keeps a direct torch.ops call
 // from reading out of bounds).

@@ -214,14 +214,27 @@ __global__ void __launch_bounds__(kAgThreads)
 
 }  // namespace
 
+namespace {
+
+// Both kernels' grid: one block per tile of one sample.
+struct TileGrid {
+  int64_t tiles_x, tiles_per_sample, blocks;
+  explicit TileGrid(int64_t batch, int64_t height, int64_t width)
+      : tiles_x((width + kAgTileW - 1) / kAgTileW),
+        tiles_per_sample(alpha_gradient_tiles(height, width)),
+        blocks(batch * tiles_per_sample) {}
+  bool fits() const { return blocks <= 0x7fffffff; }  // > 2^40 pixels: cannot fit in memory anyway
+};
+
+}  // namespace
+
 template <typename acc_t>
 cudaError_t launch_alpha_gradient_forward(const AlphaGradArgs<acc_t>& a, acc_t* scratch, unsigned int* counter,
                                           cudaStream_t stream) {
-  const int64_t tiles_x = (a.width + kAgTileW - 1) / kAgTileW;
-  const int64_t tiles_per_sample = alpha_gradient_tiles(a.height, a.width);
-  const int64_t blocks = a.batch * tiles_per_sample;
-  if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;  // > 2^40 pixels: cannot fit in memory anyway
-  const dim3 grid(static_cast<unsigned int>(blocks));
+  const TileGrid t(a.batch, a.height, a.width);
+  if (!t.fits()) return cudaErrorInvalidConfiguration;
+  const dim3 grid(static_cast<unsigned int>(t.blocks));
+  const int64_t tiles_x = t.tiles_x, tiles_per_sample = t.tiles_per_sample;
   switch (a.params.sobel) {
     case kSobelNone:
       alpha_gradient_kernel<kSobelNone><<<grid, kAgThreads, 0, stream>>>(a, tiles_x, tiles_per_sample, scratch, counter);
@@ -240,12 +253,11 @@ cudaError_t launch_alpha_gradient_forward(const AlphaGradArgs<acc_t>& a, acc_t* 
 template <typename acc_t>
 cudaError_t launch_alpha_gradient_weights(const AlphaGradArgs<acc_t>& a, acc_t* scratch, unsigned int* counter,
                                           cudaStream_t stream) {
-  const int64_t tiles_x = (a.width + kAgTileW - 1) / kAgTileW;
-  const int64_t tiles_per_sample = alpha_gradient_tiles(a.height, a.width);
-  const int64_t blocks = a.batch * tiles_per_sample;
-  if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  alpha_weights_kernel<<<static_cast<unsigned int>(blocks), kAgThreads, 0, stream>>>(a, tiles_x, tiles_per_sample,
-                                                                                   scratch, counter);
+  const TileGrid t(a.batch, a.height, a.width);
+  if (!t.fits()) return cudaErrorInvalidConfiguration;
+  alpha_weights_kernel<<<static_cast<unsigned int>(t.blocks), kAgThreads, 0, stream>>>(a, t.tiles_x,
+                                                                                     t.tiles_per_sample, scratch,
+                                                                                     counter);
   return cudaGetLastError();
 }
 
