@@ -13,7 +13,7 @@ namespace mattingloss {
 
 template <typename acc_t>
 struct AlphaGradArgs {
-  AlphaGradParams<acc_t> params;
+  AlphaGradParams<acc_t> params{};  // zeros where an op fills only some (alpha_gradient_weights)
   int64_t batch = 0, height = 0, width = 0;
   int64_t groups = 0;       // gradient maps written (1..kMaxGroups); 1 with factors
   Input pred, gt, mask;     // (B,1,H,W); mask.data is null for kAgNoMask
