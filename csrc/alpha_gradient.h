@@ -65,7 +65,7 @@ struct AlphaGradParams {
   int64_t sobel;      // SobelStyle
   bool unknown_term, known_term;
   bool mask_in_diff;  // rho(p*w - g*w) (ViTMatte, GCA) instead of w * rho(p - g) (mmagic)
-  bool binary_mask;   // w is exactly 0 or 1: a trimap's region, or no mask (see l1_in_diff)
+  bool binary_mask;   // w is exactly 0 or 1: a trimap's region, or no mask (see l1_in_diff_binary)
 };
 
 template <typename acc_t>

@@ -189,7 +189,7 @@ class Terms(NamedTuple):
     total: Tensor
     components: Tensor
     maps: Tensor
-    factors: Tensor
+    factors: Optional[Tensor]
 
 
 def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool, prescale: bool = True) -> Terms:

@@ -1,8 +1,8 @@
 // CPU backend of alpha_gradient_forward and _weights (and of _compose, plain
 // scalar code, at the end): fixed chunks of (sample, band of rows) over the
-// threads (../common/cpu_parallel.h). A band walks its rows once: each input row is read
-// in place (converted into a small ring of staging rows only when its dtype is
-// not the accumulation type), plus a 1-row halo per band each side. The Sobel
+// threads (../common/cpu_parallel.h). A band walks its rows once: each input
+// row is read in place (converted into a small ring of staging rows only when
+// its dtype is not the accumulation type), plus a 1-row halo per band each side. The Sobel
 // stencil and its adjoint are separable, so each runs as a column pass (down
 // three rows, into one zero-padded row) and a row pass (across three columns of
 // it). Per row: the responses' column pass; their row pass, giving the
@@ -373,7 +373,7 @@ ML_CPU_CLONES void weights_row(const AlphaGradParams<acc_t>& params, const acc_t
   for (int j = 0; j < 2; ++j)
     for (int64_t k = 0; k < kLanes; ++k) sums[j][k] = lanes.lane[kSumWUnknown + j][k];
   // ML_LANE_LOOP's order, written out: its 16-step inner loop, this small, is
-  // unrolled whole and then not vectorized (GCC 13); `unroll 1` keeps it a loop.
+  // unrolled whole and then not vectorized (GCC 12); `unroll 1` keeps it a loop.
   auto add = [&](int64_t x, int64_t k) {
     const acc_t w = weight_at<kMode>(P, m, x);
     sums[0][k] += w;

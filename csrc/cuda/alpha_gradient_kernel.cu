@@ -12,8 +12,6 @@
 // alpha_gradient_compose (one thread: the losses from the sums).
 #include <cub/block/block_reduce.cuh>
 
-#include <algorithm>
-
 #include "../alpha_gradient.h"
 #include "../common/cuda_memory.cuh"
 #include "alpha_gradient_kernel.h"
