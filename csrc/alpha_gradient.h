@@ -13,6 +13,10 @@
 
 #include <cmath>
 #include <cstdint>
+#if !defined(__CUDACC__)
+#include <bit>
+#include <type_traits>
+#endif
 
 #include "common/defs.h"
 
@@ -91,12 +95,16 @@ ML_INLINE void scale_coefs_for_sample(AlphaGradParams<acc_t>& P, const acc_t* fa
   set_map_coefs(P);
 }
 
+// Whether a trimap value is in the unknown region (binary modes; every pixel without a mask).
+template <typename acc_t>
+ML_INLINE bool region_inside(acc_t t, int64_t mode, acc_t lo, acc_t hi) {
+  return mode == kAgEqual ? t == lo : (mode == kAgRange ? (t > lo) & (t < hi) : true);
+}
+
 // w: 1 in the unknown region (or the weight itself); branch-free so CPU loops vectorize.
 template <typename acc_t>
 ML_INLINE acc_t region_weight(acc_t t, int64_t mode, acc_t lo, acc_t hi) {
-  const acc_t equal = static_cast<acc_t>(t == lo);
-  const acc_t inside = static_cast<acc_t>((t > lo) & (t < hi));
-  return mode == kAgWeight ? t : (mode == kAgEqual ? equal : (mode == kAgRange ? inside : acc_t(1)));
+  return mode == kAgWeight ? t : (region_inside(t, mode, lo, hi) ? acc_t(1) : acc_t(0));  // (see alpha_pixel_binary's w)
 }
 
 // ViTMatte's known region: new_sample_map[sample_map == 0] = 1.
@@ -286,6 +294,78 @@ ML_INLINE void sobel_pixel(const AlphaGradParams<acc_t>& P, acc_t gx_p, acc_t gy
     r.ey = k * gy_p;
   }
 }
+
+// ------------------------------------------------- binary region, L1: the CPU's fast form
+// With w exactly 0 or 1 and rho = L1, each term above is |x| where w = 1 and
+// |x * 0| where w = 0 (+0, or NaN for a non-finite x), and its derivative is
+// c * sign0(x) where w = 1, else 0. Where every x is finite, no product is
+// needed: |x| where w = 1 else +0 is one AND of x's bits, and c * sign0(x) is
+// c with x's sign bit, masked. The CPU computes each band in this form, checks
+// that its values were finite and redoes a band that was not in the forms above
+// (alpha_gradient_cpu.cpp), so the sums keep the references' NaN. (CPU only:
+// CUDA kernels are bound by memory, not arithmetic, and keep the forms above.)
+#if !defined(__CUDACC__)
+template <typename acc_t>
+using FloatBits = std::conditional_t<sizeof(acc_t) == sizeof(uint64_t), uint64_t, uint32_t>;
+
+// The bits that keep |x| where `in` (all but the sign), else none.
+template <typename acc_t>
+ML_INLINE FloatBits<acc_t> abs_bits_if(bool in) {
+  return in ? ~FloatBits<acc_t>(0) >> 1 : FloatBits<acc_t>(0);
+}
+
+// x & keep: |x| or +0.
+template <typename acc_t>
+ML_INLINE acc_t keep_bits(acc_t x, FloatBits<acc_t> keep) {
+  return std::bit_cast<acc_t>(std::bit_cast<FloatBits<acc_t>>(x) & keep);
+}
+
+// c * sign0(x) where `in`, else 0 (up to the sign of a zero): c with its sign
+// flipped where x is negative, exactly c * -1 (one bitwise operation).
+template <typename acc_t>
+ML_INLINE acc_t scaled_sign0(bool in, acc_t c, acc_t x) {
+  using Bits = FloatBits<acc_t>;
+  const Bits sign = ~(~Bits(0) >> 1);
+  const acc_t signed_c = std::bit_cast<acc_t>(std::bit_cast<Bits>(c) ^ (std::bit_cast<Bits>(x) & sign));
+  return in & ((x > acc_t(0)) | (x < acc_t(0))) ? signed_c : acc_t(0);
+}
+
+// alpha_pixel's fast form. The unknown and known regions are complements, so
+// |d| goes to exactly one of the two sums: a non-finite d makes their total
+// non-finite (the CPU's check for this part).
+template <typename acc_t>
+ML_INLINE void alpha_pixel_binary(const AlphaGradParams<acc_t>& P, acc_t p, acc_t g, bool in, PointResult<acc_t>& r) {
+  using std::fabs;
+  const acc_t d = p - g;
+  r.unknown = keep_bits(d, abs_bits_if<acc_t>(in));
+  r.known = keep_bits(d, abs_bits_if<acc_t>(!in));
+  r.w = in ? acc_t(1) : acc_t(0);  // (not a bool's conversion: that one is no vector operation)
+  r.wk = in ? acc_t(0) : acc_t(1);
+  // (Values loaded before the select: a select of two addresses is no vector load.)
+  const acc_t vu = P.value_coef[0], vk = P.value_coef[1];
+  r.value = (in ? vu : vk) * fabs(d);
+  ML_UNROLL for (int k = 0; k < kMaxGroups; ++k) {
+    const acc_t cu = P.map_coef[0][k], ck = P.map_coef[1][k];
+    r.grad[k] = scaled_sign0(true, in ? cu : ck, d);
+  }
+}
+
+// sobel_pixel's fast form (kSobelDiff). The x and y differences are finite
+// exactly when all four responses are: `probe` gets their sum (the CPU's check).
+template <typename acc_t>
+ML_INLINE void sobel_pixel_binary(const AlphaGradParams<acc_t>& P, acc_t gx_p, acc_t gy_p, acc_t gx_g, acc_t gy_g,
+                                  bool in, SobelResult<acc_t>& r, acc_t& probe) {
+  const FloatBits<acc_t> keep = abs_bits_if<acc_t>(in);
+  const acc_t dx = gx_p - gx_g, dy = gy_p - gy_g;
+  r.sx = keep_bits(dx, keep);
+  r.sy = keep_bits(dy, keep);
+  r.px = keep_bits(gx_p, keep);
+  r.py = keep_bits(gy_p, keep);
+  r.ex = scaled_sign0(in, P.coef[kTermSobel], dx) + scaled_sign0(in, P.coef[kTermPenalty], gx_p);
+  r.ey = scaled_sign0(in, P.coef[kTermSobel], dy) + scaled_sign0(in, P.coef[kTermPenalty], gy_p);
+  probe = dx + dy;
+}
+#endif
 
 // The adjoint of p -> (Sx(p), Sy(p)) at one pixel: sum over the neighbours of
 // K[i+1][j+1] * e(y-i, x-j) for each kernel, e zero outside the image (the

@@ -363,10 +363,13 @@ def test_converted_rows_match_rows_read_in_place(device, sobel):
 
 @pytest.mark.parametrize("sobel", [0, 1, 2])
 def test_binary_mask_shortcut_is_bitwise_the_general_formula(device, sobel):
-    """A trimap's 0/1 region takes |(p - g) * w| for |p*w - g*w| (one product, and
-    sign0 for sign0 * w): the same values and gradients, bitwise, as a weight map
-    holding the same 0/1 values, which takes the general formula; ties (p = g,
-    equal Sobel responses), zeros and negative values included."""
+    """A trimap's 0/1 region takes shortcuts: with L1 terms, the CPU's fast form (each
+    term added where its region holds it, its derivative the coefficient with the
+    difference's sign: alpha_pixel_binary, sobel_pixel_binary; sobel 0 and 1), else
+    |(p - g) * w| for |p*w - g*w| (one product, and sign0 for sign0 * w; sobel 2, and
+    CUDA): the same values and gradients, bitwise, as a weight map holding the same 0/1
+    values, which takes the general formula; ties (p = g, equal Sobel responses), zeros,
+    negative values and a negative coefficient included."""
     g = torch.Generator().manual_seed(23)
     B, H, W = 2, 37, 53
     pred = torch.rand(B, 1, H, W, generator=g, dtype=torch.float64)
@@ -382,12 +385,68 @@ def test_binary_mask_shortcut_is_bitwise_the_general_formula(device, sobel):
 
         def op(mask, mode, lo):
             return torch.ops.mattingloss.alpha_gradient_forward(
-                p, gt_, mask, mode, lo, lo, 1.0, 0, 0.0, True, True, True, sobel, 1e-8, [1.0, 0.7, 1.3, 0.01],
+                p, gt_, mask, mode, lo, lo, 1.0, 0, 0.0, True, True, True, sobel, 1e-8, [1.0, -0.7, 1.3, 0.01],
                 [0, 1, 2], 3, True)
 
         (sums, maps, _), (w_sums, w_maps, _) = op(t, 0, 0.5), op(w, 2, 0.0)
         assert torch.equal(sums, w_sums) and torch.equal(maps, w_maps)
         assert maps.abs().sum() > 0
+
+
+NON_FINITE_SPOTS = {"pred_known": (0, 0, 3, 5), "pred_unknown": (0, 0, 40, 300), "gt_edge": (1, 0, 69, 599)}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 1e37])
+@pytest.mark.parametrize("spot", list(NON_FINITE_SPOTS))
+@pytest.mark.parametrize("sobel", [0, 1])
+def test_non_finite_inputs_keep_the_general_formulas_sums(device, sobel, spot, value):
+    """The CPU's fast form for a trimap's region with L1 terms (alpha_pixel_binary,
+    sobel_pixel_binary) adds each term only where its region holds it, while the
+    references' |x * 0| elsewhere is NaN for a non-finite x: a band whose values were
+    not all finite is computed again in the general form. So, with NaN, +-inf or a huge
+    value in a known pixel, an unknown one or the image's last pixel, the sums (their
+    NaN included) and the gradient maps equal a 0/1 weight map's (the general formula)
+    exactly, in one band of a sample whose other bands stay in the fast form
+    (70 rows of 600: two 54-row bands per sample)."""
+    g = torch.Generator().manual_seed(29)
+    B, H, W = 2, 70, 600
+    pred = torch.rand(B, 1, H, W, generator=g, dtype=torch.float64)
+    gt = torch.rand(B, 1, H, W, generator=g, dtype=torch.float64)
+    trimap = torch.randint(0, 3, (B, 1, H, W), generator=g).double() / 2
+    b, c, y, x = NON_FINITE_SPOTS[spot]
+    trimap[b, c, y, x] = 0.0 if spot == "pred_known" else 0.5
+    (gt if spot == "gt_edge" else pred)[b, c, y, x] = value
+    weight = (trimap == 0.5).double()
+    for dtype in (torch.float32, torch.float64):
+        p, gt_, t, w = (v.to(dtype).to(device) for v in (pred, gt, trimap, weight))
+
+        def op(mask, mode, lo):
+            return torch.ops.mattingloss.alpha_gradient_forward(
+                p, gt_, mask, mode, lo, lo, 1.0, 0, 0.0, True, True, True, sobel, 1e-8, [1.0, 0.7, 1.3, 0.01],
+                [0, 1, 2], 3, True)
+
+        (sums, maps, _), (w_sums, w_maps, _) = op(t, 0, 0.5), op(w, 2, 0.0)
+        torch.testing.assert_close(sums, w_sums, rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(maps, w_maps, rtol=0, atol=0, equal_nan=True)
+        assert sums[1 - b].isfinite().all()
+        assert sums[b].isfinite().all() == (value == 1e37)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("region", [0.0, 0.5])
+def test_non_finite_prediction_gives_the_references_trio(device, value, region):
+    """NaN or inf in pred_alpha, in the known or the unknown region: each of the trio's
+    terms is what ViTMatte's code gives (NaN or inf where it gives them)."""
+    pred, gt, trimap, _ = batch(2, 17, 11, device=device)
+    trimap[1, 0, 8, 5] = region
+    pred[1, 0, 8, 5] = value
+    total, unknown, known, penalty = vitmatte_alpha_losses(pred, gt, trimap)
+    m = sample_map(trimap)
+    expected = (ref.vitmatte_unknown_l1_loss(m, pred, gt), ref.vitmatte_known_l1_loss(m, pred, gt),
+                ref_grad.vitmatte_gradient_penalty(m, pred, gt))
+    for got, want in zip((unknown, known, penalty), expected):
+        torch.testing.assert_close(got, want, rtol=TOL, atol=0, equal_nan=True)
+    assert not total.isfinite()
 
 
 @pytest.mark.parametrize("trimap_dtype, value", [(torch.float16, 0.3), (torch.bfloat16, 0.3), (torch.float32, 0.1),

@@ -9,8 +9,11 @@
 // derivative rows ex/ey (a ring) and, from the last three of those, the
 // adjoint's column pass; then the pointwise terms, the adjoint's row pass and
 // the gradient. Every inner loop runs over the columns of one row and
-// vectorizes, the sums in kLanes lanes. Band size and lane layout depend on
-// the shape alone, so results are bitwise the same with 1 or N threads.
+// vectorizes, the sums in kLanes lanes. A trimap's region with L1 terms takes
+// the fast form (../alpha_gradient.h, alpha_pixel_binary): masks instead of
+// products, a band redone in the general form where its values were not all
+// finite. Band size and lane layout depend on the shape alone, so results are
+// bitwise the same with 1 or N threads.
 // No fused multiply-adds in this file: `p*w - g*w` must round each product as
 // the references do, so that it is exactly 0 where they find it 0 (the L1
 // kink, where torch's abs backward gives 0). An FMA would leave its rounding
@@ -21,6 +24,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <vector>
 
 #include "../alpha_gradient.h"
@@ -44,6 +48,16 @@ using SumArray = std::array<acc_t, kAgSums>;
 template <typename acc_t>
 struct Lanes {
   acc_t lane[kAgSums][kLanes] = {};
+  acc_t probe[kLanes] = {};  // the fast form's check of the Sobel responses (sobel_pixel_binary)
+
+  // Whether the fast form's values were all finite (see alpha_pixel_binary,
+  // sobel_pixel_binary): else its masked sums missed the references' NaN.
+  bool finite() const {
+    bool ok = true;
+    for (int64_t k = 0; k < kLanes; ++k)
+      ok &= std::isfinite(lane[kSumUnknown][k] + lane[kSumKnown][k]) & std::isfinite(probe[k]);
+    return ok;
+  }
 
   SumArray<acc_t> total() const {
     SumArray<acc_t> s{};
@@ -110,6 +124,11 @@ ML_INLINE acc_t weight_at(const AlphaGradParams<acc_t>& P, const acc_t* m, int64
   return kMode == kAgNoMask ? acc_t(1) : region_weight(m[x], kMode, P.mask_lo, P.mask_hi);
 }
 
+template <int64_t kMode, typename acc_t>
+ML_INLINE bool inside_at(const AlphaGradParams<acc_t>& P, const acc_t* m, int64_t x) {
+  return kMode == kAgNoMask || region_inside(m[x], kMode, P.mask_lo, P.mask_hi);
+}
+
 // Column pass of the Sobel responses of row y, from rows u = y-1, m = y, d = y+1
 // of pred and the ground truth: per column, the [1,2,1] (for Sx) and [-1,0,1]
 // (for Sy) combinations.
@@ -129,7 +148,7 @@ ML_CPU_CLONES void sobel_col_row(const acc_t* pu, const acc_t* pm, const acc_t* 
 // the row is the band's own, kSums) the four Sobel sums. kAdj: also the
 // adjoint's column pass at row y-1 (from derivative rows y-2 (exu, eyu), y-1
 // (exm) and y, this one) into the rows cx/cy, while ex/ey are in registers.
-template <int64_t kMode, int64_t kSobel, bool kInDiff, bool kSums, bool kAdj, typename acc_t>
+template <int64_t kMode, int64_t kSobel, bool kInDiff, bool kFast, bool kSums, bool kAdj, typename acc_t>
 ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* sp, const acc_t* tp, const acc_t* sg,
                              const acc_t* tg, const acc_t* m, acc_t* ex, acc_t* ey, Lanes<acc_t>& lanes,
                              const acc_t* exu, const acc_t* exm, const acc_t* eyu, acc_t* cx, acc_t* cy, int64_t W) {
@@ -137,16 +156,22 @@ ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* 
   P.sobel = kSobel;
   P.mask_in_diff = kInDiff;  // constants: no per-element selects on them
   P.binary_mask = kMode != kAgWeight;
-  acc_t sums[4][kLanes];     // local: no aliasing with the rows written
+  acc_t sums[5][kLanes];     // local: no aliasing with the rows written; [4]: the probe
   for (int j = 0; j < 4; ++j)
     for (int64_t k = 0; k < kLanes; ++k) sums[j][k] = lanes.lane[kSumSobelX + j][k];
+  for (int64_t k = 0; k < kLanes; ++k) sums[4][k] = lanes.probe[k];
   ML_LANE_LOOP(W, {
     const acc_t gxp = sobel_diff(sp[x - 1], sp[x + 1]);
     const acc_t gyp = sobel_smooth(tp[x - 1], tp[x], tp[x + 1]);
     const acc_t gxg = sobel_diff(sg[x - 1], sg[x + 1]);
     const acc_t gyg = sobel_smooth(tg[x - 1], tg[x], tg[x + 1]);
     SobelResult<acc_t> s;
-    sobel_pixel(P, gxp, gyp, gxg, gyg, weight_at<kMode>(P, m, x), s);
+    acc_t probe = 0;
+    if (kFast) {
+      sobel_pixel_binary(P, gxp, gyp, gxg, gyg, inside_at<kMode>(P, m, x), s, probe);
+    } else {
+      sobel_pixel(P, gxp, gyp, gxg, gyg, weight_at<kMode>(P, m, x), s);
+    }
     ex[x] = s.ex;
     ey[x] = s.ey;
     if (kAdj) {
@@ -158,11 +183,13 @@ ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* 
       sums[1][k] += s.sy;
       sums[2][k] += s.px;
       sums[3][k] += s.py;
+      if (kFast) sums[4][k] += probe;
     }
   });
   if (kSums) {
     for (int j = 0; j < 4; ++j)
       for (int64_t k = 0; k < kLanes; ++k) lanes.lane[kSumSobelX + j][k] = sums[j][k];
+    for (int64_t k = 0; k < kLanes; ++k) lanes.probe[k] = sums[4][k];
   }
 }
 
@@ -181,7 +208,8 @@ ML_CPU_CLONES void adjoint_col_row(const acc_t* exu, const acc_t* exm, const acc
 // The pointwise terms of row y and its gradient rows: the pointwise
 // derivatives plus, in the Sobel term's map, the adjoint's row pass over cx/cy;
 // kValues: the per-pixel values too.
-template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, bool kInDiff, bool kValues, typename acc_t>
+template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, bool kInDiff, bool kFast, bool kValues,
+          typename acc_t>
 ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* p, const acc_t* g, const acc_t* m,
                              const acc_t* cx, const acc_t* cy, acc_t* const* grad, acc_t* values,
                              Lanes<acc_t>& lanes, int64_t W) {
@@ -198,7 +226,11 @@ ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* 
     for (int64_t k = 0; k < kLanes; ++k) sums[j][k] = lanes.lane[kSumUnknown + j][k];
   ML_LANE_LOOP(W, {
     PointResult<acc_t> pt;
-    alpha_pixel(P, p[x], g[x], weight_at<kMode>(P, m, x), pt);
+    if (kFast) {
+      alpha_pixel_binary(P, p[x], g[x], inside_at<kMode>(P, m, x), pt);
+    } else {
+      alpha_pixel(P, p[x], g[x], weight_at<kMode>(P, m, x), pt);
+    }
     sums[0][k] += pt.unknown;
     sums[1][k] += pt.known;
     sums[2][k] += pt.w;
@@ -242,17 +274,25 @@ struct RowSource {
   const acc_t* operator[](int64_t y) const { return row[y & (kRing - 1)]; }
 };
 
-// The point_row instance for the options that are runtime values.
-template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, typename acc_t>
+// The point_row instance for the options that are runtime values (the fast
+// form is L1's, the same with the mask in the difference or not).
+template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, bool kFast, typename acc_t>
 auto point_row_for(const AlphaGradParams<acc_t>& P, bool values) {
-  return P.mask_in_diff ? (values ? &point_row<kMode, kSobel, kGroups, kRho, true, true, acc_t>
-                                  : &point_row<kMode, kSobel, kGroups, kRho, true, false, acc_t>)
-                        : (values ? &point_row<kMode, kSobel, kGroups, kRho, false, true, acc_t>
-                                  : &point_row<kMode, kSobel, kGroups, kRho, false, false, acc_t>);
+  if constexpr (kFast) {
+    return values ? &point_row<kMode, kSobel, kGroups, kRhoL1, false, true, true, acc_t>
+                  : &point_row<kMode, kSobel, kGroups, kRhoL1, false, true, false, acc_t>;
+  } else {
+    return P.mask_in_diff ? (values ? &point_row<kMode, kSobel, kGroups, kRho, true, false, true, acc_t>
+                                    : &point_row<kMode, kSobel, kGroups, kRho, true, false, false, acc_t>)
+                          : (values ? &point_row<kMode, kSobel, kGroups, kRho, false, false, true, acc_t>
+                                    : &point_row<kMode, kSobel, kGroups, kRho, false, false, false, acc_t>);
+  }
 }
 
-template <int64_t kMode, int64_t kSobel, int64_t kGroups, typename acc_t>
-SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, int64_t sample, int64_t r0, int64_t r1) {
+// One band's rows, in the fast form (kFast: binary region, L1, see
+// alpha_pixel_binary) or the general one. Returns the band's lanes.
+template <int64_t kMode, int64_t kSobel, int64_t kGroups, bool kFast, typename acc_t>
+Lanes<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, int64_t sample, int64_t r0, int64_t r1) {
   const int64_t H = a.height, W = a.width;
   const int64_t plane = a.batch * H * W;  // one gradient map
   const int64_t base = sample * H * W;
@@ -277,8 +317,9 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
     for (int64_t gi = 0; gi < kGroups; ++gi) grad[gi] = target(a.grad, gi * plane + off, b.grad[gi]);
     for (int64_t gi = kGroups; gi < kMaxGroups; ++gi) grad[gi] = b.grad[gi];
     acc_t* values = target(a.values, off, b.values);
-    auto* row = P.rho == kRhoL1 ? point_row_for<kMode, kHasSobel, kGroups, kRhoL1>(P, a.values.data != nullptr)
-                                : point_row_for<kMode, kHasSobel, kGroups, kRhoCharbonnier>(P, a.values.data != nullptr);
+    const bool per_pixel = a.values.data != nullptr;
+    auto* row = P.rho == kRhoL1 ? point_row_for<kMode, kHasSobel, kGroups, kRhoL1, kFast>(P, per_pixel)
+                                : point_row_for<kMode, kHasSobel, kGroups, kRhoCharbonnier, kFast>(P, per_pixel);
     row(P, p[y], g[y], m[y], b.cx, b.cy, grad, values, lanes, W);
     for (int64_t gi = 0; gi < kGroups; ++gi) write_back(a.grad, gi * plane + off, W, b.grad[gi]);
     write_back(a.values, off, W, values);
@@ -288,7 +329,7 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
       enter(y);
       finish_row(y);
     }
-    return lanes.total();
+    return lanes;
   }
   // Derivative row yy: ex/ey slot yy & 3 (zeros outside the image); with
   // `fuse`, the adjoint's column pass of row yy - 1 too. Returns whether that was done.
@@ -302,14 +343,16 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
     }
     sobel_col_row(p[yy - 1], p[yy], p[yy + 1], g[yy - 1], g[yy], g[yy + 1], b.sp, b.tp, b.sg, b.tg, W);
     const bool own = yy >= r0 && yy < r1;
-    auto* row = P.mask_in_diff ? (own ? (fuse ? &sobel_row<kMode, kSobel, true, true, true, acc_t>
-                                              : &sobel_row<kMode, kSobel, true, true, false, acc_t>)
-                                      : (fuse ? &sobel_row<kMode, kSobel, true, false, true, acc_t>
-                                              : &sobel_row<kMode, kSobel, true, false, false, acc_t>))
-                               : (own ? (fuse ? &sobel_row<kMode, kSobel, false, true, true, acc_t>
-                                              : &sobel_row<kMode, kSobel, false, true, false, acc_t>)
-                                      : (fuse ? &sobel_row<kMode, kSobel, false, false, true, acc_t>
-                                              : &sobel_row<kMode, kSobel, false, false, false, acc_t>));
+    constexpr bool kFastSobel = kFast && kSobel == kSobelDiff;  // the fast form: the mask's place does not matter
+    const bool in_diff = P.mask_in_diff && !kFastSobel;
+    auto* row = in_diff ? (own ? (fuse ? &sobel_row<kMode, kSobel, true, false, true, true, acc_t>
+                                       : &sobel_row<kMode, kSobel, true, false, true, false, acc_t>)
+                               : (fuse ? &sobel_row<kMode, kSobel, true, false, false, true, acc_t>
+                                       : &sobel_row<kMode, kSobel, true, false, false, false, acc_t>))
+                        : (own ? (fuse ? &sobel_row<kMode, kSobel, false, kFastSobel, true, true, acc_t>
+                                       : &sobel_row<kMode, kSobel, false, kFastSobel, true, false, acc_t>)
+                               : (fuse ? &sobel_row<kMode, kSobel, false, kFastSobel, false, true, acc_t>
+                                       : &sobel_row<kMode, kSobel, false, kFastSobel, false, false, acc_t>));
     row(P, b.sp, b.tp, b.sg, b.tg, m[yy], b.ex[slot], b.ey[slot], lanes, ex[(yy - 2) & 3], ex[(yy - 1) & 3],
         ey[(yy - 2) & 3], b.cx, b.cy, W);
     ex[slot] = b.ex[slot];
@@ -329,7 +372,7 @@ SumArray<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, in
       finish_row(y);
     }
   }
-  return lanes.total();
+  return lanes;
 }
 
 // Runs band(buffers, sample, r0, r1) -> SumArray over the bands of every sample
@@ -358,10 +401,18 @@ void over_bands(const AlphaGradArgs<acc_t>& a, const Band& band) {
   }
 }
 
+// A binary region with L1 terms runs each band in the fast form first, and
+// again in the general one where its values were not all finite (Lanes::finite).
 template <int64_t kMode, int64_t kSobel, int64_t kGroups, typename acc_t>
 void forward(const AlphaGradArgs<acc_t>& a) {
+  constexpr bool kFastForm = kMode != kAgWeight && kSobel != kSobelMagnitude;
+  const bool fast = kFastForm && a.params.rho == kRhoL1;
   over_bands(a, [&](RowBuffers<acc_t>& b, int64_t sample, int64_t r0, int64_t r1) {
-    return run_band<kMode, kSobel, kGroups>(a, b, sample, r0, r1);
+    if (fast) {
+      const Lanes<acc_t> lanes = run_band<kMode, kSobel, kGroups, kFastForm>(a, b, sample, r0, r1);
+      if (lanes.finite()) return lanes.total();
+    }
+    return run_band<kMode, kSobel, kGroups, false>(a, b, sample, r0, r1).total();
   });
 }
 
