@@ -83,6 +83,16 @@ TORCH_LIBRARY(mattingloss, m) {
       "alpha_gradient_compose(Tensor sums, int pixels, int[] norm, float[] guard, int crop_pixels, "
       "float penalty, float[] weights, int[] group, int groups, bool count_all) "
       "-> (Tensor total, Tensor components, Tensor factors)");
+  // weights, compose, forward with the factors, compose: the losses and the
+  // total's gradient (1, B, 1, H, W) of one prescaled call in one op (every
+  // backend: csrc/alpha_gradient_prescaled.cpp). Arguments: _forward's, then
+  // _compose's that are not derived from them.
+  m.def(
+      "alpha_gradient_prescaled(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, float mask_lo, "
+      "float mask_hi, float alpha_scale, int rho, float eps, bool mask_in_diff, bool unknown_term, "
+      "bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, int[] norm, "
+      "float[] guard, int crop_pixels, float penalty, float[] weights) "
+      "-> (Tensor total, Tensor components, Tensor grad)");
   // Backward of a stored gradient, in place: grad *= factor (one value, grad's
   // accumulation type; computed in it, rounded once to grad's dtype). A factor
   // of 1 (loss.backward() of a loss whose forward stored its final gradient)

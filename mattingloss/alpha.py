@@ -11,8 +11,9 @@ device (no host sync, one tiny kernel). The factors depend on the regions'
 weight sums alone: with a gradient, ``alpha_gradient_weights`` sums them first
 (one read of the trimap/weight, the main pass's order), compose gives the
 factors, and the main pass writes one map, the total's gradient, each term times
-its own scale (ViTMatte's unknown and known L1 have different ones). Backward
-multiplies it by grad_output (``_ops.scale_gradient_``; nothing to do for 1).
+its own scale (ViTMatte's unknown and known L1 have different ones); one op,
+``alpha_gradient_prescaled``, runs those four. Backward multiplies the map by
+grad_output (``_ops.scale_gradient_``; nothing to do for 1).
 
 =================================  ==========================================================
 code base (function)               call
@@ -55,6 +56,14 @@ alpha_gradient_compose = _ops.load_op(
     "-> (Tensor total, Tensor components, Tensor factors)"
 )
 
+alpha_gradient_prescaled = _ops.load_op(
+    "mattingloss::alpha_gradient_prescaled(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, "
+    "float mask_lo, float mask_hi, float alpha_scale, int rho, float eps, bool mask_in_diff, bool unknown_term, "
+    "bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, int[] norm, "
+    "float[] guard, int crop_pixels, float penalty, float[] weights) "
+    "-> (Tensor total, Tensor components, Tensor grad)"
+)
+
 # Codes shared with csrc/alpha_gradient.h.
 MASK_EQUAL, MASK_RANGE, MASK_WEIGHT, MASK_NONE = 0, 1, 2, 3
 RHOS = {"l1": 0, "charbonnier": 1}
@@ -81,6 +90,15 @@ def _alpha_gradient_forward_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi,
 @torch.library.register_fake("mattingloss::alpha_gradient_weights")
 def _alpha_gradient_weights_fake(pred, mask, mask_mode, mask_lo, mask_hi):
     return pred.new_empty((pred.shape[0], N_SUMS), dtype=_ops.accumulation_dtype(pred))
+
+
+@torch.library.register_fake("mattingloss::alpha_gradient_prescaled")
+def _alpha_gradient_prescaled_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
+                                   mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group, groups,
+                                   norm, guard, crop_pixels, penalty, weights):
+    acc = _ops.accumulation_dtype(pred)
+    B, _, H, W = pred.shape
+    return pred.new_empty((), dtype=acc), pred.new_empty((3,), dtype=acc), pred.new_empty((1, B, 1, H, W))
 
 
 @torch.library.register_fake("mattingloss::alpha_gradient_compose")
@@ -199,7 +217,8 @@ def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool, pr
     alone, so a first read of the mask alone (alpha_gradient_weights: the same sums,
     bitwise, as the main pass gives) and compose give them in advance, and the main
     pass writes one map, the total's gradient: no second map written and read back,
-    and backward is a scaling by grad_output, none when that is 1."""
+    and backward is a scaling by grad_output, none when that is 1. The four ops then
+    run as one (alpha_gradient_prescaled), with no Python between the kernels."""
     group, groups = _groups(spec)
     wu, wk, ws = spec.weights
     coef = [wu if spec.unknown else 0.0, wk if spec.known else 0.0, ws if spec.sobel_norm else 0.0,
@@ -210,20 +229,19 @@ def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool, pr
         if n is not None and n.mode == "vitmatte":
             crop_pixels = n.crop_pixels
 
-    def compose(sums):
-        return alpha_gradient_compose(
-            sums, pred.shape[2] * pred.shape[3], [-1 if n is None else NORM_CODES[n.mode] for n in norms],
-            [0.0 if n is None else n.guard for n in norms], crop_pixels, spec.penalty, list(spec.weights), group,
-            groups, mode == MASK_NONE)
-
-    prescale = prescale and needs_grad
-    factors = compose(alpha_gradient_weights(pred, mask, mode, lo, hi))[2] if prescale else None
-    sums, maps, _ = alpha_gradient_forward(
-        pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff,
-        spec.unknown is not None, spec.known is not None, spec.sobel, spec.grad_eps, coef, group, groups,
-        needs_grad, False, factors)
-    total, components, factors = compose(sums)
-    return Terms(total, components, maps, None if prescale else factors)
+    norm_codes = [-1 if n is None else NORM_CODES[n.mode] for n in norms]
+    guards = [0.0 if n is None else n.guard for n in norms]
+    pass_args = (pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff,
+                 spec.unknown is not None, spec.known is not None, spec.sobel, spec.grad_eps, coef, group, groups)
+    if prescale and needs_grad:  # the four ops in one (alpha_gradient_prescaled)
+        total, components, maps = alpha_gradient_prescaled(
+            *pass_args, norm_codes, guards, crop_pixels, spec.penalty, list(spec.weights))
+        return Terms(total, components, maps, None)
+    sums, maps, _ = alpha_gradient_forward(*pass_args, needs_grad, False, None)
+    total, components, factors = alpha_gradient_compose(
+        sums, pred.shape[2] * pred.shape[3], norm_codes, guards, crop_pixels, spec.penalty, list(spec.weights),
+        group, groups, mode == MASK_NONE)
+    return Terms(total, components, maps, factors)
 
 
 class AlphaGradientFunction(torch.autograd.Function):

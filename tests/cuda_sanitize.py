@@ -72,7 +72,8 @@ def missing(needs, device: str) -> str | None:
             if not hasattr(getattr(torch.ops, ns), op):
                 return f"op {need} is not registered (not built?)"
             key = "CUDA" if device == "cuda" else "CPU"
-            if not torch._C._dispatch_has_kernel_for_dispatch_key(need, key):
+            has = torch._C._dispatch_has_kernel_for_dispatch_key
+            if not (has(need, key) or has(need, "CompositeExplicitAutograd")):  # a composite runs on both
                 return f"op {need} has no {key} kernel in this build"
         else:
             obj = sys.modules["mattingloss"]
@@ -602,11 +603,12 @@ def case_lap_forward_only(device):
 
 # Every alpha case but reduction "none" also runs alpha_gradient_compose (one thread, the losses from the
 # sums) and, with a gradient, alpha_gradient_weights (the weight sums first, for the factors) and the
-# forward with those factors (one prescaled map); backward is scale_gradient_ (that map times
+# forward with those factors (one prescaled map), all four from alpha_gradient_prescaled (a composite
+# op: it calls them); backward is scale_gradient_ (that map times
 # grad_output, 0.75 here: every loss's backward of a stored gradient runs it; vector path on 16-byte
 # aligned storage, element path for the tail and unaligned views).
 AG = ("mattingloss::alpha_gradient_forward", "mattingloss::alpha_gradient_weights",
-      "mattingloss::alpha_gradient_compose", "mattingloss::scale_gradient_")
+      "mattingloss::alpha_gradient_compose", "mattingloss::alpha_gradient_prescaled", "mattingloss::scale_gradient_")
 
 
 def ag_inputs(B, H, W, pred, target, mask, key=()):

@@ -684,6 +684,41 @@ def test_factors_give_one_map_the_scaled_sum_of_the_maps(device):
         assert torch.allclose(f_map.to(acc), expected, rtol=tol, atol=tol * expected.abs().max().item())
 
 
+def prescaled_samples(device):
+    """(prescaled's arguments, its compose arguments): weights_samples' passes with
+    ViTMatte's norms, and a mean/sample pair with guards (two factor groups)."""
+    composes = (([4, 4, 4], [0.0, 0.0, 0.0], 262144, 0.01, [1.0, 2.0, 0.5]),
+                ([0, 1, 0], [1e-8, 1e-12, 1e-8], 0, 0.01, [0.3, 1.0, 1.5]))
+    for i, (forward, _) in enumerate(weights_samples(device)):
+        yield (*forward[:17], *composes[i % 2]), composes[i % 2]
+
+
+def test_prescaled_op_is_its_four_ops_bitwise(device):
+    """alpha_gradient_prescaled runs weights, compose, forward with the factors and
+    compose: the same total, components and gradient map, bitwise, as those four calls."""
+    ops = torch.ops.mattingloss
+    for args, (norm, guard, crop, penalty, weights) in prescaled_samples(device):
+        pred, mask, mode, lo, hi, group, groups = args[0], args[2], args[3], args[4], args[5], args[15], args[16]
+        pixels = pred.shape[2] * pred.shape[3]
+
+        def compose(sums):
+            return ops.alpha_gradient_compose(sums, pixels, norm, guard, crop, penalty, weights, group, groups,
+                                              mode == 3)
+
+        factors = compose(ops.alpha_gradient_weights(pred, mask, mode, lo, hi))[2]
+        sums, maps, _ = ops.alpha_gradient_forward(*args[:17], True, False, factors)
+        total, components, _ = compose(sums)
+        got = ops.alpha_gradient_prescaled(*args)
+        for a, b in zip(got, (total, components, maps)):
+            assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+        assert maps.abs().sum() > 0 and total > 0
+
+
+def test_prescaled_opcheck(device):
+    for args, _ in prescaled_samples(device):
+        torch.library.opcheck(torch.ops.mattingloss.alpha_gradient_prescaled.default, args)
+
+
 def test_weights_opcheck(device):
     for _, weights in weights_samples(device):
         torch.library.opcheck(torch.ops.mattingloss.alpha_gradient_weights.default, weights)
