@@ -303,7 +303,8 @@ ML_INLINE void sobel_pixel(const AlphaGradParams<acc_t>& P, acc_t gx_p, acc_t gy
 // c with x's sign bit, masked. The CPU computes each band in this form, checks
 // that its values were finite and redoes a band that was not in the forms above
 // (alpha_gradient_cpu.cpp), so the sums keep the references' NaN. (CPU only:
-// CUDA kernels are bound by memory, not arithmetic, and keep the forms above.)
+// on a GPU this pass should be bound by memory, where fewer operations buy
+// nothing; the CUDA kernel keeps the forms above.)
 #if !defined(__CUDACC__)
 template <typename acc_t>
 using FloatBits = std::conditional_t<sizeof(acc_t) == sizeof(uint64_t), uint64_t, uint32_t>;
