@@ -46,6 +46,7 @@ alpha_gradient_forward = _ops.load_op(
     "bool unknown_term, bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, "
     "bool grad, bool per_pixel=False, Tensor? factors=None) -> (Tensor sums, Tensor grad, Tensor values)"
 )
+# Called from C++ by alpha_gradient_prescaled only; loaded here for load_op's schema check.
 alpha_gradient_weights = _ops.load_op(
     "mattingloss::alpha_gradient_weights(Tensor pred_alpha, Tensor? mask, int mask_mode, float mask_lo, "
     "float mask_hi) -> Tensor"
