@@ -318,8 +318,9 @@ Lanes<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, int64
     for (int64_t gi = kGroups; gi < kMaxGroups; ++gi) grad[gi] = b.grad[gi];
     acc_t* values = target(a.values, off, b.values);
     const bool per_pixel = a.values.data != nullptr;
-    auto* row = P.rho == kRhoL1 ? point_row_for<kMode, kHasSobel, kGroups, kRhoL1, kFast>(P, per_pixel)
-                                : point_row_for<kMode, kHasSobel, kGroups, kRhoCharbonnier, kFast>(P, per_pixel);
+    auto* row = kFast || P.rho == kRhoL1  // the fast form is L1's alone
+                    ? point_row_for<kMode, kHasSobel, kGroups, kRhoL1, kFast>(P, per_pixel)
+                    : point_row_for<kMode, kHasSobel, kGroups, kRhoCharbonnier, false>(P, per_pixel);
     row(P, p[y], g[y], m[y], b.cx, b.cy, grad, values, lanes, W);
     for (int64_t gi = 0; gi < kGroups; ++gi) write_back(a.grad, gi * plane + off, W, b.grad[gi]);
     write_back(a.values, off, W, values);
