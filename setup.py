@@ -7,6 +7,11 @@ Environment:
   TORCH_CUDA_ARCH_LIST    GPU architectures (default: DEFAULT_ARCHS when no GPU is visible)
   MAX_JOBS                parallel compile jobs (default: torch's; CI uses 2)
 
+Objects are kept in build/ninja/ (ignored by git) whatever command builds:
+`pip install -e` and `setup.py build_ext` reuse them, so ninja recompiles only
+the sources (or headers) that changed. ccache or sccache, when installed, wraps
+the compilers (torch 2.14 does that itself; TORCH_NO_COMPILER_WRAPPER=1 turns it off).
+
 With no GPU visible (CI, a cluster's login node) DEFAULT_ARCHS is "7.5;8.0+PTX":
 SASS for Turing (7.5, the oldest nvcc 13 builds) and Ampere (8.0, which
 8.6/8.7/8.9 run), and compute_80 PTX that the driver compiles for Hopper,
@@ -26,6 +31,8 @@ import os
 import shutil
 
 from setuptools import find_packages, setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
 
 # No GPU visible: SASS for 7.5 and 8.0, compute_80 PTX for the rest (see above).
 DEFAULT_ARCHS = "7.5;8.0+PTX"
@@ -103,9 +110,22 @@ def extension():
     )
 
 
+def persistent(build_ext):
+    """build_ext with its objects in build/ninja/: `pip install -e` otherwise
+    builds in a fresh temporary folder each time, where ninja finds no object to
+    reuse and recompiles every file (minutes) after any change or none."""
+
+    class PersistentBuild(build_ext):
+        def finalize_options(self):
+            super().finalize_options()
+            self.build_temp = os.path.join(ROOT, "build", "ninja")
+
+    return PersistentBuild
+
+
 ext, build_ext = extension()
 setup(
     packages=find_packages(include=["mattingloss", "mattingloss.*"]),
     ext_modules=[ext],
-    cmdclass={"build_ext": build_ext.with_options(no_python_abi_suffix=True)},
+    cmdclass={"build_ext": persistent(build_ext.with_options(no_python_abi_suffix=True))},
 )
