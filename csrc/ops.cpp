@@ -13,7 +13,13 @@ PyObject* PyInit__C(void) {
 }
 }
 
+// Bumped with mattingloss/_ops.py's ABI_VERSION whenever a schema or an
+// argument code (csrc/codes.h) changes: the Python side checks it at import
+// instead of repeating every schema.
+constexpr int64_t kAbiVersion = 2;
+
 TORCH_LIBRARY(mattingloss, m) {
+  m.def("abi_version() -> int", []() -> int64_t { return kAbiVersion; });
   // One read of every input: the loss (a scalar, or the per-pixel map for
   // reduction "none"), [alpha loss, comp loss], the per-sample backward scale
   // and the per-pixel gradients w.r.t. pred_alpha, fg and bg before that scale

@@ -6,7 +6,7 @@ loss and analytic gradient in one pass.
 """
 from ._version import __version__
 from ._ops import cuda_kernels_built
-from .loss import DIMLoss, dim_loss
+from .dim import DIMLoss, dim_loss
 from .composition import CompositionLoss, composition_loss
 from .laplacian import LaplacianLoss, laplacian_loss
 from .temporal import video_matting_losses

@@ -11,9 +11,11 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
+from . import _codes as codes
 from . import _ops
 
 PRED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -21,11 +23,12 @@ PRED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 NATIVE_DTYPES = (torch.uint8,) + PRED_DTYPES
 
 
-def _describe(t: torch.Tensor) -> str:
+def describe(t: torch.Tensor) -> str:
     return f"shape {tuple(t.shape)}, dtype {t.dtype}, device {t.device}"
 
 
-def _number(name, value, *, low=None, high=None, low_open=False):
+def number(name, value, *, low=None, high=None, low_open=False) -> float:
+    """A finite Python number within the bounds, as float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name}: expected a number, got {value!r} ({type(value).__name__})")
     value = float(value)
@@ -38,18 +41,19 @@ def _number(name, value, *, low=None, high=None, low_open=False):
     return value
 
 
-@dataclass(frozen=True)
-class Config:
-    """The loss's options, checked once (DIMLoss checks them at construction)."""
+def boolean(name, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {value!r} ({type(value).__name__})")
+    return value
 
-    wl: float
-    eps: float
-    reduction: int
-    alpha_scale: float
-    color_scale: float
-    mask_mode: int
-    mask_lo: float
-    mask_hi: float
+
+def choice(name, value, options):
+    """value, one of options: a dict's code for it (its names listed sorted in the
+    error), or value itself from a sequence (listed in its order)."""
+    if not isinstance(value, str) or value not in options:
+        listed = sorted(options) if isinstance(options, dict) else list(options)
+        raise ValueError(f"{name}: expected one of {listed}, got {value!r}")
+    return options[value] if isinstance(options, dict) else value
 
 
 def region_options(unknown_value, unknown_range, uses_weight, default_value=128.0) -> tuple[int, float, float]:
@@ -61,83 +65,86 @@ def region_options(unknown_value, unknown_range, uses_weight, default_value=128.
         raise ValueError(f"unknown_value and unknown_range: give one, got both ({unknown_value!r}, "
                          f"{unknown_range!r})")
     if uses_weight:
-        return _ops.MASK_WEIGHT, 0.0, 0.0
+        return codes.MASK_WEIGHT, 0.0, 0.0
     if unknown_range is not None:
         if not isinstance(unknown_range, (tuple, list)) or len(unknown_range) != 2:
             raise ValueError(f"unknown_range: expected (lo, hi), got {unknown_range!r}")
-        lo = _number("unknown_range[0]", unknown_range[0])
-        hi = _number("unknown_range[1]", unknown_range[1])
+        lo = number("unknown_range[0]", unknown_range[0])
+        hi = number("unknown_range[1]", unknown_range[1])
         if not lo < hi:
             raise ValueError(f"unknown_range: expected lo < hi, got ({lo}, {hi})")
-        return _ops.MASK_RANGE, lo, hi
-    lo = _number("unknown_value", default_value if unknown_value is None else unknown_value)
-    return _ops.MASK_EQUAL, lo, lo
+        return codes.MASK_RANGE, lo, hi
+    lo = number("unknown_value", default_value if unknown_value is None else unknown_value)
+    return codes.MASK_EQUAL, lo, lo
 
 
-def make_config(*, wl, eps, reduction, alpha_scale, color_scale, unknown_value, unknown_range,
-                uses_weight) -> Config:
-    wl = _number("wl", wl, low=0.0, high=1.0)
-    eps = _number("eps", eps, low=0.0, low_open=True)
-    if not isinstance(reduction, str) or reduction not in _ops.REDUCTIONS:
-        raise ValueError(f"reduction: expected one of {sorted(_ops.REDUCTIONS)}, got {reduction!r}")
-    alpha_scale = _number("alpha_scale", alpha_scale, low=0.0, low_open=True)
-    color_scale = _number("color_scale", color_scale, low=0.0, low_open=True)
-    mode, lo, hi = region_options(unknown_value, unknown_range, uses_weight)
-    return Config(wl, eps, _ops.REDUCTIONS[reduction], alpha_scale, color_scale, mode, lo, hi)
-
-
-def _check_map(name, t, pred, channels, *, allow_grad=False, loss="DIMLoss", grads="pred_alpha, fg and bg"):
-    """Raises unless t is a real (B, C, H, W) tensor matching pred_alpha."""
+def floating(name, t) -> None:
+    """Raises unless t is a tensor of a dtype a prediction may have."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-    B, _, H, W = pred.shape
-    if t.dim() != 4 or tuple(t.shape) != (B, channels, H, W):
-        raise ValueError(f"{name}: expected shape ({B}, {channels}, {H}, {W}) to match pred_alpha, got {_describe(t)}")
-    if t.device != pred.device:
-        raise ValueError(f"{name}: expected device {pred.device} (pred_alpha's), got {_describe(t)}")
+    if t.dtype not in PRED_DTYPES:
+        raise TypeError(f"{name}: expected float16, bfloat16, float32 or float64, got {describe(t)}")
+
+
+def prediction(t, name="pred_alpha", shape="(B, 1, H, W)", dims=4, channels=1) -> torch.Tensor:
+    """A prediction checked and made contiguous: a floating tensor of `dims` dimensions
+    (dimension dims - 3 of size `channels` unless that is None) on a device with kernels."""
+    floating(name, t)
+    if t.dim() != dims or (channels is not None and t.shape[dims - 3] != channels):
+        raise ValueError(f"{name}: expected shape {shape}, got {describe(t)}")
+    if t.numel() == 0:
+        raise ValueError(f"{name}: expected a non-empty batch and image, got {describe(t)}")
+    if t.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{name}: expected a cpu or cuda tensor, got {describe(t)}")
+    if t.device.type == "cuda" and not _ops.cuda_kernels_built():
+        raise ValueError(f"{name}: is on CUDA, but this build of mattingloss has no CUDA kernels; "
+                         "rebuild with a CUDA toolkit and a CUDA build of torch (see README)")
+    return t.contiguous()
+
+
+check_pred = prediction  # pred_alpha (B, 1, H, W): every single-image loss's prediction
+
+
+def _check_like(name, t, like, shape, *, allow_grad, loss, grads, like_name):
+    """Raises unless t is a real tensor of this shape on like's device."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} to match {like_name}, got {describe(t)}")
+    if t.device != like.device:
+        raise ValueError(f"{name}: expected device {like.device} ({like_name}'s), got {describe(t)}")
     if t.is_complex():
-        raise TypeError(f"{name}: expected a real dtype (uint8 or floating), got {_describe(t)}")
+        raise TypeError(f"{name}: expected a real dtype (uint8 or floating), got {describe(t)}")
     if t.requires_grad and not allow_grad and torch.is_grad_enabled():
         raise ValueError(f"{name}: requires grad, but {loss} differentiates {grads} only; "
                          f"pass {name}.detach()")
 
 
-def _map(name, t, pred, channels, *, allow_grad=False, loss="DIMLoss", grads="pred_alpha, fg and bg"):
-    """A (B, C, H, W) input matching pred_alpha, made contiguous and of a dtype the kernels read."""
-    _check_map(name, t, pred, channels, allow_grad=allow_grad, loss=loss, grads=grads)
-    if t.dtype == torch.bool:
-        t = t.view(torch.uint8) if t.is_contiguous() else t.to(torch.uint8)
-    elif t.dtype not in NATIVE_DTYPES:
-        t = t.to(torch.float32)  # int16/int32/int64 mattes or weights: one converted copy
+def tensor_like(name, t, like, shape=None, *, allow_grad=False, loss="this loss", grads="pred_alpha",
+                like_name="pred_alpha", convert=True) -> torch.Tensor:
+    """An input of `shape` (default: like's) on like's device, made contiguous; with
+    `convert`, of a dtype the kernels read (bool as uint8, other integers as float32)."""
+    _check_like(name, t, like, like.shape if shape is None else shape, allow_grad=allow_grad, loss=loss,
+                grads=grads, like_name=like_name)
+    if convert:
+        if t.dtype == torch.bool:
+            t = t.view(torch.uint8) if t.is_contiguous() else t.to(torch.uint8)
+        elif t.dtype not in NATIVE_DTYPES:
+            t = t.to(torch.float32)  # int16/int32/int64 mattes or weights: one converted copy
     return t.contiguous()  # non-contiguous or channels_last: one copy
 
 
-def check_inputs(config: Config, pred_alpha, alpha, trimap, image, fg, bg, weight, check_weight=True):
-    """Returns what the op reads: (pred, alpha, region, image, fg, bg)."""
-    pred = check_pred(pred_alpha)
-    alpha = _map("alpha", alpha, pred, 1)
-
-    if (trimap is None) == (weight is None):
-        raise ValueError("trimap/weight: expected exactly one of them, got "
-                         + ("both" if trimap is not None else "neither"))
-    region = read_region(trimap, weight, pred, config.mask_mode, config.mask_lo, config.mask_hi, check_weight)
-
-    given = [name for name, t in (("image", image), ("fg", fg), ("bg", bg)) if t is not None]
-    if given and len(given) != 3:
-        missing = sorted({"image", "fg", "bg"} - set(given))
-        raise ValueError(f"image/fg/bg: the compositional loss needs all three, got {given}, missing {missing}")
-    if given:
-        image = _map("image", image, pred, 3)
-        fg = _map("fg", fg, pred, 3, allow_grad=True)
-        bg = _map("bg", bg, pred, 3, allow_grad=True)
-    return pred, alpha, region, image, fg, bg
+def image_like(name, t, pred, channels=1, *, allow_grad=False, loss="this loss", grads="pred_alpha"):
+    """A (B, channels, H, W) input matching pred_alpha, as the kernels read it."""
+    B, _, H, W = pred.shape
+    return tensor_like(name, t, pred, (B, channels, H, W), allow_grad=allow_grad, loss=loss, grads=grads)
 
 
 @dataclass(frozen=True)
 class Region:
-    """The region as the kernels read it: `mask` with a mode and bounds (see csrc/dim_loss.h)."""
+    """The region as the kernels read it: `mask` (None for MASK_ALL) with a mode and bounds."""
 
-    mask: torch.Tensor
+    mask: Optional[torch.Tensor]
     mode: int
     lo: float
     hi: float
@@ -153,17 +160,26 @@ def _comparison_dtype(trimap: torch.Tensor, bounds) -> torch.dtype | None:
     return torch.get_default_dtype()
 
 
-def read_region(trimap, weight, pred, mode, lo, hi, check_weight=True, loss="DIMLoss",
-                grads="pred_alpha, fg and bg") -> Region:
-    """The region the kernels read from a trimap or from weights (one of them given):
-    weights checked non-negative (optional; see `check_weight`), a trimap compared as
-    PyTorch compares it (`trimap_region`), and the first call's convention check."""
+def read_region(trimap, weight, pred, mode, lo, hi, check_weight=True, *, optional=False, loss="this loss",
+                grads="pred_alpha") -> Region:
+    """The region the kernels read from a trimap or from weights: exactly one of them
+    (or, with `optional`, neither: every pixel, MASK_ALL). Weights are checked
+    non-negative (optional; see `check_weight`), a trimap is compared as PyTorch
+    compares it (`trimap_region`), and the first call checks its convention."""
+    if trimap is not None and weight is not None:
+        raise ValueError(f"trimap/weight: expected {'at most' if optional else 'exactly'} one of them, got both")
     if weight is not None:
-        mask = _map("weight", weight, pred, 1, loss=loss, grads=grads)
+        mask = image_like("weight", weight, pred, loss=loss, grads=grads)
         if check_weight and _may_read_values(mask) and bool((mask < 0).any()):
             raise ValueError(f"weight: expected non-negative weights, got a minimum of {mask.min().item()}")
-        return Region(mask, _ops.MASK_WEIGHT, 0.0, 0.0)
-    _check_map("trimap", trimap, pred, 1, loss=loss, grads=grads)
+        return Region(mask, codes.MASK_WEIGHT, 0.0, 0.0)
+    if trimap is None:
+        if not optional:
+            raise ValueError("trimap/weight: expected exactly one of them, got neither")
+        return Region(None, codes.MASK_ALL, 0.0, 0.0)
+    B, _, H, W = pred.shape
+    _check_like("trimap", trimap, pred, (B, 1, H, W), allow_grad=False, loss=loss, grads=grads,
+                like_name="pred_alpha")
     region = trimap_region(trimap, pred, mode, lo, hi)
     check_trimap_convention(trimap, mode, lo, hi)
     return region
@@ -185,12 +201,12 @@ def trimap_region(trimap: torch.Tensor, pred: torch.Tensor, mode: int, lo: float
     native = trimap.dtype in NATIVE_DTYPES or trimap.dtype == torch.bool
     exact = native and (cmp != torch.float64 or (trimap.dtype == pred.dtype == torch.float64))
     if exact:
-        return Region(_map("trimap", trimap, pred, 1), mode, lo, hi)
-    if mode == _ops.MASK_EQUAL:
+        return Region(image_like("trimap", trimap, pred), mode, lo, hi)
+    if mode == codes.MASK_EQUAL:
         matches = trimap == lo
     else:
         matches = (trimap > lo) & (trimap < hi)
-    return Region(matches.contiguous().view(torch.uint8), _ops.MASK_EQUAL, 1.0, 1.0)
+    return Region(matches.contiguous().view(torch.uint8), codes.MASK_EQUAL, 1.0, 1.0)
 
 
 _convention_checked = False  # check_trimap_convention runs once per process
@@ -208,11 +224,11 @@ def check_trimap_convention(trimap: torch.Tensor, mode: int, lo: float, hi: floa
     if _convention_checked or not _may_read_values(trimap):
         return
     _convention_checked = True
-    unknown = (trimap == lo) if mode == _ops.MASK_EQUAL else (trimap > lo) & (trimap < hi)
+    unknown = (trimap == lo) if mode == codes.MASK_EQUAL else (trimap > lo) & (trimap < hi)
     if bool(unknown.any()):
         return
     low, high = trimap.min().item(), trimap.max().item()
-    asked = f"unknown_value={lo:g}" if mode == _ops.MASK_EQUAL else f"unknown_range=({lo:g}, {hi:g})"
+    asked = f"unknown_value={lo:g}" if mode == codes.MASK_EQUAL else f"unknown_range=({lo:g}, {hi:g})"
     hints = []
     if high == 2 and lo != 1 and bool(((trimap == 0) | (trimap == 1) | (trimap == 2)).all() & (trimap == 1).any()):
         hints.append("unknown_value=1 for class-index trimaps (0/1/2)")
@@ -250,20 +266,3 @@ def _may_read_values(t: torch.Tensor) -> bool:
         return False
     return True
 
-
-def check_pred(pred_alpha) -> torch.Tensor:
-    """pred_alpha checked and made contiguous: a (B, 1, H, W) floating tensor on a device with kernels."""
-    if not isinstance(pred_alpha, torch.Tensor):
-        raise TypeError(f"pred_alpha: expected a torch.Tensor, got {type(pred_alpha).__name__}")
-    if pred_alpha.dtype not in PRED_DTYPES:
-        raise TypeError(f"pred_alpha: expected float16, bfloat16, float32 or float64, got {_describe(pred_alpha)}")
-    if pred_alpha.dim() != 4 or pred_alpha.shape[1] != 1:
-        raise ValueError(f"pred_alpha: expected shape (B, 1, H, W), got {_describe(pred_alpha)}")
-    if pred_alpha.numel() == 0:
-        raise ValueError(f"pred_alpha: expected a non-empty batch and image, got {_describe(pred_alpha)}")
-    if pred_alpha.device.type not in ("cpu", "cuda"):
-        raise ValueError(f"pred_alpha: expected a cpu or cuda tensor, got {_describe(pred_alpha)}")
-    if pred_alpha.device.type == "cuda" and not _ops._CUDA_KERNELS_BUILT:
-        raise ValueError("pred_alpha: is on CUDA, but this build of mattingloss has no CUDA kernels; "
-                         "rebuild with a CUDA toolkit and a CUDA build of torch (see README)")
-    return pred_alpha.contiguous()

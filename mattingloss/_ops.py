@@ -1,11 +1,14 @@
-"""Loads the compiled kernels and registers what PyTorch needs around them:
-the fake (meta) kernel for torch.compile and the autograd formula.
+"""Loads the compiled kernels (mattingloss._C) and holds what every loss's
+autograd Function shares: the op handles, the accumulation dtype and the
+backward that scales a gradient stored by the forward pass.
 
-The op computes the loss and the per-pixel gradients in one read of the
-inputs; backward only multiplies the stored gradients by the per-sample scale
-(1/N for "mean") and grad_output.
+Each op's schema is written once, in csrc/ops.cpp; Python checks the build's
+ABI_VERSION instead of repeating the schemas, so a build from older sources
+fails at import with a message that says to rebuild.
 """
 import torch
+
+from . import _codes as codes
 
 try:
     from . import _C  # noqa: F401  (registers torch.ops.mattingloss.*)
@@ -21,39 +24,35 @@ _STALE = ("mattingloss: the compiled kernels are stale ({}). "
           "Rebuild with `pip install --no-build-isolation -e .` from the repository root.")
 
 
-def load_op(schema: str):
-    """The compiled op with this schema (what the calling Python code was written
-    for): a build from older sources fails at import, not with a confusing
-    argument error later. Every loss module loads its ops through here."""
-    name = schema.split("(", 1)[0].split("::", 1)[1]
+# Bumped in csrc/ops.cpp and here together whenever a schema or a code changes.
+ABI_VERSION = 2
+
+
+def _build_abi() -> int:
     try:
-        op = getattr(torch.ops.mattingloss, name).default
+        return int(torch.ops.mattingloss.abi_version())
+    except (AttributeError, RuntimeError):
+        return 1  # builds from before the version existed
+
+
+if _build_abi() != ABI_VERSION:
+    raise ImportError(_STALE.format(f"their ABI version is {_build_abi()}, this Python code's is {ABI_VERSION}"))
+
+
+def load_op(name: str):
+    """torch.ops.mattingloss.<name>.default: every loss module loads its ops through here."""
+    try:
+        return getattr(torch.ops.mattingloss, name).default
     except (AttributeError, RuntimeError):
         raise ImportError(_STALE.format(f"they have no op {name}")) from None
-    if str(op._schema) != schema:
-        raise ImportError(_STALE.format(f"the schema of {name} differs from this Python code"))
-    return op
 
 
-dim_loss_forward = load_op(
-    "mattingloss::dim_loss_forward(Tensor pred_alpha, Tensor alpha, Tensor mask, Tensor? image, "
-    "Tensor? fg, Tensor? bg, int mask_mode, float mask_lo, float mask_hi, float wl, float eps, "
-    "float alpha_scale, float color_scale, int reduction, bool grad_pred, bool grad_fg, bool grad_bg) "
-    "-> (Tensor loss, Tensor components, Tensor scale, Tensor grad_pred, Tensor grad_fg, Tensor grad_bg)"
-)
-
-scale_gradient_ = load_op("mattingloss::scale_gradient_(Tensor(a!) grad, Tensor factor) -> ()")
+scale_gradient_ = load_op("scale_gradient_")
 
 
 @torch.library.register_fake("mattingloss::scale_gradient_")
 def _scale_gradient_fake(grad, factor):
     return None
-
-
-# Codes shared with csrc/dim_loss.h.
-MASK_EQUAL, MASK_RANGE, MASK_WEIGHT = 0, 1, 2
-REDUCTIONS = {"mean": 0, "sample": 1, "sum": 2, "none": 3}
-NONE = REDUCTIONS["none"]
 
 
 def accumulation_dtype(t: torch.Tensor) -> torch.dtype:
@@ -72,51 +71,33 @@ def cuda_kernels_built() -> bool:
     return _CUDA_KERNELS_BUILT
 
 
-@torch.library.register_fake("mattingloss::dim_loss_forward")
-def _dim_loss_forward_fake(pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps,
-                           alpha_scale, color_scale, reduction, grad_pred, grad_fg, grad_bg):
-    acc = accumulation_dtype(pred)
-    loss_shape = pred.shape if reduction == NONE else ()
-
-    def grad(wanted, like):
-        return like.new_empty(like.shape) if wanted else pred.new_empty((0,))
-
-    return (
-        pred.new_empty(loss_shape, dtype=acc),
-        pred.new_empty((2,), dtype=acc),
-        pred.new_empty((pred.shape[0],), dtype=acc),
-        grad(grad_pred, pred),
-        grad(grad_fg, fg),
-        grad(grad_bg, bg),
-    )
+def gradient_like(wanted: bool, like, pred):
+    """A fake kernel's gradient output: like's shape where wanted, else empty."""
+    return like.new_empty(like.shape) if wanted else pred.new_empty((0,))
 
 
-class DIMLossFunction(torch.autograd.Function):
-    """Autograd around the op. Forward keeps the per-pixel gradient buffers as
-    private intermediates (never returned), so backward may hand them over."""
+def save_scaled_gradients(ctx, reduction: int, scale, stored: dict) -> None:
+    """Forward's half of `scaled_gradients`: the op's per-sample scale and its
+    per-pixel gradients, by the index of the input each belongs to."""
+    ctx.set_materialize_grads(False)  # no zero tensor for the outputs nobody differentiates
+    ctx.indices = tuple(stored)
+    ctx.save_for_backward(scale, *stored.values())
+    ctx.per_pixel = reduction == codes.NONE
+    ctx.shared_scale = reduction in codes.SHARED_SCALE
 
-    @staticmethod
-    def forward(ctx, pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale,
-                color_scale, reduction, grad_pred, grad_fg, grad_bg):
-        loss, components, scale, g_pred, g_fg, g_bg = dim_loss_forward(
-            pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale,
-            color_scale, reduction, grad_pred, grad_fg, grad_bg)
-        ctx.mark_non_differentiable(components)
-        ctx.save_for_backward(scale, g_pred, g_fg, g_bg)
-        ctx.per_pixel = reduction == NONE
-        ctx.shared_scale = reduction in (REDUCTIONS["mean"], REDUCTIONS["sum"])
-        return loss, components
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
-    def backward(ctx, grad_loss, _grad_components):
-        scale, g_pred, g_fg, g_bg = ctx.saved_tensors
-        factor = backward_factor(scale, grad_loss, ctx.per_pixel, ctx.shared_scale)
-        grads = [None] * 17
-        for index, stored in ((0, g_pred), (4, g_fg), (5, g_bg)):
-            if ctx.needs_input_grad[index]:
-                grads[index] = _scaled(stored, factor)
-        return tuple(grads)
+def scaled_gradients(ctx, grad_loss, inputs: int) -> tuple:
+    """The backward of an op that returns per-pixel gradients before its reduction's
+    scale (DIM, composition): each stored gradient times that scale and grad_output."""
+    if grad_loss is None:  # only outputs that carry no gradient were used
+        return (None,) * inputs
+    scale, *stored = ctx.saved_tensors
+    factor = backward_factor(scale, grad_loss, ctx.per_pixel, ctx.shared_scale)
+    grads = [None] * inputs
+    for index, g in zip(ctx.indices, stored):
+        if ctx.needs_input_grad[index]:
+            grads[index] = _scaled(g, factor)
+    return tuple(grads)
 
 
 def backward_factor(scale, grad_loss, per_pixel: bool, shared_scale: bool):
@@ -130,11 +111,19 @@ def backward_factor(scale, grad_loss, per_pixel: bool, shared_scale: bool):
     return scale.view(-1, 1, 1, 1) * grad_loss
 
 
+def save_stored_gradients(ctx, *stored) -> None:
+    """Forward's half of `stored_gradients`: the final gradient of each of its first inputs."""
+    ctx.set_materialize_grads(False)  # no zero tensor for the outputs nobody differentiates
+    ctx.save_for_backward(*stored)
+
+
 def stored_gradients(ctx, stored, grad_output, inputs: int) -> tuple:
     """The backward of a Function whose forward stored the final gradient of each of
     its first len(stored) inputs: each scaled by grad_output (see _scaled), None for
     the other inputs and where no gradient is needed."""
     grads = [None] * inputs
+    if grad_output is None:  # only outputs that carry no gradient were used
+        return tuple(grads)
     for i, g in enumerate(stored):
         if ctx.needs_input_grad[i]:
             grads[i] = _scaled(g, grad_output)

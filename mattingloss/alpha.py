@@ -36,43 +36,19 @@ from typing import NamedTuple, Optional, Tuple
 
 import torch
 
-from . import _args, _ops
+from . import _args, _codes, _ops
+from ._codes import N_SUMS, SOBEL_DIFF, SOBEL_MAGNITUDE, SOBEL_NONE
+from ._module import LossModule
 
 Tensor = torch.Tensor
 
-alpha_gradient_forward = _ops.load_op(
-    "mattingloss::alpha_gradient_forward(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, "
-    "float mask_lo, float mask_hi, float alpha_scale, int rho, float eps, bool mask_in_diff, "
-    "bool unknown_term, bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, "
-    "bool grad, bool per_pixel=False, Tensor? factors=None) -> (Tensor sums, Tensor grad, Tensor values)"
-)
-# Called from C++ by alpha_gradient_prescaled only; loaded here for load_op's schema check.
-alpha_gradient_weights = _ops.load_op(
-    "mattingloss::alpha_gradient_weights(Tensor pred_alpha, Tensor? mask, int mask_mode, float mask_lo, "
-    "float mask_hi) -> Tensor"
-)
-alpha_gradient_compose = _ops.load_op(
-    "mattingloss::alpha_gradient_compose(Tensor sums, int pixels, int[] norm, float[] guard, int crop_pixels, "
-    "float penalty, float[] weights, int[] group, int groups, bool count_all) "
-    "-> (Tensor total, Tensor components, Tensor factors)"
-)
+alpha_gradient_forward = _ops.load_op("alpha_gradient_forward")
+alpha_gradient_compose = _ops.load_op("alpha_gradient_compose")
+alpha_gradient_prescaled = _ops.load_op("alpha_gradient_prescaled")  # weights, compose, forward, compose in one
 
-alpha_gradient_prescaled = _ops.load_op(
-    "mattingloss::alpha_gradient_prescaled(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, "
-    "float mask_lo, float mask_hi, float alpha_scale, int rho, float eps, bool mask_in_diff, bool unknown_term, "
-    "bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, int[] norm, "
-    "float[] guard, int crop_pixels, float penalty, float[] weights) "
-    "-> (Tensor total, Tensor components, Tensor grad)"
-)
-
-# Codes shared with csrc/alpha_gradient.h.
-MASK_EQUAL, MASK_RANGE, MASK_WEIGHT, MASK_NONE = 0, 1, 2, 3
-RHOS = {"l1": 0, "charbonnier": 1}
-SOBEL_NONE, SOBEL_DIFF, SOBEL_MAGNITUDE = 0, 1, 2
-SUM_UNKNOWN, SUM_KNOWN, SUM_W_UNKNOWN, SUM_W_KNOWN, SUM_SOBEL_X, SUM_SOBEL_Y, SUM_PEN_X, SUM_PEN_Y = range(8)
-N_SUMS = 8
+MASK_NONE = _codes.MASK_ALL
+RHOS = {k: _codes.RHOS[k] for k in ("l1", "charbonnier")}
 REDUCTIONS = ("mean", "sample", "sum", "numel", "vitmatte", "none")
-NORM_CODES = {"mean": 0, "sample": 1, "sum": 2, "numel": 3, "vitmatte": 4}  # AlphaNorm; -1: off
 REGIONS = ("unknown", "known", "all")
 VITMATTE_PIXELS = 262144  # ViTMatte's hard-coded 512 * 512
 
@@ -128,7 +104,7 @@ def _norm(reduction, guard, per_pixel_ok=False) -> Norm:
         why = " ('none' is alpha_loss's: a Sobel term's gradient is no per-pixel multiple of its value)"
         raise ValueError(f"reduction: expected one of {list(allowed)}, got {reduction!r}"
                          + (why if reduction == "none" else ""))
-    guard = _args._number("guard", guard, low=0.0)
+    guard = _args.number("guard", guard, low=0.0)
     return Norm(reduction, guard)
 
 
@@ -154,26 +130,19 @@ class Spec(NamedTuple):
 
 # --------------------------------------------------------------------------- inputs
 
-def _target(name, t, pred):
-    return _args._map(name, t, pred, 1, loss="this loss", grads="pred_alpha")
-
-
 def _region(spec: Spec, trimap, weight, pred, check_weight=True):
     """(mask tensor or None, mode, lo, hi) as the op reads them."""
     if spec.region_mode == MASK_NONE:
         if trimap is not None or weight is not None:
             raise ValueError("trimap/weight: region='all' reads no mask, but one was given")
         return None, MASK_NONE, 0.0, 0.0
-    if (trimap is None) == (weight is None):
-        raise ValueError("trimap/weight: expected exactly one of them, got " + ("both" if trimap is not None else "neither"))
-    if weight is not None and spec.region_mode != MASK_WEIGHT:
+    if weight is not None and trimap is None and spec.region_mode != _codes.MASK_WEIGHT:
         raise ValueError("unknown_value/unknown_range: they describe a trimap, but weight= was given; "
                          "pass a trimap instead, or drop them")
-    if weight is None and spec.region_mode == MASK_WEIGHT:
+    if trimap is not None and weight is None and spec.region_mode == _codes.MASK_WEIGHT:
         raise ValueError("trimap: this loss was set up for weight= (no unknown_value/unknown_range); "
                          "pass weight=, or give unknown_value/unknown_range")
-    region = _args.read_region(trimap, weight, pred, spec.region_mode, spec.lo, spec.hi, check_weight=check_weight,
-                               loss="this loss", grads="pred_alpha")
+    region = _args.read_region(trimap, weight, pred, spec.region_mode, spec.lo, spec.hi, check_weight)
     return region.mask, region.mode, region.lo, region.hi
 
 
@@ -230,7 +199,7 @@ def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool, pr
         if n is not None and n.mode == "vitmatte":
             crop_pixels = n.crop_pixels
 
-    norm_codes = [-1 if n is None else NORM_CODES[n.mode] for n in norms]
+    norm_codes = [-1 if n is None else _codes.NORMS[n.mode] for n in norms]
     guards = [0.0 if n is None else n.guard for n in norms]
     pass_args = (pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff,
                  spec.unknown is not None, spec.known is not None, spec.sobel, spec.grad_eps, coef, group, groups)
@@ -254,7 +223,7 @@ class AlphaGradientFunction(torch.autograd.Function):
     def forward(ctx, pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool):
         t = forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad)
         ctx.mark_non_differentiable(t.components)
-        ctx.save_for_backward(t.maps[0] if needs_grad else None)
+        _ops.save_stored_gradients(ctx, t.maps[0] if needs_grad else None)
         return t.total, t.components
 
     @staticmethod
@@ -273,7 +242,7 @@ class PerPixelFunction(torch.autograd.Function):
         _, maps, values = alpha_gradient_forward(
             pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff, unknown, known,
             SOBEL_NONE, spec.grad_eps, [1.0, 1.0, 0.0, 0.0], [0, 0, 0], 1, needs_grad, True, None)
-        ctx.save_for_backward(maps)
+        _ops.save_stored_gradients(ctx, maps)
         return values
 
     @staticmethod
@@ -296,30 +265,22 @@ def run(spec: Spec, pred_alpha, alpha, trimap=None, weight=None, check_weight=Tr
 def op_arguments(spec: Spec, pred_alpha, alpha, trimap=None, weight=None, check_weight=True) -> tuple:
     """The checked tensors of one call: (pred, gt, mask, mode, lo, hi). check_weight:
     a weight's values are checked non-negative (a host read: see _args.read_region)."""
-    pred = _args.check_pred(pred_alpha)
-    gt = _target("alpha", alpha, pred)
+    pred = _args.prediction(pred_alpha)
+    gt = _args.image_like("alpha", alpha, pred)
     return (pred, gt, *_region(spec, trimap, weight, pred, check_weight))
 
 
 def _rho(rho, eps):
-    if not isinstance(rho, str) or rho not in RHOS:
-        raise ValueError(f"rho: expected one of {list(RHOS)}, got {rho!r}")
-    eps = _args._number("eps", eps, low=0.0, low_open=rho == "charbonnier")
-    return RHOS[rho], eps
-
-
-def _bool(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected a bool, got {value!r} ({type(value).__name__})")
-    return value
+    code = RHOS[_args.choice("rho", rho, tuple(RHOS))]
+    eps = _args.number("eps", eps, low=0.0, low_open=rho == "charbonnier")
+    return code, eps
 
 
 # --------------------------------------------------------------------------- public API
 
 def _alpha_spec(region, rho, eps, reduction, guard, mask_in_diff, alpha_scale, unknown_value, unknown_range,
                 weight_given, default_value=128.0) -> Spec:
-    if not isinstance(region, str) or region not in REGIONS:
-        raise ValueError(f"region: expected one of {list(REGIONS)}, got {region!r}")
+    _args.choice("region", region, REGIONS)
     rho_code, eps = _rho(rho, eps)
     norm = _norm(reduction, guard, per_pixel_ok=True)
     if region == "all":
@@ -329,8 +290,8 @@ def _alpha_spec(region, rho, eps, reduction, guard, mask_in_diff, alpha_scale, u
     else:
         mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, default_value)
     return Spec(region_mode=mode, lo=lo, hi=hi,
-                alpha_scale=_args._number("alpha_scale", alpha_scale, low=0.0, low_open=True),
-                rho=rho_code, eps=eps, mask_in_diff=_bool("mask_in_diff", mask_in_diff),
+                alpha_scale=_args.number("alpha_scale", alpha_scale, low=0.0, low_open=True),
+                rho=rho_code, eps=eps, mask_in_diff=_args.boolean("mask_in_diff", mask_in_diff),
                 unknown=None if region == "known" else norm, known=norm if region == "known" else None,
                 sobel=SOBEL_NONE, sobel_norm=None, penalty=0.0, grad_eps=1e-8, weights=(1.0, 1.0, 1.0))
 
@@ -392,46 +353,34 @@ def alpha_loss(
     return total
 
 
-class AlphaLoss(torch.nn.Module):
+class AlphaLoss(LossModule):
     """Module form of :func:`alpha_loss`: options at construction, tensors at call."""
 
     def __init__(self, region: str = "unknown", rho: str = "l1", eps: float = 1e-12, reduction: str = "mean",
                  guard: float = 0.0, mask_in_diff: bool = False, alpha_scale: float = 1.0,
                  unknown_value: Optional[float] = None, unknown_range: Optional[Tuple[float, float]] = None,
                  check_weight: bool = True):
-        super().__init__()
-        self._options = dict(region=region, rho=rho, eps=eps, reduction=reduction, guard=guard,
-                             mask_in_diff=mask_in_diff, alpha_scale=alpha_scale, unknown_value=unknown_value,
-                             unknown_range=unknown_range)
-        self.check_weight = _bool("check_weight", check_weight)
-        self._trimap_spec = _alpha_spec(**self._options, weight_given=False)
-        describes_trimap = unknown_value is not None or unknown_range is not None or region == "all"
-        self._weight_spec = None if describes_trimap else _alpha_spec(**self._options, weight_given=True)
+        super().__init__(_alpha_spec, ({"weight_given": False}, {"weight_given": True}), check_weight=check_weight,
+                         region=region, rho=rho, eps=eps, reduction=reduction, guard=guard, mask_in_diff=mask_in_diff,
+                         alpha_scale=alpha_scale, unknown_value=unknown_value, unknown_range=unknown_range)
 
     def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Optional[Tensor] = None,
                 weight: Optional[Tensor] = None) -> Tensor:
-        spec = self._trimap_spec
-        if weight is not None:
-            if self._weight_spec is None:
-                _alpha_spec(**self._options, weight_given=True)  # raises, saying why
-            spec = self._weight_spec
+        spec = self.config(weight_given=weight is not None)
         return run(spec, pred_alpha, alpha, trimap, weight, self.check_weight)[0]
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self._options.items() if v is not None)
 
 
 def vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, crop_size, weight_given) -> Spec:
     mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, 0.5)
     if not isinstance(weights, (tuple, list)) or len(weights) != 3:
         raise ValueError(f"weights: expected (unknown, known, gradient), got {weights!r}")
-    weights = (_args._number("weights[0]", weights[0]), _args._number("weights[1]", weights[1]),
-               _args._number("weights[2]", weights[2]))
+    weights = (_args.number("weights[0]", weights[0]), _args.number("weights[1]", weights[1]),
+               _args.number("weights[2]", weights[2]))
     if crop_size is not None and (isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 1):
         raise ValueError(f"crop_size: expected a positive int or None, got {crop_size!r}")
     norm = Norm("vitmatte", crop_pixels=0 if crop_size is None else crop_size * crop_size)
     return Spec(region_mode=mode, lo=lo, hi=hi,
-                alpha_scale=_args._number("alpha_scale", alpha_scale, low=0.0, low_open=True),
+                alpha_scale=_args.number("alpha_scale", alpha_scale, low=0.0, low_open=True),
                 rho=RHOS["l1"], eps=0.0, mask_in_diff=True, unknown=norm, known=norm, sobel=SOBEL_DIFF,
                 sobel_norm=norm, penalty=0.01, grad_eps=1e-8, weights=weights)
 
@@ -467,7 +416,7 @@ def vitmatte_alpha_losses(
     return total, components[0], components[1], components[2]
 
 
-class VitMatteAlphaLosses(torch.nn.Module):
+class VitMatteAlphaLosses(LossModule):
     """Module form of :func:`vitmatte_alpha_losses`: options checked at construction
     (the form to use under ``torch.compile(dynamic=True)``, where option checks on
     Python floats of a functional call cannot be traced)."""
@@ -475,26 +424,15 @@ class VitMatteAlphaLosses(torch.nn.Module):
     def __init__(self, unknown_value: Optional[float] = None, unknown_range: Optional[Tuple[float, float]] = None,
                  alpha_scale: float = 1.0, weights: Tuple[float, float, float] = (1.0, 1.0, 1.0),
                  crop_size: Optional[int] = 512, check_weight: bool = True):
-        super().__init__()
-        self.check_weight = _bool("check_weight", check_weight)
-        self._options = dict(unknown_value=unknown_value, unknown_range=unknown_range, alpha_scale=alpha_scale,
-                             weights=weights, crop_size=crop_size)
-        self._trimap_spec = vitmatte_spec(**self._options, weight_given=False)
-        describes_trimap = unknown_value is not None or unknown_range is not None
-        self._weight_spec = None if describes_trimap else vitmatte_spec(**self._options, weight_given=True)
+        super().__init__(vitmatte_spec, ({"weight_given": False}, {"weight_given": True}),
+                         check_weight=check_weight, unknown_value=unknown_value, unknown_range=unknown_range,
+                         alpha_scale=alpha_scale, weights=weights, crop_size=crop_size)
 
     def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Optional[Tensor] = None,
                 weight: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        spec = self._trimap_spec
-        if weight is not None:
-            if self._weight_spec is None:
-                vitmatte_spec(**self._options, weight_given=True)  # raises, saying why
-            spec = self._weight_spec
+        spec = self.config(weight_given=weight is not None)
         total, components = run(spec, pred_alpha, alpha, trimap, weight, self.check_weight)
         return total, components[0], components[1], components[2]
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self._options.items() if v is not None)
 
 
 __all__ = ["alpha_loss", "AlphaLoss", "vitmatte_alpha_losses", "VitMatteAlphaLosses"]

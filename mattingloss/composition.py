@@ -29,46 +29,36 @@ code base uses it for composition, so it is not reproduced).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from . import _args, _ops
+from . import _args, _codes, _ops
+from ._module import LossModule
 
 Tensor = torch.Tensor
 
-_composition_loss_forward = _ops.load_op(
-    "mattingloss::composition_loss_forward(Tensor pred_alpha, Tensor image, Tensor fg, Tensor bg, "
-    "Tensor? mask, int mask_mode, float mask_lo, float mask_hi, int rho, float eps, float[] color_scale, "
-    "bool count_channels, float guard, int reduction, bool grad_pred, bool grad_fg, bool grad_bg) "
-    "-> (Tensor loss, Tensor scale, Tensor grad_pred, Tensor grad_fg, Tensor grad_bg)"
-)
-
-# Codes shared with csrc/composition.h (mask modes 0-2 and reductions as in _ops).
-MASK_ALL = 3
-RHOS = {"l1": 0, "charbonnier": 1, "l2": 2}
+_composition_loss_forward = _ops.load_op("composition_loss_forward")
+_LOSS, _GRADS = "CompositionLoss", "pred_alpha, fg and bg"
 
 
 @torch.library.register_fake("mattingloss::composition_loss_forward")
 def _composition_loss_forward_fake(pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale,
                                    count_channels, guard, reduction, grad_pred, grad_fg, grad_bg):
     acc = _ops.accumulation_dtype(pred)
-
-    def grad(wanted, like):
-        return like.new_empty(like.shape) if wanted else pred.new_empty((0,))
-
     return (
-        pred.new_empty(pred.shape if reduction == _ops.NONE else (), dtype=acc),
+        pred.new_empty(pred.shape if reduction == _codes.NONE else (), dtype=acc),
         pred.new_empty((pred.shape[0],), dtype=acc),
-        grad(grad_pred, pred),
-        grad(grad_fg, fg),
-        grad(grad_bg, bg),
+        _ops.gradient_like(grad_pred, pred, pred),
+        _ops.gradient_like(grad_fg, fg, pred),
+        _ops.gradient_like(grad_bg, bg, pred),
     )
 
 
 class CompositionLossFunction(torch.autograd.Function):
     """Autograd around the op: forward keeps the per-pixel gradients as private
-    intermediates, backward scales them (see _ops._scaled)."""
+    intermediates, backward scales them (see _ops.scaled_gradients)."""
 
     @staticmethod
     def forward(ctx, pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale,
@@ -76,71 +66,64 @@ class CompositionLossFunction(torch.autograd.Function):
         loss, scale, g_pred, g_fg, g_bg = _composition_loss_forward(
             pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale, count_channels, guard,
             reduction, grad_pred, grad_fg, grad_bg)
-        ctx.save_for_backward(scale, g_pred, g_fg, g_bg)
-        ctx.per_pixel = reduction == _ops.NONE
-        ctx.shared_scale = reduction in (_ops.REDUCTIONS["mean"], _ops.REDUCTIONS["sum"])
+        # "none": grad_output is the (B,1,H,W) map, broadcast over fg/bg's channels
+        _ops.save_scaled_gradients(ctx, reduction, scale, {0: g_pred, 2: g_fg, 3: g_bg})
         return loss
 
     @staticmethod
     @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
     def backward(ctx, grad_loss):
-        scale, g_pred, g_fg, g_bg = ctx.saved_tensors
-        # "none": grad_output is the (B,1,H,W) map, broadcast over fg/bg's channels
-        factor = _ops.backward_factor(scale, grad_loss, ctx.per_pixel, ctx.shared_scale)
-        grads = [None] * 17
-        for index, stored in ((0, g_pred), (2, g_fg), (3, g_bg)):
-            if ctx.needs_input_grad[index]:
-                grads[index] = _ops._scaled(stored, factor)
-        return tuple(grads)
+        return _ops.scaled_gradients(ctx, grad_loss, 17)
 
 
-class _Config:
+@dataclass(frozen=True)
+class Config:
     """The options, checked once (CompositionLoss checks them at construction)."""
 
-    def __init__(self, rho, eps, reduction, count_channels, guard, color_scale, unknown_value, unknown_range,
-                 uses_weight):
-        if not isinstance(rho, str) or rho not in RHOS:
-            raise ValueError(f"rho: expected one of {sorted(RHOS)}, got {rho!r}")
-        self.rho = RHOS[rho]
-        self.eps = _args._number("eps", eps, low=0.0, low_open=True)
-        if not isinstance(reduction, str) or reduction not in _ops.REDUCTIONS:
-            raise ValueError(f"reduction: expected one of {sorted(_ops.REDUCTIONS)}, got {reduction!r}")
-        self.reduction = _ops.REDUCTIONS[reduction]
-        if not isinstance(count_channels, bool):
-            raise TypeError(f"count_channels: expected a bool, got {count_channels!r}")
-        self.count_channels = count_channels
-        self.guard = _args._number("guard", guard, low=0.0)
-        if isinstance(color_scale, (tuple, list)):
-            if len(color_scale) != 3:
-                raise ValueError(f"color_scale: expected a number or 3 numbers (one per channel), got {color_scale!r}")
-            scales = [_args._number(f"color_scale[{c}]", s, low=0.0, low_open=True) for c, s in enumerate(color_scale)]
-        else:
-            scales = [_args._number("color_scale", color_scale, low=0.0, low_open=True)] * 3
-        self.color_scale = scales
-        self.mask_mode, self.mask_lo, self.mask_hi = _args.region_options(unknown_value, unknown_range, uses_weight)
-        self.describes_trimap = unknown_value is not None or unknown_range is not None
+    rho: int
+    eps: float
+    reduction: int
+    count_channels: bool
+    guard: float
+    color_scale: List[float]
+    mask_mode: int
+    mask_lo: float
+    mask_hi: float
+    describes_trimap: bool
 
 
-def _run(config: _Config, pred_alpha, image, fg, bg, trimap, weight, check_weight):
-    pred = _args.check_pred(pred_alpha)
-    image = _args._map("image", image, pred, 3, loss="CompositionLoss")
-    fg = _args._map("fg", fg, pred, 3, allow_grad=True, loss="CompositionLoss")
-    bg = _args._map("bg", bg, pred, 3, allow_grad=True, loss="CompositionLoss")
-    if trimap is not None and weight is not None:
-        raise ValueError("trimap/weight: expected at most one of them, got both")
-    if weight is not None or trimap is not None:
-        region = _args.read_region(trimap, weight, pred, config.mask_mode, config.mask_lo, config.mask_hi,
-                                   check_weight, loss="CompositionLoss")
-        mask, mode, lo, hi = region.mask, region.mode, region.lo, region.hi
+def make_config(*, rho, eps, reduction, count_channels, guard, color_scale, unknown_value, unknown_range,
+                uses_weight) -> Config:
+    rho = _args.choice("rho", rho, _codes.RHOS)
+    eps = _args.number("eps", eps, low=0.0, low_open=True)
+    reduction = _args.choice("reduction", reduction, _codes.REDUCTIONS)
+    count_channels = _args.boolean("count_channels", count_channels)
+    guard = _args.number("guard", guard, low=0.0)
+    if isinstance(color_scale, (tuple, list)):
+        if len(color_scale) != 3:
+            raise ValueError(f"color_scale: expected a number or 3 numbers (one per channel), got {color_scale!r}")
+        scales = [_args.number(f"color_scale[{c}]", s, low=0.0, low_open=True) for c, s in enumerate(color_scale)]
     else:
-        if config.describes_trimap:
-            raise ValueError("unknown_value/unknown_range: they describe a trimap, but no trimap was given "
-                             "(without trimap or weight every pixel counts); pass the trimap, or drop them")
-        mask, mode, lo, hi = None, MASK_ALL, 0.0, 0.0
+        scales = [_args.number("color_scale", color_scale, low=0.0, low_open=True)] * 3
+    mode, lo, hi = _args.region_options(unknown_value, unknown_range, uses_weight)
+    return Config(rho, eps, reduction, count_channels, guard, scales, mode, lo, hi,
+                  unknown_value is not None or unknown_range is not None)
+
+
+def _run(config: Config, pred_alpha, image, fg, bg, trimap, weight, check_weight):
+    pred = _args.prediction(pred_alpha)
+    image = _args.image_like("image", image, pred, 3, loss=_LOSS, grads=_GRADS)
+    fg = _args.image_like("fg", fg, pred, 3, allow_grad=True, loss=_LOSS, grads=_GRADS)
+    bg = _args.image_like("bg", bg, pred, 3, allow_grad=True, loss=_LOSS, grads=_GRADS)
+    if trimap is None and weight is None and config.describes_trimap:
+        raise ValueError("unknown_value/unknown_range: they describe a trimap, but no trimap was given "
+                         "(without trimap or weight every pixel counts); pass the trimap, or drop them")
+    region = _args.read_region(trimap, weight, pred, config.mask_mode, config.mask_lo, config.mask_hi, check_weight,
+                               optional=True, loss=_LOSS, grads=_GRADS)
     grad_on = torch.is_grad_enabled()
     return CompositionLossFunction.apply(
-        pred, image, fg, bg, mask, mode, lo, hi, config.rho, config.eps, config.color_scale,
-        config.count_channels, config.guard, config.reduction,
+        pred, image, fg, bg, region.mask, region.mode, region.lo, region.hi, config.rho, config.eps,
+        config.color_scale, config.count_channels, config.guard, config.reduction,
         grad_on and pred.requires_grad, grad_on and fg.requires_grad, grad_on and bg.requires_grad,
     )
 
@@ -199,12 +182,13 @@ def composition_loss(
     Returns:
         A float32 scalar (float64 for float64 pred_alpha), or the map for ``reduction="none"``.
     """
-    config = _Config(rho, eps, reduction, count_channels, guard, color_scale, unknown_value, unknown_range,
-                     weight is not None)
+    config = make_config(rho=rho, eps=eps, reduction=reduction, count_channels=count_channels, guard=guard,
+                         color_scale=color_scale, unknown_value=unknown_value, unknown_range=unknown_range,
+                         uses_weight=weight is not None)
     return _run(config, pred_alpha, image, fg, bg, trimap, weight, check_weight)
 
 
-class CompositionLoss(torch.nn.Module):
+class CompositionLoss(LossModule):
     """Module form of :func:`composition_loss`: options at construction, tensors at call.
 
     ``CompositionLoss(count_channels=False, guard=1e-8)(pred, image, fg, bg, trimap, unknown_value=1)``
@@ -223,23 +207,11 @@ class CompositionLoss(torch.nn.Module):
         unknown_range: Optional[Tuple[float, float]] = None,
         check_weight: bool = True,
     ):
-        super().__init__()
-        self._options = dict(rho=rho, eps=eps, reduction=reduction, count_channels=count_channels, guard=guard,
-                             color_scale=color_scale, unknown_value=unknown_value, unknown_range=unknown_range)
-        # Checked now so that a bad option fails at construction, not mid-training.
-        self._trimap_config = _Config(**self._options, uses_weight=False)
-        describes_trimap = unknown_value is not None or unknown_range is not None
-        self._weight_config = None if describes_trimap else _Config(**self._options, uses_weight=True)
-        self.check_weight = check_weight
+        super().__init__(make_config, ({"uses_weight": False}, {"uses_weight": True}), check_weight=check_weight,
+                         rho=rho, eps=eps, reduction=reduction, count_channels=count_channels, guard=guard,
+                         color_scale=color_scale, unknown_value=unknown_value, unknown_range=unknown_range)
 
     def forward(self, pred_alpha: Tensor, image: Tensor, fg: Tensor, bg: Tensor, trimap: Optional[Tensor] = None,
                 weight: Optional[Tensor] = None) -> Tensor:
-        config = self._trimap_config
-        if weight is not None:
-            if self._weight_config is None:  # options that describe a trimap: raises, saying so
-                _Config(**self._options, uses_weight=True)
-            config = self._weight_config
-        return _run(config, pred_alpha, image, fg, bg, trimap, weight, self.check_weight)
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self._options.items() if v is not None)
+        return _run(self.config(uses_weight=weight is not None), pred_alpha, image, fg, bg, trimap, weight,
+                    self.check_weight)

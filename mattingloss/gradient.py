@@ -29,8 +29,9 @@ from typing import Optional, Tuple
 
 import torch
 
-from . import _args
-from .alpha import MASK_NONE, RHOS, SOBEL_DIFF, SOBEL_MAGNITUDE, Norm, Spec, _bool, _norm, run
+from . import _args, _codes
+from ._module import LossModule
+from .alpha import RHOS, Norm, Spec, _norm, run
 
 Tensor = torch.Tensor
 
@@ -42,8 +43,7 @@ _UNKNOWN_VALUE = {"vitmatte": 0.5, "mmagic": 128.0, "gca": 1.0}
 
 def _gradient_spec(style, reduction, guard, penalty, grad_eps, mask_in_diff, alpha_scale, unknown_value,
                    unknown_range, has_mask, weight_given) -> Spec:
-    if not isinstance(style, str) or style not in STYLES:
-        raise ValueError(f"style: expected one of {list(STYLES)}, got {style!r}")
+    _args.choice("style", style, STYLES)
     if style == "vitmatte":
         default = ("vitmatte", 0.0, 0.01, True)
     elif style == "mmagic":
@@ -52,21 +52,21 @@ def _gradient_spec(style, reduction, guard, penalty, grad_eps, mask_in_diff, alp
         default = ("mean", 1e-8 if has_mask else 0.0, 0.0, True)
     reduction = default[0] if reduction is None else reduction
     guard = default[1] if guard is None else guard
-    penalty = default[2] if penalty is None else _args._number("penalty", penalty, low=0.0)
+    penalty = default[2] if penalty is None else _args.number("penalty", penalty, low=0.0)
     if style == "gca" and penalty != 0.0:
         raise ValueError(f"penalty: the 'gca' style has no penalty term, got {penalty}")
-    mask_in_diff = default[3] if mask_in_diff is None else _bool("mask_in_diff", mask_in_diff)
-    grad_eps = _args._number("grad_eps", grad_eps, low=0.0, low_open=True)
+    mask_in_diff = default[3] if mask_in_diff is None else _args.boolean("mask_in_diff", mask_in_diff)
+    grad_eps = _args.number("grad_eps", grad_eps, low=0.0, low_open=True)
     if has_mask:
         mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, _UNKNOWN_VALUE[style])
     else:
         if unknown_value is not None or unknown_range is not None:
             raise ValueError("unknown_value/unknown_range: no trimap was given; drop them")
-        mode, lo, hi = MASK_NONE, 0.0, 0.0
+        mode, lo, hi = _codes.MASK_ALL, 0.0, 0.0
     return Spec(region_mode=mode, lo=lo, hi=hi,
-                alpha_scale=_args._number("alpha_scale", alpha_scale, low=0.0, low_open=True),
+                alpha_scale=_args.number("alpha_scale", alpha_scale, low=0.0, low_open=True),
                 rho=RHOS["l1"], eps=0.0, mask_in_diff=mask_in_diff, unknown=None, known=None,
-                sobel=SOBEL_MAGNITUDE if style == "gca" else SOBEL_DIFF, sobel_norm=_norm(reduction, guard),
+                sobel=_codes.SOBEL_MAGNITUDE if style == "gca" else _codes.SOBEL_DIFF, sobel_norm=_norm(reduction, guard),
                 penalty=penalty, grad_eps=grad_eps, weights=(1.0, 1.0, 1.0))
 
 
@@ -108,39 +108,23 @@ def gradient_loss(
     return run(spec, pred_alpha, alpha, trimap, weight, check_weight)[0]
 
 
-class GradientLoss(torch.nn.Module):
+class GradientLoss(LossModule):
     """Module form of :func:`gradient_loss`: options at construction, tensors at call."""
 
     def __init__(self, style: str = "vitmatte", reduction: Optional[str] = None, guard: Optional[float] = None,
                  penalty: Optional[float] = None, grad_eps: float = 1e-8, mask_in_diff: Optional[bool] = None,
                  alpha_scale: float = 1.0, unknown_value: Optional[float] = None,
                  unknown_range: Optional[Tuple[float, float]] = None, check_weight: bool = True):
-        super().__init__()
-        self.check_weight = _bool("check_weight", check_weight)
-        self._options = dict(style=style, reduction=reduction, guard=guard, penalty=penalty, grad_eps=grad_eps,
-                             mask_in_diff=mask_in_diff, alpha_scale=alpha_scale, unknown_value=unknown_value,
-                             unknown_range=unknown_range)
-        # Checked now so that a bad option fails at construction; one spec per kind of mask.
-        self._specs = {}
-        for has_mask, weight_given in ((True, False), (True, True), (False, False)):
-            try:
-                self._specs[has_mask, weight_given] = _gradient_spec(**self._options, has_mask=has_mask,
-                                                                     weight_given=weight_given)
-            except ValueError:
-                if (has_mask, weight_given) == (True, False):
-                    raise
-                self._specs[has_mask, weight_given] = None
+        variants = ({"has_mask": True, "weight_given": False}, {"has_mask": True, "weight_given": True},
+                    {"has_mask": False, "weight_given": False})
+        super().__init__(_gradient_spec, variants, check_weight=check_weight, style=style, reduction=reduction,
+                         guard=guard, penalty=penalty, grad_eps=grad_eps, mask_in_diff=mask_in_diff,
+                         alpha_scale=alpha_scale, unknown_value=unknown_value, unknown_range=unknown_range)
 
     def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Optional[Tensor] = None,
                 weight: Optional[Tensor] = None) -> Tensor:
-        key = (trimap is not None or weight is not None, weight is not None)
-        spec = self._specs[key]
-        if spec is None:
-            _gradient_spec(**self._options, has_mask=key[0], weight_given=key[1])  # raises, saying why
+        spec = self.config(has_mask=trimap is not None or weight is not None, weight_given=weight is not None)
         return run(spec, pred_alpha, alpha, trimap, weight, self.check_weight)[0]
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self._options.items() if v is not None)
 
 
 __all__ = ["gradient_loss", "GradientLoss", "Norm"]

@@ -7,25 +7,19 @@ only scales the stored gradient by grad_output.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence
 
 import torch
 
-from . import _args, _ops
+from . import _args, _codes, _ops
+from ._module import LossModule
 
 Tensor = torch.Tensor
 
-laplacian_loss_forward = _ops.load_op(
-    "mattingloss::laplacian_loss_forward(Tensor pred, Tensor gt, Tensor? weight, int levels, "
-    "float[] level_weights, int padding, bool crop_to_even, int weight_mode, float gt_scale, "
-    "float mask_numer, bool grad_pred, Tensor? grad_bases=None, Tensor? grad_coefs=None) "
-    "-> (Tensor loss, Tensor level_losses, Tensor grad_pred)"
-)
+laplacian_loss_forward = _ops.load_op("laplacian_loss_forward")
 
-# Codes shared with csrc/laplacian.h.
-PADDINGS = {"reflect": 0, "replicate": 1}
-NO_WEIGHT, WEIGHT_AFTER, MASK_BEFORE = 0, 1, 2
-MAX_LEVELS = 16
+PADDINGS = _codes.PADDINGS
+MAX_LEVELS = _codes.LAP_MAX_LEVELS
 
 # Each code base's convention, by the names users know it under.
 CONVENTIONS = {
@@ -57,7 +51,7 @@ class LaplacianLossFunction(torch.autograd.Function):
                                                           crop_to_even, weight_mode, gt_scale, mask_numer,
                                                           grad_pred)
         ctx.mark_non_differentiable(level_losses)
-        ctx.save_for_backward(grad)
+        _ops.save_stored_gradients(ctx, grad)
         return loss, level_losses
 
     @staticmethod
@@ -66,25 +60,7 @@ class LaplacianLossFunction(torch.autograd.Function):
         return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_loss, 11)
 
 
-def _tensor(name, t, pred=None):
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-    if pred is None:
-        return t
-    if tuple(t.shape) != tuple(pred.shape):
-        raise ValueError(f"{name}: expected shape {tuple(pred.shape)} to match pred, got {_args._describe(t)}")
-    if t.device != pred.device:
-        raise ValueError(f"{name}: expected device {pred.device} (pred's), got {_args._describe(t)}")
-    if t.is_complex():
-        raise TypeError(f"{name}: expected a real dtype (uint8 or floating), got {_args._describe(t)}")
-    if t.requires_grad and torch.is_grad_enabled():
-        raise ValueError(f"{name}: requires grad, but the Laplacian loss differentiates pred only; "
-                         f"pass {name}.detach()")
-    if t.dtype == torch.bool:
-        t = t.view(torch.uint8) if t.is_contiguous() else t.to(torch.uint8)
-    elif t.dtype not in _args.NATIVE_DTYPES:
-        t = t.to(torch.float32)  # integer masks or mattes: one converted copy
-    return t.contiguous()
+_CHECKED = dict(loss="the Laplacian loss", grads="pred", like_name="pred")
 
 
 def _minimum_size(levels, padding, crop):
@@ -109,70 +85,65 @@ def _check_size(pred, levels, padding, crop):
                          f"({why}), got H={H}, W={W}")
 
 
-class _Options:
-    """Checked options of one convention (LaplacianLoss checks them at construction)."""
+class Options(NamedTuple):
+    """One convention's checked options (make them with `options(...)`)."""
 
-    def __init__(self, convention, levels, level_weights, padding, crop_to_even, gt_scale, size):
-        if not isinstance(convention, str) or convention.lower() not in CONVENTIONS:
-            raise ValueError(f"convention: expected one of {sorted(CONVENTIONS)}, got {convention!r}")
-        self.convention = CONVENTIONS[convention.lower()]
-        if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= MAX_LEVELS:
-            raise ValueError(f"levels: expected an int in [1, {MAX_LEVELS}], got {levels!r}")
-        self.levels = levels
-        if level_weights is None:
-            divide = 1 if self.convention == "mgmatting" else levels
-            level_weights = [2.0**i / divide for i in range(levels)]
-        else:
-            if isinstance(level_weights, torch.Tensor) or not isinstance(level_weights, Sequence):
-                raise TypeError(f"level_weights: expected a sequence of {levels} numbers, got "
-                                f"{type(level_weights).__name__}")
-            if len(level_weights) != levels:
-                raise ValueError(f"level_weights: expected {levels} numbers (one per level), got "
-                                 f"{len(level_weights)}")
-            level_weights = [_args._number(f"level_weights[{i}]", w) for i, w in enumerate(level_weights)]
-        self.level_weights = [float(w) for w in level_weights]
-        if padding not in PADDINGS:
-            raise ValueError(f"padding: expected one of {sorted(PADDINGS)}, got {padding!r}")
-        self.padding = padding
-        if crop_to_even is None:
-            crop_to_even = self.convention != "mgmatting"
-        if not isinstance(crop_to_even, bool):
-            raise TypeError(f"crop_to_even: expected a bool or None, got {crop_to_even!r}")
-        self.crop_to_even = crop_to_even
-        self.gt_scale = None if gt_scale is None else _args._number("gt_scale", gt_scale, low=0.0, low_open=True)
-        self.size = _args._number("size", size, low=0.0, low_open=True)
+    convention: str
+    levels: int
+    level_weights: List[float]
+    padding: str
+    crop_to_even: bool
+    gt_scale: Optional[float]
+    size: float
 
 
-def _run(opt: _Options, pred, gt, weight):
+def options(*, convention="rvm", levels=5, level_weights=None, padding="reflect", crop_to_even=None, gt_scale=None,
+            size=512) -> Options:
+    """The checked options of one convention (LaplacianLoss checks them at construction);
+    None: the convention's default."""
+    if not isinstance(convention, str) or convention.lower() not in CONVENTIONS:
+        raise ValueError(f"convention: expected one of {sorted(CONVENTIONS)}, got {convention!r}")
+    convention = CONVENTIONS[convention.lower()]
+    if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= MAX_LEVELS:
+        raise ValueError(f"levels: expected an int in [1, {MAX_LEVELS}], got {levels!r}")
+    if level_weights is None:
+        divide = 1 if convention == "mgmatting" else levels
+        level_weights = [2.0**i / divide for i in range(levels)]
+    else:
+        if isinstance(level_weights, torch.Tensor) or not isinstance(level_weights, Sequence):
+            raise TypeError(f"level_weights: expected a sequence of {levels} numbers, got "
+                            f"{type(level_weights).__name__}")
+        if len(level_weights) != levels:
+            raise ValueError(f"level_weights: expected {levels} numbers (one per level), got {len(level_weights)}")
+        level_weights = [_args.number(f"level_weights[{i}]", w) for i, w in enumerate(level_weights)]
+    _args.choice("padding", padding, PADDINGS)
+    if crop_to_even is None:
+        crop_to_even = convention != "mgmatting"
+    if not isinstance(crop_to_even, bool):
+        raise TypeError(f"crop_to_even: expected a bool or None, got {crop_to_even!r}")
+    gt_scale = None if gt_scale is None else _args.number("gt_scale", gt_scale, low=0.0, low_open=True)
+    return Options(convention, levels, [float(w) for w in level_weights], padding, crop_to_even, gt_scale,
+                   _args.number("size", size, low=0.0, low_open=True))
+
+
+def _run(opt: Options, pred, gt, weight):
     args = op_arguments(opt, pred, gt, weight)
     loss, _ = LaplacianLossFunction.apply(*args, torch.is_grad_enabled() and args[0].requires_grad)
     return loss
 
 
-def op_arguments(opt: _Options, pred, gt, weight) -> tuple:
+def op_arguments(opt: Options, pred, gt, weight) -> tuple:
     """The checked tensors and options of one call, in the op's argument order up to
     grad_pred: (pred, gt, weight, levels, level_weights, padding, crop_to_even,
     weight_mode, gt_scale, mask_numer). The presets call the op with these too."""
-    pred = _tensor("pred", pred)
-    if pred.dtype not in _args.PRED_DTYPES:
-        raise TypeError(f"pred: expected float16, bfloat16, float32 or float64, got {_args._describe(pred)}")
-    if pred.dim() != 4:
-        raise ValueError(f"pred: expected shape (B, C, H, W), got {_args._describe(pred)}")
-    if pred.numel() == 0:
-        raise ValueError(f"pred: expected a non-empty batch and image, got {_args._describe(pred)}")
-    if pred.device.type not in ("cpu", "cuda"):
-        raise ValueError(f"pred: expected a cpu or cuda tensor, got {_args._describe(pred)}")
-    if pred.device.type == "cuda" and not _ops._CUDA_KERNELS_BUILT:
-        raise ValueError("pred: is on CUDA, but this build of mattingloss has no CUDA kernels; "
-                         "rebuild with a CUDA toolkit and a CUDA build of torch (see README)")
+    pred = _args.prediction(pred, "pred", "(B, C, H, W)", channels=None)
     _check_size(pred, opt.levels, opt.padding, opt.crop_to_even)
-    pred = pred.contiguous()
-    gt = _tensor("gt", gt, pred)
+    gt = _args.tensor_like("gt", gt, pred, **_CHECKED)
     if opt.gt_scale is None and gt.dtype == torch.uint8:
         raise ValueError("gt_scale: gt is uint8, so its full opacity must be given (gt_scale=255 for 0..255 "
                          "mattes); the loss compares pred with gt / gt_scale")
     gt_scale = 1.0 if opt.gt_scale is None else opt.gt_scale
-    mode, numer = NO_WEIGHT, 0.0
+    mode, numer = _codes.LAP_NO_WEIGHT, 0.0
     if opt.convention == "rvm":
         if weight is not None:
             raise ValueError("weight: the 'rvm' convention takes no weight (RVM's loss is over the whole "
@@ -181,12 +152,12 @@ def op_arguments(opt: _Options, pred, gt, weight) -> tuple:
     elif opt.convention == "sdmatte":
         if weight is None:
             raise ValueError("weight: the 'sdmatte' convention needs the mask (SDMatte's sample_map), got None")
-        mode = MASK_BEFORE
+        mode = _codes.LAP_MASK_BEFORE
         numer = float(pred.shape[0]) * opt.size * opt.size  # SDMatte: B * size * size / sum(mask)
     elif weight is not None:
-        mode = WEIGHT_AFTER
+        mode = _codes.LAP_WEIGHT_AFTER
     if weight is not None:
-        weight = _tensor("weight", weight, pred)
+        weight = _args.tensor_like("weight", weight, pred, **_CHECKED)
     return (pred, gt, weight, opt.levels, opt.level_weights, PADDINGS[opt.padding], opt.crop_to_even, mode,
             gt_scale, numer)
 
@@ -239,24 +210,24 @@ def laplacian_loss(
     Returns:
         The loss, a float32 scalar (float64 for float64 pred).
     """
-    opt = _Options(convention, levels, level_weights, padding, crop_to_even, gt_scale, size)
+    opt = options(convention=convention, levels=levels, level_weights=level_weights, padding=padding,
+                  crop_to_even=crop_to_even, gt_scale=gt_scale, size=size)
     return _run(opt, pred, gt, weight)
 
 
-class LaplacianLoss(torch.nn.Module):
+class LaplacianLoss(LossModule):
     """Module form of :func:`laplacian_loss`: options at construction (checked
     then), tensors at call. ``LaplacianLoss()(pred, gt)`` is RVM's ``laplacian_loss``."""
 
     def __init__(self, *, convention: str = "rvm", levels: int = 5, level_weights: Optional[Sequence[float]] = None,
                  padding: str = "reflect", crop_to_even: Optional[bool] = None, gt_scale: Optional[float] = None,
                  size: float = 512):
-        super().__init__()
-        self._opt = _Options(convention, levels, level_weights, padding, crop_to_even, gt_scale, size)
+        super().__init__(options, convention=convention, levels=levels, level_weights=level_weights,
+                         padding=padding, crop_to_even=crop_to_even, gt_scale=gt_scale, size=size)
 
     def forward(self, pred: Tensor, gt: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        return _run(self._opt, pred, gt, weight)
+        return _run(self.config(), pred, gt, weight)
 
     def extra_repr(self) -> str:
-        o = self._opt
-        return (f"convention={o.convention!r}, levels={o.levels}, padding={o.padding!r}, "
-                f"crop_to_even={o.crop_to_even}")
+        o = self.config()  # the convention resolved ("matteformer" is "mgmatting")
+        return f"convention={o.convention!r}, levels={o.levels}, padding={o.padding!r}, crop_to_even={o.crop_to_even}"

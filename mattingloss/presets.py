@@ -32,7 +32,8 @@ from typing import Dict, Optional
 
 import torch
 
-from . import _args, _ops
+from . import _args, _codes, _ops
+from ._module import OptionsModule
 from . import alpha as _alpha
 from . import laplacian as _laplacian
 from . import temporal as _temporal
@@ -40,24 +41,17 @@ from .alpha import alpha_loss
 from .composition import composition_loss
 from .gradient import gradient_loss
 from .laplacian import laplacian_loss
-from .loss import DIMLoss
+from .dim import DIMLoss
 
 Tensor = torch.Tensor
 
 
-class Preset(torch.nn.Module):
+class Preset(OptionsModule):
     """A code base's objective: options at construction (checked there), tensors at call."""
-
-    def __init__(self, **options):
-        super().__init__()
-        self._options = options
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self._options.items())
 
 
 def _weight(name, value):
-    return _args._number(name, value, low=0.0)
+    return _args.number(name, value, low=0.0)
 
 
 def _total(terms: Dict[str, Tensor], weights: Dict[str, float]) -> Tensor:
@@ -92,7 +86,7 @@ def _laplacian_folding(pred, gt, options, bases, base_coefs, lap_weight, needs_g
     other terms' gradient maps folded into its gradient as it is written: one buffer holds
     the total's gradient (no add pass, one scaling in backward). Returns (loss, gradient)."""
     levels, level_weights, padding, crop_to_even, gt_scale = options
-    args = (pred, gt, None, levels, level_weights, padding, crop_to_even, _laplacian.NO_WEIGHT, gt_scale, 0.0)
+    args = (pred, gt, None, levels, level_weights, padding, crop_to_even, _codes.LAP_NO_WEIGHT, gt_scale, 0.0)
     if not needs_grad:
         loss, _, grad = _laplacian.laplacian_loss_forward(*args, False)
         return loss, grad
@@ -118,7 +112,7 @@ class _ViTMatteFunction(torch.autograd.Function):
         total = t.total + (lap if lap_weight == 1.0 else lap_weight * lap)
         components = torch.cat([t.components, lap.detach().view(1)])
         ctx.mark_non_differentiable(components)
-        ctx.save_for_backward(grad)
+        _ops.save_stored_gradients(ctx, grad)
         return total, components
 
     @staticmethod
@@ -152,14 +146,14 @@ class ViTMatte(Preset):
                         "known_l1_loss": _weight("known_l1_weight", known_l1_weight),
                         "loss_pha_laplacian": _weight("laplacian_weight", laplacian_weight),
                         "loss_gradient_penalty": _weight("gradient_weight", gradient_weight)}
-        self.unknown_value = _args._number("unknown_value", unknown_value)
+        self.unknown_value = _args.number("unknown_value", unknown_value)
         if crop_size is not None and (isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 1):
             raise ValueError(f"crop_size: expected a positive int or None, got {crop_size!r}")
         self.crop_size = crop_size
         w = self.weights
         self._spec = _alpha.vitmatte_spec(self.unknown_value, None, 1.0, (
             w["unknown_l1_loss"], w["known_l1_loss"], w["loss_gradient_penalty"]), crop_size, False)
-        self._laplacian = _laplacian._Options("rvm", 5, None, "reflect", None, None, 512)
+        self._laplacian = _laplacian.options(convention="rvm")
 
     def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Tensor) -> Dict[str, Tensor]:
         trio_args = _alpha.op_arguments(self._spec, pred_alpha, alpha, trimap)
@@ -191,7 +185,7 @@ class _RVMFunction(torch.autograd.Function):
         total = total + (lap.to(total.dtype) if lap_weight == 1.0 else lap_weight * lap.to(total.dtype))
         terms = torch.cat([terms, lap.detach().to(terms.dtype).view(1)])
         ctx.mark_non_differentiable(terms)
-        ctx.save_for_backward(g_fgr, g.view(pha.shape) if grad_pha else g)
+        _ops.save_stored_gradients(ctx, g_fgr, g.view(pha.shape) if grad_pha else g)
         return total, terms
 
     @staticmethod
@@ -219,10 +213,10 @@ class RVM(Preset):
                          true_fgr_scale=true_fgr_scale)
         self.weights = {name: _weight(name, value) for name, value in self._options.items()
                         if name.endswith("_weight")}
-        self.true_pha_scale = _args._number("true_pha_scale", true_pha_scale, low=0.0, low_open=True)
-        self.true_fgr_scale = _args._number("true_fgr_scale", true_fgr_scale, low=0.0, low_open=True)
-        self._laplacian = _laplacian._Options("rvm", 5, None, "reflect", None,
-                                              None if self.true_pha_scale == 1.0 else self.true_pha_scale, 512)
+        self.true_pha_scale = _args.number("true_pha_scale", true_pha_scale, low=0.0, low_open=True)
+        self.true_fgr_scale = _args.number("true_fgr_scale", true_fgr_scale, low=0.0, low_open=True)
+        self._laplacian = _laplacian.options(
+            convention="rvm", gt_scale=None if self.true_pha_scale == 1.0 else self.true_pha_scale)
 
     def forward(self, pred_fgr: Tensor, pred_pha: Tensor, true_fgr: Tensor, true_pha: Tensor) -> Dict[str, Tensor]:
         w = self.weights

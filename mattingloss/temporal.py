@@ -32,21 +32,13 @@ from __future__ import annotations
 
 import torch
 
-from . import _ops
-from ._args import _describe, _number
+from . import _args, _ops
 
-temporal_loss_forward = _ops.load_op(
-    "mattingloss::temporal_loss_forward(Tensor pred_fgr, Tensor pred_pha, Tensor true_fgr, Tensor true_pha, "
-    "float true_fgr_scale, float true_pha_scale, float w_pha_l1, float w_pha_coherence, float w_fgr_l1, "
-    "float w_fgr_coherence, bool grad_fgr, bool grad_pha) "
-    "-> (Tensor total, Tensor terms, Tensor grad_fgr, Tensor grad_pha)"
-)
+temporal_loss_forward = _ops.load_op("temporal_loss_forward")
 
 # The op's `terms` output, in order.
 TERMS = ("pha_l1", "pha_coherence", "fgr_l1", "fgr_coherence")
 
-_PRED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_NATIVE_DTYPES = (torch.uint8,) + _PRED_DTYPES
 
 
 @torch.library.register_fake("mattingloss::temporal_loss_forward")
@@ -73,7 +65,7 @@ class TemporalLossFunction(torch.autograd.Function):
             pred_fgr, pred_pha, true_fgr, true_pha, true_fgr_scale, true_pha_scale, w_pha_l1, w_pha_coherence,
             w_fgr_l1, w_fgr_coherence, grad_fgr, grad_pha)
         ctx.mark_non_differentiable(terms)
-        ctx.save_for_backward(g_fgr, g_pha)
+        _ops.save_stored_gradients(ctx, g_fgr, g_pha)
         return total, terms
 
     @staticmethod
@@ -82,34 +74,7 @@ class TemporalLossFunction(torch.autograd.Function):
         return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_total, 12)
 
 
-def _check_pred(name, t):
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-    if t.dtype not in _PRED_DTYPES:
-        raise TypeError(f"{name}: expected float16, bfloat16, float32 or float64, got {_describe(t)}")
-
-
-def _video(name, t, like, channels, *, is_target):
-    """A (B, T, channels, H, W) input matching pred_pha, contiguous, of a dtype the kernels read."""
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-    B, T, _, H, W = like.shape
-    if t.dim() != 5 or tuple(t.shape) != (B, T, channels, H, W):
-        raise ValueError(f"{name}: expected shape ({B}, {T}, {channels}, {H}, {W}) to match pred_pha, "
-                         f"got {_describe(t)}")
-    if t.device != like.device:
-        raise ValueError(f"{name}: expected device {like.device} (pred_pha's), got {_describe(t)}")
-    if is_target:
-        if t.is_complex():
-            raise TypeError(f"{name}: expected a real dtype (uint8 or floating), got {_describe(t)}")
-        if t.requires_grad and torch.is_grad_enabled():
-            raise ValueError(f"{name}: requires grad, but the loss differentiates pred_fgr and pred_pha only; "
-                             f"pass {name}.detach()")
-        if t.dtype == torch.bool:
-            t = t.view(torch.uint8) if t.is_contiguous() else t.to(torch.uint8)
-        elif t.dtype not in _NATIVE_DTYPES:
-            t = t.to(torch.float32)  # other integer dtypes: one converted copy
-    return t.contiguous()
+_CHECKED = dict(loss="the loss", grads="pred_fgr and pred_pha", like_name="pred_pha")
 
 
 def video_matting_losses(pred_fgr, pred_pha, true_fgr, true_pha, *, pha_l1_weight=None,
@@ -150,27 +115,19 @@ def op_arguments(pred_fgr, pred_pha, true_fgr, true_pha, pha_l1_weight, pha_cohe
                  fgr_coherence_weight, true_pha_scale, true_fgr_scale) -> tuple:
     """The checked tensors and options of one call, in the op's argument order up to
     grad_fgr (None options: their defaults). The presets call the op with these too."""
-    _check_pred("pred_pha", pred_pha)
-    _check_pred("pred_fgr", pred_fgr)
-    if pred_pha.dim() != 5 or pred_pha.shape[2] != 1:
-        raise ValueError(f"pred_pha: expected shape (B, T, 1, H, W), got {_describe(pred_pha)}")
-    if pred_pha.numel() == 0:
-        raise ValueError(f"pred_pha: expected a non-empty batch, clip and image, got {_describe(pred_pha)}")
-    if pred_pha.device.type not in ("cpu", "cuda"):
-        raise ValueError(f"pred_pha: expected a cpu or cuda tensor, got {_describe(pred_pha)}")
-    if pred_pha.device.type == "cuda" and not _ops._CUDA_KERNELS_BUILT:
-        raise ValueError("pred_pha: is on CUDA, but this build of mattingloss has no CUDA kernels; "
-                         "rebuild with a CUDA toolkit and a CUDA build of torch (see README)")
-    weights = [_number(name, 1.0 if value is None else value, low=0.0) for name, value in (
+    _args.floating("pred_pha", pred_pha)
+    _args.floating("pred_fgr", pred_fgr)
+    pha = _args.prediction(pred_pha, "pred_pha", "(B, T, 1, H, W)", dims=5)
+    weights = [_args.number(name, 1.0 if value is None else value, low=0.0) for name, value in (
         ("pha_l1_weight", pha_l1_weight), ("pha_coherence_weight", pha_coherence_weight),
         ("fgr_l1_weight", fgr_l1_weight), ("fgr_coherence_weight", fgr_coherence_weight))]
-    pha_scale = _number("true_pha_scale", 1.0 if true_pha_scale is None else true_pha_scale, low=0.0,
-                        low_open=True)
-    fgr_scale = _number("true_fgr_scale", 1.0 if true_fgr_scale is None else true_fgr_scale, low=0.0,
-                        low_open=True)
+    pha_scale = _args.number("true_pha_scale", 1.0 if true_pha_scale is None else true_pha_scale, low=0.0,
+                             low_open=True)
+    fgr_scale = _args.number("true_fgr_scale", 1.0 if true_fgr_scale is None else true_fgr_scale, low=0.0,
+                             low_open=True)
 
-    pha = pred_pha.contiguous()
-    fgr = _video("pred_fgr", pred_fgr, pha, 3, is_target=False)
-    t_pha = _video("true_pha", true_pha, pha, 1, is_target=True)
-    t_fgr = _video("true_fgr", true_fgr, pha, 3, is_target=True)
+    B, T, _, H, W = pha.shape
+    fgr = _args.tensor_like("pred_fgr", pred_fgr, pha, (B, T, 3, H, W), allow_grad=True, convert=False, **_CHECKED)
+    t_pha = _args.tensor_like("true_pha", true_pha, pha, **_CHECKED)
+    t_fgr = _args.tensor_like("true_fgr", true_fgr, pha, (B, T, 3, H, W), **_CHECKED)
     return (fgr, pha, t_fgr, t_pha, fgr_scale, pha_scale, *weights)

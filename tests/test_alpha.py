@@ -6,6 +6,7 @@ import torch
 
 import mattingloss
 from mattingloss import AlphaLoss, VitMatteAlphaLosses, alpha_loss, vitmatte_alpha_losses
+from mattingloss import _codes
 from mattingloss import alpha as alpha_module
 from mattingloss.reference import alpha as ref
 from mattingloss.reference import gradient as ref_grad
@@ -656,13 +657,13 @@ def test_weights_op_gives_the_forward_weight_sums_bitwise(device):
     """alpha_gradient_weights reads the mask alone and sums the weights in the forward's
     order: its columns are the forward's, bitwise (the factors the gradient is scaled
     by are then those of the loss); the other columns are 0."""
-    w_cols = [alpha_module.SUM_W_UNKNOWN, alpha_module.SUM_W_KNOWN]
+    w_cols = [_codes.SUM_W_UNKNOWN, _codes.SUM_W_KNOWN]
     for forward, weights in weights_samples(device):
         sums = torch.ops.mattingloss.alpha_gradient_forward(*forward)[0]
         w = torch.ops.mattingloss.alpha_gradient_weights(*weights)
         assert w.dtype == sums.dtype and w.shape == sums.shape
         assert torch.equal(w[:, w_cols], sums[:, w_cols])
-        others = [c for c in range(alpha_module.N_SUMS) if c not in w_cols]
+        others = [c for c in range(_codes.N_SUMS) if c not in w_cols]
         assert torch.equal(w[:, others], torch.zeros_like(w[:, others]))
         assert w[:, w_cols].sum() > 0
 
@@ -742,8 +743,8 @@ def assert_op_rejects(op, args, bad):
 
 def compose_samples(device):
     g = torch.Generator().manual_seed(3)
-    sums = torch.rand(3, alpha_module.N_SUMS, generator=g, dtype=torch.float64) * 50
-    sums[1, alpha_module.SUM_W_UNKNOWN] = 0.0  # an empty unknown region in one sample
+    sums = torch.rand(3, _codes.N_SUMS, generator=g, dtype=torch.float64) * 50
+    sums[1, _codes.SUM_W_UNKNOWN] = 0.0  # an empty unknown region in one sample
     sums = sums.to(device)
     # (sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all)
     yield sums, 48, [4, 4, 4], [0.0, 0.0, 0.0], 262144, 0.01, [1.0, 1.0, 1.0], [0, 1, 0], 2, False
@@ -793,8 +794,8 @@ def test_compose_op_matches_its_formula(device):
         assert max_rel_err(components.cpu(), ref_components) <= tol
         assert max_rel_err(factors.cpu(), ref_factors) <= tol
     # An empty unknown region: ViTMatte's scale is 0 there (its code divides by 0).
-    sums = torch.zeros(2, alpha_module.N_SUMS, dtype=torch.float64, device=device)
-    sums[:, alpha_module.SUM_UNKNOWN] = 1.0
+    sums = torch.zeros(2, _codes.N_SUMS, dtype=torch.float64, device=device)
+    sums[:, _codes.SUM_UNKNOWN] = 1.0
     total, components, factors = torch.ops.mattingloss.alpha_gradient_compose(
         sums, 16, [4, -1, -1], [0.0] * 3, 262144, 0.0, [1.0] * 3, [0, 0, 0], 1, False)
     assert total.item() == 0.0 and factors.abs().sum().item() == 0.0
@@ -856,5 +857,5 @@ def test_exports():
     assert mattingloss.alpha_loss is alpha_loss and mattingloss.vitmatte_alpha_losses is vitmatte_alpha_losses
     assert alpha_module.alpha_gradient_forward is torch.ops.mattingloss.alpha_gradient_forward.default
     assert alpha_module.alpha_gradient_compose is torch.ops.mattingloss.alpha_gradient_compose.default
-    assert alpha_module.alpha_gradient_weights is torch.ops.mattingloss.alpha_gradient_weights.default
+    assert alpha_module.alpha_gradient_prescaled is torch.ops.mattingloss.alpha_gradient_prescaled.default
     assert mattingloss._ops.scale_gradient_ is torch.ops.mattingloss.scale_gradient_.default

@@ -71,6 +71,7 @@ def test_driver_runs_every_op():
     """Every op of the extension has driver cases (a new op without one fails here), and every
     case of a built op runs on the CPU (needs names ops that exist)."""
     ops = {name for name in torch._C._dispatch_get_all_op_names() if name.startswith("mattingloss::")}
+    ops.discard("mattingloss::abi_version")  # reads no tensor: nothing to run on a GPU
     assert len(ops) >= 5
     needed = {need for c in cuda_sanitize.CASES for need in c.needs}
     assert ops <= needed, f"ops without a case in tests/cuda_sanitize.py: {sorted(ops - needed)}"

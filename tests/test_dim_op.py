@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import mattingloss
-from mattingloss import _ops, dim_loss
+from mattingloss import _codes, dim_loss
 
 from conftest import make_inputs
 
@@ -37,14 +37,14 @@ def op_samples(device):
     x = make_inputs(2, 6, 8, device=device)
     p, a, t, i, f, b = (x[k] for k in ("pred_alpha", "alpha", "trimap", "image", "fg", "bg"))
     u8 = {k: v.to(torch.uint8) for k, v in x.items() if k != "pred_alpha"}
-    common = (_ops.MASK_EQUAL, 128.0, 128.0, 0.5, 1e-6, 255.0, 255.0)
+    common = (_codes.MASK_EQUAL, 128.0, 128.0, 0.5, 1e-6, 255.0, 255.0)
     yield (p, a, t, i, f, b, *common, 0, True, False, False)
     yield (p.float(), u8["alpha"], u8["trimap"], u8["image"], u8["fg"].float(),
            u8["bg"].float(), *common, 1, True, True, True)
     yield (p.to(torch.bfloat16), u8["alpha"], u8["trimap"], None, None, None, *common, 2, False, False, False)
-    yield (p.clone(), a, torch.rand_like(t), i, f, b, _ops.MASK_WEIGHT, 0.0, 0.0, 0.3, 1e-3,
+    yield (p.clone(), a, torch.rand_like(t), i, f, b, _codes.MASK_WEIGHT, 0.0, 0.0, 0.3, 1e-3,
            255.0, 255.0, 3, True, False, False)
-    yield (p.clone(), a, t, i, f, b, _ops.MASK_RANGE, 85.0, 170.0, 0.5, 1e-6, 255.0, 255.0,
+    yield (p.clone(), a, t, i, f, b, _codes.MASK_RANGE, 85.0, 170.0, 0.5, 1e-6, 255.0, 255.0,
            0, True, False, False)
 
 
