@@ -155,4 +155,22 @@ ML_INLINE acc_t grad_scale(const LossParams<acc_t>& P, const Sums<acc_t>& sample
   return acc_t(1);
 }
 
+// What a backend's DIM forward kernel gets: raw pointers, the dtype of each
+// input (read as stored, converted per element to the accumulation type), sizes
+// and the loss parameters. Plain data with no ATen types, so the .cu file needs
+// no torch headers. Filled by prepare_forward() in dim_loss_host.cpp.
+template <typename acc_t>
+struct ForwardArgs {
+  LossParams<acc_t> params;
+  int64_t batch = 0;
+  int64_t pixels = 0;  // H * W per sample
+  bool has_comp = false;
+  Input pred, alpha, mask, image, fg, bg;
+  Output grad_pred, grad_fg, grad_bg;  // per-pixel gradients, before the reduction's scale
+  acc_t* loss_map = nullptr;    // (B,1,H,W) per-pixel loss, only for reduction="none"
+  acc_t* loss = nullptr;        // the scalar loss, except for reduction="none"
+  acc_t* components = nullptr;  // [alpha loss, comp loss]
+  acc_t* scale = nullptr;       // (B,) backward scale per sample
+};
+
 }  // namespace mattingloss

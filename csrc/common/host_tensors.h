@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
@@ -67,6 +68,30 @@ inline double comparison_bound(double value, const at::Tensor& trimap) {
     case at::kFloat: return static_cast<float>(value);
     default: return value;
   }
+}
+
+// The device guard of a backend with none to set (the CPU).
+struct NoDeviceGuard {
+  explicit NoDeviceGuard(const c10::Device&) {}
+};
+
+// f(the op's float or float64 arguments): op.use_double for a float64
+// prediction. The one float/double dispatch of every op.
+template <typename Op, typename F>
+void for_acc_type(Op& op, const F& f) {
+  if (op.use_double) {
+    f(op.f64);
+  } else {
+    f(op.f32);
+  }
+}
+
+// Backend::run(args, extra...) in the op's accumulation type, then the op's
+// outputs: every loss's host forward ends so.
+template <typename Backend, typename Op, typename... Extra>
+auto run_in_acc_type(Op& op, const Extra&... extra) {
+  for_acc_type(op, [&](const auto& args) { Backend::run(args, extra...); });
+  return op.outputs;
 }
 
 }  // namespace mattingloss

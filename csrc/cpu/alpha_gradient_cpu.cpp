@@ -491,58 +491,29 @@ void run(const AlphaGradArgs<acc_t>& a) {
   }
 }
 
-AlphaGradResult alpha_gradient_forward_cpu(const at::Tensor& pred, const at::Tensor& gt,
-                                           const std::optional<at::Tensor>& mask, int64_t mask_mode, double mask_lo,
-                                           double mask_hi, double alpha_scale, int64_t rho, double eps,
-                                           bool mask_in_diff, bool unknown_term, bool known_term, int64_t sobel,
-                                           double grad_eps, at::ArrayRef<double> coef, at::IntArrayRef group,
-                                           int64_t groups, bool grad, bool per_pixel,
-                                           const std::optional<at::Tensor>& factors) {
-  AlphaGradOp op = prepare_alpha_gradient(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
-                                          mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group,
-                                          groups, grad, per_pixel, factors);
-  if (op.use_double) {
-    run(op.f64);
-  } else {
-    run(op.f32);
+struct AlphaGradientCpu {
+  using Guard = NoDeviceGuard;
+  template <typename acc_t>
+  static void forward(const AlphaGradArgs<acc_t>& a, const at::Tensor&) {
+    run(a);
   }
-  return op.outputs;
-}
-
-at::Tensor alpha_gradient_weights_cpu(const at::Tensor& pred, const std::optional<at::Tensor>& mask, int64_t mask_mode,
-                                      double mask_lo, double mask_hi) {
-  AlphaWeightsOp op = prepare_alpha_weights(pred, mask, mask_mode, mask_lo, mask_hi);
-  if (op.use_double) {
-    run_weights(op.f64);
-  } else {
-    run_weights(op.f32);
+  template <typename acc_t>
+  static void weights(const AlphaGradArgs<acc_t>& a, const at::Tensor&) {
+    run_weights(a);
   }
-  return op.sums;
-}
-
-AlphaComposeResult alpha_gradient_compose_cpu(const at::Tensor& sums, int64_t pixels, at::IntArrayRef norm,
-                                              at::ArrayRef<double> guard, int64_t crop_pixels, double penalty,
-                                              at::ArrayRef<double> weights, at::IntArrayRef group, int64_t groups,
-                                              bool count_all) {
-  AlphaComposeOp op = prepare_alpha_compose(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups,
-                                            count_all);
-  const auto& [total, components, factors] = op.outputs;
-  if (op.use_double) {
-    compose_alpha_losses(op.f64, sums.const_data_ptr<double>(), total.mutable_data_ptr<double>(),
-                         components.mutable_data_ptr<double>(), factors.mutable_data_ptr<double>());
-  } else {
-    compose_alpha_losses(op.f32, sums.const_data_ptr<float>(), total.mutable_data_ptr<float>(),
-                         components.mutable_data_ptr<float>(), factors.mutable_data_ptr<float>());
+  template <typename acc_t>
+  static void compose(const AlphaComposeParams<acc_t>& params, const acc_t* sums, acc_t* total, acc_t* components,
+                      acc_t* factors) {
+    compose_alpha_losses(params, sums, total, components, factors);
   }
-  return op.outputs;
-}
+};
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mattingloss, CPU, m) {
-  m.impl("alpha_gradient_forward", &alpha_gradient_forward_cpu);
-  m.impl("alpha_gradient_weights", &alpha_gradient_weights_cpu);
-  m.impl("alpha_gradient_compose", &alpha_gradient_compose_cpu);
+  m.impl("alpha_gradient_forward", &alpha_gradient_forward<AlphaGradientCpu>);
+  m.impl("alpha_gradient_weights", &alpha_gradient_weights<AlphaGradientCpu>);
+  m.impl("alpha_gradient_compose", &alpha_gradient_compose<AlphaGradientCpu>);
 }
 
 }  // namespace mattingloss
