@@ -173,4 +173,23 @@ struct ForwardArgs {
   acc_t* scale = nullptr;       // (B,) backward scale per sample
 };
 
+// The end of the pass on both backends (common/cpu_reduce.h reduce_chunks,
+// common/cuda_reduce.cuh finish_per_sample): from the per-sample sums, the
+// loss, its components and the per-sample backward scales.
+template <typename acc_t>
+struct EndOfPass {
+  const ForwardArgs<acc_t>& a;
+  acc_t* scale_out;  // a.scale
+  ML_INLINE void fix(Sums<acc_t>&) const {}
+  ML_INLINE Sums<acc_t> contribution(const Sums<acc_t>& s) const { return sample_contribution(s, a.params.reduction); }
+  ML_INLINE void finish(Sums<acc_t>& total) const {
+    acc_t loss;
+    finalize(a.params, total, a.batch, &loss, a.components, a.components + 1);
+    if (a.loss) *a.loss = loss;
+  }
+  ML_INLINE acc_t scale(const Sums<acc_t>& sample, const Sums<acc_t>& total) const {
+    return grad_scale(a.params, sample, total, a.batch);
+  }
+};
+
 }  // namespace mattingloss

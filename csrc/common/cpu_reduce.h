@@ -76,5 +76,24 @@ Sums sum_samples(const std::vector<Sums>& partial, std::vector<Sums>& sample_sum
   return total;
 }
 
+// The pointwise losses' pass: chunk_partials, then sum_samples, then the
+// loss's end of the pass (the same EndOfPass, <loss>.h, as the CUDA
+// backend's gpu::finish_per_sample): end.fix(sample) adjusts a sample's sums,
+// end.contribution(sample) is what it adds to the batch total,
+// end.finish(total) writes the loss and end.scale(sample, total) each
+// sample's backward scale into end.scale_out.
+template <typename Sums, typename End, typename MakeScratch, typename PerChunk>
+void reduce_chunks(const End& end, int64_t batch, int64_t pixels, int64_t chunk, const MakeScratch& make_scratch,
+                   const PerChunk& per_chunk) {
+  std::vector<Sums> sample_sums(batch);
+  Sums total = sum_samples(chunk_partials<Sums>(batch, pixels, chunk, make_scratch, per_chunk), sample_sums,
+                           [&](Sums& s) {
+                             end.fix(s);
+                             return end.contribution(s);
+                           });
+  end.finish(total);
+  for (int64_t s = 0; s < batch; ++s) end.scale_out[s] = end.scale(sample_sums[s], total);
+}
+
 }  // namespace
 }  // namespace mattingloss

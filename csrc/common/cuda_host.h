@@ -9,6 +9,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include <cstdint>
@@ -16,15 +17,22 @@
 
 namespace mattingloss {
 
-// launch(Sums* scratch, unsigned int* counter, cudaStream_t) -> cudaError_t,
+// What a CUDA backend of a templated host op (<loss>_host.h) gives besides
+// its run<acc_t>.
+struct CudaBackend {
+  using Guard = c10::cuda::CUDAGuard;
+};
+
+// launch(args, Sums* scratch, unsigned int* counter, stream) -> cudaError_t,
 // with room for `sums` Sums (plain structs of acc_t) in scratch.
-template <typename acc_t, typename Sums, typename Launch>
-void launch_with_ticket(const at::Tensor& like, int64_t sums, const Launch& launch) {
+template <typename acc_t, typename Args, typename Sums>
+void launch_with_ticket(const at::Tensor& like, int64_t sums,
+                        cudaError_t (*launch)(const Args&, Sums*, unsigned int*, cudaStream_t), const Args& args) {
   static_assert(sizeof(Sums) % sizeof(acc_t) == 0, "Sums: a struct of acc_t fields");
   const auto acc = std::is_same_v<acc_t, double> ? at::kDouble : at::kFloat;
   at::Tensor scratch = at::empty({sums * static_cast<int64_t>(sizeof(Sums) / sizeof(acc_t))}, like.options().dtype(acc));
   at::Tensor counter = at::zeros({1}, like.options().dtype(at::kInt));
-  C10_CUDA_CHECK(launch(reinterpret_cast<Sums*>(scratch.mutable_data_ptr<acc_t>()),
+  C10_CUDA_CHECK(launch(args, reinterpret_cast<Sums*>(scratch.mutable_data_ptr<acc_t>()),
                         reinterpret_cast<unsigned int*>(counter.mutable_data_ptr<int>()),
                         c10::cuda::getCurrentCUDAStream()));
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <c10/core/Device.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
@@ -70,9 +71,20 @@ inline double comparison_bound(double value, const at::Tensor& trimap) {
   }
 }
 
-// The device guard of a backend with none to set (the CPU).
-struct NoDeviceGuard {
-  explicit NoDeviceGuard(const c10::Device&) {}
+// A gradient output: like `like` when wanted, else empty (on pred's device).
+inline at::Tensor gradient_buffer(bool wanted, const at::Tensor& like, const at::Tensor& pred) {
+  if (!wanted) return at::empty({0}, pred.options());
+  TORCH_CHECK(at::isFloatingType(like.scalar_type()), "mattingloss: a gradient was requested for a ",
+              like.scalar_type(), " tensor");
+  return at::empty(like.sizes(), like.options());
+}
+
+// What the CPU backend of a templated host op (<loss>_host.h) gives besides
+// its run<acc_t>: no device to set.
+struct CpuBackend {
+  struct Guard {
+    explicit Guard(const c10::Device&) {}
+  };
 };
 
 // f(the op's float or float64 arguments): op.use_double for a float64

@@ -559,8 +559,7 @@ void run(const AlphaGradArgs<acc_t>& a) {
   }
 }
 
-struct AlphaGradientCpu {
-  using Guard = NoDeviceGuard;
+struct AlphaGradientCpu : CpuBackend {
   template <typename acc_t>
   static void forward(const AlphaGradArgs<acc_t>& a, const at::Tensor&) {
     run(a);

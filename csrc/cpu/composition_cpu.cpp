@@ -130,20 +130,11 @@ CompSums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_
 
 template <int64_t kMode, int64_t kRho, typename data_t, typename acc_t>
 void forward(const ForwardArgs<acc_t>& a) {
-  const std::vector<CompSums<acc_t>> partial = chunk_partials<CompSums<acc_t>>(
-      a.batch, a.pixels, kChunk, [] { return std::make_unique<Staging<acc_t>>(); },
+  reduce_chunks<CompSums<acc_t>>(
+      EndOfPass<acc_t>{a, a.scale}, a.batch, a.pixels, kChunk, [] { return std::make_unique<Staging<acc_t>>(); },
       [&](auto& block, int64_t sample, int64_t begin, int64_t end) {
         return run_chunk<kMode, kRho, data_t>(a, *block, sample, begin, end);
       });
-  std::vector<CompSums<acc_t>> sample_sums(a.batch);
-  CompSums<acc_t> total = sum_samples(partial, sample_sums, [&](CompSums<acc_t>& s) {
-    // Every pixel counts 1: the count is exact, whatever acc_t's integer range.
-    if (kMode == kAllPixels) s.weight = acc_t(a.pixels);
-    return sample_contribution(a.params, s);
-  });
-  if (kMode == kAllPixels && a.params.reduction != kSample) total.weight = acc_t(double(a.pixels) * double(a.batch));
-  if (a.loss) *a.loss = finalize(a.params, total, a.batch);
-  for (int64_t s = 0; s < a.batch; ++s) a.scale[s] = grad_scale(a.params, sample_sums[s], total, a.batch);
 }
 
 template <int64_t kMode, typename data_t, typename acc_t>
@@ -165,8 +156,7 @@ void run_mode(const ForwardArgs<acc_t>& a) {
   }
 }
 
-struct CompositionCpu {
-  using Guard = NoDeviceGuard;
+struct CompositionCpu : CpuBackend {
   template <typename acc_t>
   static void run(const ForwardArgs<acc_t>& a, const at::Tensor&) {
     const bool all_u8 = (!a.mask.data || is_uint8(a.mask)) && is_uint8(a.image) && is_uint8(a.fg) && is_uint8(a.bg);

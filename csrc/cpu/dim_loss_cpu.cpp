@@ -142,18 +142,11 @@ Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sa
 
 template <bool kComp, int64_t kMode, typename data_t, typename acc_t>
 void forward(const ForwardArgs<acc_t>& a) {
-  const std::vector<Sums<acc_t>> partial = chunk_partials<Sums<acc_t>>(
-      a.batch, a.pixels, kChunk, [] { return std::make_unique<Staging<acc_t>>(); },
+  reduce_chunks<Sums<acc_t>>(
+      EndOfPass<acc_t>{a, a.scale}, a.batch, a.pixels, kChunk, [] { return std::make_unique<Staging<acc_t>>(); },
       [&](auto& block, int64_t sample, int64_t begin, int64_t end) {
         return run_chunk<kComp, kMode, data_t>(a, *block, sample, begin, end);
       });
-  std::vector<Sums<acc_t>> sample_sums(a.batch);
-  const Sums<acc_t> total =
-      sum_samples(partial, sample_sums, [&](Sums<acc_t>& s) { return sample_contribution(s, a.params.reduction); });
-  acc_t loss;
-  finalize(a.params, total, a.batch, &loss, a.components, a.components + 1);
-  if (a.loss) *a.loss = loss;
-  for (int64_t s = 0; s < a.batch; ++s) a.scale[s] = grad_scale(a.params, sample_sums[s], total, a.batch);
 }
 
 template <bool kComp, typename data_t, typename acc_t>
@@ -172,8 +165,7 @@ void run_targets(const ForwardArgs<acc_t>& a) {
   with_target_type<acc_t>(all_u8, [&](auto data) { run_mode<kComp, decltype(data)>(a); });
 }
 
-struct DimCpu {
-  using Guard = NoDeviceGuard;
+struct DimCpu : CpuBackend {
   template <typename acc_t>
   static void run(const ForwardArgs<acc_t>& a, const at::Tensor&) {
     if (a.has_comp) {

@@ -664,8 +664,7 @@ void run_levels(const Args<acc_t>& a) {
   }
 }
 
-struct LaplacianCpu {
-  using Guard = NoDeviceGuard;
+struct LaplacianCpu : CpuBackend {
   template <typename acc_t>
   static void run(const Args<acc_t>& a, const at::Tensor&) {
     run_levels(a);

@@ -198,8 +198,7 @@ void forward(const TemporalArgs<acc_t>& a) {
   temporal_finalize(a, total);
 }
 
-struct TemporalCpu {
-  using Guard = NoDeviceGuard;
+struct TemporalCpu : CpuBackend {
   template <typename acc_t>
   static void run(const TemporalArgs<acc_t>& a, const at::Tensor&) {
     with_target_type<acc_t>(is_uint8(a.true_pha) && is_uint8(a.true_fgr),

@@ -2,7 +2,6 @@
 // kernels' launches with their scratch (../common/cuda_host.h) on the current
 // stream, behind the host ops (../alpha_gradient_host.h). No host
 // synchronisation.
-#include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include "../alpha_gradient_host.h"
@@ -12,21 +11,16 @@
 namespace mattingloss {
 namespace {
 
-struct AlphaGradientCuda {
-  using Guard = c10::cuda::CUDAGuard;
+struct AlphaGradientCuda : CudaBackend {
   template <typename acc_t>
   static void forward(const AlphaGradArgs<acc_t>& a, const at::Tensor& pred) {
-    launch_with_ticket<acc_t, acc_t>(pred, alpha_gradient_scratch(a.batch, a.height, a.width),
-                                     [&](acc_t* scratch, unsigned int* counter, cudaStream_t stream) {
-                                       return launch_alpha_gradient_forward(a, scratch, counter, stream);
-                                     });
+    launch_with_ticket<acc_t>(pred, alpha_gradient_scratch(a.batch, a.height, a.width),
+                              &launch_alpha_gradient_forward<acc_t>, a);
   }
   template <typename acc_t>
   static void weights(const AlphaGradArgs<acc_t>& a, const at::Tensor& pred) {
-    launch_with_ticket<acc_t, acc_t>(pred, alpha_gradient_scratch(a.batch, a.height, a.width),
-                                     [&](acc_t* scratch, unsigned int* counter, cudaStream_t stream) {
-                                       return launch_alpha_gradient_weights(a, scratch, counter, stream);
-                                     });
+    launch_with_ticket<acc_t>(pred, alpha_gradient_scratch(a.batch, a.height, a.width),
+                              &launch_alpha_gradient_weights<acc_t>, a);
   }
   template <typename acc_t>
   static void compose(const AlphaComposeParams<acc_t>& params, const acc_t* sums, acc_t* total, acc_t* components,

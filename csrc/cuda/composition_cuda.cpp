@@ -1,7 +1,6 @@
 // CUDA registration of the composition loss: the kernel's launch with its
 // scratch (../common/cuda_host.h) on the current stream, behind the host
 // forward (../composition_host.h). No host synchronisation.
-#include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include "../common/cuda_host.h"
@@ -12,15 +11,11 @@ namespace mattingloss {
 namespace composition {
 namespace {
 
-struct CompositionCuda {
-  using Guard = c10::cuda::CUDAGuard;
+struct CompositionCuda : CudaBackend {
   template <typename acc_t>
   static void run(const ForwardArgs<acc_t>& a, const at::Tensor& pred) {
-    launch_with_ticket<acc_t, CompSums<acc_t>>(
-        pred, gpu::point_scratch_sums(a.batch, a.pixels),
-        [&](CompSums<acc_t>* scratch, unsigned int* counter, cudaStream_t stream) {
-          return launch_composition_forward(a, scratch, counter, stream);
-        });
+    launch_with_ticket<acc_t>(pred, gpu::point_scratch_sums(a.batch, a.pixels), &launch_composition_forward<acc_t>,
+                              a);
   }
 };
 

@@ -18,26 +18,6 @@ using gpu::aligned;
 constexpr int kVec = gpu::kPointPixelsPerThread;
 constexpr int kThreads = gpu::kPointThreads;
 
-// The end of the pass (gpu::finish_per_sample). With no mask every pixel
-// counts 1: the counts are set exactly, whatever acc_t's integer range.
-template <typename acc_t>
-struct Finish {
-  const ForwardArgs<acc_t>& a;
-  acc_t* scale_out;
-  __device__ void fix(CompSums<acc_t>& s) const {
-    if (a.params.mask_mode == kAllPixels) s.weight = acc_t(a.pixels);
-  }
-  __device__ CompSums<acc_t> contribution(const CompSums<acc_t>& s) const { return sample_contribution(a.params, s); }
-  __device__ void finish(CompSums<acc_t>& total) const {
-    if (a.params.mask_mode == kAllPixels && a.params.reduction != kSample)
-      total.weight = acc_t(double(a.pixels) * double(a.batch));
-    if (a.loss) *a.loss = finalize(a.params, total, a.batch);
-  }
-  __device__ acc_t scale(const CompSums<acc_t>& sample, const CompSums<acc_t>& total) const {
-    return grad_scale(a.params, sample, total, a.batch);
-  }
-};
-
 template <int64_t kRho, typename acc_t>
 __global__ void __launch_bounds__(kThreads)
     composition_forward_kernel(const ForwardArgs<acc_t> a, const int64_t chunks_per_sample, const bool vec,
@@ -91,7 +71,7 @@ __global__ void __launch_bounds__(kThreads)
 
   gpu::reduce_block_then_last<kThreads>(
       mine, gpu::Add(), counter, [&](const CompSums<acc_t>& block_sum) { scratch[chunk] = block_sum; },
-      [&] { gpu::finish_per_sample<kThreads, acc_t>(Finish<acc_t>{a, a.scale}, a.batch, chunks_per_sample, scratch); });
+      [&] { gpu::finish_per_sample<kThreads, acc_t>(EndOfPass<acc_t>{a, a.scale}, a.batch, chunks_per_sample, scratch); });
 }
 
 }  // namespace

@@ -2,7 +2,6 @@
 // (../common/cuda_host.h) on the current stream, behind the host forward
 // (../dim_loss_host.h). No host synchronisation: everything, the final
 // reduction included, is enqueued on the stream.
-#include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include "../common/cuda_host.h"
@@ -12,14 +11,10 @@
 namespace mattingloss {
 namespace {
 
-struct DimCuda {
-  using Guard = c10::cuda::CUDAGuard;
+struct DimCuda : CudaBackend {
   template <typename acc_t>
   static void run(const ForwardArgs<acc_t>& a, const at::Tensor& pred) {
-    launch_with_ticket<acc_t, Sums<acc_t>>(pred, gpu::point_scratch_sums(a.batch, a.pixels),
-                                           [&](Sums<acc_t>* scratch, unsigned int* counter, cudaStream_t stream) {
-                                             return launch_dim_loss_forward(a, scratch, counter, stream);
-                                           });
+    launch_with_ticket<acc_t>(pred, gpu::point_scratch_sums(a.batch, a.pixels), &launch_dim_loss_forward<acc_t>, a);
   }
 };
 

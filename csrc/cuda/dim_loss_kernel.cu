@@ -27,24 +27,6 @@ __device__ __forceinline__ void store(const Output& out, int64_t offset, int n, 
   gpu::store<kVec>(out, offset, n, vec, in);
 }
 
-// The end of the pass (gpu::finish_per_sample): the loss, its components and
-// the per-sample backward scales from the per-sample sums.
-template <typename acc_t>
-struct Finish {
-  const ForwardArgs<acc_t>& a;
-  acc_t* scale_out;
-  __device__ void fix(Sums<acc_t>&) const {}
-  __device__ Sums<acc_t> contribution(const Sums<acc_t>& s) const { return sample_contribution(s, a.params.reduction); }
-  __device__ void finish(Sums<acc_t>& total) const {
-    acc_t loss;
-    finalize(a.params, total, a.batch, &loss, a.components, a.components + 1);
-    if (a.loss) *a.loss = loss;
-  }
-  __device__ acc_t scale(const Sums<acc_t>& sample, const Sums<acc_t>& total) const {
-    return grad_scale(a.params, sample, total, a.batch);
-  }
-};
-
 template <bool kComp, typename acc_t>
 __global__ void __launch_bounds__(kThreads)
     dim_loss_forward_kernel(const ForwardArgs<acc_t> a, const int64_t chunks_per_sample, const bool vec,
@@ -105,7 +87,7 @@ __global__ void __launch_bounds__(kThreads)
 
   gpu::reduce_block_then_last<kThreads>(
       mine, gpu::Add(), counter, [&](const Sums<acc_t>& block_sum) { scratch[chunk] = block_sum; },
-      [&] { gpu::finish_per_sample<kThreads, acc_t>(Finish<acc_t>{a, a.scale}, a.batch, chunks_per_sample, scratch); });
+      [&] { gpu::finish_per_sample<kThreads, acc_t>(EndOfPass<acc_t>{a, a.scale}, a.batch, chunks_per_sample, scratch); });
 }
 
 }  // namespace

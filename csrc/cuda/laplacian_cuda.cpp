@@ -3,18 +3,17 @@
 // synchronisation.
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include "../common/cuda_host.h"
 #include "../laplacian_host.h"
 #include "laplacian_kernel.h"
 
 namespace mattingloss {
 namespace {
 
-struct LaplacianCuda {
-  using Guard = c10::cuda::CUDAGuard;
+struct LaplacianCuda : CudaBackend {
   template <typename acc_t>
   static void run(const lap::Args<acc_t>& args, const at::Tensor& pred) {
     const LapCudaLayout layout = lap_cuda_layout(args.geo, args.planes, args.weight_mode);
