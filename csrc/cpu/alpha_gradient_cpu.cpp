@@ -379,15 +379,19 @@ Lanes<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, int64
   auto finish_row = [&](int64_t y) {
     acc_t* grad[kMaxGroups];
     const int64_t off = base + y * W;
-    for (int64_t gi = 0; gi < kMaxGroups; ++gi)
-      grad[gi] = gi < a.groups ? target(a.grad, gi * plane + off, b.grad[gi]) : b.grad[gi];
+    // float64 runs with kGroups == kMaxGroups (run_groups): the maps past
+    // a.groups go to staging rows. float: every map requested, as before.
+    constexpr bool kAllMaps = std::is_same_v<acc_t, double>;
+    for (int64_t gi = 0; gi < kGroups; ++gi)
+      grad[gi] = kAllMaps && gi >= a.groups ? b.grad[gi] : target(a.grad, gi * plane + off, b.grad[gi]);
+    for (int64_t gi = kGroups; gi < kMaxGroups; ++gi) grad[gi] = b.grad[gi];
     acc_t* values = target(a.values, off, b.values);
     const bool per_pixel = a.values.data != nullptr;
     auto* row = kFast || P.rho == kRhoL1  // the fast form is L1's alone
                     ? point_row_for<kMode, kHasSobel, kGroups, kRhoL1, kFast>(P, per_pixel)
                     : point_row_for<kMode, kHasSobel, kGroups, kRhoCharbonnier, false>(P, per_pixel);
     row(P, p[y], g[y], m[y], b.cx, b.cy, grad, values, lanes, W);
-    for (int64_t gi = 0; gi < a.groups; ++gi) write_back(a.grad, gi * plane + off, W, b.grad[gi]);
+    for (int64_t gi = 0; gi < (kAllMaps ? a.groups : kGroups); ++gi) write_back(a.grad, gi * plane + off, W, b.grad[gi]);
     write_back(a.values, off, W, values);
   };
   if (!kHasSobel) {
