@@ -3,6 +3,8 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
+#include <type_traits>
+
 #include "common/host_tensors.h"
 
 namespace mattingloss {
@@ -114,13 +116,10 @@ AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt,
                                grad ? at::empty({maps, B, 1, H, W}, pred.options()) : at::empty({0}, pred.options()),
                                per_pixel ? at::empty({B, 1, H, W}, pred.options().dtype(acc))
                                          : at::empty({0}, pred.options().dtype(acc)));
-  if (use_double) {
-    fill(op.f64, pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps, mask_in_diff, unknown_term,
+  for_acc_type(op, [&](auto& args) {
+    fill(args, pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps, mask_in_diff, unknown_term,
          known_term, sobel, grad_eps, coef, group, groups, op.outputs, factors);
-  } else {
-    fill(op.f32, pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps, mask_in_diff, unknown_term,
-         known_term, sobel, grad_eps, coef, group, groups, op.outputs, factors);
-  }
+  });
   return op;
 }
 
@@ -130,13 +129,10 @@ AlphaWeightsOp prepare_alpha_weights(const at::Tensor& pred, const std::optional
   AlphaWeightsOp op;
   op.use_double = pred.scalar_type() == at::kDouble;
   op.sums = at::empty({pred.size(0), kAgSums}, pred.options().dtype(op.use_double ? at::kDouble : at::kFloat));
-  if (op.use_double) {
-    fill_region(op.f64, pred, mask, mask_mode, mask_lo, mask_hi);
-    op.f64.sums = op.sums.mutable_data_ptr<double>();
-  } else {
-    fill_region(op.f32, pred, mask, mask_mode, mask_lo, mask_hi);
-    op.f32.sums = op.sums.mutable_data_ptr<float>();
-  }
+  for_acc_type(op, [&](auto& args) {
+    fill_region(args, pred, mask, mask_mode, mask_lo, mask_hi);
+    args.sums = op.sums.mutable_data_ptr<std::remove_pointer_t<decltype(args.sums)>>();
+  });
   return op;
 }
 
@@ -185,11 +181,9 @@ AlphaComposeOp prepare_alpha_compose(const at::Tensor& sums, int64_t pixels, at:
   op.use_double = sums.scalar_type() == at::kDouble;
   op.outputs = AlphaComposeResult(at::empty({}, sums.options()), at::empty({3}, sums.options()),
                                   at::empty({groups, B}, sums.options()));
-  if (op.use_double) {
-    fill_compose(op.f64, B, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all);
-  } else {
-    fill_compose(op.f32, B, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all);
-  }
+  for_acc_type(op, [&](auto& params) {
+    fill_compose(params, B, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all);
+  });
   return op;
 }
 

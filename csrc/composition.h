@@ -157,5 +157,27 @@ struct ForwardArgs {
   acc_t* scale = nullptr;     // (B,) backward scale per sample
 };
 
+// The end of the pass on both backends (common/cpu_reduce.h reduce_chunks,
+// common/cuda_reduce.cuh finish_per_sample): the loss and the per-sample
+// backward scales from the per-sample sums. With no mask every pixel counts
+// 1: the counts are set exactly, whatever acc_t's integer range.
+template <typename acc_t>
+struct EndOfPass {
+  const ForwardArgs<acc_t>& a;
+  acc_t* scale_out;  // a.scale
+  ML_INLINE void fix(CompSums<acc_t>& s) const {
+    if (a.params.mask_mode == kAllPixels) s.weight = acc_t(a.pixels);
+  }
+  ML_INLINE CompSums<acc_t> contribution(const CompSums<acc_t>& s) const { return sample_contribution(a.params, s); }
+  ML_INLINE void finish(CompSums<acc_t>& total) const {
+    if (a.params.mask_mode == kAllPixels && a.params.reduction != kSample)
+      total.weight = acc_t(double(a.pixels) * double(a.batch));
+    if (a.loss) *a.loss = finalize(a.params, total, a.batch);
+  }
+  ML_INLINE acc_t scale(const CompSums<acc_t>& sample, const CompSums<acc_t>& total) const {
+    return grad_scale(a.params, sample, total, a.batch);
+  }
+};
+
 }  // namespace composition
 }  // namespace mattingloss

@@ -76,24 +76,15 @@ ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& image, const
   const bool use_double = pred.scalar_type() == at::kDouble;
   const auto opts = pred.options().dtype(use_double ? at::kDouble : at::kFloat);
   const int64_t B = pred.size(0);
-  auto grad_buffer = [&pred](bool wanted, const at::Tensor& like) {
-    if (!wanted) return at::empty({0}, pred.options());
-    TORCH_CHECK(at::isFloatingType(like.scalar_type()), "mattingloss: a gradient was requested for a ",
-                like.scalar_type(), " tensor");
-    return at::empty(like.sizes(), like.options());
-  };
   ForwardOp op;
   op.use_double = use_double;
   op.outputs = ForwardResult(reduction == kNone ? at::empty(pred.sizes(), opts) : at::empty({}, opts),
-                             at::empty({B}, opts), grad_buffer(grad_pred, pred), grad_buffer(grad_fg, fg),
-                             grad_buffer(grad_bg, bg));
-  if (use_double) {
-    fill(op.f64, pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale, count_channels,
-         guard, reduction, op.outputs);
-  } else {
-    fill(op.f32, pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale, count_channels,
-         guard, reduction, op.outputs);
-  }
+                             at::empty({B}, opts), gradient_buffer(grad_pred, pred, pred),
+                             gradient_buffer(grad_fg, fg, pred), gradient_buffer(grad_bg, bg, pred));
+  for_acc_type(op, [&](auto& args) {
+    fill(args, pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale, count_channels, guard,
+         reduction, op.outputs);
+  });
   return op;
 }
 

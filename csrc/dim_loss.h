@@ -155,4 +155,41 @@ ML_INLINE acc_t grad_scale(const LossParams<acc_t>& P, const Sums<acc_t>& sample
   return acc_t(1);
 }
 
+// What a backend's DIM forward kernel gets: raw pointers, the dtype of each
+// input (read as stored, converted per element to the accumulation type), sizes
+// and the loss parameters. Plain data with no ATen types, so the .cu file needs
+// no torch headers. Filled by prepare_forward() in dim_loss_host.cpp.
+template <typename acc_t>
+struct ForwardArgs {
+  LossParams<acc_t> params;
+  int64_t batch = 0;
+  int64_t pixels = 0;  // H * W per sample
+  bool has_comp = false;
+  Input pred, alpha, mask, image, fg, bg;
+  Output grad_pred, grad_fg, grad_bg;  // per-pixel gradients, before the reduction's scale
+  acc_t* loss_map = nullptr;    // (B,1,H,W) per-pixel loss, only for reduction="none"
+  acc_t* loss = nullptr;        // the scalar loss, except for reduction="none"
+  acc_t* components = nullptr;  // [alpha loss, comp loss]
+  acc_t* scale = nullptr;       // (B,) backward scale per sample
+};
+
+// The end of the pass on both backends (common/cpu_reduce.h reduce_chunks,
+// common/cuda_reduce.cuh finish_per_sample): from the per-sample sums, the
+// loss, its components and the per-sample backward scales.
+template <typename acc_t>
+struct EndOfPass {
+  const ForwardArgs<acc_t>& a;
+  acc_t* scale_out;  // a.scale
+  ML_INLINE void fix(Sums<acc_t>&) const {}
+  ML_INLINE Sums<acc_t> contribution(const Sums<acc_t>& s) const { return sample_contribution(s, a.params.reduction); }
+  ML_INLINE void finish(Sums<acc_t>& total) const {
+    acc_t loss;
+    finalize(a.params, total, a.batch, &loss, a.components, a.components + 1);
+    if (a.loss) *a.loss = loss;
+  }
+  ML_INLINE acc_t scale(const Sums<acc_t>& sample, const Sums<acc_t>& total) const {
+    return grad_scale(a.params, sample, total, a.batch);
+  }
+};
+
 }  // namespace mattingloss

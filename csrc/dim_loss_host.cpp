@@ -70,25 +70,16 @@ ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& alpha, const
   const auto acc = use_double ? at::kDouble : at::kFloat;
   const auto opts = pred.options().dtype(acc);
   const int64_t B = pred.size(0);
-  auto grad_buffer = [&pred](bool wanted, const at::Tensor& like) {
-    if (!wanted) return at::empty({0}, pred.options());
-    TORCH_CHECK(at::isFloatingType(like.scalar_type()), "mattingloss: a gradient was requested for a ",
-                like.scalar_type(), " tensor");
-    return at::empty(like.sizes(), like.options());
-  };
   ForwardOp op;
   op.use_double = use_double;
   op.outputs = ForwardResult(
       reduction == kNone ? at::empty(pred.sizes(), opts) : at::empty({}, opts), at::empty({2}, opts),
-      at::empty({B}, opts), grad_buffer(grad_pred, pred), grad_buffer(grad_fg, fg.value_or(pred)),
-      grad_buffer(grad_bg, bg.value_or(pred)));
-  if (use_double) {
-    fill(op.f64, pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale,
-         color_scale, reduction, op.outputs);
-  } else {
-    fill(op.f32, pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale,
-         color_scale, reduction, op.outputs);
-  }
+      at::empty({B}, opts), gradient_buffer(grad_pred, pred, pred),
+      gradient_buffer(grad_fg, fg.value_or(pred), pred), gradient_buffer(grad_bg, bg.value_or(pred), pred));
+  for_acc_type(op, [&](auto& args) {
+    fill(args, pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale, color_scale,
+         reduction, op.outputs);
+  });
   return op;
 }
 

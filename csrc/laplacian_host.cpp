@@ -110,11 +110,7 @@ LaplacianOp prepare_laplacian(const at::Tensor& pred, const at::Tensor& gt, cons
       a.adjoint_offset[l] = adjoint_offset[l];
     }
   };
-  if (use_double) {
-    finish(op.f64);
-  } else {
-    finish(op.f32);
-  }
+  for_acc_type(op, finish);
   return op;
 }
 

@@ -28,11 +28,7 @@ ScaleGradientOp prepare_scale_gradient(const at::Tensor& grad, const at::Tensor&
               "), got ", factor.device());
   ScaleGradientOp op;
   op.use_double = acc == at::kDouble;
-  if (op.use_double) {
-    fill(op.f64, grad, factor);
-  } else {
-    fill(op.f32, grad, factor);
-  }
+  for_acc_type(op, [&](auto& args) { fill(args, grad, factor); });
   return op;
 }
 

@@ -83,11 +83,9 @@ TemporalOp prepare_temporal(const at::Tensor& pred_fgr, const at::Tensor& pred_p
   op.outputs = TemporalResult(at::empty({}, opts), at::empty({4}, opts),
                               grad_fgr ? at::empty(pred_fgr.sizes(), pred_fgr.options()) : at::empty({0}, opts),
                               grad_pha ? at::empty(pred_pha.sizes(), pred_pha.options()) : at::empty({0}, opts));
-  if (use_double) {
-    fill(op.f64, pred_fgr, pred_pha, true_fgr, true_pha, true_fgr_scale, true_pha_scale, weights, op.outputs);
-  } else {
-    fill(op.f32, pred_fgr, pred_pha, true_fgr, true_pha, true_fgr_scale, true_pha_scale, weights, op.outputs);
-  }
+  for_acc_type(op, [&](auto& args) {
+    fill(args, pred_fgr, pred_pha, true_fgr, true_pha, true_fgr_scale, true_pha_scale, weights, op.outputs);
+  });
   return op;
 }
 

@@ -51,6 +51,33 @@ const acc_t* read(const Input& in, int64_t offset, int64_t n, acc_t* staging) {
   return staging;
 }
 
+// A target's block as a loop reads it: uint8 in place (data_t uint8_t: the
+// loop converts each element itself, cheaper than staging many streams), else
+// as read() gives it.
+template <typename data_t, typename acc_t>
+const data_t* read_target(const Input& in, int64_t offset, int64_t n, acc_t* staging) {
+  if constexpr (std::is_same_v<data_t, uint8_t>) {
+    return static_cast<const uint8_t*>(in.data) + offset;
+  } else {
+    return read(in, offset, n, staging);
+  }
+}
+
+// f(data_t{}) with the element type a loss's loop reads its targets as:
+// uint8_t when all of them are uint8 (images as a data loader gives them) and
+// acc_t is float, else acc_t (float64 runs are for checking, not speed: one
+// instance). Instantiates the loop per what it reads differently, not per
+// combination of input dtypes.
+template <typename acc_t, typename F>
+void with_target_type(bool all_uint8, const F& f) {
+  if constexpr (std::is_same_v<acc_t, float>) {
+    if (all_uint8) return f(uint8_t{});
+  }
+  f(acc_t{});
+}
+
+inline bool is_uint8(const Input& in) { return in.dtype == Dtype::kUInt8; }
+
 template <typename acc_t>
 bool in_place(const Output& out) {
   return out.data && out.dtype == kAccDtype<acc_t>;

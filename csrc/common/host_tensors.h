@@ -2,6 +2,8 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/core/Device.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
@@ -67,6 +69,41 @@ inline double comparison_bound(double value, const at::Tensor& trimap) {
     case at::kFloat: return static_cast<float>(value);
     default: return value;
   }
+}
+
+// A gradient output: like `like` when wanted, else empty (on pred's device).
+inline at::Tensor gradient_buffer(bool wanted, const at::Tensor& like, const at::Tensor& pred) {
+  if (!wanted) return at::empty({0}, pred.options());
+  TORCH_CHECK(at::isFloatingType(like.scalar_type()), "mattingloss: a gradient was requested for a ",
+              like.scalar_type(), " tensor");
+  return at::empty(like.sizes(), like.options());
+}
+
+// What the CPU backend of a templated host op (<loss>_host.h) gives besides
+// its run<acc_t>: no device to set.
+struct CpuBackend {
+  struct Guard {
+    explicit Guard(const c10::Device&) {}
+  };
+};
+
+// f(the op's float or float64 arguments): op.use_double for a float64
+// prediction. The one float/double dispatch of every op.
+template <typename Op, typename F>
+void for_acc_type(Op& op, const F& f) {
+  if (op.use_double) {
+    f(op.f64);
+  } else {
+    f(op.f32);
+  }
+}
+
+// Backend::run(args, extra...) in the op's accumulation type, then the op's
+// outputs: every loss's host forward ends so.
+template <typename Backend, typename Op, typename... Extra>
+auto run_in_acc_type(Op& op, const Extra&... extra) {
+  for_acc_type(op, [&](const auto& args) { Backend::run(args, extra...); });
+  return op.outputs;
 }
 
 }  // namespace mattingloss

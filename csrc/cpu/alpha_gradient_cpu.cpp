@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "../alpha_gradient.h"
@@ -149,9 +150,9 @@ ML_CPU_CLONES void sobel_col_row(const acc_t* pu, const acc_t* pm, const acc_t* 
 // adjoint's column pass at row y-1 (from derivative rows y-2 (exu, eyu), y-1
 // (exm) and y, this one) into the rows cx/cy, while ex/ey are in registers.
 template <int64_t kMode, int64_t kSobel, bool kInDiff, bool kFast, bool kSums, bool kAdj, typename acc_t>
-ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* sp, const acc_t* tp, const acc_t* sg,
-                             const acc_t* tg, const acc_t* m, acc_t* ex, acc_t* ey, Lanes<acc_t>& lanes,
-                             const acc_t* exu, const acc_t* exm, const acc_t* eyu, acc_t* cx, acc_t* cy, int64_t W) {
+ML_INLINE void sobel_row_body(const AlphaGradParams<acc_t>& params, const acc_t* sp, const acc_t* tp, const acc_t* sg,
+                              const acc_t* tg, const acc_t* m, acc_t* ex, acc_t* ey, Lanes<acc_t>& lanes,
+                              const acc_t* exu, const acc_t* exm, const acc_t* eyu, acc_t* cx, acc_t* cy, int64_t W) {
   AlphaGradParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.sobel = kSobel;
   P.mask_in_diff = kInDiff;  // constants: no per-element selects on them
@@ -193,6 +194,36 @@ ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* 
   }
 }
 
+// sobel_row_body as its own function: compiled per instruction set for float
+// (the speed), once in baseline code for float64 (for checking: the same IEEE
+// operations in the same order, so the same results; no FMA in this file).
+// The row functions' instances are most of this file's code.
+template <int64_t kMode, int64_t kSobel, bool kInDiff, bool kFast, bool kSums, bool kAdj, typename acc_t>
+ML_CPU_CLONES void sobel_row(const AlphaGradParams<acc_t>& params, const acc_t* sp, const acc_t* tp, const acc_t* sg,
+                             const acc_t* tg, const acc_t* m, acc_t* ex, acc_t* ey, Lanes<acc_t>& lanes,
+                             const acc_t* exu, const acc_t* exm, const acc_t* eyu, acc_t* cx, acc_t* cy, int64_t W) {
+  sobel_row_body<kMode, kSobel, kInDiff, kFast, kSums, kAdj>(params, sp, tp, sg, tg, m, ex, ey, lanes, exu, exm, eyu,
+                                                             cx, cy, W);
+}
+
+template <int64_t kMode, int64_t kSobel, bool kInDiff, bool kFast, bool kSums, bool kAdj, typename acc_t>
+void sobel_row_plain(const AlphaGradParams<acc_t>& params, const acc_t* sp, const acc_t* tp, const acc_t* sg,
+                     const acc_t* tg, const acc_t* m, acc_t* ex, acc_t* ey, Lanes<acc_t>& lanes, const acc_t* exu,
+                     const acc_t* exm, const acc_t* eyu, acc_t* cx, acc_t* cy, int64_t W) {
+  sobel_row_body<kMode, kSobel, kInDiff, kFast, kSums, kAdj>(params, sp, tp, sg, tg, m, ex, ey, lanes, exu, exm, eyu,
+                                                             cx, cy, W);
+}
+
+// The sobel_row instance for acc_t (see above).
+template <int64_t kMode, int64_t kSobel, bool kInDiff, bool kFast, bool kSums, bool kAdj, typename acc_t>
+constexpr auto sobel_row_for() {
+  if constexpr (std::is_same_v<acc_t, float>) {
+    return &sobel_row<kMode, kSobel, kInDiff, kFast, kSums, kAdj, acc_t>;
+  } else {
+    return &sobel_row_plain<kMode, kSobel, kInDiff, kFast, kSums, kAdj, acc_t>;
+  }
+}
+
 // Column pass of the adjoint at row y from derivative rows y-1, y, y+1, where
 // sobel_row could not do it: row y+1 outside the image.
 template <typename acc_t>
@@ -210,9 +241,9 @@ ML_CPU_CLONES void adjoint_col_row(const acc_t* exu, const acc_t* exm, const acc
 // kValues: the per-pixel values too.
 template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, bool kInDiff, bool kFast, bool kValues,
           typename acc_t>
-ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* p, const acc_t* g, const acc_t* m,
-                             const acc_t* cx, const acc_t* cy, acc_t* const* grad, acc_t* values,
-                             Lanes<acc_t>& lanes, int64_t W) {
+ML_INLINE void point_row_body(const AlphaGradParams<acc_t>& params, const acc_t* p, const acc_t* g, const acc_t* m,
+                              const acc_t* cx, const acc_t* cy, acc_t* const* grad, acc_t* values,
+                              Lanes<acc_t>& lanes, int64_t W) {
   AlphaGradParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.rho = kRho;                         // constants: GCC vectorizes no select on a
   P.mask_in_diff = kInDiff;             // scalar condition, so these must fold away
@@ -246,6 +277,25 @@ ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* 
     for (int64_t k = 0; k < kLanes; ++k) lanes.lane[kSumUnknown + j][k] = sums[j][k];
 }
 
+// point_row_body per instruction set (float) or once (float64), as sobel_row.
+template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, bool kInDiff, bool kFast, bool kValues,
+          typename acc_t>
+ML_CPU_CLONES void point_row(const AlphaGradParams<acc_t>& params, const acc_t* p, const acc_t* g, const acc_t* m,
+                             const acc_t* cx, const acc_t* cy, acc_t* const* grad, acc_t* values,
+                             Lanes<acc_t>& lanes, int64_t W) {
+  point_row_body<kMode, kSobel, kGroups, kRho, kInDiff, kFast, kValues>(params, p, g, m, cx, cy, grad, values, lanes,
+                                                                        W);
+}
+
+template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, bool kInDiff, bool kFast, bool kValues,
+          typename acc_t>
+void point_row_plain(const AlphaGradParams<acc_t>& params, const acc_t* p, const acc_t* g, const acc_t* m,
+                     const acc_t* cx, const acc_t* cy, acc_t* const* grad, acc_t* values, Lanes<acc_t>& lanes,
+                     int64_t W) {
+  point_row_body<kMode, kSobel, kGroups, kRho, kInDiff, kFast, kValues>(params, p, g, m, cx, cy, grad, values, lanes,
+                                                                        W);
+}
+
 // The rows of one input as acc_t by image row: in place when the input is
 // already acc_t (and needs no scaling), else converted into a staging slot;
 // zeros outside the image (the stencil's zero padding).
@@ -276,16 +326,31 @@ struct RowSource {
 
 // The point_row instance for the options that are runtime values (the fast
 // form is L1's, the same with the mask in the difference or not).
+template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, bool kInDiff, bool kFast, bool kValues,
+          typename acc_t>
+constexpr auto point_row_instance() {
+  if constexpr (std::is_same_v<acc_t, float>) {
+    return &point_row<kMode, kSobel, kGroups, kRho, kInDiff, kFast, kValues, acc_t>;
+  } else {
+    return &point_row_plain<kMode, kSobel, kGroups, kRho, kInDiff, kFast, kValues, acc_t>;
+  }
+}
+
+// float64 takes one instance per form: its values always computed (into a
+// staging row when not requested; the same arithmetic either way).
 template <int64_t kMode, bool kSobel, int64_t kGroups, int64_t kRho, bool kFast, typename acc_t>
 auto point_row_for(const AlphaGradParams<acc_t>& P, bool values) {
+  constexpr bool kLean = std::is_same_v<acc_t, double>;
+  values = values || kLean;
   if constexpr (kFast) {
-    return values ? &point_row<kMode, kSobel, kGroups, kRhoL1, false, true, true, acc_t>
-                  : &point_row<kMode, kSobel, kGroups, kRhoL1, false, true, false, acc_t>;
+    return values ? point_row_instance<kMode, kSobel, kGroups, kRhoL1, false, true, true, acc_t>()
+                  : point_row_instance<kMode, kSobel, kGroups, kRhoL1, false, true, !kLean, acc_t>();
   } else {
-    return P.mask_in_diff ? (values ? &point_row<kMode, kSobel, kGroups, kRho, true, false, true, acc_t>
-                                    : &point_row<kMode, kSobel, kGroups, kRho, true, false, false, acc_t>)
-                          : (values ? &point_row<kMode, kSobel, kGroups, kRho, false, false, true, acc_t>
-                                    : &point_row<kMode, kSobel, kGroups, kRho, false, false, false, acc_t>);
+    return P.mask_in_diff
+               ? (values ? point_row_instance<kMode, kSobel, kGroups, kRho, true, false, true, acc_t>()
+                         : point_row_instance<kMode, kSobel, kGroups, kRho, true, false, !kLean, acc_t>())
+               : (values ? point_row_instance<kMode, kSobel, kGroups, kRho, false, false, true, acc_t>()
+                         : point_row_instance<kMode, kSobel, kGroups, kRho, false, false, !kLean, acc_t>());
   }
 }
 
@@ -314,7 +379,11 @@ Lanes<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, int64
   auto finish_row = [&](int64_t y) {
     acc_t* grad[kMaxGroups];
     const int64_t off = base + y * W;
-    for (int64_t gi = 0; gi < kGroups; ++gi) grad[gi] = target(a.grad, gi * plane + off, b.grad[gi]);
+    // float64 runs with kGroups == kMaxGroups (run_groups): the maps past
+    // a.groups go to staging rows. float: every map requested, as before.
+    constexpr bool kAllMaps = std::is_same_v<acc_t, double>;
+    for (int64_t gi = 0; gi < kGroups; ++gi)
+      grad[gi] = kAllMaps && gi >= a.groups ? b.grad[gi] : target(a.grad, gi * plane + off, b.grad[gi]);
     for (int64_t gi = kGroups; gi < kMaxGroups; ++gi) grad[gi] = b.grad[gi];
     acc_t* values = target(a.values, off, b.values);
     const bool per_pixel = a.values.data != nullptr;
@@ -322,7 +391,7 @@ Lanes<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, int64
                     ? point_row_for<kMode, kHasSobel, kGroups, kRhoL1, kFast>(P, per_pixel)
                     : point_row_for<kMode, kHasSobel, kGroups, kRhoCharbonnier, false>(P, per_pixel);
     row(P, p[y], g[y], m[y], b.cx, b.cy, grad, values, lanes, W);
-    for (int64_t gi = 0; gi < kGroups; ++gi) write_back(a.grad, gi * plane + off, W, b.grad[gi]);
+    for (int64_t gi = 0; gi < (kAllMaps ? a.groups : kGroups); ++gi) write_back(a.grad, gi * plane + off, W, b.grad[gi]);
     write_back(a.values, off, W, values);
   };
   if (!kHasSobel) {
@@ -346,14 +415,14 @@ Lanes<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, int64
     const bool own = yy >= r0 && yy < r1;
     constexpr bool kFastSobel = kFast && kSobel == kSobelDiff;  // the fast form: the mask's place does not matter
     const bool in_diff = P.mask_in_diff && !kFastSobel;
-    auto* row = in_diff ? (own ? (fuse ? &sobel_row<kMode, kSobel, true, false, true, true, acc_t>
-                                       : &sobel_row<kMode, kSobel, true, false, true, false, acc_t>)
-                               : (fuse ? &sobel_row<kMode, kSobel, true, false, false, true, acc_t>
-                                       : &sobel_row<kMode, kSobel, true, false, false, false, acc_t>))
-                        : (own ? (fuse ? &sobel_row<kMode, kSobel, false, kFastSobel, true, true, acc_t>
-                                       : &sobel_row<kMode, kSobel, false, kFastSobel, true, false, acc_t>)
-                               : (fuse ? &sobel_row<kMode, kSobel, false, kFastSobel, false, true, acc_t>
-                                       : &sobel_row<kMode, kSobel, false, kFastSobel, false, false, acc_t>));
+    auto* row = in_diff ? (own ? (fuse ? sobel_row_for<kMode, kSobel, true, false, true, true, acc_t>()
+                                       : sobel_row_for<kMode, kSobel, true, false, true, false, acc_t>())
+                               : (fuse ? sobel_row_for<kMode, kSobel, true, false, false, true, acc_t>()
+                                       : sobel_row_for<kMode, kSobel, true, false, false, false, acc_t>()))
+                        : (own ? (fuse ? sobel_row_for<kMode, kSobel, false, kFastSobel, true, true, acc_t>()
+                                       : sobel_row_for<kMode, kSobel, false, kFastSobel, true, false, acc_t>())
+                               : (fuse ? sobel_row_for<kMode, kSobel, false, kFastSobel, false, true, acc_t>()
+                                       : sobel_row_for<kMode, kSobel, false, kFastSobel, false, false, acc_t>()));
     row(P, b.sp, b.tp, b.sg, b.tg, m[yy], b.ex[slot], b.ey[slot], lanes, ex[(yy - 2) & 3], ex[(yy - 1) & 3],
         ey[(yy - 2) & 3], b.cx, b.cy, W);
     ex[slot] = b.ex[slot];
@@ -453,8 +522,11 @@ void weights(const AlphaGradArgs<acc_t>& a) {
   });
 }
 
+// float64 writes every map (those past a.groups into staging rows: the same
+// arithmetic), one instance instead of one per map count.
 template <int64_t kMode, int64_t kSobel, typename acc_t>
 void run_groups(const AlphaGradArgs<acc_t>& a) {
+  if constexpr (std::is_same_v<acc_t, double>) return forward<kMode, kSobel, kMaxGroups>(a);
   switch (a.groups) {
     case 1: return forward<kMode, kSobel, 1>(a);
     case 2: return forward<kMode, kSobel, 2>(a);
@@ -491,58 +563,28 @@ void run(const AlphaGradArgs<acc_t>& a) {
   }
 }
 
-AlphaGradResult alpha_gradient_forward_cpu(const at::Tensor& pred, const at::Tensor& gt,
-                                           const std::optional<at::Tensor>& mask, int64_t mask_mode, double mask_lo,
-                                           double mask_hi, double alpha_scale, int64_t rho, double eps,
-                                           bool mask_in_diff, bool unknown_term, bool known_term, int64_t sobel,
-                                           double grad_eps, at::ArrayRef<double> coef, at::IntArrayRef group,
-                                           int64_t groups, bool grad, bool per_pixel,
-                                           const std::optional<at::Tensor>& factors) {
-  AlphaGradOp op = prepare_alpha_gradient(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
-                                          mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group,
-                                          groups, grad, per_pixel, factors);
-  if (op.use_double) {
-    run(op.f64);
-  } else {
-    run(op.f32);
+struct AlphaGradientCpu : CpuBackend {
+  template <typename acc_t>
+  static void forward(const AlphaGradArgs<acc_t>& a, const at::Tensor&) {
+    run(a);
   }
-  return op.outputs;
-}
-
-at::Tensor alpha_gradient_weights_cpu(const at::Tensor& pred, const std::optional<at::Tensor>& mask, int64_t mask_mode,
-                                      double mask_lo, double mask_hi) {
-  AlphaWeightsOp op = prepare_alpha_weights(pred, mask, mask_mode, mask_lo, mask_hi);
-  if (op.use_double) {
-    run_weights(op.f64);
-  } else {
-    run_weights(op.f32);
+  template <typename acc_t>
+  static void weights(const AlphaGradArgs<acc_t>& a, const at::Tensor&) {
+    run_weights(a);
   }
-  return op.sums;
-}
-
-AlphaComposeResult alpha_gradient_compose_cpu(const at::Tensor& sums, int64_t pixels, at::IntArrayRef norm,
-                                              at::ArrayRef<double> guard, int64_t crop_pixels, double penalty,
-                                              at::ArrayRef<double> weights, at::IntArrayRef group, int64_t groups,
-                                              bool count_all) {
-  AlphaComposeOp op = prepare_alpha_compose(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups,
-                                            count_all);
-  const auto& [total, components, factors] = op.outputs;
-  if (op.use_double) {
-    compose_alpha_losses(op.f64, sums.const_data_ptr<double>(), total.mutable_data_ptr<double>(),
-                         components.mutable_data_ptr<double>(), factors.mutable_data_ptr<double>());
-  } else {
-    compose_alpha_losses(op.f32, sums.const_data_ptr<float>(), total.mutable_data_ptr<float>(),
-                         components.mutable_data_ptr<float>(), factors.mutable_data_ptr<float>());
+  template <typename acc_t>
+  static void compose(const AlphaComposeParams<acc_t>& params, const acc_t* sums, acc_t* total, acc_t* components,
+                      acc_t* factors) {
+    compose_alpha_losses(params, sums, total, components, factors);
   }
-  return op.outputs;
-}
+};
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mattingloss, CPU, m) {
-  m.impl("alpha_gradient_forward", &alpha_gradient_forward_cpu);
-  m.impl("alpha_gradient_weights", &alpha_gradient_weights_cpu);
-  m.impl("alpha_gradient_compose", &alpha_gradient_compose_cpu);
+  m.impl("alpha_gradient_forward", &alpha_gradient_forward<AlphaGradientCpu>);
+  m.impl("alpha_gradient_weights", &alpha_gradient_weights<AlphaGradientCpu>);
+  m.impl("alpha_gradient_compose", &alpha_gradient_compose<AlphaGradientCpu>);
 }
 
 }  // namespace mattingloss

@@ -12,8 +12,7 @@
 #include <vector>
 
 #include "../common/cpu_convert.h"
-#include "../common/cpu_lanes.h"
-#include "../common/cpu_parallel.h"
+#include "../common/cpu_reduce.h"
 #include "../composition.h"
 #include "../composition_host.h"
 
@@ -47,15 +46,6 @@ struct BlockView {
   acc_t *grad_fg[3], *grad_bg[3];
   acc_t *term, *weight;
 };
-
-template <typename data_t, typename acc_t>
-const data_t* read_target(const Input& in, int64_t offset, int64_t n, acc_t* staging) {
-  if constexpr (std::is_same_v<data_t, uint8_t>) {
-    return static_cast<const uint8_t*>(in.data) + offset;
-  } else {
-    return read(in, offset, n, staging);
-  }
-}
 
 // The hot loop: pure arithmetic, no calls, no data-dependent branches, so GCC
 // vectorizes it (-fno-math-errno for sqrt, -fno-trapping-math for the
@@ -97,27 +87,10 @@ ML_CPU_CLONES void compute_block(const Params<acc_t>& params, const BlockView<ac
   }
 }
 
-template <typename acc_t>
-struct Lanes {
-  acc_t term[kLanes] = {}, weight[kLanes] = {};
-
-  // Pixel i of a block goes to lane i % kLanes, in pixel order.
-  void add(const acc_t* t, const acc_t* w, int64_t n) {
-    add_to_lanes(t, n, term);
-    add_to_lanes(w, n, weight);
-  }
-
-  CompSums<acc_t> total() const {
-    CompSums<acc_t> s{0, 0};
-    for (int64_t l = 0; l < kLanes; ++l) s = s + CompSums<acc_t>{term[l], weight[l]};
-    return s;
-  }
-};
-
 template <int64_t kMode, int64_t kRho, typename data_t, typename acc_t>
 CompSums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sample, int64_t begin,
                           int64_t end) {
-  Lanes<acc_t> lanes;
+  LaneSums<acc_t, 2> lanes;  // terms, weights
   const int64_t hw = a.pixels;
   const bool color_grads = a.grad_fg.data || a.grad_bg.data;
   for (int64_t start = begin; start < end; start += kBlock) {
@@ -142,7 +115,8 @@ CompSums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_
     } else {
       compute_block<kMode, kRho, false>(a.params, v, n);
     }
-    lanes.add(v.term, v.weight, n);
+    lanes.add(0, v.term, n);
+    lanes.add(1, v.weight, n);
     write_back(a.grad_pred, px, n, b.grad_pred);
     if (a.loss_map) std::copy(b.term, b.term + n, a.loss_map + px);
     for (int64_t c = 0; c < 3; ++c) {
@@ -151,34 +125,16 @@ CompSums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_
       write_back(a.grad_bg, cx, n, b.grad_bg[c]);
     }
   }
-  return lanes.total();
+  return lanes.template total<CompSums<acc_t>>();
 }
 
 template <int64_t kMode, int64_t kRho, typename data_t, typename acc_t>
 void forward(const ForwardArgs<acc_t>& a) {
-  const int64_t chunks_per_sample = (a.pixels + kChunk - 1) / kChunk;
-  std::vector<CompSums<acc_t>> partial(a.batch * chunks_per_sample);
-  parallel_chunks(static_cast<int64_t>(partial.size()), 1, [&](ChunkQueue& queue) {
-    auto block = std::make_unique<Staging<acc_t>>();
-    for (int64_t chunk; queue.next(chunk);) {
-      const int64_t sample = chunk / chunks_per_sample;
-      const int64_t begin = (chunk % chunks_per_sample) * kChunk;
-      partial[chunk] =
-          run_chunk<kMode, kRho, data_t>(a, *block, sample, begin, std::min(begin + kChunk, a.pixels));
-    }
-  });
-  // Ordered final sums: per sample over its chunks, then over samples.
-  std::vector<CompSums<acc_t>> sample_sums(a.batch, CompSums<acc_t>{0, 0});
-  CompSums<acc_t> total{0, 0};
-  for (int64_t s = 0; s < a.batch; ++s) {
-    for (int64_t c = 0; c < chunks_per_sample; ++c) sample_sums[s] = sample_sums[s] + partial[s * chunks_per_sample + c];
-    // Every pixel counts 1: the count is exact, whatever acc_t's integer range.
-    if (kMode == kAllPixels) sample_sums[s].weight = acc_t(a.pixels);
-    total = total + sample_contribution(a.params, sample_sums[s]);
-  }
-  if (kMode == kAllPixels && a.params.reduction != kSample) total.weight = acc_t(double(a.pixels) * double(a.batch));
-  if (a.loss) *a.loss = finalize(a.params, total, a.batch);
-  for (int64_t s = 0; s < a.batch; ++s) a.scale[s] = grad_scale(a.params, sample_sums[s], total, a.batch);
+  reduce_chunks<CompSums<acc_t>>(
+      EndOfPass<acc_t>{a, a.scale}, a.batch, a.pixels, kChunk, [] { return std::make_unique<Staging<acc_t>>(); },
+      [&](auto& block, int64_t sample, int64_t begin, int64_t end) {
+        return run_chunk<kMode, kRho, data_t>(a, *block, sample, begin, end);
+      });
 }
 
 template <int64_t kMode, typename data_t, typename acc_t>
@@ -200,35 +156,19 @@ void run_mode(const ForwardArgs<acc_t>& a) {
   }
 }
 
-template <typename acc_t>
-void run(const ForwardArgs<acc_t>& a) {
-  auto u8 = [](const Input& in) { return in.dtype == Dtype::kUInt8; };
-  const bool all_u8 = (!a.mask.data || u8(a.mask)) && u8(a.image) && u8(a.fg) && u8(a.bg);
-  if constexpr (std::is_same_v<acc_t, float>) {  // float64 runs are for checking, not speed
-    if (all_u8) return run_mode<uint8_t>(a);
+struct CompositionCpu : CpuBackend {
+  template <typename acc_t>
+  static void run(const ForwardArgs<acc_t>& a, const at::Tensor&) {
+    const bool all_u8 = (!a.mask.data || is_uint8(a.mask)) && is_uint8(a.image) && is_uint8(a.fg) && is_uint8(a.bg);
+    with_target_type<acc_t>(all_u8, [&](auto data) { run_mode<decltype(data)>(a); });
   }
-  run_mode<acc_t>(a);
-}
-
-ForwardResult composition_loss_forward_cpu(const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
-                                           const at::Tensor& bg, const std::optional<at::Tensor>& mask,
-                                           int64_t mask_mode, double mask_lo, double mask_hi, int64_t rho,
-                                           double eps, c10::ArrayRef<double> color_scale, bool count_channels,
-                                           double guard, int64_t reduction, bool grad_pred, bool grad_fg,
-                                           bool grad_bg) {
-  ForwardOp op = prepare_forward(pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale,
-                                 count_channels, guard, reduction, grad_pred, grad_fg, grad_bg);
-  if (op.use_double) {
-    run(op.f64);
-  } else {
-    run(op.f32);
-  }
-  return op.outputs;
-}
+};
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("composition_loss_forward", &composition_loss_forward_cpu); }
+TORCH_LIBRARY_IMPL(mattingloss, CPU, m) {
+  m.impl("composition_loss_forward", &composition_loss_forward<CompositionCpu>);
+}
 
 }  // namespace composition
 }  // namespace mattingloss

@@ -11,8 +11,7 @@
 #include <vector>
 
 #include "../common/cpu_convert.h"
-#include "../common/cpu_lanes.h"
-#include "../common/cpu_parallel.h"
+#include "../common/cpu_reduce.h"
 #include "../dim_loss.h"
 #include "../dim_loss_host.h"
 
@@ -48,16 +47,6 @@ struct BlockView {
   acc_t *grad_fg[3], *grad_bg[3];
   acc_t *alpha_term, *comp_term, *weight;
 };
-
-// A target's block as the loop reads it: uint8 in place, else as read() gives it.
-template <typename data_t, typename acc_t>
-const data_t* read_target(const Input& in, int64_t offset, int64_t n, acc_t* staging) {
-  if constexpr (std::is_same_v<data_t, uint8_t>) {
-    return static_cast<const uint8_t*>(in.data) + offset;
-  } else {
-    return read(in, offset, n, staging);
-  }
-}
 
 // The hot loop: pure arithmetic, no calls, no branches that depend on the
 // data, so GCC vectorizes it (with -fno-math-errno for sqrt and
@@ -102,28 +91,10 @@ ML_CPU_CLONES void compute_block(const LossParams<acc_t>& params, const BlockVie
   }
 }
 
-template <typename acc_t>
-struct Lanes {
-  acc_t alpha[kLanes] = {}, comp[kLanes] = {}, weight[kLanes] = {};
-
-  // Pixel i of a block goes to lane i % kLanes, in pixel order.
-  void add(const acc_t* alpha_term, const acc_t* comp_term, const acc_t* w, int64_t n) {
-    add_to_lanes(alpha_term, n, alpha);
-    add_to_lanes(comp_term, n, comp);
-    add_to_lanes(w, n, weight);
-  }
-
-  Sums<acc_t> total() const {
-    Sums<acc_t> s{0, 0, 0};
-    for (int64_t l = 0; l < kLanes; ++l) s = s + Sums<acc_t>{alpha[l], comp[l], weight[l]};
-    return s;
-  }
-};
-
 template <bool kComp, int64_t kMode, typename data_t, typename acc_t>
 Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sample, int64_t begin,
                       int64_t end) {
-  Lanes<acc_t> lanes;
+  LaneSums<acc_t, 3> lanes;  // alpha terms, comp terms, weights
   const int64_t hw = a.pixels;
   for (int64_t start = begin; start < end; start += kBlock) {
     const int64_t n = std::min(kBlock, end - start);
@@ -151,7 +122,9 @@ Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sa
     } else {
       compute_block<kComp, kMode, false>(a.params, v, n);
     }
-    lanes.add(v.alpha_term, v.comp_term, v.weight, n);
+    lanes.add(0, v.alpha_term, n);
+    lanes.add(1, v.comp_term, n);
+    lanes.add(2, v.weight, n);
     write_back(a.grad_pred, px, n, b.grad_pred);
     if (a.loss_map) {
       for (int64_t i = 0; i < n; ++i) a.loss_map[px + i] = pixel_loss(a.params, b.alpha_term[i], b.comp_term[i]);
@@ -164,32 +137,16 @@ Sums<acc_t> run_chunk(const ForwardArgs<acc_t>& a, Staging<acc_t>& b, int64_t sa
       }
     }
   }
-  return lanes.total();
+  return lanes.template total<Sums<acc_t>>();
 }
 
 template <bool kComp, int64_t kMode, typename data_t, typename acc_t>
 void forward(const ForwardArgs<acc_t>& a) {
-  const int64_t chunks_per_sample = (a.pixels + kChunk - 1) / kChunk;
-  std::vector<Sums<acc_t>> partial(a.batch * chunks_per_sample);
-  parallel_chunks(static_cast<int64_t>(partial.size()), 1, [&](ChunkQueue& queue) {
-    auto block = std::make_unique<Staging<acc_t>>();
-    for (int64_t chunk; queue.next(chunk);) {
-      const int64_t sample = chunk / chunks_per_sample;
-      const int64_t begin = (chunk % chunks_per_sample) * kChunk;
-      partial[chunk] = run_chunk<kComp, kMode, data_t>(a, *block, sample, begin, std::min(begin + kChunk, a.pixels));
-    }
-  });
-  // Ordered final sums: per sample over its chunks, then over samples.
-  std::vector<Sums<acc_t>> sample_sums(a.batch, Sums<acc_t>{0, 0, 0});
-  Sums<acc_t> total{0, 0, 0};
-  for (int64_t s = 0; s < a.batch; ++s) {
-    for (int64_t c = 0; c < chunks_per_sample; ++c) sample_sums[s] = sample_sums[s] + partial[s * chunks_per_sample + c];
-    total = total + sample_contribution(sample_sums[s], a.params.reduction);
-  }
-  acc_t loss;
-  finalize(a.params, total, a.batch, &loss, a.components, a.components + 1);
-  if (a.loss) *a.loss = loss;
-  for (int64_t s = 0; s < a.batch; ++s) a.scale[s] = grad_scale(a.params, sample_sums[s], total, a.batch);
+  reduce_chunks<Sums<acc_t>>(
+      EndOfPass<acc_t>{a, a.scale}, a.batch, a.pixels, kChunk, [] { return std::make_unique<Staging<acc_t>>(); },
+      [&](auto& block, int64_t sample, int64_t begin, int64_t end) {
+        return run_chunk<kComp, kMode, data_t>(a, *block, sample, begin, end);
+      });
 }
 
 template <bool kComp, typename data_t, typename acc_t>
@@ -203,41 +160,24 @@ void run_mode(const ForwardArgs<acc_t>& a) {
 
 template <bool kComp, typename acc_t>
 void run_targets(const ForwardArgs<acc_t>& a) {
-  auto u8 = [](const Input& in) { return in.dtype == Dtype::kUInt8; };
-  const bool all_u8 = u8(a.alpha) && u8(a.mask) && (!kComp || (u8(a.image) && u8(a.fg) && u8(a.bg)));
-  if constexpr (std::is_same_v<acc_t, float>) {  // float64 runs are for checking, not speed
-    if (all_u8) return run_mode<kComp, uint8_t>(a);
-  }
-  run_mode<kComp, acc_t>(a);
+  const bool all_u8 = is_uint8(a.alpha) && is_uint8(a.mask) &&
+                      (!kComp || (is_uint8(a.image) && is_uint8(a.fg) && is_uint8(a.bg)));
+  with_target_type<acc_t>(all_u8, [&](auto data) { run_mode<kComp, decltype(data)>(a); });
 }
 
-template <typename acc_t>
-void run(const ForwardArgs<acc_t>& a) {
-  if (a.has_comp) {
-    run_targets<true>(a);
-  } else {
-    run_targets<false>(a);
+struct DimCpu : CpuBackend {
+  template <typename acc_t>
+  static void run(const ForwardArgs<acc_t>& a, const at::Tensor&) {
+    if (a.has_comp) {
+      run_targets<true>(a);
+    } else {
+      run_targets<false>(a);
+    }
   }
-}
-
-ForwardResult dim_loss_forward_cpu(const at::Tensor& pred, const at::Tensor& alpha, const at::Tensor& mask,
-                                   const std::optional<at::Tensor>& image, const std::optional<at::Tensor>& fg,
-                                   const std::optional<at::Tensor>& bg, int64_t mask_mode, double mask_lo,
-                                   double mask_hi, double wl, double eps, double alpha_scale,
-                                   double color_scale, int64_t reduction, bool grad_pred, bool grad_fg,
-                                   bool grad_bg) {
-  ForwardOp op = prepare_forward(pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps,
-                                 alpha_scale, color_scale, reduction, grad_pred, grad_fg, grad_bg);
-  if (op.use_double) {
-    run(op.f64);
-  } else {
-    run(op.f32);
-  }
-  return op.outputs;
-}
+};
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("dim_loss_forward", &dim_loss_forward_cpu); }
+TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("dim_loss_forward", &dim_loss_forward<DimCpu>); }
 
 }  // namespace mattingloss

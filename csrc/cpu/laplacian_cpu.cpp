@@ -641,7 +641,7 @@ void weight_sums(const Args<acc_t>& a, acc_t* weight_sum) {
 }
 
 template <typename acc_t>
-void run(const Args<acc_t>& a) {
+void run_levels(const Args<acc_t>& a) {
   const int64_t n = a.geo.levels;
   acc_t weight_sum[lap::kMaxLevels] = {}, coef[lap::kMaxLevels];
   if (a.weight_mode != lap::kNoWeight) weight_sums(a, weight_sum);
@@ -664,24 +664,15 @@ void run(const Args<acc_t>& a) {
   }
 }
 
-LaplacianResult laplacian_loss_forward_cpu(const at::Tensor& pred, const at::Tensor& gt,
-                                           const std::optional<at::Tensor>& weight, int64_t levels,
-                                           c10::ArrayRef<double> level_weights, int64_t padding, bool crop_to_even,
-                                           int64_t weight_mode, double gt_scale, double mask_numer, bool grad_pred,
-                                           const std::optional<at::Tensor>& grad_bases,
-                                           const std::optional<at::Tensor>& grad_coefs) {
-  LaplacianOp op = prepare_laplacian(pred, gt, weight, levels, level_weights, padding, crop_to_even, weight_mode,
-                                     gt_scale, mask_numer, grad_pred, grad_bases, grad_coefs);
-  if (op.use_double) {
-    run(op.f64);
-  } else {
-    run(op.f32);
+struct LaplacianCpu : CpuBackend {
+  template <typename acc_t>
+  static void run(const Args<acc_t>& a, const at::Tensor&) {
+    run_levels(a);
   }
-  return op.outputs;
-}
+};
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("laplacian_loss_forward", &laplacian_loss_forward_cpu); }
+TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("laplacian_loss_forward", &laplacian_loss_forward<LaplacianCpu>); }
 
 }  // namespace mattingloss

@@ -37,17 +37,15 @@ void scale(const ScaleGradientArgs<acc_t>& a) {
   });
 }
 
-void scale_gradient_cpu(const at::Tensor& grad, const at::Tensor& factor) {
-  const ScaleGradientOp op = prepare_scale_gradient(grad, factor);
-  if (op.use_double) {
-    scale(op.f64);
-  } else {
-    scale(op.f32);
+struct ScaleGradientCpu : CpuBackend {
+  template <typename acc_t>
+  static void run(const ScaleGradientArgs<acc_t>& a) {
+    scale(a);
   }
-}
+};
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("scale_gradient_", &scale_gradient_cpu); }
+TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("scale_gradient_", &scale_gradient<ScaleGradientCpu>); }
 
 }  // namespace mattingloss

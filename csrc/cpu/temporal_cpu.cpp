@@ -14,8 +14,7 @@
 #include <vector>
 
 #include "../common/cpu_convert.h"
-#include "../common/cpu_lanes.h"
-#include "../common/cpu_parallel.h"
+#include "../common/cpu_reduce.h"
 #include "../temporal.h"
 #include "../temporal_host.h"
 
@@ -58,15 +57,6 @@ struct FrameView {
   const data_t* truth[4];
   acc_t* grad_prev[4];  // frame t-1's gradient (unused at t == 0)
 };
-
-template <typename data_t, typename acc_t>
-const data_t* read_target(const Input& in, int64_t offset, int64_t n, acc_t* staging) {
-  if constexpr (std::is_same_v<data_t, uint8_t>) {
-    return static_cast<const uint8_t*>(in.data) + offset;
-  } else {
-    return read(in, offset, n, staging);
-  }
-}
 
 // The hot loop for one frame of one block: pure arithmetic, no data-dependent
 // branches, so GCC vectorizes it. ivdep: outputs are fresh tensors or our own
@@ -152,25 +142,11 @@ ML_CPU_CLONES void flush_block(const Staging<acc_t>& s, acc_t* const* grad, int6
   }
 }
 
-template <typename acc_t>
-struct Lanes {
-  acc_t v[4][kLanes] = {};
-
-  // Element i of a block goes to lane i % kLanes, in pixel order.
-  void add(int term, const acc_t* x, int64_t n) { add_to_lanes(x, n, v[term]); }
-
-  TemporalSums<acc_t> total() const {
-    TemporalSums<acc_t> s{0, 0, 0, 0};
-    for (int64_t l = 0; l < kLanes; ++l) s = s + TemporalSums<acc_t>{v[0][l], v[1][l], v[2][l], v[3][l]};
-    return s;
-  }
-};
-
 template <typename data_t, bool kDivide, typename acc_t>
 TemporalSums<acc_t> run_chunk(const TemporalArgs<acc_t>& a, Staging<acc_t>& s, int64_t sample, int64_t begin,
                               int64_t end) {
   using S = Staging<acc_t>;
-  Lanes<acc_t> lanes;
+  LaneSums<acc_t, 4> lanes;  // pha L1, pha coherence, fgr L1, fgr coherence
   const int64_t hw = a.pixels, T = a.frames;
   const Input* preds[4] = {&a.pred_pha, &a.pred_fgr, &a.pred_fgr, &a.pred_fgr};
   const Input* truths[4] = {&a.true_pha, &a.true_fgr, &a.true_fgr, &a.true_fgr};
@@ -205,54 +181,33 @@ TemporalSums<acc_t> run_chunk(const TemporalArgs<acc_t>& a, Staging<acc_t>& s, i
     flush_block(s, last, n);
     for (int ch = 0; ch < 4; ++ch) write_back(*grads[ch], offset(T - 1, ch, start), n, s.row(S::kGrad + ch));
   }
-  return lanes.total();
+  return lanes.template total<TemporalSums<acc_t>>();
 }
 
 template <typename data_t, typename acc_t>
 void forward(const TemporalArgs<acc_t>& a) {
-  const int64_t chunks_per_sample = (a.pixels + kChunk - 1) / kChunk;
-  std::vector<TemporalSums<acc_t>> partial(a.batch * chunks_per_sample);
   const bool divide = !(a.params.pha_scale == acc_t(1) && a.params.fgr_scale == acc_t(1));
-  parallel_chunks(static_cast<int64_t>(partial.size()), 1, [&](ChunkQueue& queue) {
-    auto staging = std::make_unique<Staging<acc_t>>();
-    for (int64_t chunk; queue.next(chunk);) {
-      const int64_t sample = chunk / chunks_per_sample;
-      const int64_t begin = (chunk % chunks_per_sample) * kChunk;
-      const int64_t end = std::min(begin + kChunk, a.pixels);
-      partial[chunk] = divide ? run_chunk<data_t, true>(a, *staging, sample, begin, end)
-                              : run_chunk<data_t, false>(a, *staging, sample, begin, end);
-    }
-  });
+  const std::vector<TemporalSums<acc_t>> partial = chunk_partials<TemporalSums<acc_t>>(
+      a.batch, a.pixels, kChunk, [] { return std::make_unique<Staging<acc_t>>(); },
+      [&](auto& staging, int64_t sample, int64_t begin, int64_t end) {
+        return divide ? run_chunk<data_t, true>(a, *staging, sample, begin, end)
+                      : run_chunk<data_t, false>(a, *staging, sample, begin, end);
+      });
   TemporalSums<double> total{0, 0, 0, 0};
   for (const auto& p : partial) total = total + widen(p);  // in chunk order
   temporal_finalize(a, total);
 }
 
-template <typename acc_t>
-void run(const TemporalArgs<acc_t>& a) {
-  if constexpr (std::is_same_v<acc_t, float>) {  // float64 runs are for checking, not speed
-    if (a.true_pha.dtype == Dtype::kUInt8 && a.true_fgr.dtype == Dtype::kUInt8) return forward<uint8_t>(a);
+struct TemporalCpu : CpuBackend {
+  template <typename acc_t>
+  static void run(const TemporalArgs<acc_t>& a, const at::Tensor&) {
+    with_target_type<acc_t>(is_uint8(a.true_pha) && is_uint8(a.true_fgr),
+                            [&](auto data) { forward<decltype(data)>(a); });
   }
-  forward<acc_t>(a);
-}
-
-TemporalResult temporal_loss_forward_cpu(const at::Tensor& pred_fgr, const at::Tensor& pred_pha,
-                                         const at::Tensor& true_fgr, const at::Tensor& true_pha,
-                                         double true_fgr_scale, double true_pha_scale, double w_pha_l1,
-                                         double w_pha_coherence, double w_fgr_l1, double w_fgr_coherence,
-                                         bool grad_fgr, bool grad_pha) {
-  TemporalOp op = prepare_temporal(pred_fgr, pred_pha, true_fgr, true_pha, true_fgr_scale, true_pha_scale,
-                                   w_pha_l1, w_pha_coherence, w_fgr_l1, w_fgr_coherence, grad_fgr, grad_pha);
-  if (op.use_double) {
-    run(op.f64);
-  } else {
-    run(op.f32);
-  }
-  return op.outputs;
-}
+};
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("temporal_loss_forward", &temporal_loss_forward_cpu); }
+TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("temporal_loss_forward", &temporal_loss_forward<TemporalCpu>); }
 
 }  // namespace mattingloss

@@ -14,6 +14,7 @@
 
 #include "../alpha_gradient.h"
 #include "../common/cuda_memory.cuh"
+#include "../common/cuda_reduce.cuh"
 #include "alpha_gradient_kernel.h"
 
 namespace mattingloss {
@@ -68,21 +69,13 @@ __device__ void finish(const AlphaGradArgs<acc_t>& a, int64_t tiles_per_sample, 
 template <typename acc_t>
 __device__ void reduce_tiles(const AlphaGradArgs<acc_t>& a, const Partial<acc_t>& mine, int64_t tiles_per_sample,
                              acc_t* scratch, unsigned int* counter) {
-  using BlockReduce = cub::BlockReduce<Partial<acc_t>, kAgThreads>;
-  __shared__ typename BlockReduce::TempStorage temp;
-  __shared__ bool is_last;
-  const Partial<acc_t> block_sum = BlockReduce(temp).Reduce(mine, PartialSum<acc_t>());
-  if (threadIdx.x == 0) {
+  gpu::reduce_block_then_last<kAgThreads>(
+      mine, PartialSum<acc_t>(), counter,
+      [&](const Partial<acc_t>& block_sum) {
 #pragma unroll
-    for (int j = 0; j < kAgSums; ++j) scratch[int64_t(blockIdx.x) * kAgSums + j] = block_sum.v[j];
-    __threadfence();  // publish the partial before taking a ticket
-    is_last = atomicAdd(counter, 1u) == gridDim.x - 1;
-  }
-  __syncthreads();
-  if (is_last) {
-    __threadfence();
-    finish(a, tiles_per_sample, scratch);
-  }
+        for (int j = 0; j < kAgSums; ++j) scratch[int64_t(blockIdx.x) * kAgSums + j] = block_sum.v[j];
+      },
+      [&] { finish(a, tiles_per_sample, scratch); });
 }
 
 template <int64_t kSobel, typename acc_t>

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "../alpha_gradient_args.h"
+#include "../alpha_gradient.h"
 
 namespace mattingloss {
 

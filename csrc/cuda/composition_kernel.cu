@@ -1,14 +1,12 @@
 // CUDA backend of the composition loss, laid out as dim_loss_kernel.cu: one
-// block per fixed-size chunk of one sample (kCompChunk pixels, 4 per thread),
+// block per fixed-size chunk of one sample (kPointChunk pixels, 4 per thread),
 // so the partial sums never depend on the GPU's SM count. Per block: vector
 // loads of every input as stored, the shared per-pixel math
-// (../composition.h), vector stores of the gradients and a cub::BlockReduce.
-// The last block to finish (one atomic ticket, as ATen's Reduce.cuh) sums the
-// partials in a fixed order and writes the loss and the backward scales. No
-// floating-point atomics: bitwise reproducible.
-#include <cub/block/block_reduce.cuh>
-
+// (../composition.h), vector stores of the gradients; the block's partial and
+// the last block's ordered final reduction are ../common/cuda_reduce.cuh's.
+// No floating-point atomics: bitwise reproducible.
 #include "../common/cuda_memory.cuh"
+#include "../common/cuda_reduce.cuh"
 #include "../composition.h"
 #include "composition_kernel.h"
 
@@ -17,93 +15,16 @@ namespace composition {
 namespace {
 
 using gpu::aligned;
-constexpr int kVec = kCompPixelsPerThread;
-
-template <typename acc_t>
-__device__ __forceinline__ CompSums<acc_t> load_sums(const CompSums<acc_t>* s) {
-  // L2 loads: the partials were written by other blocks.
-  const acc_t* p = reinterpret_cast<const acc_t*>(s);
-  return {__ldcg(p), __ldcg(p + 1)};
-}
-
-template <typename acc_t>
-struct SumOp {
-  __device__ __forceinline__ CompSums<acc_t> operator()(const CompSums<acc_t>& x, const CompSums<acc_t>& y) const {
-    return x + y;
-  }
-};
-
-// Run by the last block only: per-sample sums of the chunk partials, then the
-// batch total, the loss and the per-sample backward scales, every order fixed
-// by the shape alone. Few large samples: the whole block sums one sample;
-// many small ones: a warp per sample.
-template <typename acc_t>
-__device__ void finish(const ForwardArgs<acc_t>& a, int64_t chunks_per_sample, CompSums<acc_t>* scratch) {
-  constexpr int kWarps = kCompThreads / 32;
-  using BlockReduce = cub::BlockReduce<CompSums<acc_t>, kCompThreads>;
-  __shared__ typename BlockReduce::TempStorage temp;
-  __shared__ acc_t warp_totals[kWarps][2];
-  __shared__ acc_t batch_total[2];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const bool all_pixels = a.params.mask_mode == kAllPixels;
-  CompSums<acc_t>* sample_sums = scratch + a.batch * chunks_per_sample;
-  CompSums<acc_t> contribution{0, 0};  // this thread's share of the batch total
-  if (chunks_per_sample >= kCompThreads) {
-    for (int64_t s = 0; s < a.batch; ++s) {
-      CompSums<acc_t> v{0, 0};
-      for (int64_t c = threadIdx.x; c < chunks_per_sample; c += kCompThreads)
-        v = v + load_sums(scratch + s * chunks_per_sample + c);
-      v = BlockReduce(temp).Reduce(v, SumOp<acc_t>());
-      if (threadIdx.x == 0) {
-        if (all_pixels) v.weight = acc_t(a.pixels);  // exact, whatever acc_t's integer range
-        sample_sums[s] = v;
-        contribution = contribution + sample_contribution(a.params, v);
-      }
-      __syncthreads();  // before temp is reused
-    }
-  } else {
-    for (int64_t s = warp; s < a.batch; s += kWarps) {
-      CompSums<acc_t> v{0, 0};
-      for (int64_t c = lane; c < chunks_per_sample; c += 32) v = v + load_sums(scratch + s * chunks_per_sample + c);
-#pragma unroll
-      for (int offset = 16; offset > 0; offset /= 2) {
-        v.term += __shfl_down_sync(0xffffffffu, v.term, offset);
-        v.weight += __shfl_down_sync(0xffffffffu, v.weight, offset);
-      }
-      if (lane == 0) {
-        if (all_pixels) v.weight = acc_t(a.pixels);
-        sample_sums[s] = v;
-        contribution = contribution + sample_contribution(a.params, v);
-      }
-    }
-  }
-  if (lane == 0) {
-    warp_totals[warp][0] = contribution.term;
-    warp_totals[warp][1] = contribution.weight;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    CompSums<acc_t> total{0, 0};
-    for (int w = 0; w < kWarps; ++w) total = total + CompSums<acc_t>{warp_totals[w][0], warp_totals[w][1]};
-    if (all_pixels && a.params.reduction != kSample) total.weight = acc_t(double(a.pixels) * double(a.batch));
-    if (a.loss) *a.loss = finalize(a.params, total, a.batch);
-    batch_total[0] = total.term;
-    batch_total[1] = total.weight;
-  }
-  __syncthreads();
-  const CompSums<acc_t> total{batch_total[0], batch_total[1]};
-  for (int64_t s = threadIdx.x; s < a.batch; s += kCompThreads) {
-    a.scale[s] = grad_scale(a.params, sample_sums[s], total, a.batch);
-  }
-}
+constexpr int kVec = gpu::kPointPixelsPerThread;
+constexpr int kThreads = gpu::kPointThreads;
 
 template <int64_t kRho, typename acc_t>
-__global__ void __launch_bounds__(kCompThreads)
+__global__ void __launch_bounds__(kThreads)
     composition_forward_kernel(const ForwardArgs<acc_t> a, const int64_t chunks_per_sample, const bool vec,
                                CompSums<acc_t>* scratch, unsigned int* counter) {
   const int64_t chunk = blockIdx.x;
   const int64_t sample = chunk / chunks_per_sample;
-  const int64_t first = (chunk % chunks_per_sample) * kCompChunk + int64_t(threadIdx.x) * kVec;
+  const int64_t first = (chunk % chunks_per_sample) * gpu::kPointChunk + int64_t(threadIdx.x) * kVec;
   const int64_t left = a.pixels - first;
   const int n = left <= 0 ? 0 : (left < kVec ? int(left) : kVec);
   Params<acc_t> P = a.params;
@@ -148,20 +69,9 @@ __global__ void __launch_bounds__(kCompThreads)
     }
   }
 
-  using BlockReduce = cub::BlockReduce<CompSums<acc_t>, kCompThreads>;
-  __shared__ typename BlockReduce::TempStorage temp;
-  __shared__ bool is_last;
-  const CompSums<acc_t> block_sum = BlockReduce(temp).Reduce(mine, SumOp<acc_t>());
-  if (threadIdx.x == 0) {
-    scratch[chunk] = block_sum;
-    __threadfence();  // publish the partial before taking a ticket
-    is_last = atomicAdd(counter, 1u) == gridDim.x - 1;
-  }
-  __syncthreads();
-  if (is_last) {
-    __threadfence();
-    finish(a, chunks_per_sample, scratch);
-  }
+  gpu::reduce_block_then_last<kThreads>(
+      mine, gpu::Add(), counter, [&](const CompSums<acc_t>& block_sum) { scratch[chunk] = block_sum; },
+      [&] { gpu::finish_per_sample<kThreads, acc_t>(EndOfPass<acc_t>{a, a.scale}, a.batch, chunks_per_sample, scratch); });
 }
 
 }  // namespace
@@ -169,7 +79,7 @@ __global__ void __launch_bounds__(kCompThreads)
 template <typename acc_t>
 cudaError_t launch_composition_forward(const ForwardArgs<acc_t>& a, CompSums<acc_t>* scratch, unsigned int* counter,
                                        cudaStream_t stream) {
-  const int64_t chunks_per_sample = (a.pixels + kCompChunk - 1) / kCompChunk;
+  const int64_t chunks_per_sample = (a.pixels + gpu::kPointChunk - 1) / gpu::kPointChunk;
   // Vector loads and stores need every run of 4 pixels to start on a
   // 4-element boundary: H*W % 4 == 0 and aligned base pointers.
   bool vec = a.pixels % kVec == 0;
@@ -184,14 +94,14 @@ cudaError_t launch_composition_forward(const ForwardArgs<acc_t>& a, CompSums<acc
   const dim3 grid(static_cast<unsigned int>(blocks));
   switch (a.params.rho) {
     case kL1:
-      composition_forward_kernel<kL1><<<grid, kCompThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
+      composition_forward_kernel<kL1><<<grid, kThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
       break;
     case kCharbonnier:
       composition_forward_kernel<kCharbonnier>
-          <<<grid, kCompThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
+          <<<grid, kThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
       break;
     default:
-      composition_forward_kernel<kL2><<<grid, kCompThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
+      composition_forward_kernel<kL2><<<grid, kThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
   }
   return cudaGetLastError();
 }

@@ -1,14 +1,12 @@
-// CUDA backend: one block per fixed-size chunk of one sample (kCudaChunk
+// CUDA backend: one block per fixed-size chunk of one sample (kPointChunk
 // pixels, 4 per thread), so the partial sums never depend on the GPU's SM
 // count. Per block: vector loads of every input as stored, the shared
-// per-pixel math (../dim_loss.h), vector stores of the gradients, and a
-// cub::BlockReduce. The last block to finish (elected with one atomic ticket,
-// as ATen's Reduce.cuh does) sums the partials in a fixed order and writes the
-// loss and the backward scales. No floating-point atomics: bitwise
-// reproducible.
-#include <cub/block/block_reduce.cuh>
-
+// per-pixel math (../dim_loss.h), vector stores of the gradients; the block's
+// partial and the last block's ordered final reduction, which writes the loss
+// and the backward scales, are ../common/cuda_reduce.cuh's. No floating-point
+// atomics: bitwise reproducible.
 #include "../common/cuda_memory.cuh"
+#include "../common/cuda_reduce.cuh"
 #include "../dim_loss.h"
 #include "dim_loss_kernel.h"
 
@@ -16,7 +14,8 @@ namespace mattingloss {
 namespace {
 
 using gpu::aligned;
-constexpr int kVec = kCudaPixelsPerThread;
+constexpr int kVec = gpu::kPointPixelsPerThread;
+constexpr int kThreads = gpu::kPointThreads;
 
 template <typename acc_t>
 __device__ __forceinline__ void load(const Input& in, int64_t offset, int n, bool vec, acc_t* out) {
@@ -28,93 +27,13 @@ __device__ __forceinline__ void store(const Output& out, int64_t offset, int n, 
   gpu::store<kVec>(out, offset, n, vec, in);
 }
 
-template <typename acc_t>
-__device__ __forceinline__ Sums<acc_t> load_sums(const Sums<acc_t>* s) {
-  // L2 loads: the partials were written by other blocks.
-  const acc_t* p = reinterpret_cast<const acc_t*>(s);
-  return {__ldcg(p), __ldcg(p + 1), __ldcg(p + 2)};
-}
-
-template <typename acc_t>
-struct SumOp {
-  __device__ __forceinline__ Sums<acc_t> operator()(const Sums<acc_t>& x, const Sums<acc_t>& y) const { return x + y; }
-};
-
-// Run by the last block only: per-sample sums of the chunk partials, then the
-// batch total, the loss and the per-sample backward scales. Every order is
-// fixed by the shape alone. Few large samples: the whole block sums one sample
-// (each thread a fixed stride of its chunks, then cub::BlockReduce), so a
-// 2048x2048 image's 4096 partials are read 256 at a time. Many small samples:
-// a warp per sample (fixed lane strides, then a fixed shuffle tree).
-template <typename acc_t>
-__device__ void finish(const ForwardArgs<acc_t>& a, int64_t chunks_per_sample, Sums<acc_t>* scratch) {
-  constexpr int kWarps = kCudaThreads / 32;
-  using BlockReduce = cub::BlockReduce<Sums<acc_t>, kCudaThreads>;
-  __shared__ typename BlockReduce::TempStorage temp;
-  __shared__ acc_t warp_totals[kWarps][3];
-  __shared__ acc_t batch_total[3];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  Sums<acc_t>* sample_sums = scratch + a.batch * chunks_per_sample;
-  // This thread's share of the batch total (non-zero in thread 0, or in lane 0s).
-  Sums<acc_t> contribution{0, 0, 0};
-  if (chunks_per_sample >= kCudaThreads) {
-    for (int64_t s = 0; s < a.batch; ++s) {
-      Sums<acc_t> v{0, 0, 0};
-      for (int64_t c = threadIdx.x; c < chunks_per_sample; c += kCudaThreads)
-        v = v + load_sums(scratch + s * chunks_per_sample + c);
-      v = BlockReduce(temp).Reduce(v, SumOp<acc_t>());
-      if (threadIdx.x == 0) {
-        sample_sums[s] = v;
-        contribution = contribution + sample_contribution(v, a.params.reduction);
-      }
-      __syncthreads();  // before temp is reused
-    }
-  } else {
-    for (int64_t s = warp; s < a.batch; s += kWarps) {
-      Sums<acc_t> v{0, 0, 0};
-      for (int64_t c = lane; c < chunks_per_sample; c += 32) v = v + load_sums(scratch + s * chunks_per_sample + c);
-#pragma unroll
-      for (int offset = 16; offset > 0; offset /= 2) {
-        v.alpha += __shfl_down_sync(0xffffffffu, v.alpha, offset);
-        v.comp += __shfl_down_sync(0xffffffffu, v.comp, offset);
-        v.weight += __shfl_down_sync(0xffffffffu, v.weight, offset);
-      }
-      if (lane == 0) {
-        sample_sums[s] = v;
-        contribution = contribution + sample_contribution(v, a.params.reduction);
-      }
-    }
-  }
-  if (lane == 0) {
-    warp_totals[warp][0] = contribution.alpha;
-    warp_totals[warp][1] = contribution.comp;
-    warp_totals[warp][2] = contribution.weight;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    Sums<acc_t> total{0, 0, 0};
-    for (int w = 0; w < kWarps; ++w) total = total + Sums<acc_t>{warp_totals[w][0], warp_totals[w][1], warp_totals[w][2]};
-    acc_t loss;
-    finalize(a.params, total, a.batch, &loss, a.components, a.components + 1);
-    if (a.loss) *a.loss = loss;
-    batch_total[0] = total.alpha;
-    batch_total[1] = total.comp;
-    batch_total[2] = total.weight;
-  }
-  __syncthreads();
-  const Sums<acc_t> total{batch_total[0], batch_total[1], batch_total[2]};
-  for (int64_t s = threadIdx.x; s < a.batch; s += kCudaThreads) {
-    a.scale[s] = grad_scale(a.params, sample_sums[s], total, a.batch);
-  }
-}
-
 template <bool kComp, typename acc_t>
-__global__ void __launch_bounds__(kCudaThreads)
+__global__ void __launch_bounds__(kThreads)
     dim_loss_forward_kernel(const ForwardArgs<acc_t> a, const int64_t chunks_per_sample, const bool vec,
                             Sums<acc_t>* scratch, unsigned int* counter) {
   const int64_t chunk = blockIdx.x;
   const int64_t sample = chunk / chunks_per_sample;
-  const int64_t first = (chunk % chunks_per_sample) * kCudaChunk + int64_t(threadIdx.x) * kVec;
+  const int64_t first = (chunk % chunks_per_sample) * gpu::kPointChunk + int64_t(threadIdx.x) * kVec;
   const int64_t left = a.pixels - first;
   const int n = left <= 0 ? 0 : (left < kVec ? int(left) : kVec);
 
@@ -166,20 +85,9 @@ __global__ void __launch_bounds__(kCudaThreads)
     }
   }
 
-  using BlockReduce = cub::BlockReduce<Sums<acc_t>, kCudaThreads>;
-  __shared__ typename BlockReduce::TempStorage temp;
-  __shared__ bool is_last;
-  const Sums<acc_t> block_sum = BlockReduce(temp).Reduce(mine, SumOp<acc_t>());
-  if (threadIdx.x == 0) {
-    scratch[chunk] = block_sum;
-    __threadfence();  // publish the partial before taking a ticket
-    is_last = atomicAdd(counter, 1u) == gridDim.x - 1;
-  }
-  __syncthreads();
-  if (is_last) {
-    __threadfence();
-    finish(a, chunks_per_sample, scratch);
-  }
+  gpu::reduce_block_then_last<kThreads>(
+      mine, gpu::Add(), counter, [&](const Sums<acc_t>& block_sum) { scratch[chunk] = block_sum; },
+      [&] { gpu::finish_per_sample<kThreads, acc_t>(EndOfPass<acc_t>{a, a.scale}, a.batch, chunks_per_sample, scratch); });
 }
 
 }  // namespace
@@ -187,7 +95,7 @@ __global__ void __launch_bounds__(kCudaThreads)
 template <typename acc_t>
 cudaError_t launch_dim_loss_forward(const ForwardArgs<acc_t>& a, Sums<acc_t>* scratch, unsigned int* counter,
                                     cudaStream_t stream) {
-  const int64_t chunks_per_sample = (a.pixels + kCudaChunk - 1) / kCudaChunk;
+  const int64_t chunks_per_sample = (a.pixels + gpu::kPointChunk - 1) / gpu::kPointChunk;
   // Vector loads and stores need every row of 4 pixels to start on a
   // 4-element boundary: true for H*W % 4 == 0 and aligned base pointers.
   bool vec = a.pixels % kVec == 0;
@@ -201,9 +109,9 @@ cudaError_t launch_dim_loss_forward(const ForwardArgs<acc_t>& a, Sums<acc_t>* sc
   if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;  // > 2^41 pixels: cannot fit in memory anyway
   const dim3 grid(static_cast<unsigned int>(blocks));
   if (a.has_comp) {
-    dim_loss_forward_kernel<true><<<grid, kCudaThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
+    dim_loss_forward_kernel<true><<<grid, kThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
   } else {
-    dim_loss_forward_kernel<false><<<grid, kCudaThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
+    dim_loss_forward_kernel<false><<<grid, kThreads, 0, stream>>>(a, chunks_per_sample, vec, scratch, counter);
   }
   return cudaGetLastError();
 }

@@ -3,12 +3,13 @@
 // depend on the GPU's SM count. A thread walks its pixels' frames t = 0..T-1,
 // keeping frame t-1's values in registers (../temporal.h): vector loads of the
 // four inputs as stored, the shared math, vector stores of frame t-1's final
-// gradients. Block partials go through cub::BlockReduce; the last block to
-// finish (one atomic ticket, as ATen's Reduce.cuh) adds them up in double in a
+// gradients. The block partials and the last block's election are
+// ../common/cuda_reduce.cuh's; that block adds the partials up in double in a
 // fixed order and writes the terms and the total. No floating-point atomics.
 #include <cub/block/block_reduce.cuh>
 
 #include "../common/cuda_memory.cuh"
+#include "../common/cuda_reduce.cuh"
 #include "../temporal.h"
 #include "temporal_kernel.h"
 
@@ -16,14 +17,6 @@ namespace mattingloss {
 namespace {
 
 constexpr int kVec = kTemporalPixelsPerThread;
-
-template <typename acc_t>
-struct SumOp {
-  __device__ __forceinline__ TemporalSums<acc_t> operator()(const TemporalSums<acc_t>& x,
-                                                            const TemporalSums<acc_t>& y) const {
-    return x + y;
-  }
-};
 
 // Channel ch of frame t (ch 0: alpha, a (B,T,1,H,W) tensor; 1..3: the
 // foreground's channels, (B,T,3,H,W)), at this thread's first pixel: 64-bit.
@@ -94,7 +87,7 @@ __device__ void finish(const TemporalArgs<acc_t>& a, int64_t blocks, const Tempo
     v = v + TemporalSums<double>{double(__ldcg(p)), double(__ldcg(p + 1)), double(__ldcg(p + 2)),
                                  double(__ldcg(p + 3))};
   }
-  const TemporalSums<double> total = BlockReduce(temp).Reduce(v, SumOp<double>());
+  const TemporalSums<double> total = BlockReduce(temp).Reduce(v, gpu::Add());
   if (threadIdx.x == 0) temporal_finalize(a, total);
 }
 
@@ -129,20 +122,9 @@ __global__ void __launch_bounds__(kTemporalThreads)
     }
   }
 
-  using BlockReduce = cub::BlockReduce<TemporalSums<acc_t>, kTemporalThreads>;
-  __shared__ typename BlockReduce::TempStorage temp;
-  __shared__ bool is_last;
-  const TemporalSums<acc_t> block_sum = BlockReduce(temp).Reduce(s.sums, SumOp<acc_t>());
-  if (threadIdx.x == 0) {
-    scratch[chunk] = block_sum;
-    __threadfence();  // publish the partial before taking a ticket
-    is_last = atomicAdd(counter, 1u) == gridDim.x - 1;
-  }
-  __syncthreads();
-  if (is_last) {
-    __threadfence();
-    finish(a, gridDim.x, scratch);
-  }
+  gpu::reduce_block_then_last<kTemporalThreads>(
+      s.sums, gpu::Add(), counter, [&](const TemporalSums<acc_t>& block_sum) { scratch[chunk] = block_sum; },
+      [&] { finish(a, gridDim.x, scratch); });
 }
 
 }  // namespace
