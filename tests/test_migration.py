@@ -1,4 +1,4 @@
-"""The README's migration recipes give the same numbers as the code they replace."""
+"""The migration recipes of docs/conventions.md give the same numbers as the code they replace."""
 import pytest
 import torch
 
@@ -53,7 +53,7 @@ def guarded_alpha_loss(pred, alpha, trimap, guard, mask_inside_root, eps=1e-6):
 @pytest.mark.parametrize("guard", [1.0, 1e-6])
 @pytest.mark.parametrize("unknown", ["random", "none"])
 def test_reproductions_that_guard_n(guard, mask_inside_root, unknown):
-    """The README's statements: theirs = (N * ours + eps * K_inside) / (N + guard), with
+    """docs/conventions.md's statements: theirs = (N * ours + eps * K_inside) / (N + guard), with
     K_inside the known-pixel count when the mask is inside the root (else 0), and their
     gradient = ours * N / (N + guard)."""
     x = make_inputs(2, 20, 24, unknown=unknown)

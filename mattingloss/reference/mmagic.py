@@ -29,7 +29,7 @@ def mmagic_charbonnier_losses(pred_alpha, alpha, fg, bg, ori_merged, weight, *, 
     """mmagic's CharbonnierLoss + CharbonnierCompLoss with a weight mask, as its
     documentation and ``mask_reduce_loss`` define them (data in [0, 1], ``eps``
     given already squared, mean = sum(l * w) / (sum(w expanded to l's channels) + 1e-12)).
-    Used to test the migration recipe in the README."""
+    Used to test the migration recipe in docs/conventions.md."""
 
     alpha_loss = mask_reduce_loss(torch.sqrt((pred_alpha - alpha) ** 2 + eps), weight, sample_wise=sample_wise)
     pred_merged = pred_alpha * fg + (1.0 - pred_alpha) * bg
