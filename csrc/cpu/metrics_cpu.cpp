@@ -1,0 +1,254 @@
+// CPU backend of matting_metrics, one sample after the other:
+//   1. (gradient) each image's minimum and maximum, for its normalisation;
+//   2. (connectivity) q per pixel: how many thresholds both alphas reach, so the
+//      intersection mask of threshold i is q >= i;
+//   3. (connectivity) per threshold, in parallel: union-find labelling of the
+//      mask (4-connectivity; roots are each component's first row-major pixel),
+//      sizes and tie-break keys, the largest component (../metrics.h pack_best)
+//      and its membership plane omega_i;
+//   4. per row, in parallel: each pixel's level (the first threshold whose
+//      omega misses it), the SAD/MSE terms, the separable derivative-of-Gaussian
+//      filter (a column pass into a padded row, then a row pass; replicated
+//      borders) and the connectivity term, summed per row;
+//   5. the rows' sums added in row order: the same bits with any thread count.
+#pragma GCC optimize("fp-contract=off")  // products rounded on their own, as the references and the CUDA kernel
+
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "../metrics.h"
+#include "../metrics_host.h"
+
+namespace mattingloss {
+namespace metrics {
+namespace {
+
+inline Image sample_of(const Image& im, int64_t offset) {
+  Image s = im;
+  s.data = static_cast<const char*>(im.data) + offset * element_bytes(im.dtype);
+  return s;
+}
+
+inline int32_t find_halving(int32_t* parent, int32_t x) {
+  while (parent[x] != x) {
+    parent[x] = parent[parent[x]];
+    x = parent[x];
+  }
+  return x;
+}
+
+inline void unite(int32_t* parent, int32_t a, int32_t b) {
+  a = find_halving(parent, a);
+  b = find_halving(parent, b);
+  if (a < b) {
+    parent[b] = a;
+  } else if (b < a) {
+    parent[a] = b;
+  }
+}
+
+struct LabelScratch {
+  std::vector<int32_t> parent;
+  std::vector<uint32_t> size, key;
+  std::vector<int32_t> roots;
+};
+
+// omega of threshold i (1..10) for one sample: 1 where the pixel is in the
+// largest 4-connected component of {q >= i} (or, for GCA when the background
+// wins, where q < i).
+void largest_component(const Params& P, const uint8_t* q, int64_t H, int64_t W, int i, LabelScratch& s,
+                       uint8_t* omega) {
+  const int64_t N = H * W;
+  s.parent.resize(N);
+  s.size.resize(N);
+  s.key.resize(N);
+  s.roots.clear();
+  int32_t* parent = s.parent.data();
+  int64_t masked = 0;
+  for (int64_t y = 0; y < H; ++y) {
+    for (int64_t x = 0; x < W; ++x) {
+      const int32_t idx = int32_t(y * W + x);
+      if (q[idx] < i) continue;
+      ++masked;
+      parent[idx] = idx;
+      if (x > 0 && q[idx - 1] >= i) unite(parent, idx, idx - 1);
+      if (y > 0 && q[idx - W] >= i) unite(parent, idx, int32_t(idx - W));
+    }
+  }
+  // Full compression in row-major order: a parent is always an earlier pixel,
+  // already pointing at its root.
+  for (int64_t y = 0; y < H; ++y) {
+    for (int64_t x = 0; x < W; ++x) {
+      const int32_t idx = int32_t(y * W + x);
+      if (q[idx] < i) continue;
+      const int32_t p = parent[idx];
+      const int32_t root = p == idx ? idx : parent[p];
+      parent[idx] = root;
+      if (root == idx) {
+        s.size[idx] = 0;
+        s.key[idx] = 0xFFFFFFFFu;
+        s.roots.push_back(idx);
+      }
+      s.size[root] += 1;
+      s.key[root] = std::min(s.key[root], tie_key(P.convention, y, x, H, W));
+    }
+  }
+  uint64_t best = 0;
+  int32_t best_root = -1;
+  for (const int32_t r : s.roots) {
+    const uint64_t v = pack_best(s.size[r], s.key[r]);
+    if (v > best) {
+      best = v;
+      best_root = r;
+    }
+  }
+  if (background_wins(P.convention, N - masked, best)) {
+    for (int64_t k = 0; k < N; ++k) omega[k] = q[k] < i;
+  } else {
+    for (int64_t k = 0; k < N; ++k) omega[k] = q[k] >= i && parent[k] == best_root;
+  }
+}
+
+struct RowScratch {
+  std::vector<double> sg_p, sd_p, sg_g, sd_g;  // column passes, padded by kHalf on each side
+};
+
+inline void pad_row(std::vector<double>& r, int64_t W) {
+  for (int k = 0; k < kHalf; ++k) {
+    r[k] = r[kHalf];
+    r[kHalf + W + k] = r[kHalf + W - 1];
+  }
+}
+
+void metrics_sample(const MetricsArgs& A, int64_t b) {
+  const Params& P = A.params;
+  const int64_t H = A.height, W = A.width, N = H * W;
+  const Image pred = sample_of(A.pred, b * N), gt = sample_of(A.gt, b * N);
+  const uint8_t* region = A.region + b * N;
+
+  // 1. normalisation of each image for the filter
+  Norm np{}, ng{};
+  if (A.gradient) {
+    std::vector<double> lo(2 * H), hi(2 * H);
+    at::parallel_for(0, H, 16, [&](int64_t y0, int64_t y1) {
+      for (int64_t y = y0; y < y1; ++y) {
+        double l0 = value(pred, y * W), h0 = l0, l1 = value(gt, y * W), h1 = l1;
+        for (int64_t x = 1; x < W; ++x) {
+          const double a = value(pred, y * W + x), c = value(gt, y * W + x);
+          l0 = std::min(l0, a);
+          h0 = std::max(h0, a);
+          l1 = std::min(l1, c);
+          h1 = std::max(h1, c);
+        }
+        lo[2 * y] = l0;
+        hi[2 * y] = h0;
+        lo[2 * y + 1] = l1;
+        hi[2 * y + 1] = h1;
+      }
+    });
+    double lp = lo[0], hp = hi[0], lg = lo[1], hg = hi[1];
+    for (int64_t y = 1; y < H; ++y) {
+      lp = std::min(lp, lo[2 * y]);
+      hp = std::max(hp, hi[2 * y]);
+      lg = std::min(lg, lo[2 * y + 1]);
+      hg = std::max(hg, hi[2 * y + 1]);
+    }
+    np = make_norm(P.convention, lp, hp);
+    ng = make_norm(P.convention, lg, hg);
+  }
+
+  // 2-3. the thresholds' largest components
+  std::vector<uint8_t> q, omega;
+  if (A.connectivity) {
+    q.resize(N);
+    omega.resize((kLevels - 1) * N);
+    at::parallel_for(0, H, 16, [&](int64_t y0, int64_t y1) {
+      for (int64_t k = y0 * W; k < y1 * W; ++k)
+        q[k] = reached_level(P, conn_alpha(P.convention, value(pred, k)), conn_alpha(P.convention, value(gt, k)));
+    });
+    at::parallel_for(1, kLevels, 1, [&](int64_t i0, int64_t i1) {
+      LabelScratch s;
+      for (int64_t i = i0; i < i1; ++i) largest_component(P, q.data(), H, W, int(i), s, omega.data() + (i - 1) * N);
+    });
+  }
+
+  // 4. per row: levels and every term
+  std::vector<double> rows(H * kSums, 0.0);
+  uint8_t* levels = A.levels ? A.levels + b * N : nullptr;
+  at::parallel_for(0, H, 8, [&](int64_t y0, int64_t y1) {
+    RowScratch s;
+    if (A.gradient) {
+      for (auto* r : {&s.sg_p, &s.sd_p, &s.sg_g, &s.sd_g}) r->assign(W + 2 * kHalf, 0.0);
+    }
+    for (int64_t y = y0; y < y1; ++y) {
+      if (A.gradient) {
+        for (int64_t x = 0; x < W; ++x) {
+          column_pass(P, np, pred, y, x, H, W, s.sg_p[kHalf + x], s.sd_p[kHalf + x]);
+          column_pass(P, ng, gt, y, x, H, W, s.sg_g[kHalf + x], s.sd_g[kHalf + x]);
+        }
+        for (auto* r : {&s.sg_p, &s.sd_p, &s.sg_g, &s.sd_g}) pad_row(*r, W);
+      }
+      double acc[kSums] = {0, 0, 0, 0, 0, 0, 0};
+      for (int64_t x = 0; x < W; ++x) {
+        const int64_t k = y * W + x;
+        const double a_p = value(pred, k), a_g = value(gt, k);
+        const bool in = region[k] != 0;
+        double ae, se;
+        point_terms(P.convention, a_p, a_g, ae, se);
+        acc[kSadAll] += ae;
+        acc[kSqAll] += se;
+        if (in) {
+          acc[kSadRegion] += ae;
+          acc[kSqRegion] += se;
+          acc[kCount] += 1.0;
+        }
+        if (A.gradient && in) {
+          const double amp_p = magnitude(dot9(P.taps_d, &s.sg_p[x]), dot9(P.taps_g, &s.sd_p[x]));
+          const double amp_g = magnitude(dot9(P.taps_d, &s.sg_g[x]), dot9(P.taps_g, &s.sd_g[x]));
+          acc[kGrad] += gradient_term(P.convention, amp_p, amp_g);
+        }
+        if (A.connectivity) {
+          int level = kLevels - 1;
+          for (int i = 1; i < kLevels; ++i) {
+            if (!omega[(i - 1) * N + k]) {
+              level = i - 1;
+              break;
+            }
+          }
+          if (levels) levels[k] = uint8_t(level);
+          if (in)
+            acc[kConn] += conn_term(P, conn_alpha(P.convention, a_p), conn_alpha(P.convention, a_g), level);
+        }
+      }
+      std::memcpy(&rows[y * kSums], acc, sizeof(acc));
+    }
+  });
+
+  // 5. rows in order
+  double* out = A.sums + b * kSums;
+  for (int k = 0; k < kSums; ++k) out[k] = 0.0;
+  for (int64_t y = 0; y < H; ++y)
+    for (int k = 0; k < kSums; ++k) out[k] += rows[y * kSums + k];
+}
+
+MetricsResult matting_metrics_cpu(const at::Tensor& pred, const at::Tensor& gt, const at::Tensor& region,
+                                  int64_t convention, double pred_factor, double gt_factor,
+                                  c10::ArrayRef<double> thresholds, c10::ArrayRef<double> taps, bool gradient,
+                                  bool connectivity, bool levels) {
+  MetricsResult out;
+  const MetricsArgs args = prepare_metrics(pred, gt, region, convention, pred_factor, gt_factor, thresholds, taps,
+                                           gradient, connectivity, levels, out);
+  for (int64_t b = 0; b < args.batch; ++b) metrics_sample(args, b);
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("matting_metrics", &matting_metrics_cpu); }
+
+}  // namespace metrics
+}  // namespace mattingloss
