@@ -74,9 +74,18 @@ void largest_component(const Params& P, const uint8_t* q, int64_t H, int64_t W, 
       const int32_t idx = int32_t(y * W + x);
       if (q[idx] < i) continue;
       ++masked;
-      parent[idx] = idx;
-      if (x > 0 && q[idx - 1] >= i) unite(parent, idx, idx - 1);
-      if (y > 0 && q[idx - W] >= i) unite(parent, idx, int32_t(idx - W));
+      const bool left = x > 0 && q[idx - 1] >= i, up = y > 0 && q[idx - W] >= i;
+      if (left) {
+        // Joined to the left neighbour's set through its parent (an earlier pixel
+        // of the same set). The upper neighbour is already in that set when the
+        // upper-left one is in the mask (up-left ~ up, up-left ~ left).
+        parent[idx] = parent[idx - 1];
+        if (up && q[idx - W - 1] < i) unite(parent, idx, int32_t(idx - W));
+      } else if (up) {
+        parent[idx] = parent[idx - W];
+      } else {
+        parent[idx] = idx;
+      }
     }
   }
   // Full compression in row-major order: a parent is always an earlier pixel,
@@ -115,7 +124,54 @@ void largest_component(const Params& P, const uint8_t* q, int64_t H, int64_t W, 
 
 struct RowScratch {
   std::vector<double> sg_p, sd_p, sg_g, sd_g;  // column passes, padded by kHalf on each side
+  std::vector<double> gx, gy, amp_p, amp_g;     // row passes and magnitudes
 };
+
+// ../metrics.h column_pass for a whole row y of an image normalised beforehand,
+// tap by tap across the row (the same sums in the same order: dot9's), so the
+// compiler vectorises over x.
+inline void column_rows(const Params& P, const double* n, int64_t y, int64_t H, int64_t W, double* sg,
+                        double* sd) {
+  for (int i = 0; i < kTaps; ++i) {
+    const int64_t yy = std::min<int64_t>(std::max<int64_t>(y + i - kHalf, 0), H - 1);
+    const double* r = n + yy * W;
+    const double wg = P.taps_g[i], wd = P.taps_d[i];
+    if (i == 0) {
+      for (int64_t x = 0; x < W; ++x) {
+        sg[x] = mul_rn(wg, r[x]);
+        sd[x] = mul_rn(wd, r[x]);
+      }
+    } else {
+      for (int64_t x = 0; x < W; ++x) {
+        sg[x] = add_rn(sg[x], mul_rn(wg, r[x]));
+        sd[x] = add_rn(sd[x], mul_rn(wd, r[x]));
+      }
+    }
+  }
+}
+
+// The row pass (gx = dot9(taps_d, sg[x-4..x+4]), gy = dot9(taps_g, sd[x-4..x+4]); sg, sd
+// padded by kHalf) and the magnitudes, tap by tap across the row.
+inline void row_magnitudes(const Params& P, const double* sg, const double* sd, int64_t W, double* gx, double* gy,
+                           double* amp) {
+  for (int k = 0; k < kTaps; ++k) {
+    const double wd = P.taps_d[k], wg = P.taps_g[k];
+    const double* a = sg + k;
+    const double* b = sd + k;
+    if (k == 0) {
+      for (int64_t x = 0; x < W; ++x) {
+        gx[x] = mul_rn(wd, a[x]);
+        gy[x] = mul_rn(wg, b[x]);
+      }
+    } else {
+      for (int64_t x = 0; x < W; ++x) {
+        gx[x] = add_rn(gx[x], mul_rn(wd, a[x]));
+        gy[x] = add_rn(gy[x], mul_rn(wg, b[x]));
+      }
+    }
+  }
+  for (int64_t x = 0; x < W; ++x) amp[x] = magnitude(gx[x], gy[x]);
+}
 
 inline void pad_row(std::vector<double>& r, int64_t W) {
   for (int k = 0; k < kHalf; ++k) {
@@ -160,6 +216,18 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
     np = make_norm(P.convention, lp, hp);
     ng = make_norm(P.convention, lg, hg);
   }
+  // The normalised images, once per pixel (the column pass reads each 9 times).
+  std::vector<double> norm_p, norm_g;
+  if (A.gradient) {
+    norm_p.resize(N);
+    norm_g.resize(N);
+    at::parallel_for(0, H, 16, [&](int64_t y0, int64_t y1) {
+      for (int64_t k = y0 * W; k < y1 * W; ++k) {
+        norm_p[k] = normalise(np, value(pred, k));
+        norm_g[k] = normalise(ng, value(gt, k));
+      }
+    });
+  }
 
   // 2-3. the thresholds' largest components
   std::vector<uint8_t> q, omega;
@@ -183,14 +251,15 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
     RowScratch s;
     if (A.gradient) {
       for (auto* r : {&s.sg_p, &s.sd_p, &s.sg_g, &s.sd_g}) r->assign(W + 2 * kHalf, 0.0);
+      for (auto* r : {&s.gx, &s.gy, &s.amp_p, &s.amp_g}) r->assign(W, 0.0);
     }
     for (int64_t y = y0; y < y1; ++y) {
       if (A.gradient) {
-        for (int64_t x = 0; x < W; ++x) {
-          column_pass(P, np, pred, y, x, H, W, s.sg_p[kHalf + x], s.sd_p[kHalf + x]);
-          column_pass(P, ng, gt, y, x, H, W, s.sg_g[kHalf + x], s.sd_g[kHalf + x]);
-        }
+        column_rows(P, norm_p.data(), y, H, W, s.sg_p.data() + kHalf, s.sd_p.data() + kHalf);
+        column_rows(P, norm_g.data(), y, H, W, s.sg_g.data() + kHalf, s.sd_g.data() + kHalf);
         for (auto* r : {&s.sg_p, &s.sd_p, &s.sg_g, &s.sd_g}) pad_row(*r, W);
+        row_magnitudes(P, s.sg_p.data(), s.sd_p.data(), W, s.gx.data(), s.gy.data(), s.amp_p.data());
+        row_magnitudes(P, s.sg_g.data(), s.sd_g.data(), W, s.gx.data(), s.gy.data(), s.amp_g.data());
       }
       double acc[kSums] = {0, 0, 0, 0, 0, 0, 0};
       for (int64_t x = 0; x < W; ++x) {
@@ -207,9 +276,7 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
           acc[kCount] += 1.0;
         }
         if (A.gradient && in) {
-          const double amp_p = magnitude(dot9(P.taps_d, &s.sg_p[x]), dot9(P.taps_g, &s.sd_p[x]));
-          const double amp_g = magnitude(dot9(P.taps_d, &s.sg_g[x]), dot9(P.taps_g, &s.sd_g[x]));
-          acc[kGrad] += gradient_term(P.convention, amp_p, amp_g);
+          acc[kGrad] += gradient_term(P.convention, s.amp_p[x], s.amp_g[x]);
         }
         if (A.connectivity) {
           int level = kLevels - 1;
