@@ -139,20 +139,29 @@ ML_INLINE double conn_alpha(int64_t convention, double a) {
 
 // How many thresholds 1..10 both alphas reach: the pixel is in the intersection
 // mask of threshold i exactly when i <= q.
+// MATLAB compares its single alpha with the double threshold converted to single.
 ML_INLINE uint8_t reached_level(const Params& P, double p, double g) {
   uint8_t q = 0;
-  for (int i = 1; i < kLevels; ++i) q += (p >= P.thresholds[i]) & (g >= P.thresholds[i]);
+  if (P.convention == kDimMatlab) {
+    const float pf = float(p), gf = float(g);
+    for (int i = 1; i < kLevels; ++i) {
+      const float t = float(P.thresholds[i]);
+      q += (pf >= t) & (gf >= t);
+    }
+  } else {
+    for (int i = 1; i < kLevels; ++i) q += (p >= P.thresholds[i]) & (g >= P.thresholds[i]);
+  }
   return q;
 }
 
 // |phi_p - phi_g| at a pixel whose l = thresholds[level]; phi = 1 - d*(d >= 0.15), d = alpha - l.
 ML_INLINE double conn_term(const Params& P, double p, double g, int level) {
   const double l = P.thresholds[level];
-  if (P.convention == kDimMatlab) {  // single: pred - l_map (the double l converted), 1 - d .* single(d >= 0.15)
+  if (P.convention == kDimMatlab) {  // single: pred - l_map (the double l converted), 1 - d .* single(d >= 0.15), 0.15 as single
     const float lf = float(l);
     const float dp = float(p) - lf, dg = float(g) - lf;
-    const float pp = double(dp) >= 0.15 ? 1.0f - dp : 1.0f;
-    const float pg = double(dg) >= 0.15 ? 1.0f - dg : 1.0f;
+    const float pp = dp >= 0.15f ? 1.0f - dp : 1.0f;
+    const float pg = dg >= 0.15f ? 1.0f - dg : 1.0f;
     return double(fabsf(pp - pg));
   }
   const double dp = p - l, dg = g - l;

@@ -329,3 +329,18 @@ def test_opcheck(convention):
         args = (pred.to(dtype), gt, region, code, 1.0, 1.0, metrics._THRESHOLDS[code], metrics._TAPS, True, True,
                 True)
         torch.library.opcheck(torch.ops.mattingloss.matting_metrics.default, args)
+
+
+def test_matlab_single_threshold_comparison():
+    """MATLAB compares single(178.5)/255 (the float32 nearest 0.7, below 0.7) with the
+    double 0.7 converted to single: it reaches the 0.7 threshold (Octave agrees), which
+    an exact comparison would deny."""
+    assert float(np.float32(178.5) / np.float32(255)) < 0.7
+    gt = np.full((1, 1, 7, 7), 178.5)
+    pred = gt.copy()
+    pred[0, 0, 3, 3] = 255.0
+    tri = torch.full((1, 1, 7, 7), 128, dtype=torch.uint8)
+    p, g = torch.from_numpy(pred), torch.from_numpy(gt)
+    lv = metrics.connectivity_levels(p, g, tri, "dim_matlab", scale=255)
+    assert int(lv[0, 0, 0, 0]) == 7
+    _check(p, g, tri, "dim_matlab", scale=255)

@@ -35,9 +35,9 @@ Where a source's numbers depend on a detail, it is reproduced as it is:
   ``np.arange(0, 1.1, 0.1)`` (``k*0.1``: 0.6000000000000001, 0.7000000000000001), so
   in mmagic and GCA alpha = 153 (153/255 == 0.6) misses the 0.6 threshold.
 * Mixed single/double comparisons (``pred >= thresh_steps(ii)``, ``pred_d >= 0.15``)
-  are evaluated exactly (the single value against the double constant). For
-  uint8 mattes no alpha lies between a threshold's double and single values, so
-  either reading gives the same numbers; for floating mattes this is our reading.
+  convert the double to single, as MATLAB does (and Octave: ``single(0.1) == 0.1``
+  is true there). For uint8 mattes no alpha lies between a threshold's double and
+  single values, so this only matters for floating mattes.
 * The largest component at each threshold: ``bwconncomp(., 4)`` then ``max`` (the
   first of equal sizes; bwconncomp numbers components in MATLAB's column-major
   scan order, so a tie goes to the component whose first pixel in column-major
@@ -221,12 +221,12 @@ def dim_matlab(pred, gt, region, *, with_levels=False) -> dict:
     grad = float(np.sum(err[region], dtype=np.float64)) / 1000
     # compute_connectivity_error.m, in single precision.
     p, g = p32 / f255, g32 / f255
-    levels = _levels(p, g, MATLAB_THRESHOLDS, largest_component_matlab)
+    levels = _levels(p, g, MATLAB_THRESHOLDS, largest_component_matlab, single=True)
     lmap = np.asarray(MATLAB_THRESHOLDS)[levels]  # double, as l_map
     pd = p - lmap.astype(np.float32)  # single - double -> single
     gd = g - lmap.astype(np.float32)
-    pphi = np.float32(1) - pd * (pd.astype(np.float64) >= 0.15).astype(np.float32)
-    gphi = np.float32(1) - gd * (gd.astype(np.float64) >= 0.15).astype(np.float32)
+    pphi = np.float32(1) - pd * (pd >= np.float32(0.15)).astype(np.float32)
+    gphi = np.float32(1) - gd * (gd >= np.float32(0.15)).astype(np.float32)
     conn = float(np.sum(np.abs(pphi - gphi)[region], dtype=np.float64)) / 1000
     out = {"sad": sad, "mse": mse, "grad": grad, "conn": conn}
     if with_levels:
@@ -234,15 +234,15 @@ def dim_matlab(pred, gt, region, *, with_levels=False) -> dict:
     return out
 
 
-def _levels(p, g, thresholds, largest) -> np.ndarray:
+def _levels(p, g, thresholds, largest, single=False) -> np.ndarray:
     """The index k of l = thresholds[k] per pixel: the threshold before the first
     one (from the second on) at which the pixel is outside the largest component,
-    10 (l = 1) if it never is. p and g compared exactly (float32 promoted)."""
-    p64, g64 = p.astype(np.float64), g.astype(np.float64)
+    10 (l = 1) if it never is. single: compared in float32 (MATLAB's single pred
+    against a double threshold)."""
     levels = np.full(p.shape, -1, np.int64)
     for i in range(1, len(thresholds)):
-        t = thresholds[i]
-        omega = largest((p64 >= t) & (g64 >= t))
+        t = np.float32(thresholds[i]) if single else thresholds[i]
+        omega = largest((p >= t) & (g >= t))
         levels[(levels == -1) & ~omega] = i - 1
     levels[levels == -1] = len(thresholds) - 1
     return levels
