@@ -33,7 +33,19 @@ inline Image sample_of(const Image& im, int64_t offset) {
   return s;
 }
 
-inline int32_t find_halving(int32_t* parent, int32_t x) {
+// A run of consecutive mask pixels in one row: [x0, x1).
+struct Run {
+  int32_t y, x0, x1;
+};
+
+struct LabelScratch {
+  std::vector<Run> runs;
+  std::vector<int64_t> row_start;  // runs of row y: [row_start[y], row_start[y + 1])
+  std::vector<int32_t> parent;     // per run
+  std::vector<uint32_t> size, key;
+};
+
+inline int32_t find_run(int32_t* parent, int32_t x) {
   while (parent[x] != x) {
     parent[x] = parent[parent[x]];
     x = parent[x];
@@ -41,84 +53,83 @@ inline int32_t find_halving(int32_t* parent, int32_t x) {
   return x;
 }
 
-inline void unite(int32_t* parent, int32_t a, int32_t b) {
-  a = find_halving(parent, a);
-  b = find_halving(parent, b);
-  if (a < b) {
-    parent[b] = a;
-  } else if (b < a) {
-    parent[a] = b;
-  }
-}
-
-struct LabelScratch {
-  std::vector<int32_t> parent;
-  std::vector<uint32_t> size, key;
-  std::vector<int32_t> roots;
-};
-
 // omega of threshold i (1..10) for one sample: 1 where the pixel is in the
 // largest 4-connected component of {q >= i} (or, for GCA when the background
-// wins, where q < i).
+// wins, where q < i). Labelled by runs: union-find over the row runs, a run
+// united with the runs of the row above that share a column. Runs are numbered
+// in row-major order and a root is linked under the smaller root, so each
+// component's root is its first run, the one holding its first row-major pixel;
+// MATLAB's column-major key of a component is the least x0 * H + y of its runs.
 void largest_component(const Params& P, const uint8_t* q, int64_t H, int64_t W, int i, LabelScratch& s,
                        uint8_t* omega) {
   const int64_t N = H * W;
-  s.parent.resize(N);
-  s.size.resize(N);
-  s.key.resize(N);
-  s.roots.clear();
-  int32_t* parent = s.parent.data();
+  s.runs.clear();
+  s.row_start.assign(H + 1, 0);
   int64_t masked = 0;
   for (int64_t y = 0; y < H; ++y) {
-    for (int64_t x = 0; x < W; ++x) {
-      const int32_t idx = int32_t(y * W + x);
-      if (q[idx] < i) continue;
-      ++masked;
-      const bool left = x > 0 && q[idx - 1] >= i, up = y > 0 && q[idx - W] >= i;
-      if (left) {
-        // Joined to the left neighbour's set through its parent (an earlier pixel
-        // of the same set). The upper neighbour is already in that set when the
-        // upper-left one is in the mask (up-left ~ up, up-left ~ left).
-        parent[idx] = parent[idx - 1];
-        if (up && q[idx - W - 1] < i) unite(parent, idx, int32_t(idx - W));
-      } else if (up) {
-        parent[idx] = parent[idx - W];
-      } else {
-        parent[idx] = idx;
+    s.row_start[y] = int64_t(s.runs.size());
+    const uint8_t* row = q + y * W;
+    int64_t x = 0;
+    while (x < W) {
+      while (x < W && row[x] < i) ++x;
+      if (x == W) break;
+      const int64_t x0 = x;
+      while (x < W && row[x] >= i) ++x;
+      s.runs.push_back({int32_t(y), int32_t(x0), int32_t(x)});
+      masked += x - x0;
+    }
+  }
+  s.row_start[H] = int64_t(s.runs.size());
+  const int64_t R = int64_t(s.runs.size());
+  s.parent.resize(R);
+  int32_t* parent = s.parent.data();
+  for (int64_t r = 0; r < R; ++r) parent[r] = int32_t(r);
+  for (int64_t y = 1; y < H; ++y) {
+    int64_t a = s.row_start[y - 1];
+    const int64_t a_end = s.row_start[y];
+    for (int64_t r = s.row_start[y]; r < s.row_start[y + 1]; ++r) {
+      const Run& run = s.runs[r];
+      while (a < a_end && s.runs[a].x1 <= run.x0) ++a;  // runs above ending before this one starts
+      for (int64_t u = a; u < a_end && s.runs[u].x0 < run.x1; ++u) {
+        const int32_t ra = find_run(parent, int32_t(u)), rb = find_run(parent, int32_t(r));
+        if (ra < rb) {
+          parent[rb] = ra;
+        } else if (rb < ra) {
+          parent[ra] = rb;
+        }
       }
     }
   }
-  // Full compression in row-major order: a parent is always an earlier pixel,
-  // already pointing at its root.
-  for (int64_t y = 0; y < H; ++y) {
-    for (int64_t x = 0; x < W; ++x) {
-      const int32_t idx = int32_t(y * W + x);
-      if (q[idx] < i) continue;
-      const int32_t p = parent[idx];
-      const int32_t root = p == idx ? idx : parent[p];
-      parent[idx] = root;
-      if (root == idx) {
-        s.size[idx] = 0;
-        s.key[idx] = 0xFFFFFFFFu;
-        s.roots.push_back(idx);
-      }
-      s.size[root] += 1;
-      s.key[root] = std::min(s.key[root], tie_key(P.convention, y, x, H, W));
-    }
+  s.size.assign(R, 0);
+  s.key.assign(R, 0xFFFFFFFFu);
+  for (int64_t r = 0; r < R; ++r) {
+    const int32_t root = find_run(parent, int32_t(r));
+    parent[r] = root;
+    const Run& run = s.runs[r];
+    s.size[root] += uint32_t(run.x1 - run.x0);
+    const uint32_t k = tie_key(P.convention, run.y, run.x0, H, W);
+    if (k < s.key[root]) s.key[root] = k;
   }
   uint64_t best = 0;
   int32_t best_root = -1;
-  for (const int32_t r : s.roots) {
+  for (int64_t r = 0; r < R; ++r) {
+    if (parent[r] != r) continue;
     const uint64_t v = pack_best(s.size[r], s.key[r]);
     if (v > best) {
       best = v;
-      best_root = r;
+      best_root = int32_t(r);
     }
   }
   if (background_wins(P.convention, N - masked, best)) {
-    for (int64_t k = 0; k < N; ++k) omega[k] = q[k] < i;
+    std::memset(omega, 1, size_t(N));
+    for (const Run& run : s.runs) std::memset(omega + run.y * W + run.x0, 0, size_t(run.x1 - run.x0));
   } else {
-    for (int64_t k = 0; k < N; ++k) omega[k] = q[k] >= i && parent[k] == best_root;
+    std::memset(omega, 0, size_t(N));
+    for (int64_t r = 0; r < R; ++r) {
+      if (parent[r] != best_root) continue;
+      const Run& run = s.runs[r];
+      std::memset(omega + run.y * W + run.x0, 1, size_t(run.x1 - run.x0));
+    }
   }
 }
 
