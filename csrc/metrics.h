@@ -137,21 +137,25 @@ ML_INLINE double conn_alpha(int64_t convention, double a) {
   return convention == kDimMatlab ? double(float(a) / 255.0f) : a / 255.0;
 }
 
-// How many thresholds 1..10 both alphas reach: the pixel is in the intersection
-// mask of threshold i exactly when i <= q.
-// MATLAB compares its single alpha with the double threshold converted to single.
-ML_INLINE uint8_t reached_level(const Params& P, double p, double g) {
-  uint8_t q = 0;
+// How many thresholds 1..10 an alpha reaches (the thresholds increase, so the
+// count says which: 1..reach). MATLAB compares its single alpha with the double
+// threshold converted to single.
+ML_INLINE uint8_t reach(const Params& P, double v) {
+  uint8_t n = 0;
   if (P.convention == kDimMatlab) {
-    const float pf = float(p), gf = float(g);
-    for (int i = 1; i < kLevels; ++i) {
-      const float t = float(P.thresholds[i]);
-      q += (pf >= t) & (gf >= t);
-    }
+    const float f = float(v);
+    for (int i = 1; i < kLevels; ++i) n += f >= float(P.thresholds[i]);
   } else {
-    for (int i = 1; i < kLevels; ++i) q += (p >= P.thresholds[i]) & (g >= P.thresholds[i]);
+    for (int i = 1; i < kLevels; ++i) n += v >= P.thresholds[i];
   }
-  return q;
+  return n;
+}
+
+// How many thresholds both alphas reach: the pixel is in the intersection mask
+// of threshold i exactly when i <= q.
+ML_INLINE uint8_t reached_level(const Params& P, double p, double g) {
+  const uint8_t a = reach(P, p), b = reach(P, g);
+  return a < b ? a : b;
 }
 
 // |phi_p - phi_g| at a pixel whose l = thresholds[level]; phi = 1 - d*(d >= 0.15), d = alpha - l.

@@ -245,9 +245,21 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   if (A.connectivity) {
     q.resize(N);
     omega.resize((kLevels - 1) * N);
+    // uint8 images: each value's reach from a table of 256.
+    uint8_t table_p[256], table_g[256];
+    for (int v = 0; v < 256; ++v) {
+      table_p[v] = reach(P, conn_alpha(P.convention, double(v) * pred.factor));
+      table_g[v] = reach(P, conn_alpha(P.convention, double(v) * gt.factor));
+    }
+    const bool u8p = pred.dtype == Dtype::kUInt8, u8g = gt.dtype == Dtype::kUInt8;
     at::parallel_for(0, H, 16, [&](int64_t y0, int64_t y1) {
-      for (int64_t k = y0 * W; k < y1 * W; ++k)
-        q[k] = reached_level(P, conn_alpha(P.convention, value(pred, k)), conn_alpha(P.convention, value(gt, k)));
+      for (int64_t k = y0 * W; k < y1 * W; ++k) {
+        const uint8_t a = u8p ? table_p[static_cast<const uint8_t*>(pred.data)[k]]
+                              : reach(P, conn_alpha(P.convention, value(pred, k)));
+        const uint8_t c = u8g ? table_g[static_cast<const uint8_t*>(gt.data)[k]]
+                              : reach(P, conn_alpha(P.convention, value(gt, k)));
+        q[k] = a < c ? a : c;
+      }
     });
     at::parallel_for(1, kLevels, 1, [&](int64_t i0, int64_t i1) {
       LabelScratch s;
