@@ -3,11 +3,11 @@
 //   2. (connectivity) q per pixel: how many thresholds both alphas reach, so the
 //      intersection mask of threshold i is q >= i;
 //   3. (connectivity) per threshold, in parallel: union-find labelling of the
-//      mask (4-connectivity; roots are each component's first row-major pixel),
+//      mask's row runs (4-connectivity; roots are each component's first row-major pixel),
 //      sizes and tie-break keys, the largest component (../metrics.h pack_best)
-//      and its membership plane omega_i;
-//   4. per row, in parallel: each pixel's level (the first threshold whose
-//      omega misses it), the SAD/MSE terms, the separable derivative-of-Gaussian
+//      as row runs; then each pixel's level (the first threshold whose largest
+//      component misses it), filled run by run;
+//   4. per row, in parallel: the SAD/MSE terms, the separable derivative-of-Gaussian
 //      filter (a column pass into a padded row, then a row pass; replicated
 //      borders) and the connectivity term, summed per row;
 //   5. the rows' sums added in row order: the same bits with any thread count.
@@ -38,6 +38,13 @@ struct Run {
   int32_t y, x0, x1;
 };
 
+// What omega of one threshold is: the largest component's runs in row-major
+// order, or (background: GCA's label 0 won) the mask's runs, which omega misses.
+struct Omega {
+  std::vector<Run> runs;
+  bool background = false;
+};
+
 struct LabelScratch {
   std::vector<Run> runs;
   std::vector<int64_t> row_start;  // runs of row y: [row_start[y], row_start[y + 1])
@@ -61,7 +68,7 @@ inline int32_t find_run(int32_t* parent, int32_t x) {
 // component's root is its first run, the one holding its first row-major pixel;
 // MATLAB's column-major key of a component is the least x0 * H + y of its runs.
 void largest_component(const Params& P, const uint8_t* q, int64_t H, int64_t W, int i, LabelScratch& s,
-                       uint8_t* omega) {
+                       Omega& omega) {
   const int64_t N = H * W;
   s.runs.clear();
   s.row_start.assign(H + 1, 0);
@@ -120,15 +127,34 @@ void largest_component(const Params& P, const uint8_t* q, int64_t H, int64_t W, 
       best_root = int32_t(r);
     }
   }
-  if (background_wins(P.convention, N - masked, best)) {
-    std::memset(omega, 1, size_t(N));
-    for (const Run& run : s.runs) std::memset(omega + run.y * W + run.x0, 0, size_t(run.x1 - run.x0));
+  omega.runs.clear();
+  omega.background = background_wins(P.convention, N - masked, best);
+  if (omega.background) {
+    omega.runs = s.runs;  // omega is the complement of the mask: its runs are what omega misses
   } else {
-    std::memset(omega, 0, size_t(N));
-    for (int64_t r = 0; r < R; ++r) {
-      if (parent[r] != best_root) continue;
-      const Run& run = s.runs[r];
-      std::memset(omega + run.y * W + run.x0, 1, size_t(run.x1 - run.x0));
+    for (int64_t r = 0; r < R; ++r)
+      if (parent[r] == best_root) omega.runs.push_back(s.runs[r]);
+  }
+}
+
+// The levels from the thresholds' omegas: level = i - 1 for the first i whose
+// omega misses the pixel, else 10. Written from i = 10 down to 1, each
+// threshold overwriting what it misses, so the smallest such i stays.
+void fill_levels(const std::vector<Omega>& omegas, int64_t N, int64_t W, uint8_t* level) {
+  std::memset(level, kLevels - 1, size_t(N));
+  for (int i = kLevels - 1; i >= 1; --i) {
+    const Omega& o = omegas[i - 1];
+    const uint8_t v = uint8_t(i - 1);
+    if (o.background) {  // misses the mask: the runs
+      for (const Run& run : o.runs) std::memset(level + run.y * W + run.x0, v, size_t(run.x1 - run.x0));
+    } else {  // misses everything but the best component's runs (row-major order)
+      int64_t cursor = 0;
+      for (const Run& run : o.runs) {
+        const int64_t start = run.y * W + run.x0;
+        std::memset(level + cursor, v, size_t(start - cursor));
+        cursor = run.y * W + run.x1;
+      }
+      std::memset(level + cursor, v, size_t(N - cursor));
     }
   }
 }
@@ -241,10 +267,15 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   }
 
   // 2-3. the thresholds' largest components
-  std::vector<uint8_t> q, omega;
+  std::vector<uint8_t> q, level_scratch;
+  std::vector<Omega> omegas(kLevels - 1);
+  uint8_t* level = A.levels ? A.levels + b * N : nullptr;
   if (A.connectivity) {
     q.resize(N);
-    omega.resize((kLevels - 1) * N);
+    if (!level) {
+      level_scratch.resize(N);
+      level = level_scratch.data();
+    }
     // uint8 images: each value's reach from a table of 256.
     uint8_t table_p[256], table_g[256];
     for (int v = 0; v < 256; ++v) {
@@ -263,13 +294,13 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
     });
     at::parallel_for(1, kLevels, 1, [&](int64_t i0, int64_t i1) {
       LabelScratch s;
-      for (int64_t i = i0; i < i1; ++i) largest_component(P, q.data(), H, W, int(i), s, omega.data() + (i - 1) * N);
+      for (int64_t i = i0; i < i1; ++i) largest_component(P, q.data(), H, W, int(i), s, omegas[i - 1]);
     });
+    fill_levels(omegas, N, W, level);
   }
 
   // 4. per row: levels and every term
   std::vector<double> rows(H * kSums, 0.0);
-  uint8_t* levels = A.levels ? A.levels + b * N : nullptr;
   at::parallel_for(0, H, 8, [&](int64_t y0, int64_t y1) {
     RowScratch s;
     if (A.gradient) {
@@ -301,18 +332,8 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
         if (A.gradient && in) {
           acc[kGrad] += gradient_term(P.convention, s.amp_p[x], s.amp_g[x]);
         }
-        if (A.connectivity) {
-          int level = kLevels - 1;
-          for (int i = 1; i < kLevels; ++i) {
-            if (!omega[(i - 1) * N + k]) {
-              level = i - 1;
-              break;
-            }
-          }
-          if (levels) levels[k] = uint8_t(level);
-          if (in)
-            acc[kConn] += conn_term(P, conn_alpha(P.convention, a_p), conn_alpha(P.convention, a_g), level);
-        }
+        if (A.connectivity && in)
+          acc[kConn] += conn_term(P, conn_alpha(P.convention, a_p), conn_alpha(P.convention, a_g), level[k]);
       }
       std::memcpy(&rows[y * kSums], acc, sizeof(acc));
     }
