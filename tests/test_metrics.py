@@ -344,3 +344,26 @@ def test_matlab_single_threshold_comparison():
     lv = metrics.connectivity_levels(p, g, tri, "dim_matlab", scale=255)
     assert int(lv[0, 0, 0, 0]) == 7
     _check(p, g, tri, "dim_matlab", scale=255)
+
+
+def test_matting_metrics_accumulator_distributed():
+    """compute() all-reduces the sums: a one-process gloo group runs that path."""
+    import socket
+
+    import torch.distributed as dist
+    if not dist.is_available() or dist.is_initialized():
+        pytest.skip("torch.distributed unavailable or already initialised")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        rng = np.random.default_rng(4)
+        p, g, t = (_batch([x]) for x in _case("blobs", rng, 16, 16))
+        acc = metrics.MattingMetrics()
+        out = acc.update(p, g, t)
+        result = acc.compute()
+        for k in metrics.METRICS:
+            assert result[k] == pytest.approx(float(out[k][0]), rel=1e-12)
+    finally:
+        dist.destroy_process_group()
