@@ -367,3 +367,16 @@ def test_matting_metrics_accumulator_distributed():
             assert result[k] == pytest.approx(float(out[k][0]), rel=1e-12)
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_nan_prediction(convention):
+    """A NaN in pred: SAD and MSE are NaN (documented); the other two are computed
+    without error (their value is unspecified: check predictions for NaN first)."""
+    p = torch.rand(2, 1, 20, 20, generator=torch.Generator().manual_seed(0))
+    p[0, 0, 3, 3] = float("nan")
+    g = torch.rand(2, 1, 20, 20, generator=torch.Generator().manual_seed(1))
+    t = torch.full((2, 1, 20, 20), 128, dtype=torch.uint8)
+    out = metrics.matting_metrics(p, g, t, convention)
+    assert math.isnan(float(out["sad"][0])) and math.isnan(float(out["mse"][0]))
+    assert all(math.isfinite(float(out[k][1])) for k in metrics.METRICS)
