@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 from typing import Dict, Optional
 
-import numpy as np
 import torch
 
 from . import _args, _ops
@@ -61,21 +60,19 @@ def _matlab_colon(a: float, step: float, b: float) -> list:
     return [a + k * step if 2 * k < n else (a + b) / 2 if 2 * k == n else b - (n - k) * step for k in range(n + 1)]
 
 
-_THRESHOLDS = {
-    0: _matlab_colon(0.0, 0.1, 1.0),
-    1: [float(t) for t in np.arange(0, 1 + 0.1, 0.1)],
-    2: [float(t) for t in np.arange(0, 1 + 0.1, 0.1)],
-}
+_ARANGE = [k * 0.1 for k in range(11)]  # np.arange(0, 1 + 0.1, 0.1): 0.6000000000000001, ...
+_THRESHOLDS = {0: _matlab_colon(0.0, 0.1, 1.0), 1: _ARANGE, 2: _ARANGE}
 
 
 def _taps() -> list:
     # gaussgradient.m's hx = outer(g, dg) / ||.||: its unit-norm factors (sigma 1.4, eps 1e-2).
     sigma, eps = 1.4, 1e-2
-    half = int(np.ceil(sigma * np.sqrt(-2 * np.log(np.sqrt(2 * np.pi) * sigma * eps))))
-    u = np.arange(-half, half + 1, dtype=np.float64)
-    g = np.exp(-u ** 2 / (2 * sigma ** 2)) / (sigma * np.sqrt(2 * np.pi))
-    d = -u * g / sigma ** 2
-    return [float(v) for v in g / np.sqrt(np.sum(g * g))] + [float(v) for v in d / np.sqrt(np.sum(d * d))]
+    half = math.ceil(sigma * math.sqrt(-2 * math.log(math.sqrt(2 * math.pi) * sigma * eps)))
+    u = range(-half, half + 1)
+    g = [math.exp(-x ** 2 / (2 * sigma ** 2)) / (sigma * math.sqrt(2 * math.pi)) for x in u]
+    d = [-x * gx / sigma ** 2 for x, gx in zip(u, g)]
+    ng, nd = math.sqrt(sum(v * v for v in g)), math.sqrt(sum(v * v for v in d))
+    return [v / ng for v in g] + [v / nd for v in d]
 
 
 _TAPS = _taps()

@@ -143,6 +143,10 @@ def test_thresholds_matlab_colon_vs_arange():
     assert R.NUMPY_THRESHOLDS[6] == 0.6000000000000001 and R.NUMPY_THRESHOLDS[7] == 0.7000000000000001
     assert R.MATLAB_THRESHOLDS[3] == 0.30000000000000004  # the first half is k*0.1, as numpy's
     assert 153 / 255 == 0.6
+    assert metrics._THRESHOLDS[0] == R.MATLAB_THRESHOLDS
+    assert metrics._THRESHOLDS[1] == metrics._THRESHOLDS[2] == R.NUMPY_THRESHOLDS
+    g, d = R.separable_taps()
+    np.testing.assert_allclose(metrics._TAPS, list(g) + list(d), rtol=1e-15, atol=1e-17)
 
 
 def test_alpha_153_reaches_matlab_threshold_only():
