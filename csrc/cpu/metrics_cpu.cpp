@@ -52,6 +52,15 @@ struct LabelScratch {
   std::vector<uint32_t> size, key;
 };
 
+// Eight q values (each 0..10) at once: the high bit of byte j of the result is
+// set where q[j] < i (q + 0x80 - i stays below 0x100: no carry between bytes).
+constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+inline uint64_t below8(const uint8_t* q, uint64_t bias) {
+  uint64_t v;
+  std::memcpy(&v, q, 8);
+  return ~(v + bias) & kHigh;
+}
+
 inline int32_t find_run(int32_t* parent, int32_t x) {
   while (parent[x] != x) {
     parent[x] = parent[parent[x]];
@@ -73,14 +82,17 @@ void largest_component(const Params& P, const uint8_t* q, int64_t H, int64_t W, 
   s.runs.clear();
   s.row_start.assign(H + 1, 0);
   int64_t masked = 0;
+  const uint64_t bias = kOnes * uint64_t(0x80 - i);
   for (int64_t y = 0; y < H; ++y) {
     s.row_start[y] = int64_t(s.runs.size());
     const uint8_t* row = q + y * W;
     int64_t x = 0;
     while (x < W) {
+      while (x + 8 <= W && below8(row + x, bias) == kHigh) x += 8;
       while (x < W && row[x] < i) ++x;
       if (x == W) break;
       const int64_t x0 = x;
+      while (x + 8 <= W && below8(row + x, bias) == 0) x += 8;
       while (x < W && row[x] >= i) ++x;
       s.runs.push_back({int32_t(y), int32_t(x0), int32_t(x)});
       masked += x - x0;
