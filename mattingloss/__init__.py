@@ -13,6 +13,7 @@ from .temporal import video_matting_losses
 from .alpha import AlphaLoss, VitMatteAlphaLosses, alpha_loss, vitmatte_alpha_losses
 from .gradient import GradientLoss, gradient_loss
 from . import presets, reference, trimap
+from . import metrics  # evaluation metrics (SAD, MSE, Gradient, Connectivity)
 
 __all__ = ["DIMLoss", "dim_loss", "CompositionLoss", "composition_loss", "LaplacianLoss", "laplacian_loss",
            "video_matting_losses", "AlphaLoss", "alpha_loss", "VitMatteAlphaLosses", "vitmatte_alpha_losses",

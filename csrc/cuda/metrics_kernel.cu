@@ -1,0 +1,290 @@
+// CUDA backend of matting_metrics: a fixed launch sequence, no host sync.
+//   k_minmax   one block per sample: min/max of both images (cub::BlockReduce),
+//              their normalisations (../metrics.h make_norm);
+//   k_reached  per pixel: q (thresholds both alphas reach), level plane reset;
+//   per threshold i = 1..10, over every sample's pixels at once:
+//     k_init, k_union (union-find with atomicMin links, Playne & Hawick 2018:
+//     the root of a component ends as its first row-major pixel whatever the
+//     order the threads ran in), k_compress, k_count (integer atomics: sizes,
+//     MATLAB's column-major tie keys, mask counts), k_best (atomicMax of the
+//     packed (size, ~key): an integer max, the same in any order), k_levels
+//     (the first threshold whose largest component misses the pixel);
+//   k_rows     one block per (row, sample): SAD/MSE terms, the filter
+//              computed directly (9 column passes of 9 taps per pixel, the CPU's
+//              rounding order), the connectivity term; cub::BlockReduce per row;
+//   k_final    per sample: rows added in row order.
+// Every float result is deterministic: integer atomics only, fixed-shape
+// block reductions, ordered final sums.
+#include <cub/block/block_reduce.cuh>
+
+#include "metrics_kernel.h"
+
+namespace mattingloss {
+namespace metrics {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kRowThreads = 128;
+
+struct MinOp {
+  __device__ __forceinline__ double operator()(double a, double b) const { return fmin(a, b); }
+};
+struct MaxOp {
+  __device__ __forceinline__ double operator()(double a, double b) const { return fmax(a, b); }
+};
+
+inline int blocks_for(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return int(b < 65535 * 64 ? (b > 0 ? b : 1) : 65535 * 64);
+}
+
+__device__ __forceinline__ Image sample_of(const Image& im, int64_t offset) {
+  Image s = im;
+  s.data = static_cast<const char*>(im.data) + offset * element_bytes(im.dtype);
+  return s;
+}
+
+__global__ void k_minmax(MetricsArgs A, Norm* norms) {
+  using Reduce = cub::BlockReduce<double, kThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const int64_t b = blockIdx.x, N = A.height * A.width;
+  const Image pred = sample_of(A.pred, b * N), gt = sample_of(A.gt, b * N);
+  double lp = INFINITY, hp = -INFINITY, lg = INFINITY, hg = -INFINITY;
+  for (int64_t k = threadIdx.x; k < N; k += blockDim.x) {
+    const double a = value(pred, k), c = value(gt, k);
+    lp = fmin(lp, a);
+    hp = fmax(hp, a);
+    lg = fmin(lg, c);
+    hg = fmax(hg, c);
+  }
+  double r[4];
+  const double in[4] = {lp, hp, lg, hg};
+  for (int j = 0; j < 4; ++j) {
+    r[j] = (j & 1) ? Reduce(tmp).Reduce(in[j], MaxOp()) : Reduce(tmp).Reduce(in[j], MinOp());
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    norms[2 * b] = make_norm(A.params.convention, r[0], r[1]);
+    norms[2 * b + 1] = make_norm(A.params.convention, r[2], r[3]);
+  }
+}
+
+__global__ void k_reached(MetricsArgs A, uint8_t* q, uint8_t* level) {
+  const int64_t total = A.batch * A.height * A.width;
+  const int64_t conv = A.params.convention;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total; k += int64_t(gridDim.x) * blockDim.x) {
+    q[k] = reached_level(A.params, conn_alpha(conv, value(A.pred, k)), conn_alpha(conv, value(A.gt, k)));
+    level[k] = kNoLevel;
+  }
+}
+
+#define FOR_PIXELS(A)                                                                   \
+  const int64_t N = (A).height * (A).width, total = (A).batch * N;                      \
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;           \
+       k += int64_t(gridDim.x) * blockDim.x)
+
+__global__ void k_init(MetricsArgs A, int i, const uint8_t* q, int32_t* parent, uint32_t* size, uint32_t* key,
+                       unsigned long long* best, unsigned long long* masked) {
+  FOR_PIXELS(A) {
+    const int64_t local = k % N;
+    parent[k] = q[k] >= i ? int32_t(local) : -1;
+    size[k] = 0;
+    key[k] = 0xFFFFFFFFu;
+    if (local == 0) {
+      best[k / N] = 0;
+      masked[k / N] = 0;
+    }
+  }
+}
+
+__device__ __forceinline__ int32_t find_volatile(const int32_t* P, int32_t x) {
+  const volatile int32_t* V = P;
+  while (true) {
+    const int32_t p = V[x];
+    if (p == x) return x;
+    x = p;
+  }
+}
+
+// Links the components of a and b under the smaller root (retrying where
+// another thread linked a root first).
+__device__ void unite(int32_t* P, int32_t a, int32_t b) {
+  while (true) {
+    a = find_volatile(P, a);
+    b = find_volatile(P, b);
+    if (a == b) return;
+    if (a > b) {
+      const int32_t t = a;
+      a = b;
+      b = t;
+    }
+    const int32_t old = atomicMin(&P[b], a);
+    if (old == b) return;
+    b = old;
+  }
+}
+
+__global__ void k_union(MetricsArgs A, int i, const uint8_t* q, int32_t* parent) {
+  const int64_t W = A.width;
+  FOR_PIXELS(A) {
+    if (q[k] < i) continue;
+    const int64_t local = k % N, x = local % W;
+    int32_t* P = parent + (k - local);
+    if (x > 0 && q[k - 1] >= i) unite(P, int32_t(local), int32_t(local - 1));
+    if (local >= W && q[k - W] >= i) unite(P, int32_t(local), int32_t(local - W));
+  }
+}
+
+__global__ void k_compress(MetricsArgs A, int i, const uint8_t* q, int32_t* parent) {
+  FOR_PIXELS(A) {
+    if (q[k] < i) continue;
+    const int64_t local = k % N;
+    int32_t* P = parent + (k - local);
+    P[local] = find_volatile(P, int32_t(local));
+  }
+}
+
+__global__ void k_count(MetricsArgs A, int i, const uint8_t* q, const int32_t* parent, uint32_t* size,
+                        uint32_t* key, unsigned long long* masked) {
+  const int64_t W = A.width, H = A.height;
+  FOR_PIXELS(A) {
+    if (q[k] < i) continue;
+    const int64_t local = k % N, base = k - local;
+    const int32_t root = parent[k];
+    atomicAdd(&size[base + root], 1u);
+    if (A.params.convention == kDimMatlab) atomicMin(&key[base + root], tie_key(kDimMatlab, local / W, local % W, H, W));
+    atomicAdd(&masked[k / N], 1ull);
+  }
+}
+
+__global__ void k_best(MetricsArgs A, int i, const uint8_t* q, const int32_t* parent, const uint32_t* size,
+                       const uint32_t* key, unsigned long long* best) {
+  FOR_PIXELS(A) {
+    if (q[k] < i) continue;
+    const int64_t local = k % N;
+    if (parent[k] != int32_t(local)) continue;
+    const uint32_t kk = A.params.convention == kDimMatlab ? key[k] : uint32_t(local);
+    atomicMax(&best[k / N], (unsigned long long)pack_best(size[k], kk));
+  }
+}
+
+__global__ void k_levels(MetricsArgs A, int i, const uint8_t* q, const int32_t* parent,
+                         const unsigned long long* best, const unsigned long long* masked, uint8_t* level) {
+  const int64_t W = A.width, H = A.height;
+  FOR_PIXELS(A) {
+    const int64_t b = k / N, local = k % N, base = k - local;
+    const uint64_t v = best[b];
+    bool in;
+    if (background_wins(A.params.convention, N - int64_t(masked[b]), v)) {
+      in = q[k] < i;
+    } else if (packed_size(v) == 0) {
+      in = false;
+    } else {
+      const uint32_t key = packed_key(v);
+      // MATLAB's key is a column-major pixel of the best component: its root is that pixel's parent.
+      const int64_t pixel = A.params.convention == kDimMatlab ? int64_t(key % H) * W + key / H : int64_t(key);
+      in = q[k] >= i && parent[k] == parent[base + pixel];
+    }
+    if (!in && level[k] == kNoLevel) level[k] = uint8_t(i - 1);
+  }
+}
+
+__global__ void k_rows(MetricsArgs A, const Norm* norms, uint8_t* level, double* rows) {
+  using Reduce = cub::BlockReduce<double, kRowThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const Params& P = A.params;
+  const int64_t y = blockIdx.x, b = blockIdx.y, H = A.height, W = A.width, N = H * W;
+  const Image pred = sample_of(A.pred, b * N), gt = sample_of(A.gt, b * N);
+  const uint8_t* region = A.region + b * N;
+  Norm np{}, ng{};
+  if (A.gradient) {
+    np = norms[2 * b];
+    ng = norms[2 * b + 1];
+  }
+  double acc[kSums] = {0, 0, 0, 0, 0, 0, 0};
+  for (int64_t x = threadIdx.x; x < W; x += blockDim.x) {
+    const int64_t k = y * W + x;
+    const double a_p = value(pred, k), a_g = value(gt, k);
+    const bool in = region[k] != 0;
+    double ae, se;
+    point_terms(P.convention, a_p, a_g, ae, se);
+    acc[kSadAll] += ae;
+    acc[kSqAll] += se;
+    if (in) {
+      acc[kSadRegion] += ae;
+      acc[kSqRegion] += se;
+      acc[kCount] += 1.0;
+    }
+    if (A.gradient && in) {
+      double sgp[kTaps], sdp[kTaps], sgg[kTaps], sdg[kTaps];
+      for (int j = 0; j < kTaps; ++j) {
+        int64_t xx = x + j - kHalf;
+        xx = xx < 0 ? 0 : (xx > W - 1 ? W - 1 : xx);
+        column_pass(P, np, pred, y, xx, H, W, sgp[j], sdp[j]);
+        column_pass(P, ng, gt, y, xx, H, W, sgg[j], sdg[j]);
+      }
+      const double amp_p = magnitude(dot9(P.taps_d, sgp), dot9(P.taps_g, sdp));
+      const double amp_g = magnitude(dot9(P.taps_d, sgg), dot9(P.taps_g, sdg));
+      acc[kGrad] += gradient_term(P.convention, amp_p, amp_g);
+    }
+    if (A.connectivity) {
+      uint8_t lv = level[b * N + k];
+      if (lv == kNoLevel) {
+        lv = kLevels - 1;
+        level[b * N + k] = lv;
+      }
+      if (in) acc[kConn] += conn_term(P, conn_alpha(P.convention, a_p), conn_alpha(P.convention, a_g), lv);
+    }
+  }
+  for (int j = 0; j < kSums; ++j) {
+    const double r = Reduce(tmp).Sum(acc[j]);
+    if (threadIdx.x == 0) rows[(b * H + y) * kSums + j] = r;
+    __syncthreads();
+  }
+}
+
+__global__ void k_final(MetricsArgs A, const double* rows) {
+  const int64_t b = blockIdx.x, j = threadIdx.x;
+  if (j >= kSums) return;
+  double s = 0.0;
+  for (int64_t y = 0; y < A.height; ++y) s += rows[(b * A.height + y) * kSums + j];
+  A.sums[b * kSums + j] = s;
+}
+
+}  // namespace
+
+void metrics_scratch_sizes(int64_t B, int64_t H, int64_t W, bool own_levels, int64_t bytes[9]) {
+  const int64_t n = B * H * W;
+  bytes[0] = 2 * B * int64_t(sizeof(Norm));
+  bytes[1] = n;
+  bytes[2] = own_levels ? n : 0;
+  bytes[3] = 4 * n;
+  bytes[4] = 4 * n;
+  bytes[5] = 4 * n;
+  bytes[6] = 8 * B;
+  bytes[7] = 8 * B;
+  bytes[8] = 8 * B * H * kSums;
+}
+
+cudaError_t launch_matting_metrics(const MetricsArgs& A, const MetricsScratch& s, cudaStream_t stream) {
+  const int64_t n = A.batch * A.height * A.width;
+  const int blocks = blocks_for(n);
+  if (A.gradient) k_minmax<<<int(A.batch), kThreads, 0, stream>>>(A, s.norms);
+  if (A.connectivity) {
+    k_reached<<<blocks, kThreads, 0, stream>>>(A, s.q, s.level);
+    for (int i = 1; i < kLevels; ++i) {
+      k_init<<<blocks, kThreads, 0, stream>>>(A, i, s.q, s.parent, s.size, s.key, s.best, s.masked);
+      k_union<<<blocks, kThreads, 0, stream>>>(A, i, s.q, s.parent);
+      k_compress<<<blocks, kThreads, 0, stream>>>(A, i, s.q, s.parent);
+      k_count<<<blocks, kThreads, 0, stream>>>(A, i, s.q, s.parent, s.size, s.key, s.masked);
+      k_best<<<blocks, kThreads, 0, stream>>>(A, i, s.q, s.parent, s.size, s.key, s.best);
+      k_levels<<<blocks, kThreads, 0, stream>>>(A, i, s.q, s.parent, s.best, s.masked, s.level);
+    }
+  }
+  k_rows<<<dim3(unsigned(A.height), unsigned(A.batch)), kRowThreads, 0, stream>>>(A, s.norms, s.level, s.rows);
+  k_final<<<int(A.batch), 32, 0, stream>>>(A, s.rows);
+  return cudaGetLastError();
+}
+
+}  // namespace metrics
+}  // namespace mattingloss

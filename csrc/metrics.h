@@ -1,0 +1,248 @@
+// The single definition of the matting evaluation metrics' per-pixel math
+// (SAD, MSE, Gradient, Connectivity; mattingloss/metrics.py), shared by the
+// CPU and CUDA backends. The numbers each convention must give are those of
+// mattingloss/reference/metrics.py (MATLAB's single-precision steps in float,
+// the rest in double). Every product and sum here is rounded on its own
+// (mul_rn/add_rn: nvcc would otherwise contract a*b + c into an FMA; the CPU file
+// is compiled with fp-contract=off), so both backends give the references'
+// per-pixel values bit for bit, and each other's.
+//
+// Per sample, the kernels produce the sums in MetricSum order; Python turns
+// them into the four metrics of each convention (divisions, /1000).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "common/defs.h"
+
+namespace mattingloss {
+namespace metrics {
+
+enum Convention : int64_t { kDimMatlab = 0, kMmagic = 1, kGca = 2, kConventions = 3 };
+
+// Per-sample sums, in this order in the (B, kSums) output.
+enum MetricSum : int64_t {
+  kSadRegion = 0,  // sum over the region of the convention's |error|
+  kSadAll = 1,     // the same over every pixel (mmagic's SAD)
+  kSqRegion = 2,   // sum over the region of the squared error
+  kSqAll = 3,      // over every pixel (mmagic's MSE numerator)
+  kCount = 4,      // pixels in the region
+  kGrad = 5,       // sum over the region of (|grad p| - |grad g|)^2
+  kConn = 6,       // sum over the region of |phi_p - phi_g|
+  kSums = 7,
+};
+
+constexpr int kTaps = 9;    // the derivative-of-Gaussian filter: sigma 1.4, epsilon 1e-2 -> half-size 4
+constexpr int kHalf = 4;
+constexpr int kLevels = 11;  // thresholds 0, 0.1, ..., 1: index 10 is l = 1
+constexpr uint8_t kNoLevel = 255;
+
+#if defined(__CUDA_ARCH__)
+ML_INLINE double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+ML_INLINE double add_rn(double a, double b) { return __dadd_rn(a, b); }
+ML_INLINE float mulf_rn(float a, float b) { return __fmul_rn(a, b); }
+#else
+ML_INLINE double mul_rn(double a, double b) { return a * b; }
+ML_INLINE double add_rn(double a, double b) { return a + b; }
+ML_INLINE float mulf_rn(float a, float b) { return a * b; }
+#endif
+
+struct Params {
+  int64_t convention;
+  double pred_factor, gt_factor;  // the 0..255 value a = x * factor (255 / scale; 1.0 keeps x exactly)
+  double thresholds[kLevels];     // MATLAB's 0:0.1:1 or np.arange(0, 1.1, 0.1)
+  double taps_g[kTaps];           // the Gaussian factor of the filter, unit norm
+  double taps_d[kTaps];           // its derivative's factor, unit norm
+};
+
+// How an image is normalised before the filter: v = pre_div ? a / 255 : a,
+// n = v * scale + shift, clamped to [0, 1] when clamp.
+struct Norm {
+  double scale, shift;
+  int32_t pre_div, clamp;
+};
+
+// From the image's minimum and maximum 0..255 values:
+//   dim_matlab: mat2gray (imlincomb: A * (1/delta) + (-min/delta), clipped; a constant
+//               image is only clipped);
+//   mmagic:     cv2.normalize(A / 255, NORM_MINMAX): scale 1/(max-min), 0 when
+//               max - min <= DBL_EPSILON, shift 0 - min*scale;
+//   gca:        A / 255.
+ML_INLINE Norm make_norm(int64_t convention, double lo, double hi) {
+  Norm n{1.0, 0.0, 0, 0};
+  if (convention == kDimMatlab) {
+    n.clamp = 1;
+    if (hi != lo) {
+      const double delta = hi - lo;
+      n.scale = 1.0 / delta;
+      n.shift = -lo / delta;
+    }
+  } else if (convention == kMmagic) {
+    n.pre_div = 1;
+    const double l = lo / 255.0, h = hi / 255.0;
+    n.scale = h - l > 2.220446049250313e-16 ? 1.0 / (h - l) : 0.0;
+    n.shift = 0.0 - mul_rn(l, n.scale);
+  } else {
+    n.pre_div = 1;
+  }
+  return n;
+}
+
+ML_INLINE double normalise(const Norm& n, double a) {
+  const double v = n.pre_div ? a / 255.0 : a;
+  const double r = add_rn(mul_rn(v, n.scale), n.shift);
+  return n.clamp ? fmin(fmax(r, 0.0), 1.0) : r;
+}
+
+// One filter pass: sum_k w[k] * v[k], in k order.
+ML_INLINE double dot9(const double* w, const double* v) {
+  double acc = mul_rn(w[0], v[0]);
+  ML_UNROLL for (int k = 1; k < kTaps; ++k) acc = add_rn(acc, mul_rn(w[k], v[k]));
+  return acc;
+}
+
+ML_INLINE double magnitude(double gx, double gy) { return sqrt(add_rn(mul_rn(gx, gx), mul_rn(gy, gy))); }
+
+// The gradient term at one pixel from the two magnitudes.
+ML_INLINE double gradient_term(int64_t convention, double amp_p, double amp_g) {
+  if (convention == kDimMatlab) {  // (single(pred_amp) - single(target_amp)).^2, in single
+    const float e = float(amp_p) - float(amp_g);
+    return double(mulf_rn(e, e));
+  }
+  const double e = amp_p - amp_g;
+  return mul_rn(e, e);
+}
+
+// SAD and MSE terms at one pixel: |e| and e^2 of the convention's error.
+ML_INLINE void point_terms(int64_t convention, double a_p, double a_g, double& abs_e, double& sq_e) {
+  if (convention == kDimMatlab) {  // abs(single(p)-single(g))/255, ((single(p)-single(g))/255).^2
+    const float d = (float(a_p) - float(a_g)) / 255.0f;
+    abs_e = double(fabsf(d));
+    sq_e = double(mulf_rn(d, d));
+  } else if (convention == kMmagic) {  // p/255 - g/255
+    const double d = a_p / 255.0 - a_g / 255.0;
+    abs_e = fabs(d);
+    sq_e = mul_rn(d, d);
+  } else {  // (p - g)/255
+    const double d = (a_p - a_g) / 255.0;
+    abs_e = fabs(d);
+    sq_e = mul_rn(d, d);
+  }
+}
+
+// The alpha in [0, 1] that the connectivity thresholds and phi read: single(a)/255
+// (MATLAB) or a/255.0.
+ML_INLINE double conn_alpha(int64_t convention, double a) {
+  return convention == kDimMatlab ? double(float(a) / 255.0f) : a / 255.0;
+}
+
+// How many thresholds 1..10 an alpha reaches (the thresholds increase, so the
+// count says which: 1..reach). MATLAB compares its single alpha with the double
+// threshold converted to single.
+ML_INLINE uint8_t reach(const Params& P, double v) {
+  uint8_t n = 0;
+  if (P.convention == kDimMatlab) {
+    const float f = float(v);
+    for (int i = 1; i < kLevels; ++i) n += f >= float(P.thresholds[i]);
+  } else {
+    for (int i = 1; i < kLevels; ++i) n += v >= P.thresholds[i];
+  }
+  return n;
+}
+
+// How many thresholds both alphas reach: the pixel is in the intersection mask
+// of threshold i exactly when i <= q.
+ML_INLINE uint8_t reached_level(const Params& P, double p, double g) {
+  const uint8_t a = reach(P, p), b = reach(P, g);
+  return a < b ? a : b;
+}
+
+// |phi_p - phi_g| at a pixel whose l = thresholds[level]; phi = 1 - d*(d >= 0.15), d = alpha - l.
+ML_INLINE double conn_term(const Params& P, double p, double g, int level) {
+  const double l = P.thresholds[level];
+  if (P.convention == kDimMatlab) {  // single: pred - l_map (the double l converted), 1 - d .* single(d >= 0.15), 0.15 as single
+    const float lf = float(l);
+    const float dp = float(p) - lf, dg = float(g) - lf;
+    const float pp = dp >= 0.15f ? 1.0f - dp : 1.0f;
+    const float pg = dg >= 0.15f ? 1.0f - dg : 1.0f;
+    return double(fabsf(pp - pg));
+  }
+  const double dp = p - l, dg = g - l;
+  const double pp = dp >= 0.15 ? 1.0 - dp : 1.0;
+  const double pg = dg >= 0.15 ? 1.0 - dg : 1.0;
+  return fabs(pp - pg);
+}
+
+// An alpha image as the kernels read it: value i is data[i] * factor (0..255 scale).
+struct Image {
+  const void* data = nullptr;
+  Dtype dtype = Dtype::kFloat;
+  double factor = 1.0;
+};
+
+struct MetricsArgs {
+  Params params;
+  Image pred, gt;         // sample 0; sample b starts b * H * W elements later
+  const uint8_t* region;  // (B, H, W), 0 or 1
+  int64_t batch, height, width;
+  bool gradient, connectivity;
+  double* sums;     // (B, kSums)
+  uint8_t* levels;  // (B, H, W) or nullptr
+};
+
+ML_INLINE double value(const Image& im, int64_t i) {
+  switch (im.dtype) {
+    case Dtype::kUInt8: return double(static_cast<const uint8_t*>(im.data)[i]) * im.factor;
+    case Dtype::kFloat: return double(static_cast<const float*>(im.data)[i]) * im.factor;
+    default: return static_cast<const double*>(im.data)[i] * im.factor;
+  }
+}
+
+// The filter's column pass at (y, x) of one image (rows clamped: replicated
+// borders): sg = sum_i taps_g[i] * n(y + i - 4, x), sd the same with taps_d.
+// The row pass then reads these at columns x - 4 .. x + 4 (clamped):
+// gx = dot9(taps_d, sg[x-4 .. x+4]), gy = dot9(taps_g, sd[x-4 .. x+4]).
+ML_INLINE void column_pass(const Params& P, const Norm& n, const Image& im, int64_t y, int64_t x, int64_t H,
+                           int64_t W, double& sg, double& sd) {
+  double v[kTaps];
+  ML_UNROLL for (int i = 0; i < kTaps; ++i) {
+    int64_t yy = y + i - kHalf;
+    yy = yy < 0 ? 0 : (yy > H - 1 ? H - 1 : yy);
+    v[i] = normalise(n, value(im, yy * W + x));
+  }
+  sg = dot9(P.taps_g, v);
+  sd = dot9(P.taps_d, v);
+}
+
+// ------------------------------------------------------------ connected components
+// Union-find over one sample's pixels (int32 indices; parent[x] <= x always:
+// a root is linked under the smaller root, so every component's root is its
+// first pixel in row-major order, whatever order the unions ran in).
+ML_INLINE int32_t find_root(const int32_t* parent, int32_t x) {
+  while (parent[x] != x) x = parent[x];
+  return x;
+}
+
+// The order of two components as "the largest": more pixels, then the smaller
+// key (the first pixel in row-major order, or in column-major order for MATLAB's
+// bwconncomp) wins. Packed so that a larger value is better (an integer max, the
+// same on every backend): size in the high 32 bits, ~key in the low.
+ML_INLINE uint64_t pack_best(uint32_t size, uint32_t key) {
+  return (uint64_t(size) << 32) | uint64_t(0xFFFFFFFFu - key);
+}
+ML_INLINE uint32_t packed_size(uint64_t v) { return uint32_t(v >> 32); }
+ML_INLINE uint32_t packed_key(uint64_t v) { return 0xFFFFFFFFu - uint32_t(v & 0xFFFFFFFFu); }
+
+// The tie-break key of a pixel (y, x): row-major index, or column-major for MATLAB.
+ML_INLINE uint32_t tie_key(int64_t convention, int64_t y, int64_t x, int64_t H, int64_t W) {
+  return convention == kDimMatlab ? uint32_t(x * H + y) : uint32_t(y * W + x);
+}
+
+// GCA's getLargestCC counts the background (label 0) too and argmax prefers it on a tie.
+ML_INLINE bool background_wins(int64_t convention, int64_t background, uint64_t best) {
+  return convention == kGca && uint64_t(background) >= uint64_t(packed_size(best));
+}
+
+}  // namespace metrics
+}  // namespace mattingloss

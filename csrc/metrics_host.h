@@ -1,0 +1,81 @@
+// Host-side glue shared by the CPU and CUDA registrations of matting_metrics:
+// checks the raw op's arguments (mattingloss/metrics.py checks first, with
+// friendlier messages; these keep a direct torch.ops call from reading out of
+// bounds), allocates the outputs and fills the kernels' arguments.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/ArrayRef.h>
+#include <c10/util/Exception.h>
+
+#include <limits>
+#include <tuple>
+
+#include "common/defs.h"
+#include "metrics.h"
+
+namespace mattingloss {
+namespace metrics {
+
+// (sums (B, kSums) float64, levels (B, 1, H, W) uint8 or (0,))
+using MetricsResult = std::tuple<at::Tensor, at::Tensor>;
+
+inline Dtype metrics_dtype(const at::Tensor& t, const char* name) {
+  switch (t.scalar_type()) {
+    case at::kByte: return Dtype::kUInt8;
+    case at::kFloat: return Dtype::kFloat;
+    case at::kDouble: return Dtype::kDouble;
+    default: TORCH_CHECK(false, "mattingloss: matting_metrics reads ", name, " as uint8, float32 or float64, got ",
+                         t.scalar_type());
+  }
+}
+
+inline MetricsArgs prepare_metrics(const at::Tensor& pred, const at::Tensor& gt, const at::Tensor& region,
+                                   int64_t convention, double pred_factor, double gt_factor,
+                                   c10::ArrayRef<double> thresholds, c10::ArrayRef<double> taps, bool gradient,
+                                   bool connectivity, bool levels, MetricsResult& out) {
+  TORCH_CHECK(pred.dim() == 4 && pred.size(1) == 1 && pred.numel() > 0, "mattingloss: pred has shape ",
+              pred.sizes(), ", expected a non-empty (B, 1, H, W)");
+  for (const auto* t : {&gt, &region}) {
+    TORCH_CHECK(t->sizes() == pred.sizes(), "mattingloss: matting_metrics inputs differ in shape: ", t->sizes(),
+                " vs ", pred.sizes());
+    TORCH_CHECK(t->device() == pred.device(), "mattingloss: matting_metrics inputs on different devices");
+  }
+  TORCH_CHECK(pred.is_contiguous() && gt.is_contiguous() && region.is_contiguous(),
+              "mattingloss: matting_metrics inputs must be contiguous");
+  TORCH_CHECK(region.scalar_type() == at::kByte, "mattingloss: region must be a uint8 0/1 mask");
+  TORCH_CHECK(convention >= 0 && convention < kConventions, "mattingloss: unknown convention ", convention);
+  TORCH_CHECK(thresholds.size() == kLevels, "mattingloss: expected ", kLevels, " thresholds");
+  TORCH_CHECK(taps.size() == 2 * kTaps, "mattingloss: expected ", 2 * kTaps, " filter taps");
+  const int64_t B = pred.size(0), H = pred.size(2), W = pred.size(3);
+  TORCH_CHECK(H * W < std::numeric_limits<int32_t>::max(), "mattingloss: matting_metrics handles images of fewer "
+              "than 2^31 pixels");
+  MetricsArgs a{};
+  a.params.convention = convention;
+  a.params.pred_factor = pred_factor;
+  a.params.gt_factor = gt_factor;
+  for (int i = 0; i < kLevels; ++i) a.params.thresholds[i] = thresholds[i];
+  for (int k = 0; k < kTaps; ++k) {
+    a.params.taps_g[k] = taps[k];
+    a.params.taps_d[k] = taps[kTaps + k];
+  }
+  a.pred = {pred.const_data_ptr(), metrics_dtype(pred, "pred"), pred_factor};
+  a.gt = {gt.const_data_ptr(), metrics_dtype(gt, "gt"), gt_factor};
+  a.region = region.const_data_ptr<uint8_t>();
+  a.batch = B;
+  a.height = H;
+  a.width = W;
+  a.gradient = gradient;
+  a.connectivity = connectivity;
+  at::Tensor sums = at::empty({B, kSums}, pred.options().dtype(at::kDouble));
+  at::Tensor lv = levels && connectivity ? at::empty({B, 1, H, W}, pred.options().dtype(at::kByte))
+                                         : at::empty({0}, pred.options().dtype(at::kByte));
+  a.sums = sums.mutable_data_ptr<double>();
+  a.levels = lv.numel() ? lv.mutable_data_ptr<uint8_t>() : nullptr;
+  out = {sums, lv};
+  return a;
+}
+
+}  // namespace metrics
+}  // namespace mattingloss

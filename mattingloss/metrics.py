@@ -1,0 +1,257 @@
+"""Matting evaluation metrics: SAD, MSE, Gradient and Connectivity errors, per
+sample, as each code base computes them (``convention``), from one op.
+
+>>> from mattingloss import metrics
+>>> m = metrics.MattingMetrics()            # sums on the device, all_reduce in compute()
+>>> for pred, gt, trimap in loader:          # (B, 1, H, W): uint8, or floating 0..255 / 0..1 (scale=)
+...     m.update(pred, gt, trimap)
+>>> m.compute()                              # {"sad": ..., "mse": ..., "grad": ..., "conn": ...} means
+
+Conventions (each equal to its reference in :mod:`mattingloss.reference.metrics`,
+which cites the source file and function it reproduces; see docs/metrics.md):
+
+=============  ==================================================================
+``dim_matlab`` Ning Xu's DIM MATLAB code (default): trimap == 128, SAD/1000, MSE,
+               Gradient (mat2gray, 9x9 derivative of Gaussian, replicate) /1000,
+               Connectivity (MATLAB's 0:0.1:1, bwconncomp) /1000; single precision
+               where MATLAB is. MSE of a sample with no unknown pixel: NaN (0/0).
+``mmagic``     open-mmlab/mmagic: SAD and MSE numerators over the whole image,
+               MSE / unknown count (0 when none); cv2 min-max normalisation;
+               np.arange thresholds (0.6000000000000001: alpha 153 misses 0.6).
+``gca``        GCA-Matting utils/evaluate.py: gradient of alpha/255 (no min-max),
+               MSE / (count + 1e-8), largest component counting the background.
+=============  ==================================================================
+
+The region: ``trimap == unknown_value`` (128), ``unknown_range=(lo, hi)`` (lo < t < hi)
+or ``region="all"`` (every pixel; the whole-image conventions of P3M/AIM/RVM style
+evaluations, with the formulas of the chosen convention).
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional
+
+import torch
+
+from . import _args, _ops
+
+Tensor = torch.Tensor
+
+# mattingloss._args' helpers, read-only, imported in one place (they may move).
+_region_options = _args.region_options
+_number = _args._number
+MASK_EQUAL = _ops.MASK_EQUAL
+
+_matting_metrics = _ops.load_op(
+    "mattingloss::matting_metrics(Tensor pred, Tensor gt, Tensor region, int convention, float pred_factor, "
+    "float gt_factor, float[] thresholds, float[] taps, bool gradient, bool connectivity, bool levels) "
+    "-> (Tensor sums, Tensor levels)"
+)
+
+CONVENTIONS = {"dim_matlab": 0, "mmagic": 1, "gca": 2}
+METRICS = ("sad", "mse", "grad", "conn")
+# csrc/metrics.h MetricSum
+_SAD_REGION, _SAD_ALL, _SQ_REGION, _SQ_ALL, _COUNT, _GRAD, _CONN, _SUMS = range(8)
+
+
+def _matlab_colon(a: float, step: float, b: float) -> list:
+    # MATLAB's a:step:b (first half a + k*step, second half b - (n-k)*step, middle (a+b)/2).
+    n = int(math.floor((b - a) / step + 1e-10))
+    return [a + k * step if 2 * k < n else (a + b) / 2 if 2 * k == n else b - (n - k) * step for k in range(n + 1)]
+
+
+_ARANGE = [k * 0.1 for k in range(11)]  # np.arange(0, 1 + 0.1, 0.1): 0.6000000000000001, ...
+_THRESHOLDS = {0: _matlab_colon(0.0, 0.1, 1.0), 1: _ARANGE, 2: _ARANGE}
+
+
+def _taps() -> list:
+    # gaussgradient.m's hx = outer(g, dg) / ||.||: its unit-norm factors (sigma 1.4, eps 1e-2).
+    sigma, eps = 1.4, 1e-2
+    half = math.ceil(sigma * math.sqrt(-2 * math.log(math.sqrt(2 * math.pi) * sigma * eps)))
+    u = range(-half, half + 1)
+    g = [math.exp(-x ** 2 / (2 * sigma ** 2)) / (sigma * math.sqrt(2 * math.pi)) for x in u]
+    d = [-x * gx / sigma ** 2 for x, gx in zip(u, g)]
+    ng, nd = math.sqrt(sum(v * v for v in g)), math.sqrt(sum(v * v for v in d))
+    return [v / ng for v in g] + [v / nd for v in d]
+
+
+_TAPS = _taps()
+
+
+@torch.library.register_fake("mattingloss::matting_metrics")
+def _matting_metrics_fake(pred, gt, region, convention, pred_factor, gt_factor, thresholds, taps, gradient,
+                          connectivity, levels):
+    sums = pred.new_empty((pred.shape[0], _SUMS), dtype=torch.float64)
+    lv = pred.new_empty(pred.shape if levels and connectivity else (0,), dtype=torch.uint8)
+    return sums, lv
+
+
+def _describe(t: Tensor) -> str:
+    return f"shape {tuple(t.shape)}, dtype {t.dtype}, device {t.device}"
+
+
+def _alpha(name: str, t, like: Optional[Tensor] = None) -> Tensor:
+    """A (B, 1, H, W) matte the op reads: uint8, float32 or float64, contiguous."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dtype == torch.bool or t.is_complex() or not (t.is_floating_point() or t.dtype == torch.uint8):
+        raise TypeError(f"{name}: expected uint8 or a floating dtype, got {_describe(t)}")
+    if t.dim() != 4 or t.shape[1] != 1 or t.numel() == 0:
+        raise ValueError(f"{name}: expected a non-empty (B, 1, H, W) tensor, got {_describe(t)}")
+    if like is not None:
+        if t.shape != like.shape:
+            raise ValueError(f"{name}: expected shape {tuple(like.shape)} (pred's), got {_describe(t)}")
+        if t.device != like.device:
+            raise ValueError(f"{name}: expected device {like.device} (pred's), got {_describe(t)}")
+    if t.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{name}: expected a cpu or cuda tensor, got {_describe(t)}")
+    if t.device.type == "cuda" and not _ops.cuda_kernels_built():
+        raise ValueError(f"{name}: is on CUDA, but this build of mattingloss has no CUDA kernels")
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()
+    return t.detach().contiguous()
+
+
+def _scale_factor(name: str, scale, t: Tensor) -> float:
+    """255 / scale: the factor that brings t to the 0..255 scale (uint8: 255 unless given)."""
+    if scale is None:
+        scale = 255.0 if t.dtype == torch.uint8 else 1.0
+    scale = _number(name, scale, low=0.0, low_open=True)
+    return 255.0 / scale
+
+
+def _region(trimap, pred: Tensor, region: str, unknown_value, unknown_range) -> Tensor:
+    if region not in ("trimap", "all"):
+        raise ValueError(f"region: expected 'trimap' or 'all', got {region!r}")
+    if region == "all":
+        if trimap is not None:
+            raise ValueError("trimap: region='all' counts every pixel; pass trimap=None")
+        return torch.ones_like(pred, dtype=torch.uint8)
+    if trimap is None:
+        raise ValueError("trimap: expected a (B, 1, H, W) trimap (or region='all')")
+    if not isinstance(trimap, torch.Tensor):
+        raise TypeError(f"trimap: expected a torch.Tensor, got {type(trimap).__name__}")
+    if trimap.shape != pred.shape:
+        raise ValueError(f"trimap: expected shape {tuple(pred.shape)} (pred's), got {_describe(trimap)}")
+    if trimap.device != pred.device:
+        raise ValueError(f"trimap: expected device {pred.device} (pred's), got {_describe(trimap)}")
+    if trimap.is_complex():
+        raise TypeError(f"trimap: expected a real dtype, got {_describe(trimap)}")
+    mode, lo, hi = _region_options(unknown_value, unknown_range, False)
+    inside = (trimap == lo) if mode == MASK_EQUAL else (trimap > lo) & (trimap < hi)
+    return inside.to(torch.uint8).contiguous()
+
+
+def _sums(pred, gt, trimap, *, convention, scale, gt_scale, region, unknown_value, unknown_range, gradient,
+          connectivity, levels=False):
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
+        raise ValueError(f"convention: expected one of {sorted(CONVENTIONS)}, got {convention!r}")
+    pred = _alpha("pred", pred)
+    gt = _alpha("gt", gt, pred)
+    pf = _scale_factor("scale", scale, pred)
+    gf = _scale_factor("gt_scale", gt_scale if gt_scale is not None else (scale if gt.dtype == pred.dtype else None),
+                       gt)
+    mask = _region(trimap, pred, region, unknown_value, unknown_range)
+    code = CONVENTIONS[convention]
+    return _matting_metrics(pred, gt, mask, code, pf, gf, _THRESHOLDS[code], _TAPS, gradient, connectivity, levels)
+
+
+def _compose(sums: Tensor, convention: str) -> Dict[str, Tensor]:
+    """The four metrics of a convention from the op's per-sample sums."""
+    count = sums[:, _COUNT]
+    if convention == "dim_matlab":
+        sad = sums[:, _SAD_REGION] / 1000
+        mse = sums[:, _SQ_REGION] / count  # 0/0 = NaN, as MATLAB
+    elif convention == "mmagic":
+        sad = sums[:, _SAD_ALL] / 1000
+        mse = torch.where(count != 0, sums[:, _SQ_ALL] / count.clamp_min(1), torch.zeros_like(count))
+    else:
+        sad = sums[:, _SAD_REGION] / 1000
+        mse = sums[:, _SQ_REGION] / (count + 1e-8)
+    return {"sad": sad, "mse": mse, "grad": sums[:, _GRAD] / 1000, "conn": sums[:, _CONN] / 1000}
+
+
+def matting_metrics(pred: Tensor, gt: Tensor, trimap: Optional[Tensor] = None, convention: str = "dim_matlab", *,
+                    scale: Optional[float] = None, gt_scale: Optional[float] = None, region: str = "trimap",
+                    unknown_value: Optional[float] = None, unknown_range=None, gradient: bool = True,
+                    connectivity: bool = True) -> Dict[str, Tensor]:
+    """SAD, MSE, Gradient and Connectivity errors per sample (float64 tensors of shape (B,)),
+    as ``convention`` computes them, from one op (one read of the inputs per pass).
+
+    pred, gt: (B, 1, H, W) uint8 (0..255) or floating; ``scale`` is the value of a fully
+    opaque pixel (255 for uint8, 1.0 for floating by default; 255 for floating 0..255
+    mattes); ``gt_scale`` the same for gt (default: as pred when the dtypes match, else
+    by gt's dtype). trimap read as the losses read it: ``trimap == unknown_value``
+    (default 128) or ``unknown_range=(lo, hi)``; or ``region="all"`` with no trimap.
+    gradient/connectivity=False skip those (their entries are then 0).
+    """
+    sums, _ = _sums(pred, gt, trimap, convention=convention, scale=scale, gt_scale=gt_scale, region=region,
+                    unknown_value=unknown_value, unknown_range=unknown_range, gradient=gradient,
+                    connectivity=connectivity)
+    return _compose(sums, convention)
+
+
+def connectivity_levels(pred, gt, trimap=None, convention="dim_matlab", **kwargs) -> Tensor:
+    """Each pixel's connectivity level k (l = thresholds[k]) as uint8 (B, 1, H, W):
+    what the tests compare pixel by pixel against the references."""
+    _, lv = _sums(pred, gt, trimap, convention=convention, scale=kwargs.get("scale"),
+                  gt_scale=kwargs.get("gt_scale"), region=kwargs.get("region", "trimap"),
+                  unknown_value=kwargs.get("unknown_value"), unknown_range=kwargs.get("unknown_range"),
+                  gradient=False, connectivity=True, levels=True)
+    return lv
+
+
+def sad(pred, gt, trimap=None, convention="dim_matlab", **kwargs) -> Tensor:
+    """Sum of absolute differences (/1000), per sample."""
+    return matting_metrics(pred, gt, trimap, convention, gradient=False, connectivity=False, **kwargs)["sad"]
+
+
+def mse(pred, gt, trimap=None, convention="dim_matlab", **kwargs) -> Tensor:
+    """Mean squared error over the region, per sample."""
+    return matting_metrics(pred, gt, trimap, convention, gradient=False, connectivity=False, **kwargs)["mse"]
+
+
+def gradient_error(pred, gt, trimap=None, convention="dim_matlab", **kwargs) -> Tensor:
+    """Gradient error (/1000), per sample."""
+    return matting_metrics(pred, gt, trimap, convention, gradient=True, connectivity=False, **kwargs)["grad"]
+
+
+def connectivity_error(pred, gt, trimap=None, convention="dim_matlab", **kwargs) -> Tensor:
+    """Connectivity error (/1000), per sample."""
+    return matting_metrics(pred, gt, trimap, convention, gradient=False, connectivity=True, **kwargs)["conn"]
+
+
+class MattingMetrics:
+    """Accumulates the four metrics over a validation set, torchmetrics-style:
+    ``update`` adds each batch's per-sample values to running sums on the
+    batch's device (no host sync), ``compute`` returns the means over all samples
+    seen (all-reduced across processes under torch.distributed), ``reset`` clears.
+    A sample whose MSE is NaN (dim_matlab, no unknown pixel) makes the MSE mean NaN,
+    as MATLAB's evaluate.m would."""
+
+    def __init__(self, convention: str = "dim_matlab", **options):
+        if not isinstance(convention, str) or convention not in CONVENTIONS:
+            raise ValueError(f"convention: expected one of {sorted(CONVENTIONS)}, got {convention!r}")
+        self.convention = convention
+        self.options = options
+        self.reset()
+
+    def reset(self) -> None:
+        self._totals: Optional[Tensor] = None  # [sad, mse, grad, conn, count]
+
+    def update(self, pred, gt, trimap=None) -> Dict[str, Tensor]:
+        values = matting_metrics(pred, gt, trimap, self.convention, **self.options)
+        batch = torch.stack([values[k].sum() for k in METRICS]
+                            + [torch.tensor(float(values["sad"].shape[0]), dtype=torch.float64,
+                                            device=values["sad"].device)])
+        self._totals = batch if self._totals is None else self._totals + batch
+        return values
+
+    def compute(self) -> Dict[str, float]:
+        if self._totals is None:
+            raise RuntimeError("MattingMetrics.compute: no update() since the last reset()")
+        totals = self._totals.clone()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(totals)
+        totals = totals.cpu()
+        return {k: float(totals[i] / totals[4]) for i, k in enumerate(METRICS)}

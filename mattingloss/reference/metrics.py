@@ -1,0 +1,297 @@
+"""References of the matting evaluation metrics (SAD, MSE, Gradient, Connectivity)
+as each code base computes them: the oracles of :mod:`mattingloss.metrics`.
+
+Our own code, in float64 numpy (float32 where the source computes in single
+precision), computing what each source computes. One image at a time: ``pred``
+and ``gt`` are (H, W) arrays of alpha values on the 0..255 scale (uint8 mattes as
+read from disk, or any floating values), ``region`` the (H, W) boolean mask of the
+pixels counted (``trimap == 128`` in every source).
+
+* :func:`dim_matlab`: Ning Xu's evaluation code for Deep Image Matting, as copied in
+  Yaoyi-Li/GCA-Matting ``DIM_evaluation_code/`` (compute_sad_loss.m,
+  compute_mse_loss.m, compute_gradient_loss.m + gaussgradient.m,
+  compute_connectivity_error.m; the scaling of evaluate.m: SAD/1000 inside
+  compute_sad_loss, Gradient and Connectivity /1000 in evaluate.m, MSE as is).
+* :func:`mmagic`: open-mmlab/mmagic ``mmagic/evaluation/metrics/``: ``SAD.process``
+  (sad.py), ``MattingMSE.process`` (matting_mse.py), ``GradientError.process``
+  (gradient_error.py, with ``gauss_gradient`` of
+  ``mmagic/evaluation/functional/gaussian_funcs.py``) and
+  ``ConnectivityError.process`` (connectivity_error.py), with the /255 of
+  ``metrics_utils._fetch_data_and_check``.
+* :func:`gca`: Yaoyi-Li/GCA-Matting ``utils/evaluate.py``: ``comput_sad_loss``,
+  ``compute_mse_loss``, ``compute_gradient_loss`` (its ``gaussgradient``) and
+  ``compute_connectivity_error`` (its ``getLargestCC``).
+
+Where a source's numbers depend on a detail, it is reproduced as it is:
+
+* MATLAB casts to ``single`` (SAD, MSE, the gradient magnitudes and the whole of
+  Connectivity run in float32); the per-pixel values here are those float32
+  values. MATLAB's ``sum`` of singles runs in an order we cannot reproduce: the
+  per-pixel float32 values are summed in float64 (their order then changes the
+  sum by ~1e-16 relative; MATLAB's own single-precision sum differs from it by
+  up to ~1e-6 relative).
+* MATLAB's ``0:0.1:1`` (the colon operator computes the first half as ``k*0.1``
+  and the second half as ``1 - (10-k)*0.1``: 0.6 is the double nearest 0.6) vs
+  ``np.arange(0, 1.1, 0.1)`` (``k*0.1``: 0.6000000000000001, 0.7000000000000001), so
+  in mmagic and GCA alpha = 153 (153/255 == 0.6) misses the 0.6 threshold.
+* Mixed single/double comparisons (``pred >= thresh_steps(ii)``, ``pred_d >= 0.15``)
+  convert the double to single, as MATLAB does (and Octave: ``single(0.1) == 0.1``
+  is true there). For uint8 mattes no alpha lies between a threshold's double and
+  single values, so this only matters for floating mattes.
+* The largest component at each threshold: ``bwconncomp(., 4)`` then ``max`` (the
+  first of equal sizes; bwconncomp numbers components in MATLAB's column-major
+  scan order, so a tie goes to the component whose first pixel in column-major
+  order comes first); OpenCV's ``connectedComponentsWithStats(., connectivity=4)``
+  then ``argmax`` of the sizes (row-major first pixel wins a tie); GCA's
+  ``label(., connectivity=1)`` then ``argmax(bincount(labels))``, which counts the
+  background (label 0) as a component: when it is the largest (or tied),
+  ``omega`` is the background (a known divergence, reproduced as it is).
+* ``mat2gray`` (MATLAB) vs ``cv2.normalize(NORM_MINMAX)`` (mmagic, of the /255
+  values) vs plain /255 (GCA) before the derivative-of-Gaussian filter. A
+  constant image has gradient 0 in every convention.
+* mmagic's SAD and MSE numerators run over the whole image (its inputs are
+  assumed masked by the trimap); MSE is divided by the unknown-pixel count (0
+  when there is none). MATLAB divides by that count (NaN when 0); GCA by count + 1e-8.
+* MATLAB computes (and discards) a distance transform per threshold: not done here.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SIGMA = 1.4
+EPSILON = 1e-2
+LEVELS = 11  # thresholds 0, 0.1, ..., 1
+
+
+def matlab_colon(a: float, step: float, b: float) -> list:
+    """MATLAB's ``a:step:b`` as MATLAB computes it (the symmetric colon algorithm:
+    the first half ``a + k*step``, the second half ``b - (n-k)*step``, an odd
+    count's middle element ``(a+b)/2``)."""
+    n = int(math.floor((b - a) / step + 1e-10))
+    out = []
+    for k in range(n + 1):
+        if 2 * k < n:
+            out.append(a + k * step)
+        elif 2 * k == n:
+            out.append((a + b) / 2)
+        else:
+            out.append(b - (n - k) * step)
+    return out
+
+
+MATLAB_THRESHOLDS = matlab_colon(0.0, 0.1, 1.0)
+NUMPY_THRESHOLDS = [float(t) for t in np.arange(0, 1 + 0.1, 0.1)]
+
+
+def _gauss(x, sigma):
+    return np.exp(-x ** 2 / (2 * sigma ** 2)) / (sigma * np.sqrt(2 * np.pi))
+
+
+def _dgauss(x, sigma):
+    return -x * _gauss(x, sigma) / sigma ** 2
+
+
+def gauss_filter_2d(sigma: float = SIGMA, epsilon: float = EPSILON) -> np.ndarray:
+    """gaussgradient.m's hx (rows: Gaussian, columns: its derivative), normalised to
+    unit L2 norm; half-size ceil(sigma*sqrt(-2*log(sqrt(2*pi)*sigma*epsilon))) = 4."""
+    half = int(np.ceil(sigma * np.sqrt(-2 * np.log(np.sqrt(2 * np.pi) * sigma * epsilon))))
+    u = np.arange(-half, half + 1, dtype=np.float64)
+    hx = _gauss(u, sigma)[:, None] * _dgauss(u, sigma)[None, :]
+    return hx / np.sqrt(np.sum(np.abs(hx) * np.abs(hx)))
+
+
+def separable_taps(sigma: float = SIGMA, epsilon: float = EPSILON) -> tuple:
+    """The same filter as two 1-D factors of unit norm (hx = outer(g, d)): what our
+    kernels apply (a column pass, then a row pass)."""
+    half = int(np.ceil(sigma * np.sqrt(-2 * np.log(np.sqrt(2 * np.pi) * sigma * epsilon))))
+    u = np.arange(-half, half + 1, dtype=np.float64)
+    g, d = _gauss(u, sigma), _dgauss(u, sigma)
+    return g / np.sqrt(np.sum(g * g)), d / np.sqrt(np.sum(d * d))
+
+
+def _filter(img: np.ndarray, kernel: np.ndarray, flip: bool) -> np.ndarray:
+    """2-D filtering with replicated borders (imfilter 'replicate', cv2.BORDER_REPLICATE,
+    scipy mode='nearest'); flip: convolution ('conv', scipy.ndimage.convolve) instead of
+    correlation (cv2.filter2D). Only the sign of the result depends on flip here (the
+    filters are odd in one axis and even in the other)."""
+    import scipy.ndimage
+    fn = scipy.ndimage.convolve if flip else scipy.ndimage.correlate
+    return fn(img.astype(np.float64), kernel, mode="nearest")
+
+
+def _magnitude(img: np.ndarray, flip: bool) -> np.ndarray:
+    hx = gauss_filter_2d()
+    gx = _filter(img, hx, flip)
+    gy = _filter(img, hx.T, flip)
+    return np.sqrt(gx ** 2 + gy ** 2)
+
+
+def mat2gray(a: np.ndarray) -> np.ndarray:
+    """MATLAB's mat2gray(A): (A - min) / (max - min) as imlincomb computes it
+    (A * (1/delta) + (-min/delta)), clipped to [0, 1]; a constant A is only clipped."""
+    a = a.astype(np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    if hi == lo:
+        return np.clip(a, 0.0, 1.0)
+    delta = hi - lo
+    return np.clip(a * (1.0 / delta) + (-lo / delta), 0.0, 1.0)
+
+
+def cv2_minmax(a: np.ndarray) -> np.ndarray:
+    """cv2.normalize(a, dst, 1.0, 0.0, cv2.NORM_MINMAX) for a float64 array:
+    scale = 1/(max-min) (0 when max - min <= DBL_EPSILON), shift = -min*scale,
+    dst = a*scale + shift."""
+    lo, hi = float(a.min()), float(a.max())
+    scale = 1.0 / (hi - lo) if hi - lo > np.finfo(np.float64).eps else 0.0
+    shift = 0.0 - lo * scale
+    return a * scale + shift
+
+
+# ------------------------------------------------------------------ connected components
+def _components(mask: np.ndarray):
+    """4-connected components of mask: (labels (H, W) int, sizes[k], first row-major
+    index[k], first column-major index[k]) for labels 1..K (OpenCV numbering)."""
+    import cv2
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    if count <= 1:
+        return labels, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    flat = labels.ravel()
+    sizes = np.bincount(flat, minlength=count)[1:]
+    first_row = np.full(count, flat.size, np.int64)
+    np.minimum.at(first_row, flat, np.arange(flat.size))
+    colmajor = labels.T.ravel()
+    first_col = np.full(count, flat.size, np.int64)
+    np.minimum.at(first_col, colmajor, np.arange(flat.size))
+    return labels, sizes, first_row[1:], first_col[1:]
+
+
+def largest_component_matlab(mask: np.ndarray) -> np.ndarray:
+    """omega of compute_connectivity_error.m: the largest 4-connected component of
+    bwconncomp (the first in column-major order among equal sizes); none if empty."""
+    labels, sizes, _, first_col = _components(mask)
+    if sizes.size == 0:
+        return np.zeros(mask.shape, bool)
+    best = min(range(sizes.size), key=lambda k: (-sizes[k], first_col[k]))
+    return labels == best + 1
+
+
+def largest_component_opencv(mask: np.ndarray) -> np.ndarray:
+    """omega of mmagic's ConnectivityError.process: cv2.connectedComponentsWithStats
+    (connectivity=4), argmax of the foreground sizes (stats[1:, -1]); none if empty."""
+    import cv2
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+    size = stats[1:, -1]
+    if len(size) == 0:
+        return np.zeros(mask.shape, bool)
+    return labels == np.argmax(size) + 1
+
+
+def largest_component_gca(mask: np.ndarray) -> np.ndarray:
+    """GCA's getLargestCC: skimage label(connectivity=1), argmax of bincount over all
+    labels, background (label 0) included."""
+    from skimage.measure import label
+    labels = label(mask.astype(np.int64), connectivity=1)
+    return labels == np.argmax(np.bincount(labels.flat))
+
+
+# ------------------------------------------------------------------ conventions
+def dim_matlab(pred, gt, region, *, with_levels=False) -> dict:
+    """Ning Xu's DIM MATLAB evaluation code (see the module docstring)."""
+    a_p = np.asarray(pred, np.float64)
+    a_g = np.asarray(gt, np.float64)
+    region = np.asarray(region, bool)
+    p32, g32 = a_p.astype(np.float32), a_g.astype(np.float32)
+    f255 = np.float32(255)
+    # compute_sad_loss.m: abs(single(pred)-single(target))/255, summed, /1000.
+    e = np.abs(p32 - g32) / f255
+    sad = float(np.sum(e[region], dtype=np.float64)) / 1000
+    # compute_mse_loss.m: ((single(pred)-single(target))/255).^2, summed, / count.
+    d = (p32 - g32) / f255
+    sq = d * d
+    count = int(region.sum())
+    num = float(np.sum(sq[region], dtype=np.float64))
+    mse = num / count if count else float("nan")
+    # compute_gradient_loss.m: mat2gray, gaussgradient (imfilter replicate conv),
+    # magnitudes in double, cast to single, squared difference in single.
+    amp_p = _magnitude(mat2gray(a_p), flip=True).astype(np.float32)
+    amp_g = _magnitude(mat2gray(a_g), flip=True).astype(np.float32)
+    err = (amp_p - amp_g) ** 2
+    grad = float(np.sum(err[region], dtype=np.float64)) / 1000
+    # compute_connectivity_error.m, in single precision.
+    p, g = p32 / f255, g32 / f255
+    levels = _levels(p, g, MATLAB_THRESHOLDS, largest_component_matlab, single=True)
+    lmap = np.asarray(MATLAB_THRESHOLDS)[levels]  # double, as l_map
+    pd = p - lmap.astype(np.float32)  # single - double -> single
+    gd = g - lmap.astype(np.float32)
+    pphi = np.float32(1) - pd * (pd >= np.float32(0.15)).astype(np.float32)
+    gphi = np.float32(1) - gd * (gd >= np.float32(0.15)).astype(np.float32)
+    conn = float(np.sum(np.abs(pphi - gphi)[region], dtype=np.float64)) / 1000
+    out = {"sad": sad, "mse": mse, "grad": grad, "conn": conn}
+    if with_levels:
+        out["levels"] = levels
+    return out
+
+
+def _levels(p, g, thresholds, largest, single=False) -> np.ndarray:
+    """The index k of l = thresholds[k] per pixel: the threshold before the first
+    one (from the second on) at which the pixel is outside the largest component,
+    10 (l = 1) if it never is. single: compared in float32 (MATLAB's single pred
+    against a double threshold)."""
+    levels = np.full(p.shape, -1, np.int64)
+    for i in range(1, len(thresholds)):
+        t = np.float32(thresholds[i]) if single else thresholds[i]
+        omega = largest((p >= t) & (g >= t))
+        levels[(levels == -1) & ~omega] = i - 1
+    levels[levels == -1] = len(thresholds) - 1
+    return levels
+
+
+def _connectivity_f64(p, g, region, thresholds, largest):
+    levels = _levels(p, g, thresholds, largest)
+    lmap = np.asarray(thresholds)[levels]
+    pd, gd = p - lmap, g - lmap
+    pphi = 1 - pd * (pd >= 0.15)
+    gphi = 1 - gd * (gd >= 0.15)
+    return float(np.sum(np.abs(pphi - gphi) * region)) / 1000, levels
+
+
+def mmagic(pred, gt, region, *, with_levels=False) -> dict:
+    """open-mmlab/mmagic's SAD, MattingMSE, GradientError, ConnectivityError (module docstring)."""
+    p = np.asarray(pred, np.float64) / 255.0
+    g = np.asarray(gt, np.float64) / 255.0
+    region = np.asarray(region, bool)
+    sad = float(np.abs(p - g).sum()) / 1000  # whole image
+    count = int(region.sum())
+    mse = float(((p - g) ** 2).sum()) / count if count != 0 else 0.0
+    grad_p = _magnitude(cv2_minmax(p), flip=False)
+    grad_g = _magnitude(cv2_minmax(g), flip=False)
+    grad = float(((grad_g - grad_p) ** 2 * region).sum()) / 1000
+    conn, levels = _connectivity_f64(p, g, region, NUMPY_THRESHOLDS, largest_component_opencv)
+    out = {"sad": sad, "mse": mse, "grad": grad, "conn": conn}
+    if with_levels:
+        out["levels"] = levels
+    return out
+
+
+def gca(pred, gt, region, *, with_levels=False) -> dict:
+    """Yaoyi-Li/GCA-Matting utils/evaluate.py (module docstring)."""
+    a_p = np.asarray(pred, np.float64)
+    a_g = np.asarray(gt, np.float64)
+    region = np.asarray(region, bool)
+    e = (a_p - a_g) / 255.0
+    sad = float(np.sum(np.abs(e) * region)) / 1000
+    mse = float(np.sum((e ** 2) * region)) / (float(np.sum(region)) + 1e-8)
+    p, g = a_p / 255.0, a_g / 255.0
+    err = (_magnitude(p, flip=True) - _magnitude(g, flip=True)) ** 2
+    grad = float(np.sum(err[region])) / 1000
+    conn, levels = _connectivity_f64(p, g, region, NUMPY_THRESHOLDS, largest_component_gca)
+    out = {"sad": sad, "mse": mse, "grad": grad, "conn": conn}
+    if with_levels:
+        out["levels"] = levels
+    return out
+
+
+CONVENTIONS = {"dim_matlab": dim_matlab, "mmagic": mmagic, "gca": gca}
+THRESHOLDS = {"dim_matlab": MATLAB_THRESHOLDS, "mmagic": NUMPY_THRESHOLDS, "gca": NUMPY_THRESHOLDS}

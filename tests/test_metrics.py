@@ -1,0 +1,386 @@
+"""mattingloss.metrics against mattingloss.reference.metrics (each convention's source,
+reproduced): SAD/MSE to float64 summation order (exact where the sum is exact),
+Gradient to 1e-10 relative, Connectivity's level exactly at every pixel."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mattingloss import metrics
+from mattingloss.reference import metrics as R
+
+cv2 = pytest.importorskip("cv2")
+pytest.importorskip("scipy")
+pytest.importorskip("skimage")
+
+CONVENTIONS = ["dim_matlab", "mmagic", "gca"]
+
+
+# ---------------------------------------------------------------- mattes
+def _blobs(rng, H, W, n=6):
+    """A smooth-ish matte: opaque blobs with soft edges and background 0."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    a = np.zeros((H, W))
+    for _ in range(n):
+        cy, cx, r = rng.uniform(0, H), rng.uniform(0, W), rng.uniform(2, max(3, min(H, W) / 3))
+        a = np.maximum(a, np.clip((r - np.hypot(yy - cy, xx - cx)) / 3 + 0.5, 0, 1))
+    return np.round(a * 255).astype(np.uint8)
+
+
+def _trimap(rng, gt):
+    t = np.where(gt == 0, 0, np.where(gt == 255, 255, 128)).astype(np.uint8)
+    t[rng.random(gt.shape) < 0.3] = 128
+    return t
+
+
+def _case(kind, rng, H, W):
+    if kind == "random":
+        gt = rng.integers(0, 256, (H, W)).astype(np.uint8)
+        pred = rng.integers(0, 256, (H, W)).astype(np.uint8)
+        return pred, gt, rng.choice(np.array([0, 128, 255], np.uint8), (H, W))
+    if kind == "blobs":
+        gt = _blobs(rng, H, W)
+        pred = np.clip(gt.astype(int) + rng.integers(-40, 41, (H, W)), 0, 255).astype(np.uint8)
+    elif kind == "hard":
+        gt = np.where(_blobs(rng, H, W) > 127, 255, 0).astype(np.uint8)
+        pred = np.where(_blobs(rng, H, W) > 127, 255, 0).astype(np.uint8)
+    elif kind == "thin":  # 1-pixel lines and diagonal staircases (4-disconnected)
+        gt = np.zeros((H, W), np.uint8)
+        gt[::3, :] = 200
+        gt[:, ::4] = 255
+        for k in range(min(H, W)):
+            gt[k, k] = 230
+        pred = gt.copy()
+        pred[rng.random((H, W)) < 0.15] = 0
+        pred[rng.random((H, W)) < 0.1] = 180
+    elif kind == "holes":  # rings of decreasing alpha with holes
+        yy, xx = np.mgrid[0:H, 0:W]
+        d = np.hypot(yy - H / 2, xx - W / 2)
+        gt = np.clip(255 - (d.astype(int) % 7) * 40, 0, 255).astype(np.uint8)
+        gt[(d.astype(int) % 5) == 0] = 0
+        pred = np.clip(gt.astype(int) + rng.integers(-30, 31, (H, W)), 0, 255).astype(np.uint8)
+    else:
+        raise ValueError(kind)
+    return pred, gt, _trimap(rng, gt)
+
+
+def _batch(arrays):
+    return torch.from_numpy(np.stack(arrays)[:, None].copy())
+
+
+def _check(pred_t, gt_t, trimap_t, convention, *, scale=None, gt_scale=None, region="trimap", exact_sad=False):
+    out = metrics.matting_metrics(pred_t, gt_t, trimap_t if region == "trimap" else None, convention, scale=scale,
+                                  gt_scale=gt_scale, region=region)
+    levels = metrics.connectivity_levels(pred_t, gt_t, trimap_t if region == "trimap" else None, convention,
+                                         scale=scale, gt_scale=gt_scale, region=region)
+    pf = 255.0 / (scale if scale is not None else (255.0 if pred_t.dtype == torch.uint8 else 1.0))
+    gs = gt_scale if gt_scale is not None else (scale if gt_t.dtype == pred_t.dtype else None)
+    gf = 255.0 / (gs if gs is not None else (255.0 if gt_t.dtype == torch.uint8 else 1.0))
+    ref_fn = R.CONVENTIONS[convention]
+    for b in range(pred_t.shape[0]):
+        a_p = (pred_t[b, 0].double() * pf).numpy()
+        a_g = (gt_t[b, 0].double() * gf).numpy()
+        reg = (trimap_t[b, 0].numpy() == 128) if region == "trimap" else np.ones(a_p.shape, bool)
+        ref = ref_fn(a_p, a_g, reg, with_levels=True)
+        np.testing.assert_array_equal(levels[b, 0].numpy(), ref["levels"], err_msg=f"{convention} levels, sample {b}")
+        if exact_sad:
+            assert float(out["sad"][b]) == ref["sad"]
+        for k, rtol in (("sad", 1e-12), ("mse", 1e-12), ("conn", 1e-12), ("grad", 1e-10)):
+            got, want = float(out[k][b]), ref[k]
+            if math.isnan(want):
+                assert math.isnan(got), (convention, k, b)
+            else:
+                assert got == pytest.approx(want, rel=rtol, abs=1e-13), (convention, k, b, got, want)
+    return out
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+@pytest.mark.parametrize("kind", ["random", "blobs", "hard", "thin", "holes"])
+@pytest.mark.parametrize("shape", [(37, 53), (64, 64), (1, 19), (23, 1), (5, 3)])
+def test_equals_reference_uint8(convention, kind, shape):
+    rng = np.random.default_rng(hash((kind, shape)) % 2 ** 32)
+    cases = [_case(kind, rng, *shape) for _ in range(2)]
+    pred = _batch([c[0] for c in cases])
+    gt = _batch([c[1] for c in cases])
+    trimap = _batch([c[2] for c in cases])
+    # MATLAB's per-pixel SAD values are float32 multiples of 2^-31 below 1: their
+    # float64 sum is exact in any order for these sizes.
+    _check(pred, gt, trimap, convention, exact_sad=convention == "dim_matlab")
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_float_inputs(convention):
+    rng = np.random.default_rng(5)
+    cases = [_case("blobs", rng, 41, 29) for _ in range(2)]
+    pred8, gt8, tri = (_batch([c[i] for c in cases]) for i in range(3))
+    # floating 0..1 (scale 1): soft values between the uint8 levels too
+    pred = (pred8.double() / 255 + torch.from_numpy(rng.uniform(-0.002, 0.002, pred8.shape))).clamp(0, 1)
+    _check(pred.float(), (gt8.float() / 255), tri, convention)
+    _check(pred, gt8, tri, convention)  # float64 pred with a uint8 gt
+    # floating 0..255 with scale=255 gives the uint8 numbers exactly
+    a = metrics.matting_metrics(pred8, gt8, tri, convention)
+    b = metrics.matting_metrics(pred8.double(), gt8.float(), tri, convention, scale=255, gt_scale=255)
+    for k in metrics.METRICS:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_region_all_and_range(convention):
+    rng = np.random.default_rng(7)
+    cases = [_case("blobs", rng, 30, 31) for _ in range(2)]
+    pred, gt, tri = (_batch([c[i] for c in cases]) for i in range(3))
+    _check(pred, gt, tri, convention, region="all")
+    a = metrics.matting_metrics(pred, gt, tri, convention)
+    b = metrics.matting_metrics(pred, gt, tri.float() / 255, convention, unknown_range=(0.3, 0.7))
+    for k in metrics.METRICS:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- the sources' details
+def test_thresholds_matlab_colon_vs_arange():
+    assert R.MATLAB_THRESHOLDS[6] == 0.6 and R.MATLAB_THRESHOLDS[7] == 0.7
+    assert R.NUMPY_THRESHOLDS[6] == 0.6000000000000001 and R.NUMPY_THRESHOLDS[7] == 0.7000000000000001
+    assert R.MATLAB_THRESHOLDS[3] == 0.30000000000000004  # the first half is k*0.1, as numpy's
+    assert 153 / 255 == 0.6
+    assert metrics._THRESHOLDS[0] == R.MATLAB_THRESHOLDS
+    assert metrics._THRESHOLDS[1] == metrics._THRESHOLDS[2] == R.NUMPY_THRESHOLDS
+    g, d = R.separable_taps()
+    np.testing.assert_allclose(metrics._TAPS, list(g) + list(d), rtol=1e-15, atol=1e-17)
+
+
+def test_alpha_153_reaches_matlab_threshold_only():
+    """alpha = 153 is 0.6: in MATLAB's 0:0.1:1 it reaches the 0.6 threshold (l = 0.6), in
+    np.arange's 0.6000000000000001 it does not (l = 0.5): a different phi and error."""
+    gt = np.full((9, 9), 153, np.uint8)
+    pred = gt.copy()
+    pred[4, 4] = 255
+    tri = np.full((9, 9), 128, np.uint8)
+    p, g, t = _batch([pred]), _batch([gt]), _batch([tri])
+    lv_m = metrics.connectivity_levels(p, g, t, "dim_matlab")[0, 0]
+    lv_n = metrics.connectivity_levels(p, g, t, "mmagic")[0, 0]
+    assert int(lv_m[0, 0]) == 6 and int(lv_n[0, 0]) == 5
+    # at (4, 4) only: MATLAB l = 0.6: d_p = 0.4 (phi 0.6), d_g = 0 (phi 1): 0.4;
+    # mmagic l = 0.5: d_p = 0.5 (phi 0.5), d_g = 0.1 < 0.15 (phi 1): 0.5.
+    conn_m = float(metrics.connectivity_error(p, g, t, "dim_matlab")[0])
+    conn_n = float(metrics.connectivity_error(p, g, t, "mmagic")[0])
+    assert conn_m == pytest.approx(0.4 / 1000, rel=1e-6)
+    assert conn_n == pytest.approx(0.5 / 1000, rel=1e-12)
+    assert conn_m == pytest.approx(R.dim_matlab(pred, gt, tri == 128)["conn"], rel=1e-12)
+    assert conn_n == pytest.approx(R.mmagic(pred, gt, tri == 128)["conn"], rel=1e-12)
+
+
+def test_single_precision_sad():
+    """MATLAB's per-pixel SAD is single(|p - g|)/255 in float32: 1/255 rounded to float32."""
+    pred = np.array([[1, 0]], np.uint8)
+    gt = np.zeros((1, 2), np.uint8)
+    tri = np.full((1, 2), 128, np.uint8)
+    p, g, t = _batch([pred]), _batch([gt]), _batch([tri])
+    sad_m = float(metrics.sad(p, g, t, "dim_matlab")[0])
+    sad_g = float(metrics.sad(p, g, t, "gca")[0])
+    assert sad_m == float(np.float32(1) / np.float32(255)) / 1000
+    assert sad_g == (1 / 255) / 1000
+    assert sad_m != sad_g
+
+
+def test_tie_break_column_vs_row_major():
+    """Two equal-size components: bwconncomp's first in column-major order (bottom-left
+    here) wins in MATLAB, OpenCV's first in row-major order (top-right) in mmagic."""
+    gt = np.zeros((10, 10), np.uint8)
+    gt[0:3, 6:9] = 255  # top-right
+    gt[6:9, 0:3] = 255  # bottom-left
+    tri = np.full((10, 10), 128, np.uint8)
+    p, g, t = _batch([gt]), _batch([gt]), _batch([tri])
+    lv_m = metrics.connectivity_levels(p, g, t, "dim_matlab")[0, 0].numpy()
+    lv_n = metrics.connectivity_levels(p, g, t, "mmagic")[0, 0].numpy()
+    assert lv_m[7, 1] == 10 and lv_m[1, 7] == 0
+    assert lv_n[1, 7] == 10 and lv_n[7, 1] == 0
+    np.testing.assert_array_equal(lv_m, R.dim_matlab(gt, gt, tri == 128, with_levels=True)["levels"])
+    np.testing.assert_array_equal(lv_n, R.mmagic(gt, gt, tri == 128, with_levels=True)["levels"])
+
+
+def test_gca_background_component():
+    """GCA's largest component counts the background: a small opaque square on a large
+    background gets omega = background, so its pixels take l = 0 (MATLAB: l = 1)."""
+    gt = np.zeros((20, 20), np.uint8)
+    gt[5:9, 5:9] = 255
+    tri = np.full((20, 20), 128, np.uint8)
+    p, g, t = _batch([gt]), _batch([gt]), _batch([tri])
+    assert int(metrics.connectivity_levels(p, g, t, "gca")[0, 0, 6, 6]) == 0
+    assert int(metrics.connectivity_levels(p, g, t, "dim_matlab")[0, 0, 6, 6]) == 10
+    np.testing.assert_array_equal(metrics.connectivity_levels(p, g, t, "gca")[0, 0].numpy(),
+                                  R.gca(gt, gt, tri == 128, with_levels=True)["levels"])
+
+
+def test_reference_labelling_orders():
+    """The references' tie-breaks rest on OpenCV and skimage numbering components in
+    row-major order of their first pixel: checked on random masks."""
+    from skimage.measure import label
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        m = rng.random((40, 37)) < 0.45
+        _, lab = cv2.connectedComponents(m.astype(np.uint8), connectivity=4)
+        sk = label(m, connectivity=1)
+        for labels in (lab, sk):
+            flat = labels.ravel()
+            firsts = [int(np.argmax(flat == k)) for k in range(1, flat.max() + 1)]
+            assert firsts == sorted(firsts)
+
+
+def test_gradient_normalisations_differ():
+    """A matte with no fully opaque pixel: MATLAB's mat2gray stretches it to [0, 1], GCA
+    divides by 255 (smaller gradients)."""
+    yy, xx = np.mgrid[0:32, 0:32]
+    gt = (xx * 5).astype(np.uint8)  # 0..155
+    pred = np.zeros_like(gt)
+    tri = np.full(gt.shape, 128, np.uint8)
+    p, g, t = _batch([pred]), _batch([gt]), _batch([tri])
+    m = float(metrics.gradient_error(p, g, t, "dim_matlab")[0])
+    c = float(metrics.gradient_error(p, g, t, "gca")[0])
+    assert m == pytest.approx(R.dim_matlab(pred, gt, tri == 128)["grad"], rel=1e-10)
+    assert c == pytest.approx(R.gca(pred, gt, tri == 128)["grad"], rel=1e-10)
+    assert m / c == pytest.approx((255 / 155) ** 2, rel=1e-3)
+
+
+def test_empty_region():
+    pred = np.full((1, 8, 8), 10, np.uint8)
+    gt = np.zeros((1, 8, 8), np.uint8)
+    tri = np.zeros((1, 8, 8), np.uint8)
+    p, g, t = (torch.from_numpy(x[:, None]) for x in (pred, gt, tri))
+    assert math.isnan(float(metrics.mse(p, g, t, "dim_matlab")[0]))  # MATLAB: 0/0
+    assert float(metrics.mse(p, g, t, "mmagic")[0]) == 0.0
+    assert float(metrics.mse(p, g, t, "gca")[0]) == 0.0
+    for c in CONVENTIONS:
+        out = metrics.matting_metrics(p, g, t, c)
+        assert float(out["grad"][0]) == 0.0 and float(out["conn"][0]) == 0.0
+
+
+def test_threads_do_not_change_bits():
+    rng = np.random.default_rng(11)
+    cases = [_case("blobs", rng, 70, 90) for _ in range(2)]
+    pred, gt, tri = (_batch([c[i] for c in cases]) for i in range(3))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = metrics.matting_metrics(pred, gt, tri)
+        torch.set_num_threads(max(2, threads))
+        many = metrics.matting_metrics(pred, gt, tri)
+    finally:
+        torch.set_num_threads(threads)
+    for k in metrics.METRICS:
+        assert torch.equal(one[k], many[k])
+
+
+def test_matting_metrics_accumulator():
+    rng = np.random.default_rng(2)
+    batches = []
+    for _ in range(3):
+        cases = [_case("blobs", rng, 20, 24) for _ in range(2)]
+        batches.append(tuple(_batch([c[i] for c in cases]) for i in range(3)))
+    acc = metrics.MattingMetrics("mmagic")
+    values = {k: [] for k in metrics.METRICS}
+    for p, g, t in batches:
+        out = acc.update(p, g, t)
+        for k in metrics.METRICS:
+            values[k].append(out[k])
+    result = acc.compute()
+    for k in metrics.METRICS:
+        assert result[k] == pytest.approx(float(torch.cat(values[k]).mean()), rel=1e-12)
+    acc.reset()
+    with pytest.raises(RuntimeError):
+        acc.compute()
+
+
+# ---------------------------------------------------------------- bad input
+def test_bad_input():
+    p = torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
+    t = torch.full((1, 1, 8, 8), 128, dtype=torch.uint8)
+    with pytest.raises(TypeError, match="pred"):
+        metrics.matting_metrics(np.zeros((1, 1, 8, 8)), p, t)
+    with pytest.raises(TypeError, match="pred"):
+        metrics.matting_metrics(p.int(), p, t)
+    with pytest.raises(ValueError, match="gt"):
+        metrics.matting_metrics(p, torch.zeros(1, 1, 8, 9, dtype=torch.uint8), t)
+    with pytest.raises(ValueError, match="pred"):
+        metrics.matting_metrics(p[:, :, :0], p[:, :, :0], t[:, :, :0])
+    with pytest.raises(ValueError, match="pred"):
+        metrics.matting_metrics(p.expand(1, 3, 8, 8), p.expand(1, 3, 8, 8), t)
+    with pytest.raises(ValueError, match="trimap"):
+        metrics.matting_metrics(p, p, None)
+    with pytest.raises(ValueError, match="trimap"):
+        metrics.matting_metrics(p, p, t[..., :4])
+    with pytest.raises(ValueError, match="trimap"):
+        metrics.matting_metrics(p, p, t, region="all")
+    with pytest.raises(ValueError, match="region"):
+        metrics.matting_metrics(p, p, t, region="unknown")
+    with pytest.raises(ValueError, match="convention"):
+        metrics.matting_metrics(p, p, t, "matlab")
+    with pytest.raises(ValueError, match="scale"):
+        metrics.matting_metrics(p, p, t, scale=0)
+    with pytest.raises(ValueError, match="unknown_value and unknown_range"):
+        metrics.matting_metrics(p, p, t, unknown_value=128, unknown_range=(1, 2))
+    with pytest.raises(ValueError, match="convention"):
+        metrics.MattingMetrics("p3m")
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_opcheck(convention):
+    rng = np.random.default_rng(1)
+    pred, gt, tri = (_batch([x]) for x in _case("blobs", rng, 12, 10))
+    code = metrics.CONVENTIONS[convention]
+    region = (tri == 128).to(torch.uint8)
+    for dtype in (torch.uint8, torch.float32, torch.float64):
+        args = (pred.to(dtype), gt, region, code, 1.0, 1.0, metrics._THRESHOLDS[code], metrics._TAPS, True, True,
+                True)
+        torch.library.opcheck(torch.ops.mattingloss.matting_metrics.default, args)
+
+
+def test_matlab_single_threshold_comparison():
+    """MATLAB compares single(178.5)/255 (the float32 nearest 0.7, below 0.7) with the
+    double 0.7 converted to single: it reaches the 0.7 threshold (Octave agrees), which
+    an exact comparison would deny."""
+    assert float(np.float32(178.5) / np.float32(255)) < 0.7
+    gt = np.full((1, 1, 7, 7), 178.5)
+    pred = gt.copy()
+    pred[0, 0, 3, 3] = 255.0
+    tri = torch.full((1, 1, 7, 7), 128, dtype=torch.uint8)
+    p, g = torch.from_numpy(pred), torch.from_numpy(gt)
+    lv = metrics.connectivity_levels(p, g, tri, "dim_matlab", scale=255)
+    assert int(lv[0, 0, 0, 0]) == 7
+    _check(p, g, tri, "dim_matlab", scale=255)
+
+
+def test_matting_metrics_accumulator_distributed():
+    """compute() all-reduces the sums: a one-process gloo group runs that path."""
+    import socket
+
+    import torch.distributed as dist
+    if not dist.is_available() or dist.is_initialized():
+        pytest.skip("torch.distributed unavailable or already initialised")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        rng = np.random.default_rng(4)
+        p, g, t = (_batch([x]) for x in _case("blobs", rng, 16, 16))
+        acc = metrics.MattingMetrics()
+        out = acc.update(p, g, t)
+        result = acc.compute()
+        for k in metrics.METRICS:
+            assert result[k] == pytest.approx(float(out[k][0]), rel=1e-12)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_nan_prediction(convention):
+    """A NaN in pred: SAD and MSE are NaN (documented); the other two are computed
+    without error (their value is unspecified: check predictions for NaN first)."""
+    p = torch.rand(2, 1, 20, 20, generator=torch.Generator().manual_seed(0))
+    p[0, 0, 3, 3] = float("nan")
+    g = torch.rand(2, 1, 20, 20, generator=torch.Generator().manual_seed(1))
+    t = torch.full((2, 1, 20, 20), 128, dtype=torch.uint8)
+    out = metrics.matting_metrics(p, g, t, convention)
+    assert math.isnan(float(out["sad"][0])) and math.isnan(float(out["mse"][0]))
+    assert all(math.isfinite(float(out[k][1])) for k in metrics.METRICS)
