@@ -18,33 +18,10 @@
 #include <type_traits>
 #endif
 
+#include "codes.h"
 #include "common/defs.h"
 
 namespace mattingloss {
-
-// How the unknown-region weight w is read from the `mask` input. Codes 0..2
-// are DIM's (csrc/dim_loss.h MaskMode); kNoMask: every pixel, w = 1.
-enum AlphaMaskMode : int64_t { kAgEqual = 0, kAgRange = 1, kAgWeight = 2, kAgNoMask = 3 };
-
-enum AlphaRho : int64_t { kRhoL1 = 0, kRhoCharbonnier = 1 };
-
-// Sobel term: none; the L1 of the x and y responses' differences (ViTMatte,
-// mmagic; plus ViTMatte's penalty on the prediction's responses); or the L1 of
-// the gradient magnitudes' difference (GCA).
-enum SobelStyle : int64_t { kSobelNone = 0, kSobelDiff = 1, kSobelMagnitude = 2 };
-
-// Per-sample sums, in this order in the (B, kAgSums) output.
-enum AlphaGradSum : int64_t {
-  kSumUnknown = 0,   // sum rho over the unknown region (see alpha_pixel)
-  kSumKnown = 1,     // the same over the known region, w_k = [w == 0]
-  kSumWUnknown = 2,  // sum w
-  kSumWKnown = 3,    // sum w_k
-  kSumSobelX = 4,    // sum |Sx(p) - Sx(g)| (masked), or the magnitude term (GCA)
-  kSumSobelY = 5,    // sum |Sy(p) - Sy(g)| (masked)
-  kSumPenaltyX = 6,  // sum |Sx(p)| (masked): ViTMatte's penalty
-  kSumPenaltyY = 7,  // sum |Sy(p)| (masked)
-  kAgSums = 8,
-};
 
 constexpr int kMaxGroups = 3;
 
@@ -64,8 +41,8 @@ struct AlphaGradParams {
   // coef of the unknown [0] and known [1] term in the per-pixel value (0 when off).
   acc_t value_coef[2];
   int64_t group[3];   // map of the unknown, known and Sobel (+ penalty) terms
-  int64_t mask_mode;  // AlphaMaskMode
-  int64_t rho;        // AlphaRho
+  int64_t mask_mode;  // MaskMode
+  int64_t rho;        // Rho (L1 or Charbonnier)
   int64_t sobel;      // SobelStyle
   bool unknown_term, known_term;
   bool mask_in_diff;  // rho(p*w - g*w) (ViTMatte, GCA) instead of w * rho(p - g) (mmagic)
@@ -98,13 +75,13 @@ ML_INLINE void scale_coefs_for_sample(AlphaGradParams<acc_t>& P, const acc_t* fa
 // Whether a trimap value is in the unknown region (binary modes; every pixel without a mask).
 template <typename acc_t>
 ML_INLINE bool region_inside(acc_t t, int64_t mode, acc_t lo, acc_t hi) {
-  return mode == kAgEqual ? t == lo : (mode == kAgRange ? (t > lo) & (t < hi) : true);
+  return mode == kUnknownEqual ? t == lo : (mode == kUnknownRange ? (t > lo) & (t < hi) : true);
 }
 
 // w: 1 in the unknown region (or the weight itself); branch-free so CPU loops vectorize.
 template <typename acc_t>
 ML_INLINE acc_t region_weight(acc_t t, int64_t mode, acc_t lo, acc_t hi) {
-  return mode == kAgWeight ? t : (region_inside(t, mode, lo, hi) ? acc_t(1) : acc_t(0));  // (see alpha_pixel_binary's w)
+  return mode == kWeight ? t : (region_inside(t, mode, lo, hi) ? acc_t(1) : acc_t(0));  // (see alpha_pixel_binary's w)
 }
 
 // ViTMatte's known region: new_sample_map[sample_map == 0] = 1.
@@ -166,10 +143,10 @@ ML_INLINE void rho_masked(const AlphaGradParams<acc_t>& P, bool binary, acc_t p,
                           acc_t& slope) {
   using std::fabs;
   using std::sqrt;
-  if (P.mask_in_diff && binary && P.rho == kRhoL1) return l1_in_diff_binary(p, g, w, value, slope);
+  if (P.mask_in_diff && binary && P.rho == kL1) return l1_in_diff_binary(p, g, w, value, slope);
   const acc_t d = P.mask_in_diff ? mul_rn(p, w) - mul_rn(g, w) : p - g;
   acc_t r, dr;
-  if (P.rho == kRhoL1) {
+  if (P.rho == kL1) {
     r = fabs(d);  // |d|; +0 where d = -0: the same in any sum of these terms
     dr = sign0(d);
   } else {
@@ -404,12 +381,6 @@ ML_INLINE acc_t sobel_adjoint(acc_t exul, acc_t exur, acc_t exml, acc_t exmr, ac
 // a handful of scalar operations, one op (one tiny kernel on CUDA) instead of
 // a chain of small torch ops per term.
 
-// How a term's sum becomes a loss (mattingloss/alpha.py Norm): off; sum / (sum(w)
-// + guard) pooled over the batch; each sample's masked mean, averaged; the plain
-// sum; over B*H*W; ViTMatte's mean over B*H*W times B * crop_pixels / sum(w).
-enum AlphaNorm : int64_t { kNormOff = -1, kNormMean = 0, kNormSample = 1, kNormSum = 2, kNormNumel = 3,
-                           kNormVitmatte = 4 };
-
 template <typename acc_t>
 struct AlphaComposeParams {
   int64_t batch, pixels;  // B, H * W
@@ -479,7 +450,7 @@ struct AlphaGradArgs {
   AlphaGradParams<acc_t> params{};  // zeros where an op fills only some (alpha_gradient_weights)
   int64_t batch = 0, height = 0, width = 0;
   int64_t groups = 0;       // gradient maps written (1..kMaxGroups); 1 with factors
-  Input pred, gt, mask;     // (B,1,H,W); mask.data is null for kAgNoMask
+  Input pred, gt, mask;     // (B,1,H,W); mask.data is null for kAllPixels
   Output grad;              // (groups, B, 1, H, W) in pred's dtype; null: not requested
   // (params.group's maps, B): when given, every term's gradient times its map's
   // factor goes to the one map written (scale_coefs_for_sample).

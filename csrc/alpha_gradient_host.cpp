@@ -19,9 +19,9 @@ void check_groups(at::IntArrayRef group, int64_t groups) {
 // pred_alpha (B, 1, H, W) and the mask as mask_mode reads it (both ops read them).
 void check_pred_and_mask(const at::Tensor& pred, const std::optional<at::Tensor>& mask, int64_t mask_mode) {
   check_pred(pred);
-  TORCH_CHECK(mask_mode >= kAgEqual && mask_mode <= kAgNoMask, "mattingloss: bad mask_mode ", mask_mode);
-  TORCH_CHECK(mask.has_value() == (mask_mode != kAgNoMask), "mattingloss: mask must be given unless mask_mode is ",
-              int64_t(kAgNoMask));
+  TORCH_CHECK(mask_mode >= kUnknownEqual && mask_mode <= kAllPixels, "mattingloss: bad mask_mode ", mask_mode);
+  TORCH_CHECK(mask.has_value() == (mask_mode != kAllPixels), "mattingloss: mask must be given unless mask_mode is ",
+              int64_t(kAllPixels));
   if (mask.has_value()) check_map(*mask, "mask", pred, 1);
 }
 
@@ -30,14 +30,14 @@ template <typename acc_t>
 void fill_region(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const std::optional<at::Tensor>& mask,
                  int64_t mask_mode, double mask_lo, double mask_hi) {
   auto& P = a.params;
-  if (mask.has_value() && (mask_mode == kAgEqual || mask_mode == kAgRange)) {
+  if (mask.has_value() && (mask_mode == kUnknownEqual || mask_mode == kUnknownRange)) {
     mask_lo = comparison_bound(mask_lo, *mask);
     mask_hi = comparison_bound(mask_hi, *mask);
   }
   P.mask_lo = acc_t(mask_lo);
   P.mask_hi = acc_t(mask_hi);
   P.mask_mode = mask_mode;
-  P.binary_mask = mask_mode != kAgWeight;
+  P.binary_mask = mask_mode != kWeight;
   a.batch = pred.size(0);
   a.height = pred.size(2);
   a.width = pred.size(3);
@@ -92,8 +92,8 @@ AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt,
                                    const std::optional<at::Tensor>& factors) {
   check_pred_and_mask(pred, mask, mask_mode);
   check_map(gt, "alpha", pred, 1);
-  TORCH_CHECK(rho == kRhoL1 || rho == kRhoCharbonnier, "mattingloss: bad rho ", rho);
-  TORCH_CHECK(rho == kRhoL1 || eps > 0, "mattingloss: eps must be > 0, got ", eps);
+  TORCH_CHECK(rho == kL1 || rho == kCharbonnier, "mattingloss: bad rho ", rho);
+  TORCH_CHECK(rho == kL1 || eps > 0, "mattingloss: eps must be > 0, got ", eps);
   TORCH_CHECK(sobel >= kSobelNone && sobel <= kSobelMagnitude, "mattingloss: bad sobel ", sobel);
   TORCH_CHECK(sobel != kSobelMagnitude || grad_eps > 0, "mattingloss: grad_eps must be > 0, got ", grad_eps);
   TORCH_CHECK(coef.size() == 4, "mattingloss: coef needs 4 values, got ", coef.size());

@@ -44,7 +44,7 @@ Tensors3 alpha_gradient_prescaled(const at::Tensor& pred, const at::Tensor& gt, 
   const int64_t pixels = pred.size(2) * pred.size(3);
   auto compose = [&](const at::Tensor& sums) {
     return compose_op.call(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups,
-                           mask_mode == kAgNoMask);
+                           mask_mode == kAllPixels);
   };
   const std::optional<at::Tensor> factors = std::get<2>(compose(weight_sums));
   const auto [sums, maps, values] =

@@ -12,15 +12,10 @@
 #include <cstdint>
 
 #include "common/defs.h"
-#include "dim_loss.h"  // MaskMode and Reduction: the same codes for every loss
+#include "codes.h"
 
 namespace mattingloss {
 namespace composition {
-
-// Mask modes beyond dim_loss.h's kUnknownEqual / kUnknownRange / kWeight.
-constexpr int64_t kAllPixels = 3;  // no trimap or weight: w = 1, the mask is not read
-
-enum Rho : int64_t { kL1 = 0, kCharbonnier = 1, kL2 = 2 };
 
 template <typename acc_t>
 struct Params {

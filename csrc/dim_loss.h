@@ -8,18 +8,10 @@
 #include <cmath>
 #include <cstdint>
 
+#include "codes.h"
 #include "common/defs.h"
 
 namespace mattingloss {
-
-// How the unknown region is read from the `mask` input (a trimap or weights).
-enum MaskMode : int64_t {
-  kUnknownEqual = 0,  // w = [t == lo]
-  kUnknownRange = 1,  // w = [lo < t < hi]
-  kWeight = 2,        // w = t (non-negative weights, soft masks)
-};
-
-enum Reduction : int64_t { kMean = 0, kSample = 1, kSum = 2, kNone = 3 };
 
 template <typename acc_t>
 struct LossParams {

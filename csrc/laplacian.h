@@ -23,21 +23,12 @@
 
 #include <cstdint>
 
+#include "codes.h"
 #include "common/defs.h"
 
 namespace mattingloss {
 namespace lap {
 
-enum Padding : int64_t { kReflect = 0, kReplicate = 1 };
-
-// How the optional weight enters.
-enum WeightMode : int64_t {
-  kNoWeight = 0,     // mean |L_i| per level
-  kWeightAfter = 1,  // MGMatting: sum |w_i L_i| / (sum w_i + 1e-8), w_i = w[::2^i, ::2^i]
-  kMaskBefore = 2,   // SDMatte: d = (pred - gt) * w, scaled by numer / sum(w) (0 when sum(w) == 0)
-};
-
-constexpr int kMaxLevels = 16;
 constexpr double kAfterEps = 1e-8;  // MGMatting's guard on sum(w_i)
 
 // The index a padded position reads; p is at most 2 outside [0, n).

@@ -122,12 +122,12 @@ ML_CPU_CLONES void gt_row(const AlphaGradParams<acc_t>& P, const acc_t* src, acc
 
 template <int64_t kMode, typename acc_t>
 ML_INLINE acc_t weight_at(const AlphaGradParams<acc_t>& P, const acc_t* m, int64_t x) {
-  return kMode == kAgNoMask ? acc_t(1) : region_weight(m[x], kMode, P.mask_lo, P.mask_hi);
+  return kMode == kAllPixels ? acc_t(1) : region_weight(m[x], kMode, P.mask_lo, P.mask_hi);
 }
 
 template <int64_t kMode, typename acc_t>
 ML_INLINE bool inside_at(const AlphaGradParams<acc_t>& P, const acc_t* m, int64_t x) {
-  return kMode == kAgNoMask || region_inside(m[x], kMode, P.mask_lo, P.mask_hi);
+  return kMode == kAllPixels || region_inside(m[x], kMode, P.mask_lo, P.mask_hi);
 }
 
 // Column pass of the Sobel responses of row y, from rows u = y-1, m = y, d = y+1
@@ -156,7 +156,7 @@ ML_INLINE void sobel_row_body(const AlphaGradParams<acc_t>& params, const acc_t*
   AlphaGradParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.sobel = kSobel;
   P.mask_in_diff = kInDiff;  // constants: no per-element selects on them
-  P.binary_mask = kMode != kAgWeight;
+  P.binary_mask = kMode != kWeight;
   acc_t sums[5][kLanes];     // local: no aliasing with the rows written; [4]: the probe
   for (int j = 0; j < 4; ++j)
     for (int64_t k = 0; k < kLanes; ++k) sums[j][k] = lanes.lane[kSumSobelX + j][k];
@@ -247,7 +247,7 @@ ML_INLINE void point_row_body(const AlphaGradParams<acc_t>& params, const acc_t*
   AlphaGradParams<acc_t> P = params;  // a local copy: stores can't alias it
   P.rho = kRho;                         // constants: GCC vectorizes no select on a
   P.mask_in_diff = kInDiff;             // scalar condition, so these must fold away
-  P.binary_mask = kMode != kAgWeight;
+  P.binary_mask = kMode != kWeight;
   acc_t* g0 = grad[0];
   acc_t* g1 = grad[kGroups > 1 ? 1 : 0];
   acc_t* g2 = grad[kGroups > 2 ? 2 : 0];
@@ -343,8 +343,8 @@ auto point_row_for(const AlphaGradParams<acc_t>& P, bool values) {
   constexpr bool kLean = std::is_same_v<acc_t, double>;
   values = values || kLean;
   if constexpr (kFast) {
-    return values ? point_row_instance<kMode, kSobel, kGroups, kRhoL1, false, true, true, acc_t>()
-                  : point_row_instance<kMode, kSobel, kGroups, kRhoL1, false, true, !kLean, acc_t>();
+    return values ? point_row_instance<kMode, kSobel, kGroups, kL1, false, true, true, acc_t>()
+                  : point_row_instance<kMode, kSobel, kGroups, kL1, false, true, !kLean, acc_t>();
   } else {
     return P.mask_in_diff
                ? (values ? point_row_instance<kMode, kSobel, kGroups, kRho, true, false, true, acc_t>()
@@ -372,7 +372,7 @@ Lanes<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, int64
   auto enter = [&](int64_t y) {
     p.enter(P, base, y, H, W);
     g.enter(P, base, y, H, W);
-    if (kMode != kAgNoMask) m.enter(P, base, y, H, W);
+    if (kMode != kAllPixels) m.enter(P, base, y, H, W);
   };
   constexpr bool kHasSobel = kSobel != kSobelNone;
   // Row y's gradient and pointwise terms (cx/cy hold the adjoint's column pass at row y).
@@ -387,9 +387,9 @@ Lanes<acc_t> run_band(const AlphaGradArgs<acc_t>& a, RowBuffers<acc_t>& b, int64
     for (int64_t gi = kGroups; gi < kMaxGroups; ++gi) grad[gi] = b.grad[gi];
     acc_t* values = target(a.values, off, b.values);
     const bool per_pixel = a.values.data != nullptr;
-    auto* row = kFast || P.rho == kRhoL1  // the fast form is L1's alone
-                    ? point_row_for<kMode, kHasSobel, kGroups, kRhoL1, kFast>(P, per_pixel)
-                    : point_row_for<kMode, kHasSobel, kGroups, kRhoCharbonnier, false>(P, per_pixel);
+    auto* row = kFast || P.rho == kL1  // the fast form is L1's alone
+                    ? point_row_for<kMode, kHasSobel, kGroups, kL1, kFast>(P, per_pixel)
+                    : point_row_for<kMode, kHasSobel, kGroups, kCharbonnier, false>(P, per_pixel);
     row(P, p[y], g[y], m[y], b.cx, b.cy, grad, values, lanes, W);
     for (int64_t gi = 0; gi < (kAllMaps ? a.groups : kGroups); ++gi) write_back(a.grad, gi * plane + off, W, b.grad[gi]);
     write_back(a.values, off, W, values);
@@ -475,8 +475,8 @@ void over_bands(const AlphaGradArgs<acc_t>& a, const Band& band) {
 // again in the general one where its values were not all finite (Lanes::finite).
 template <int64_t kMode, int64_t kSobel, int64_t kGroups, typename acc_t>
 void forward(const AlphaGradArgs<acc_t>& a) {
-  constexpr bool kFastForm = kMode != kAgWeight && kSobel != kSobelMagnitude;
-  const bool fast = kFastForm && a.params.rho == kRhoL1;
+  constexpr bool kFastForm = kMode != kWeight && kSobel != kSobelMagnitude;
+  const bool fast = kFastForm && a.params.rho == kL1;
   over_bands(a, [&](RowBuffers<acc_t>& b, int64_t sample, int64_t r0, int64_t r1) {
     if (fast) {
       const Lanes<acc_t> lanes = run_band<kMode, kSobel, kGroups, kFastForm>(a, b, sample, r0, r1);
@@ -515,7 +515,7 @@ void weights(const AlphaGradArgs<acc_t>& a) {
   over_bands(a, [&](RowBuffers<acc_t>& b, int64_t sample, int64_t r0, int64_t r1) {
     Lanes<acc_t> lanes;
     for (int64_t y = r0; y < r1; ++y) {
-      const acc_t* m = kMode == kAgNoMask ? b.zeros : read(a.mask, (sample * a.height + y) * a.width, a.width, b.m[0]);
+      const acc_t* m = kMode == kAllPixels ? b.zeros : read(a.mask, (sample * a.height + y) * a.width, a.width, b.m[0]);
       weights_row<kMode>(a.params, m, lanes, a.width);
     }
     return lanes.total();
@@ -546,20 +546,20 @@ void run_sobel(const AlphaGradArgs<acc_t>& a) {
 template <typename acc_t>
 void run_weights(const AlphaGradArgs<acc_t>& a) {
   switch (a.params.mask_mode) {
-    case kAgEqual: return weights<kAgEqual>(a);
-    case kAgRange: return weights<kAgRange>(a);
-    case kAgWeight: return weights<kAgWeight>(a);
-    default: return weights<kAgNoMask>(a);
+    case kUnknownEqual: return weights<kUnknownEqual>(a);
+    case kUnknownRange: return weights<kUnknownRange>(a);
+    case kWeight: return weights<kWeight>(a);
+    default: return weights<kAllPixels>(a);
   }
 }
 
 template <typename acc_t>
 void run(const AlphaGradArgs<acc_t>& a) {
   switch (a.params.mask_mode) {
-    case kAgEqual: return run_sobel<kAgEqual>(a);
-    case kAgRange: return run_sobel<kAgRange>(a);
-    case kAgWeight: return run_sobel<kAgWeight>(a);
-    default: return run_sobel<kAgNoMask>(a);
+    case kUnknownEqual: return run_sobel<kUnknownEqual>(a);
+    case kUnknownRange: return run_sobel<kUnknownRange>(a);
+    case kWeight: return run_sobel<kWeight>(a);
+    default: return run_sobel<kAllPixels>(a);
   }
 }
 
