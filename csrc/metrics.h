@@ -131,6 +131,20 @@ ML_INLINE void point_terms(int64_t convention, double a_p, double a_g, double& a
   }
 }
 
+// One pixel's SAD and MSE terms added to a row's sums (kSums doubles): the whole
+// image's, and the region's with its pixel count where `in`.
+ML_INLINE void add_point_sums(int64_t convention, double a_p, double a_g, bool in, double* acc) {
+  double ae, se;
+  point_terms(convention, a_p, a_g, ae, se);
+  acc[kSadAll] += ae;
+  acc[kSqAll] += se;
+  if (in) {
+    acc[kSadRegion] += ae;
+    acc[kSqRegion] += se;
+    acc[kCount] += 1.0;
+  }
+}
+
 // The alpha in [0, 1] that the connectivity thresholds and phi read: single(a)/255
 // (MATLAB) or a/255.0.
 ML_INLINE double conn_alpha(int64_t convention, double a) {

@@ -33,20 +33,16 @@ from typing import Dict, Optional
 
 import torch
 
-from . import _args, _ops
+from . import _args, _codes, _ops
 
 Tensor = torch.Tensor
 
-# mattingloss._args' helpers, read-only, imported in one place (they may move).
 _region_options = _args.region_options
-_number = _args._number
-MASK_EQUAL = _ops.MASK_EQUAL
+_number = _args.number
+_describe = _args.describe
+MASK_EQUAL = _codes.MASK_EQUAL
 
-_matting_metrics = _ops.load_op(
-    "mattingloss::matting_metrics(Tensor pred, Tensor gt, Tensor region, int convention, float pred_factor, "
-    "float gt_factor, float[] thresholds, float[] taps, bool gradient, bool connectivity, bool levels) "
-    "-> (Tensor sums, Tensor levels)"
-)
+_matting_metrics = _ops.load_op("matting_metrics")
 
 CONVENTIONS = {"dim_matlab": 0, "mmagic": 1, "gca": 2}
 METRICS = ("sad", "mse", "grad", "conn")
@@ -84,10 +80,6 @@ def _matting_metrics_fake(pred, gt, region, convention, pred_factor, gt_factor, 
     sums = pred.new_empty((pred.shape[0], _SUMS), dtype=torch.float64)
     lv = pred.new_empty(pred.shape if levels and connectivity else (0,), dtype=torch.uint8)
     return sums, lv
-
-
-def _describe(t: Tensor) -> str:
-    return f"shape {tuple(t.shape)}, dtype {t.dtype}, device {t.device}"
 
 
 def _alpha(name: str, t, like: Optional[Tensor] = None) -> Tensor:

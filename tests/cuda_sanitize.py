@@ -869,6 +869,37 @@ def case_preset_gca_every_term(device):
     return _terms(out, {"pred": p}, device, "gca")
 
 
+# --------------------------------------------------------------------------- cases: metrics
+
+def _metrics_inputs(B, H, W, key):
+    """uint8 mattes with large flat regions, holes and thin lines (the connectivity
+    cases), a prediction near them and a 0/128/255 trimap."""
+    g = generator(B, H, W, *key)
+    gt = (torch.rand(B, 1, H // 4 + 1, W // 4 + 1, generator=g) * 3).floor().mul(127.5).round()
+    gt = torch.nn.functional.interpolate(gt, size=(H, W), mode="nearest")
+    gt[..., ::7, :] = 255.0  # thin lines
+    pred = (gt + torch.randint(-40, 41, gt.shape, generator=g)).clamp(0, 255)
+    trimap = torch.tensor([0.0, 128.0, 255.0])[torch.randint(0, 3, (B, 1, H, W), generator=g)]
+    return pred.to(torch.uint8), gt.to(torch.uint8), trimap.to(torch.uint8)
+
+
+def _metrics_case(convention, dtype, B, H, W):
+    def run(device):
+        pred, gt, trimap = (t.to(device) for t in _metrics_inputs(B, H, W, (convention, str(dtype))))
+        if dtype != torch.uint8:
+            pred, gt = pred.to(dtype) / 255, gt.to(dtype) / 255
+        out = mattingloss.metrics.matting_metrics(pred, gt, trimap, convention)
+        out["levels"] = mattingloss.metrics.connectivity_levels(pred, gt, trimap, convention)
+        return out
+    run.__name__ = f"case_metrics_{convention}_{str(dtype).split('.')[-1]}_{B}x{H}x{W}"
+    return run
+
+
+for _i, _conv in enumerate(("dim_matlab", "mmagic", "gca")):
+    case(_metrics_case(_conv, (torch.uint8, torch.float64, torch.float32)[_i], 2, 37 + 8 * _i, 61 - 5 * _i),
+         needs=("mattingloss::matting_metrics",))
+
+
 # --------------------------------------------------------------------------- cases: large
 
 @case(large=True)

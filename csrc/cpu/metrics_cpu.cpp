@@ -332,15 +332,7 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
         const int64_t k = y * W + x;
         const double a_p = value(pred, k), a_g = value(gt, k);
         const bool in = region[k] != 0;
-        double ae, se;
-        point_terms(P.convention, a_p, a_g, ae, se);
-        acc[kSadAll] += ae;
-        acc[kSqAll] += se;
-        if (in) {
-          acc[kSadRegion] += ae;
-          acc[kSqRegion] += se;
-          acc[kCount] += 1.0;
-        }
+        add_point_sums(P.convention, a_p, a_g, in, acc);
         if (A.gradient && in) {
           acc[kGrad] += gradient_term(P.convention, s.amp_p[x], s.amp_g[x]);
         }

@@ -206,15 +206,7 @@ __global__ void k_rows(MetricsArgs A, const Norm* norms, uint8_t* level, double*
     const int64_t k = y * W + x;
     const double a_p = value(pred, k), a_g = value(gt, k);
     const bool in = region[k] != 0;
-    double ae, se;
-    point_terms(P.convention, a_p, a_g, ae, se);
-    acc[kSadAll] += ae;
-    acc[kSqAll] += se;
-    if (in) {
-      acc[kSadRegion] += ae;
-      acc[kSqRegion] += se;
-      acc[kCount] += 1.0;
-    }
+    add_point_sums(P.convention, a_p, a_g, in, acc);
     if (A.gradient && in) {
       double sgp[kTaps], sdp[kTaps], sgg[kTaps], sdg[kTaps];
       for (int j = 0; j < kTaps; ++j) {
