@@ -352,31 +352,5 @@ class MMagicDIM(Preset):
         return {"loss_alpha": self.a * la, "loss_comp": self.c * lc, "total": (self.a + self.c) * total}
 
 
-def vitmatte(**options) -> ViTMatte:
-    """:class:`ViTMatte`: ViTMatte's four-term objective."""
-    return ViTMatte(**options)
-
-
-def rvm(**options) -> RVM:
-    """:class:`RVM`: RobustVideoMatting's objective with temporal coherence."""
-    return RVM(**options)
-
-
-def matteformer(**options) -> MatteFormer:
-    """:class:`MatteFormer`: MatteFormer's (MGMatting's, Matting-Anything's) rec + comp + lap."""
-    return MatteFormer(**options)
-
-
-def gca(**options) -> GCA:
-    """:class:`GCA`: GCA-Matting's unknown-region L1 (and its optional terms)."""
-    return GCA(**options)
-
-
-def dim(**options) -> DIM:
-    """:class:`DIM`: the Deep Image Matting loss in the seed's conventions."""
-    return DIM(**options)
-
-
-def mmagic_dim(**options) -> MMagicDIM:
-    """:class:`MMagicDIM`: mmagic's DIM losses."""
-    return MMagicDIM(**options)
+# The call each code base's objective is known by: presets.vitmatte(**options) is ViTMatte(**options).
+vitmatte, rvm, matteformer, gca, dim, mmagic_dim = ViTMatte, RVM, MatteFormer, GCA, DIM, MMagicDIM
