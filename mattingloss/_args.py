@@ -98,7 +98,7 @@ def prediction(t, name="pred_alpha", shape="(B, 1, H, W)", dims=4, channels=1) -
         raise ValueError(f"{name}: expected a cpu or cuda tensor, got {describe(t)}")
     if t.device.type == "cuda" and not _ops.cuda_kernels_built():
         raise ValueError(f"{name}: is on CUDA, but this build of mattingloss has no CUDA kernels; "
-                         "rebuild with a CUDA toolkit and a CUDA build of torch (see README)")
+                         "rebuild with a CUDA toolkit and a CUDA build of torch (see docs/building.md)")
     return t.contiguous()
 
 

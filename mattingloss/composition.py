@@ -162,7 +162,7 @@ def composition_loss(
             stored). fg and bg may require grad.
         trimap: (B,1,H,W); unknown where ``trimap == unknown_value`` (default 128) or
             ``lo < trimap < hi`` with ``unknown_range=(lo, hi)``, exactly as PyTorch compares
-            them for the trimap's dtype (see the README's trimap conventions).
+            them for the trimap's dtype (see docs/api.md, trimap conventions).
         weight: (B,1,H,W) non-negative weights instead of a trimap. With neither, every pixel
             counts (``w = 1``; the mask is not read).
         rho: ``"l1"``, ``"charbonnier"`` or ``"l2"``.
