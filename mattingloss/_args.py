@@ -102,9 +102,6 @@ def prediction(t, name="pred_alpha", shape="(B, 1, H, W)", dims=4, channels=1) -
     return t.contiguous()
 
 
-check_pred = prediction  # pred_alpha (B, 1, H, W): every single-image loss's prediction
-
-
 def _check_like(name, t, like, shape, *, allow_grad, loss, grads, like_name):
     """Raises unless t is a real tensor of this shape on like's device."""
     if not isinstance(t, torch.Tensor):

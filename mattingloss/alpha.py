@@ -46,7 +46,6 @@ alpha_gradient_forward = _ops.load_op("alpha_gradient_forward")
 alpha_gradient_compose = _ops.load_op("alpha_gradient_compose")
 alpha_gradient_prescaled = _ops.load_op("alpha_gradient_prescaled")  # weights, compose, forward, compose in one
 
-MASK_NONE = _codes.MASK_ALL
 RHOS = {k: _codes.RHOS[k] for k in ("l1", "charbonnier")}
 REDUCTIONS = ("mean", "sample", "sum", "numel", "vitmatte", "none")
 REGIONS = ("unknown", "known", "all")
@@ -112,7 +111,7 @@ class Spec(NamedTuple):
     """One fused call: which terms, their conventions and weights (checked options).
     A NamedTuple (as Norm): torch.compile passes it to the autograd.Function as a constant."""
 
-    region_mode: int  # MASK_* (MASK_NONE: every pixel)
+    region_mode: int  # _codes.MASK_* (MASK_ALL: every pixel)
     lo: float
     hi: float
     alpha_scale: float
@@ -132,10 +131,10 @@ class Spec(NamedTuple):
 
 def _region(spec: Spec, trimap, weight, pred, check_weight=True):
     """(mask tensor or None, mode, lo, hi) as the op reads them."""
-    if spec.region_mode == MASK_NONE:
+    if spec.region_mode == _codes.MASK_ALL:
         if trimap is not None or weight is not None:
             raise ValueError("trimap/weight: region='all' reads no mask, but one was given")
-        return None, MASK_NONE, 0.0, 0.0
+        return None, _codes.MASK_ALL, 0.0, 0.0
     if weight is not None and trimap is None and spec.region_mode != _codes.MASK_WEIGHT:
         raise ValueError("unknown_value/unknown_range: they describe a trimap, but weight= was given; "
                          "pass a trimap instead, or drop them")
@@ -210,7 +209,7 @@ def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool, pr
     sums, maps, _ = alpha_gradient_forward(*pass_args, needs_grad, False, None)
     total, components, factors = alpha_gradient_compose(
         sums, pred.shape[2] * pred.shape[3], norm_codes, guards, crop_pixels, spec.penalty, list(spec.weights),
-        group, groups, mode == MASK_NONE)
+        group, groups, mode == _codes.MASK_ALL)
     return Terms(total, components, maps, factors)
 
 
@@ -286,7 +285,7 @@ def _alpha_spec(region, rho, eps, reduction, guard, mask_in_diff, alpha_scale, u
     if region == "all":
         if unknown_value is not None or unknown_range is not None:
             raise ValueError("unknown_value/unknown_range: region='all' reads no trimap; drop them")
-        mode, lo, hi = MASK_NONE, 0.0, 0.0
+        mode, lo, hi = _codes.MASK_ALL, 0.0, 0.0
     else:
         mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, default_value)
     return Spec(region_mode=mode, lo=lo, hi=hi,
