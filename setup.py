@@ -87,7 +87,7 @@ def extension():
     # at::parallel_for runs serially in an extension built without it.
     cxx = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
     # -g0: python's sysconfig CFLAGS, which come first, carry -g; debug info costs
-    # a third or more of these files' compile time (alpha_gradient_cpu.cpp: 43 ->
+    # a third or more of these files' compile time (alpha_sobel_cpu.cpp: 43 ->
     # 27 s of CPU). nvcc gets no -g from torch.
     cxx.append("-g0")
     link = ["-fopenmp"]

@@ -16,7 +16,7 @@ PyObject* PyInit__C(void) {
 // Bumped with mattingloss/_ops.py's ABI_VERSION whenever a schema or an
 // argument code (csrc/codes.h) changes: the Python side checks it at import
 // instead of repeating every schema.
-constexpr int64_t kAbiVersion = 2;
+constexpr int64_t kAbiVersion = 3;
 
 TORCH_LIBRARY(mattingloss, m) {
   m.def("abi_version() -> int", []() -> int64_t { return kAbiVersion; });
@@ -67,34 +67,34 @@ TORCH_LIBRARY(mattingloss, m) {
   // (groups, B, 1, H, W), empty when grad is false; with per_pixel (pointwise
   // terms only) also the per-pixel values of that sum, (B, 1, H, W) in the
   // accumulation type (reduction "none"). With factors (groups, B), the maps'
-  // per-sample factors known in advance (alpha_gradient_weights, then
+  // per-sample factors known in advance (alpha_sobel_weights, then
   // _compose of its sums), one map (1, B, 1, H, W): sum_g factors[g][b] * map g,
-  // the total's gradient. Codes: csrc/alpha_gradient.h.
+  // the total's gradient. Codes: csrc/alpha_sobel.h.
   m.def(
-      "alpha_gradient_forward(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, float mask_lo, "
+      "alpha_sobel_forward(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, float mask_lo, "
       "float mask_hi, float alpha_scale, int rho, float eps, bool mask_in_diff, bool unknown_term, "
       "bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, bool grad, "
       "bool per_pixel=False, Tensor? factors=None) -> (Tensor sums, Tensor grad, Tensor values)");
-  // alpha_gradient_forward's sums of the region weights alone, in the same
+  // alpha_sobel_forward's sums of the region weights alone, in the same
   // order (bitwise the same values), from one read of the mask; the other
   // columns 0. What the factors depend on: see above.
   m.def(
-      "alpha_gradient_weights(Tensor pred_alpha, Tensor? mask, int mask_mode, float mask_lo, float mask_hi) "
+      "alpha_sobel_weights(Tensor pred_alpha, Tensor? mask, int mask_mode, float mask_lo, float mask_hi) "
       "-> Tensor");
-  // The losses of one alpha_gradient_forward call from its sums, all on the
+  // The losses of one alpha_sobel_forward call from its sums, all on the
   // device (no host sync): the total, the three terms (unknown, known, Sobel;
   // before their weights) and the per-sample factors (groups, B) of the
-  // gradient maps. norm: AlphaNorm per term (-1: off). Codes: csrc/alpha_gradient.h.
+  // gradient maps. norm: AlphaNorm per term (-1: off). Codes: csrc/alpha_sobel.h.
   m.def(
-      "alpha_gradient_compose(Tensor sums, int pixels, int[] norm, float[] guard, int crop_pixels, "
+      "alpha_sobel_compose(Tensor sums, int pixels, int[] norm, float[] guard, int crop_pixels, "
       "float penalty, float[] weights, int[] group, int groups, bool count_all) "
       "-> (Tensor total, Tensor components, Tensor factors)");
   // weights, compose, forward with the factors, compose: the losses and the
   // total's gradient (1, B, 1, H, W) of one prescaled call in one op (every
-  // backend: csrc/alpha_gradient_prescaled.cpp). Arguments: _forward's, then
+  // backend: csrc/alpha_sobel_prescaled.cpp). Arguments: _forward's, then
   // _compose's that are not derived from them.
   m.def(
-      "alpha_gradient_prescaled(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, float mask_lo, "
+      "alpha_sobel_prescaled(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, float mask_lo, "
       "float mask_hi, float alpha_scale, int rho, float eps, bool mask_in_diff, bool unknown_term, "
       "bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, int[] norm, "
       "float[] guard, int crop_pixels, float penalty, float[] weights) "

@@ -25,7 +25,7 @@ _STALE = ("mattingloss: the compiled kernels are stale ({}). "
 
 
 # Bumped in csrc/ops.cpp and here together whenever a schema or a code changes.
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 def _build_abi() -> int:

@@ -2,17 +2,17 @@
 pixel) in each modern matting code base's convention, and ViTMatte's trio
 (unknown L1 + known L1 + Sobel gradient penalty) from one fused pass.
 
-One op (``alpha_gradient_forward``, csrc/alpha_gradient.h) reads pred, the
+One op (``alpha_sobel_forward``, csrc/alpha_sobel.h) reads pred, the
 ground truth and the trimap/weight once and returns per-sample sums (each
 term's masked sum and each region's weight sum) with the per-pixel gradient
-of the weighted term sums. A second op (``alpha_gradient_compose``) turns the
+of the weighted term sums. A second op (``alpha_sobel_compose``) turns the
 sums into each convention's losses and the gradient maps' factors, on the
 device (no host sync, one tiny kernel). The factors depend on the regions'
-weight sums alone: with a gradient, ``alpha_gradient_weights`` sums them first
+weight sums alone: with a gradient, ``alpha_sobel_weights`` sums them first
 (one read of the trimap/weight, the main pass's order), compose gives the
 factors, and the main pass writes one map, the total's gradient, each term times
 its own scale (ViTMatte's unknown and known L1 have different ones); one op,
-``alpha_gradient_prescaled``, runs those four. Backward multiplies the map by
+``alpha_sobel_prescaled``, runs those four. Backward multiplies the map by
 grad_output (``_ops.scale_gradient_``; nothing to do for 1).
 
 =================================  ==========================================================
@@ -42,9 +42,9 @@ from ._module import LossModule
 
 Tensor = torch.Tensor
 
-alpha_gradient_forward = _ops.load_op("alpha_gradient_forward")
-alpha_gradient_compose = _ops.load_op("alpha_gradient_compose")
-alpha_gradient_prescaled = _ops.load_op("alpha_gradient_prescaled")  # weights, compose, forward, compose in one
+alpha_sobel_forward = _ops.load_op("alpha_sobel_forward")
+alpha_sobel_compose = _ops.load_op("alpha_sobel_compose")
+alpha_sobel_prescaled = _ops.load_op("alpha_sobel_prescaled")  # weights, compose, forward, compose in one
 
 RHOS = {k: _codes.RHOS[k] for k in ("l1", "charbonnier")}
 REDUCTIONS = ("mean", "sample", "sum", "numel", "vitmatte", "none")
@@ -52,8 +52,8 @@ REGIONS = ("unknown", "known", "all")
 VITMATTE_PIXELS = 262144  # ViTMatte's hard-coded 512 * 512
 
 
-@torch.library.register_fake("mattingloss::alpha_gradient_forward")
-def _alpha_gradient_forward_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
+@torch.library.register_fake("mattingloss::alpha_sobel_forward")
+def _alpha_sobel_forward_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
                                  mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group, groups,
                                  grad, per_pixel=False, factors=None):
     acc = _ops.accumulation_dtype(pred)
@@ -63,13 +63,13 @@ def _alpha_gradient_forward_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi,
     return pred.new_empty((B, N_SUMS), dtype=acc), maps, values
 
 
-@torch.library.register_fake("mattingloss::alpha_gradient_weights")
-def _alpha_gradient_weights_fake(pred, mask, mask_mode, mask_lo, mask_hi):
+@torch.library.register_fake("mattingloss::alpha_sobel_weights")
+def _alpha_sobel_weights_fake(pred, mask, mask_mode, mask_lo, mask_hi):
     return pred.new_empty((pred.shape[0], N_SUMS), dtype=_ops.accumulation_dtype(pred))
 
 
-@torch.library.register_fake("mattingloss::alpha_gradient_prescaled")
-def _alpha_gradient_prescaled_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
+@torch.library.register_fake("mattingloss::alpha_sobel_prescaled")
+def _alpha_sobel_prescaled_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
                                    mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group, groups,
                                    norm, guard, crop_pixels, penalty, weights):
     acc = _ops.accumulation_dtype(pred)
@@ -77,8 +77,8 @@ def _alpha_gradient_prescaled_fake(pred, alpha, mask, mask_mode, mask_lo, mask_h
     return pred.new_empty((), dtype=acc), pred.new_empty((3,), dtype=acc), pred.new_empty((1, B, 1, H, W))
 
 
-@torch.library.register_fake("mattingloss::alpha_gradient_compose")
-def _alpha_gradient_compose_fake(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all):
+@torch.library.register_fake("mattingloss::alpha_sobel_compose")
+def _alpha_sobel_compose_fake(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all):
     return sums.new_empty(()), sums.new_empty((3,)), sums.new_empty((groups, sums.shape[0]))
 
 
@@ -183,11 +183,11 @@ def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool, pr
     """Runs the ops: the pass over the pixels, then the losses from its sums (checked inputs).
 
     prescale (with a gradient): the maps' factors depend on the region's weight sums
-    alone, so a first read of the mask alone (alpha_gradient_weights: the same sums,
+    alone, so a first read of the mask alone (alpha_sobel_weights: the same sums,
     bitwise, as the main pass gives) and compose give them in advance, and the main
     pass writes one map, the total's gradient: no second map written and read back,
     and backward is a scaling by grad_output, none when that is 1. The four ops then
-    run as one (alpha_gradient_prescaled), with no Python between the kernels."""
+    run as one (alpha_sobel_prescaled), with no Python between the kernels."""
     group, groups = _groups(spec)
     wu, wk, ws = spec.weights
     coef = [wu if spec.unknown else 0.0, wk if spec.known else 0.0, ws if spec.sobel_norm else 0.0,
@@ -202,18 +202,18 @@ def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool, pr
     guards = [0.0 if n is None else n.guard for n in norms]
     pass_args = (pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff,
                  spec.unknown is not None, spec.known is not None, spec.sobel, spec.grad_eps, coef, group, groups)
-    if prescale and needs_grad:  # the four ops in one (alpha_gradient_prescaled)
-        total, components, maps = alpha_gradient_prescaled(
+    if prescale and needs_grad:  # the four ops in one (alpha_sobel_prescaled)
+        total, components, maps = alpha_sobel_prescaled(
             *pass_args, norm_codes, guards, crop_pixels, spec.penalty, list(spec.weights))
         return Terms(total, components, maps, None)
-    sums, maps, _ = alpha_gradient_forward(*pass_args, needs_grad, False, None)
-    total, components, factors = alpha_gradient_compose(
+    sums, maps, _ = alpha_sobel_forward(*pass_args, needs_grad, False, None)
+    total, components, factors = alpha_sobel_compose(
         sums, pred.shape[2] * pred.shape[3], norm_codes, guards, crop_pixels, spec.penalty, list(spec.weights),
         group, groups, mode == _codes.MASK_ALL)
     return Terms(total, components, maps, factors)
 
 
-class AlphaGradientFunction(torch.autograd.Function):
+class AlphaSobelFunction(torch.autograd.Function):
     """Autograd around the ops: forward composes the losses from the per-sample sums
     and keeps the total's gradient (forward_terms' prescaled map); backward scales it
     by grad_output (_ops.stored_gradients: no pass when that is 1)."""
@@ -238,7 +238,7 @@ class PerPixelFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool):
         unknown, known = spec.unknown is not None, spec.known is not None
-        _, maps, values = alpha_gradient_forward(
+        _, maps, values = alpha_sobel_forward(
             pred, gt, mask, mode, lo, hi, spec.alpha_scale, spec.rho, spec.eps, spec.mask_in_diff, unknown, known,
             SOBEL_NONE, spec.grad_eps, [1.0, 1.0, 0.0, 0.0], [0, 0, 0], 1, needs_grad, True, None)
         _ops.save_stored_gradients(ctx, maps)
@@ -258,7 +258,7 @@ def run(spec: Spec, pred_alpha, alpha, trimap=None, weight=None, check_weight=Tr
     needs_grad = torch.is_grad_enabled() and args[0].requires_grad
     if spec.sobel == SOBEL_NONE and (spec.unknown or spec.known).mode == "none":
         return PerPixelFunction.apply(*args, spec, needs_grad), None
-    return AlphaGradientFunction.apply(*args, spec, needs_grad)
+    return AlphaSobelFunction.apply(*args, spec, needs_grad)
 
 
 def op_arguments(spec: Spec, pred_alpha, alpha, trimap=None, weight=None, check_weight=True) -> tuple:

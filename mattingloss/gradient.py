@@ -2,7 +2,7 @@
 responses of the prediction and the ground truth (F.conv2d's
 cross-correlation, zero padding), the mask applied after the filter, and the
 gradient through the adjoint (transposed) stencil, all in the one pass of
-``alpha_gradient_forward`` (see :mod:`mattingloss.alpha`).
+``alpha_sobel_forward`` (see :mod:`mattingloss.alpha`).
 
 ===========================================  =============================================
 code base (function)                         call

@@ -2,7 +2,7 @@
 # GPU validation in one command (issue #12; docs/gpu-check.md says how to run and read it):
 #   1. build the extension in place for the visible GPU's architecture only
 #   2. the CUDA tests (pytest -q -x), failing if any CUDA test was skipped
-#   3. compute-sanitizer memcheck, racecheck, initcheck, synccheck over tests/cuda_sanitize.py
+#   3. compute-sanitizer memcheck, racecheck, initcheck, synccheck over scripts/cuda_sanitize.py
 #   4. bitwise determinism: every driver case 20 times on CUDA (and the >2^31-element case)
 #   5. benchmarks/bench.py on the GPU
 # (2-4 run at the same time: they only check results; the benchmark runs alone, last)
@@ -134,7 +134,7 @@ error_messages_work() {
 import torch, mattingloss
 x = torch.rand(1, 1, 4, 4)
 try:
-    torch.ops.mattingloss.alpha_gradient_forward(x, x, None, 3, 0.0, 0.0, 1.0, 5, 0.0, True, True, True, 0,
+    torch.ops.mattingloss.alpha_sobel_forward(x, x, None, 3, 0.0, 0.0, 1.0, 5, 0.0, True, True, True, 0,
                                                  1e-8, [1.0, 1.0, 1.0, 0.01], [0, 0, 0], 1, True)
 except RuntimeError as error:
     print("probe: an argument error raises:", str(error).splitlines()[0])
@@ -244,7 +244,7 @@ if want sanitize; then
       # end is out of bounds and initcheck sees reads of memory nobody wrote.
       launch "$tool" "$(cap 180)" "$WORK/sanitize_$tool.log" env PYTORCH_NO_CUDA_MEMORY_CACHING=1 \
         OMP_NUM_THREADS=$THREADS "$SANITIZER" --tool "$tool" --error-exitcode 86 --print-limit 100 \
-        "$PY" tests/cuda_sanitize.py --json "$WORK/sanitize_$tool.json"
+        "$PY" scripts/cuda_sanitize.py --json "$WORK/sanitize_$tool.json"
     done
   fi
 fi
@@ -256,7 +256,7 @@ if want determinism && afford determinism 20; then
     args=(--device cpu --repeat 3)  # a dry run of the driver: CPU determinism, 3 calls to keep it short
   fi
   launch determinism "$(cap 180)" "$OUT/determinism.log" env OMP_NUM_THREADS=$THREADS \
-    "$PY" tests/cuda_sanitize.py "${args[@]}" --json "$WORK/determinism.json"
+    "$PY" scripts/cuda_sanitize.py "${args[@]}" --json "$WORK/determinism.json"
 fi
 
 if [ -n "${pids[tests]:-}" ]; then

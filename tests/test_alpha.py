@@ -350,7 +350,7 @@ def test_converted_rows_match_rows_read_in_place(device, sobel):
     trimap8 = torch.tensor([0, 128, 255], dtype=torch.uint8)[torch.randint(0, 3, (B, 1, H, W), generator=g)].to(device)
 
     def op(p, gt, trimap):
-        return torch.ops.mattingloss.alpha_gradient_forward(
+        return torch.ops.mattingloss.alpha_sobel_forward(
             p, gt, trimap, 0, 128.0, 128.0, 255.0, 0, 0.0, True, True, True, sobel, 1e-8, [1.0, 1.0, 1.0, 0.01],
             [0, 1, 0], 2, True)
 
@@ -385,7 +385,7 @@ def test_binary_mask_shortcut_is_bitwise_the_general_formula(device, sobel):
         p, gt_, t, w = (x.to(dtype).to(device) for x in (pred, gt, trimap, weight))
 
         def op(mask, mode, lo):
-            return torch.ops.mattingloss.alpha_gradient_forward(
+            return torch.ops.mattingloss.alpha_sobel_forward(
                 p, gt_, mask, mode, lo, lo, 1.0, 0, 0.0, True, True, True, sobel, 1e-8, [1.0, -0.7, 1.3, 0.01],
                 [0, 1, 2], 3, True)
 
@@ -422,7 +422,7 @@ def test_non_finite_inputs_keep_the_general_formulas_sums(device, sobel, spot, v
         p, gt_, t, w = (v.to(dtype).to(device) for v in (pred, gt, trimap, weight))
 
         def op(mask, mode, lo):
-            return torch.ops.mattingloss.alpha_gradient_forward(
+            return torch.ops.mattingloss.alpha_sobel_forward(
                 p, gt_, mask, mode, lo, lo, 1.0, 0, 0.0, True, True, True, sobel, 1e-8, [1.0, 0.7, 1.3, 0.01],
                 [0, 1, 2], 3, True)
 
@@ -619,7 +619,7 @@ def op_samples(device):
 
 def test_opcheck(device):
     for args in op_samples(device):
-        torch.library.opcheck(torch.ops.mattingloss.alpha_gradient_forward.default, args)
+        torch.library.opcheck(torch.ops.mattingloss.alpha_sobel_forward.default, args)
 
 
 def test_op_rejects_bad_arguments_directly(device):
@@ -627,13 +627,13 @@ def test_op_rejects_bad_arguments_directly(device):
     bad = [(1, args[1][..., :3], "alpha has shape"), (3, 7, "bad mask_mode"), (7, 5, "bad rho"),
            (12, 9, "bad sobel"), (16, 4, "groups must be in 1..3"), (15, [0, 2, 0], "group index 2 out of 0..1"),
            (2, None, "mask must be given"), (18, True, "per_pixel values need sobel == 0")]
-    assert_op_rejects(torch.ops.mattingloss.alpha_gradient_forward, args, bad)
+    assert_op_rejects(torch.ops.mattingloss.alpha_sobel_forward, args, bad)
     factors = torch.ones(2, 2, dtype=torch.float64, device=device)
     with_factors = [*args, factors]
     bad = [(19, factors[:1], r"factors has shape \[1, 2\], expected \(2, 2\)"),
            (19, factors.float(), "factors must be Double, got Float"),
            (17, False, "factors scale the gradient: they need grad=True")]
-    assert_op_rejects(torch.ops.mattingloss.alpha_gradient_forward, with_factors, bad)
+    assert_op_rejects(torch.ops.mattingloss.alpha_sobel_forward, with_factors, bad)
 
 
 def weights_samples(device):
@@ -654,13 +654,13 @@ def weights_samples(device):
 
 
 def test_weights_op_gives_the_forward_weight_sums_bitwise(device):
-    """alpha_gradient_weights reads the mask alone and sums the weights in the forward's
+    """alpha_sobel_weights reads the mask alone and sums the weights in the forward's
     order: its columns are the forward's, bitwise (the factors the gradient is scaled
     by are then those of the loss); the other columns are 0."""
     w_cols = [_codes.SUM_W_UNKNOWN, _codes.SUM_W_KNOWN]
     for forward, weights in weights_samples(device):
-        sums = torch.ops.mattingloss.alpha_gradient_forward(*forward)[0]
-        w = torch.ops.mattingloss.alpha_gradient_weights(*weights)
+        sums = torch.ops.mattingloss.alpha_sobel_forward(*forward)[0]
+        w = torch.ops.mattingloss.alpha_sobel_weights(*weights)
         assert w.dtype == sums.dtype and w.shape == sums.shape
         assert torch.equal(w[:, w_cols], sums[:, w_cols])
         others = [c for c in range(_codes.N_SUMS) if c not in w_cols]
@@ -676,8 +676,8 @@ def test_factors_give_one_map_the_scaled_sum_of_the_maps(device):
     for forward, _ in weights_samples(device):
         acc = torch.float64 if forward[0].dtype == torch.float64 else torch.float32
         factors = (torch.rand(2, forward[0].shape[0], generator=g, dtype=torch.float64) + 0.5).to(acc).to(device)
-        sums, maps, _ = torch.ops.mattingloss.alpha_gradient_forward(*forward)
-        f_sums, f_map, _ = torch.ops.mattingloss.alpha_gradient_forward(*forward, False, factors)
+        sums, maps, _ = torch.ops.mattingloss.alpha_sobel_forward(*forward)
+        f_sums, f_map, _ = torch.ops.mattingloss.alpha_sobel_forward(*forward, False, factors)
         expected = (maps.to(acc) * factors[:, :, None, None, None]).sum(0, keepdim=True)
         assert f_map.shape == (1, *maps.shape[1:]) and f_map.dtype == maps.dtype
         assert torch.equal(f_sums, sums)
@@ -695,7 +695,7 @@ def prescaled_samples(device):
 
 
 def test_prescaled_op_is_its_four_ops_bitwise(device):
-    """alpha_gradient_prescaled runs weights, compose, forward with the factors and
+    """alpha_sobel_prescaled runs weights, compose, forward with the factors and
     compose: the same total, components and gradient map, bitwise, as those four calls."""
     ops = torch.ops.mattingloss
     for args, (norm, guard, crop, penalty, weights) in prescaled_samples(device):
@@ -703,13 +703,13 @@ def test_prescaled_op_is_its_four_ops_bitwise(device):
         pixels = pred.shape[2] * pred.shape[3]
 
         def compose(sums):
-            return ops.alpha_gradient_compose(sums, pixels, norm, guard, crop, penalty, weights, group, groups,
+            return ops.alpha_sobel_compose(sums, pixels, norm, guard, crop, penalty, weights, group, groups,
                                               mode == 3)
 
-        factors = compose(ops.alpha_gradient_weights(pred, mask, mode, lo, hi))[2]
-        sums, maps, _ = ops.alpha_gradient_forward(*args[:17], True, False, factors)
+        factors = compose(ops.alpha_sobel_weights(pred, mask, mode, lo, hi))[2]
+        sums, maps, _ = ops.alpha_sobel_forward(*args[:17], True, False, factors)
         total, components, _ = compose(sums)
-        got = ops.alpha_gradient_prescaled(*args)
+        got = ops.alpha_sobel_prescaled(*args)
         for a, b in zip(got, (total, components, maps)):
             assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
         assert maps.abs().sum() > 0 and total > 0
@@ -717,19 +717,19 @@ def test_prescaled_op_is_its_four_ops_bitwise(device):
 
 def test_prescaled_opcheck(device):
     for args, _ in prescaled_samples(device):
-        torch.library.opcheck(torch.ops.mattingloss.alpha_gradient_prescaled.default, args)
+        torch.library.opcheck(torch.ops.mattingloss.alpha_sobel_prescaled.default, args)
 
 
 def test_weights_opcheck(device):
     for _, weights in weights_samples(device):
-        torch.library.opcheck(torch.ops.mattingloss.alpha_gradient_weights.default, weights)
+        torch.library.opcheck(torch.ops.mattingloss.alpha_sobel_weights.default, weights)
 
 
 def test_weights_rejects_bad_arguments_directly(device):
     _, args = next(weights_samples(device))
     bad = [(1, args[1][:, :, :5], "mask has shape"), (2, 7, "bad mask_mode"), (1, None, "mask must be given"),
            (0, args[0].int(), "pred_alpha must be floating")]
-    assert_op_rejects(torch.ops.mattingloss.alpha_gradient_weights, args, bad)
+    assert_op_rejects(torch.ops.mattingloss.alpha_sobel_weights, args, bad)
 
 
 def assert_op_rejects(op, args, bad):
@@ -754,7 +754,7 @@ def compose_samples(device):
 
 
 def compose_reference(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all):
-    """What alpha_gradient_compose computes, term by term in float64 (csrc/alpha_gradient.h
+    """What alpha_sobel_compose computes, term by term in float64 (csrc/alpha_sobel.h
     compose_alpha_losses; AlphaNorm codes 0 mean, 1 sample, 2 sum, 3 numel, 4 vitmatte)."""
     s = sums.double().cpu()
     B = s.shape[0]
@@ -785,7 +785,7 @@ def compose_reference(sums, pixels, norm, guard, crop_pixels, penalty, weights, 
 
 def test_compose_op_matches_its_formula(device):
     for args in compose_samples(device):
-        total, components, factors = torch.ops.mattingloss.alpha_gradient_compose(*args)
+        total, components, factors = torch.ops.mattingloss.alpha_sobel_compose(*args)
         ref_total, ref_components, ref_factors = compose_reference(*args)
         tol = 1e-12 if args[0].dtype == torch.float64 else 1e-6
         assert total.dtype == components.dtype == factors.dtype == args[0].dtype
@@ -796,14 +796,14 @@ def test_compose_op_matches_its_formula(device):
     # An empty unknown region: ViTMatte's scale is 0 there (its code divides by 0).
     sums = torch.zeros(2, _codes.N_SUMS, dtype=torch.float64, device=device)
     sums[:, _codes.SUM_UNKNOWN] = 1.0
-    total, components, factors = torch.ops.mattingloss.alpha_gradient_compose(
+    total, components, factors = torch.ops.mattingloss.alpha_sobel_compose(
         sums, 16, [4, -1, -1], [0.0] * 3, 262144, 0.0, [1.0] * 3, [0, 0, 0], 1, False)
     assert total.item() == 0.0 and factors.abs().sum().item() == 0.0
 
 
 def test_compose_opcheck(device):
     for args in compose_samples(device):
-        torch.library.opcheck(torch.ops.mattingloss.alpha_gradient_compose.default, args)
+        torch.library.opcheck(torch.ops.mattingloss.alpha_sobel_compose.default, args)
 
 
 def test_compose_rejects_bad_arguments_directly(device):
@@ -812,7 +812,7 @@ def test_compose_rejects_bad_arguments_directly(device):
            (1, 0, "pixels must be >= 1"), (2, [4, 5, 4], "bad norm 5"), (3, [0.0, -1.0, 0.0], "guard must be >= 0"),
            (4, -1, "crop_pixels must be >= 0"), (7, [0, 2, 0], "group index 2 out of 0..1"),
            (8, 4, "groups must be in 1..3"), (6, [1.0, 1.0], "need 3 values each")]
-    assert_op_rejects(torch.ops.mattingloss.alpha_gradient_compose, args, bad)
+    assert_op_rejects(torch.ops.mattingloss.alpha_sobel_compose, args, bad)
 
 
 def test_backward_in_place_and_retained_give_the_same_gradient(device):
@@ -855,7 +855,7 @@ def test_compile_fullgraph(device, dynamic):
 
 def test_exports():
     assert mattingloss.alpha_loss is alpha_loss and mattingloss.vitmatte_alpha_losses is vitmatte_alpha_losses
-    assert alpha_module.alpha_gradient_forward is torch.ops.mattingloss.alpha_gradient_forward.default
-    assert alpha_module.alpha_gradient_compose is torch.ops.mattingloss.alpha_gradient_compose.default
-    assert alpha_module.alpha_gradient_prescaled is torch.ops.mattingloss.alpha_gradient_prescaled.default
+    assert alpha_module.alpha_sobel_forward is torch.ops.mattingloss.alpha_sobel_forward.default
+    assert alpha_module.alpha_sobel_compose is torch.ops.mattingloss.alpha_sobel_compose.default
+    assert alpha_module.alpha_sobel_prescaled is torch.ops.mattingloss.alpha_sobel_prescaled.default
     assert mattingloss._ops.scale_gradient_ is torch.ops.mattingloss.scale_gradient_.default

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import cuda_sanitize  # noqa: E402
@@ -74,7 +73,7 @@ def test_driver_runs_every_op():
     ops.discard("mattingloss::abi_version")  # reads no tensor: nothing to run on a GPU
     assert len(ops) >= 5
     needed = {need for c in cuda_sanitize.CASES for need in c.needs}
-    assert ops <= needed, f"ops without a case in tests/cuda_sanitize.py: {sorted(ops - needed)}"
+    assert ops <= needed, f"ops without a case in scripts/cuda_sanitize.py: {sorted(ops - needed)}"
     assert all(cuda_sanitize.missing(c.needs, "cpu") is None for c in cuda_sanitize.CASES)
     names = [c.name for c in cuda_sanitize.CASES]
     assert len(names) == len(set(names))  # -k and the reports identify a case by its name

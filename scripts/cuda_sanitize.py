@@ -9,11 +9,11 @@ on the device and on the CPU and compares the two (same math through the
 shared headers: tight tolerances, exact for integer outputs); with --repeat N
 it runs it N times on the device and requires bitwise-equal results.
 
-    python tests/cuda_sanitize.py                 # each case once on CUDA, compared with the CPU
-    python tests/cuda_sanitize.py --repeat 20     # and bitwise determinism over 20 calls
-    python tests/cuda_sanitize.py --device cpu    # dry run on a machine with no GPU
-    python tests/cuda_sanitize.py --list          # the cases;  -k WORD selects by name
-    python tests/cuda_sanitize.py --large         # also the >2^31-element case (~11 GB GPU, ~25 GB RAM)
+    python scripts/cuda_sanitize.py                 # each case once on CUDA, compared with the CPU
+    python scripts/cuda_sanitize.py --repeat 20     # and bitwise determinism over 20 calls
+    python scripts/cuda_sanitize.py --device cpu    # dry run on a machine with no GPU
+    python scripts/cuda_sanitize.py --list          # the cases;  -k WORD selects by name
+    python scripts/cuda_sanitize.py --large         # also the >2^31-element case (~11 GB GPU, ~25 GB RAM)
 
 Adding an op: write one function ``def case_xxx(device) -> dict[str, Tensor]`` and
 decorate it with ``@case(needs=("mattingloss::op_name",))``. A case whose op is
@@ -596,19 +596,19 @@ def case_lap_forward_only(device):
 
 
 # --------------------------------------------------------------------------- cases: alpha and gradient
-# csrc/cuda/alpha_gradient_kernel.cu: one block per 16x32 tile of one sample (2-pixel halo in
+# csrc/cuda/alpha_sobel_kernel.cu: one block per 16x32 tile of one sample (2-pixel halo in
 # shared memory, zero outside the image), Sobel none / difference / magnitude as a template
 # parameter, up to 3 gradient maps (groups), the last block's per-sample sums striding over
 # the tiles (> 256 tiles per sample: H*W > 131072). No vector path: odd sizes test the tails.
 
-# Every alpha case but reduction "none" also runs alpha_gradient_compose (one thread, the losses from the
-# sums) and, with a gradient, alpha_gradient_weights (the weight sums first, for the factors) and the
-# forward with those factors (one prescaled map), all four from alpha_gradient_prescaled (a composite
+# Every alpha case but reduction "none" also runs alpha_sobel_compose (one thread, the losses from the
+# sums) and, with a gradient, alpha_sobel_weights (the weight sums first, for the factors) and the
+# forward with those factors (one prescaled map), all four from alpha_sobel_prescaled (a composite
 # op: it calls them); backward is scale_gradient_ (that map times
 # grad_output, 0.75 here: every loss's backward of a stored gradient runs it; vector path on 16-byte
 # aligned storage, element path for the tail and unaligned views).
-AG = ("mattingloss::alpha_gradient_forward", "mattingloss::alpha_gradient_weights",
-      "mattingloss::alpha_gradient_compose", "mattingloss::alpha_gradient_prescaled", "mattingloss::scale_gradient_")
+AG = ("mattingloss::alpha_sobel_forward", "mattingloss::alpha_sobel_weights",
+      "mattingloss::alpha_sobel_compose", "mattingloss::alpha_sobel_prescaled", "mattingloss::scale_gradient_")
 
 
 def ag_inputs(B, H, W, pred, target, mask, key=()):
@@ -829,7 +829,7 @@ def case_video_forward_only(device):
 # --------------------------------------------------------------------------- cases: presets
 # Each preset combines the ops above in one call (several kernels on the same inputs).
 
-@case(needs=("mattingloss::alpha_gradient_forward", "mattingloss::laplacian_loss_forward"))
+@case(needs=("mattingloss::alpha_sobel_forward", "mattingloss::laplacian_loss_forward"))
 def case_preset_vitmatte(device):
     x = ag_inputs(2, 64, 70, "f32", "same", "equal", key=("vitmatte",))
     p = x["pred_alpha"].to(device).requires_grad_()
@@ -847,7 +847,7 @@ def case_preset_rvm(device):
     return _terms(out, inputs, device, "rvm")
 
 
-@case(needs=("mattingloss::alpha_gradient_forward", "mattingloss::composition_loss_forward",
+@case(needs=("mattingloss::alpha_sobel_forward", "mattingloss::composition_loss_forward",
              "mattingloss::laplacian_loss_forward"))
 def case_preset_matteformer(device):
     x = dim_inputs(2, 64, 64, torch.float32, "same", comp=True, mask="weight", key=("matteformer",))
@@ -859,7 +859,7 @@ def case_preset_matteformer(device):
     return _terms(out, {"pred": p, "fg": fg}, device, "matteformer")
 
 
-@case(needs=("mattingloss::alpha_gradient_forward", "mattingloss::composition_loss_forward"))
+@case(needs=("mattingloss::alpha_sobel_forward", "mattingloss::composition_loss_forward"))
 def case_preset_gca_every_term(device):
     x = dim_inputs(2, 40, 52, torch.float16, "same", comp=True, mask="weight", key=("gca",))
     x = to_device(x, device)

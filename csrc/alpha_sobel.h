@@ -60,7 +60,7 @@ ML_INLINE void set_map_coefs(AlphaGradParams<acc_t>& P) {
 }
 
 // The coefficients of one sample's gradient when the caller already knows the
-// maps' factors (groups, B) (alpha_gradient_weights, then _compose on its sums):
+// maps' factors (groups, B) (alpha_sobel_weights, then _compose on its sums):
 // each term's coefficient times its map's factor for sample b, every term in map
 // 0. The op then writes the total's gradient (at grad_output 1) as one map, and
 // backward is a scaling by grad_output, skipped when that is 1.
@@ -93,7 +93,7 @@ ML_INLINE acc_t known_weight(acc_t w) {
 // a * b rounded on its own, never fused into a following add: `p*w - g*w`
 // must be exactly 0 where the references (separate roundings) find it 0, the L1
 // kink. nvcc contracts a*b - c*d into an FMA by default; the CPU file is
-// compiled with fp-contract=off instead (alpha_gradient_cpu.cpp).
+// compiled with fp-contract=off instead (alpha_sobel_cpu.cpp).
 template <typename acc_t>
 ML_INLINE acc_t mul_rn(acc_t a, acc_t b) {
 #if defined(__CUDA_ARCH__)
@@ -279,7 +279,7 @@ ML_INLINE void sobel_pixel(const AlphaGradParams<acc_t>& P, acc_t gx_p, acc_t gy
 // needed: |x| where w = 1 else +0 is one AND of x's bits, and c * sign0(x) is
 // c with x's sign bit, masked. The CPU computes each band in this form, checks
 // that its values were finite and redoes a band that was not in the forms above
-// (alpha_gradient_cpu.cpp), so the sums keep the references' NaN. (CPU only:
+// (alpha_sobel_cpu.cpp), so the sums keep the references' NaN. (CPU only:
 // on a GPU this pass should be bound by memory, where fewer operations buy
 // nothing; the CUDA kernel keeps the forms above.)
 #if !defined(__CUDACC__)
@@ -377,7 +377,7 @@ ML_INLINE acc_t sobel_adjoint(acc_t exul, acc_t exur, acc_t exml, acc_t exmr, ac
 }
 
 // ---------------------------------------------------------------- composition
-// The losses from the per-sample sums, by the second op (alpha_gradient_compose):
+// The losses from the per-sample sums, by the second op (alpha_sobel_compose):
 // a handful of scalar operations, one op (one tiny kernel on CUDA) instead of
 // a chain of small torch ops per term.
 
@@ -441,13 +441,13 @@ ML_INLINE void compose_alpha_losses(const AlphaComposeParams<acc_t>& C, const ac
   *total = C.weights[0] * components[0] + C.weights[1] * components[1] + C.weights[2] * components[2];
 }
 
-// What a backend's alpha/gradient-loss kernel gets: raw pointers, the dtype of
+// What a backend's alpha/Sobel-loss kernel gets: raw pointers, the dtype of
 // each input (read as stored), sizes and the parameters. Plain data with no
 // ATen types, so the .cu file needs no torch headers. Filled by
-// prepare_alpha_gradient() in alpha_gradient_host.cpp.
+// prepare_alpha_sobel() in alpha_sobel_host.cpp.
 template <typename acc_t>
 struct AlphaGradArgs {
-  AlphaGradParams<acc_t> params{};  // zeros where an op fills only some (alpha_gradient_weights)
+  AlphaGradParams<acc_t> params{};  // zeros where an op fills only some (alpha_sobel_weights)
   int64_t batch = 0, height = 0, width = 0;
   int64_t groups = 0;       // gradient maps written (1..kMaxGroups); 1 with factors
   Input pred, gt, mask;     // (B,1,H,W); mask.data is null for kAllPixels

@@ -1,21 +1,21 @@
-// CUDA backend of alpha_gradient_forward: one block per kAgTileH x kAgTileW
+// CUDA backend of alpha_sobel_forward: one block per kAgTileH x kAgTileW
 // tile of one sample (the tiling depends on the shape alone). A block stages
 // pred and the ground truth with a 2-pixel halo and the weight with a 1-pixel
 // halo in shared memory (zeros outside the image: F.conv2d's padding), computes
 // the Sobel derivatives ex/ey on the tile plus a 1-pixel halo, then the
 // pointwise terms and the adjoint stencil for its own pixels, all through the
-// shared math of ../alpha_gradient.h. Per-block partial sums go through
+// shared math of ../alpha_sobel.h. Per-block partial sums go through
 // cub::BlockReduce to scratch; the last block (one atomic ticket, as ATen's
 // Reduce.cuh) sums them per sample in a fixed order. No floating-point
 // atomics: bitwise reproducible. Also the small ops around it:
-// alpha_gradient_weights (the weight sums alone, the same tiles and order) and
-// alpha_gradient_compose (one thread: the losses from the sums).
+// alpha_sobel_weights (the weight sums alone, the same tiles and order) and
+// alpha_sobel_compose (one thread: the losses from the sums).
 #include <cub/block/block_reduce.cuh>
 
-#include "../alpha_gradient.h"
+#include "../alpha_sobel.h"
 #include "../common/cuda_memory.cuh"
 #include "../common/cuda_reduce.cuh"
-#include "alpha_gradient_kernel.h"
+#include "alpha_sobel_kernel.h"
 
 namespace mattingloss {
 namespace {
@@ -80,7 +80,7 @@ __device__ void reduce_tiles(const AlphaGradArgs<acc_t>& a, const Partial<acc_t>
 
 template <int64_t kSobel, typename acc_t>
 __global__ void __launch_bounds__(kAgThreads)
-    alpha_gradient_kernel(const AlphaGradArgs<acc_t> a, const int64_t tiles_x, const int64_t tiles_per_sample,
+    alpha_sobel_kernel(const AlphaGradArgs<acc_t> a, const int64_t tiles_x, const int64_t tiles_per_sample,
                           acc_t* scratch, unsigned int* counter) {
   constexpr int PH = kAgTileH + 4, PW = kAgTileW + 4;  // pred / gt window: 2-pixel halo
   constexpr int EH = kAgTileH + 2, EW = kAgTileW + 2;  // weight and derivatives: 1-pixel halo
@@ -179,7 +179,7 @@ __global__ void __launch_bounds__(kAgThreads)
   reduce_tiles(a, mine, tiles_per_sample, scratch, counter);
 }
 
-// alpha_gradient_weights: the same tiles, each thread the same pixels in the
+// alpha_sobel_weights: the same tiles, each thread the same pixels in the
 // same order as the forward's pointwise loop, the same reduction: the weight
 // sums bitwise the forward's.
 template <typename acc_t>
@@ -212,7 +212,7 @@ struct TileGrid {
   int64_t tiles_x, tiles_per_sample, blocks;
   explicit TileGrid(int64_t batch, int64_t height, int64_t width)
       : tiles_x((width + kAgTileW - 1) / kAgTileW),
-        tiles_per_sample(alpha_gradient_tiles(height, width)),
+        tiles_per_sample(alpha_sobel_tiles(height, width)),
         blocks(batch * tiles_per_sample) {}
   bool fits() const { return blocks <= 0x7fffffff; }  // > 2^40 pixels: cannot fit in memory anyway
 };
@@ -220,7 +220,7 @@ struct TileGrid {
 }  // namespace
 
 template <typename acc_t>
-cudaError_t launch_alpha_gradient_forward(const AlphaGradArgs<acc_t>& a, acc_t* scratch, unsigned int* counter,
+cudaError_t launch_alpha_sobel_forward(const AlphaGradArgs<acc_t>& a, acc_t* scratch, unsigned int* counter,
                                           cudaStream_t stream) {
   const TileGrid t(a.batch, a.height, a.width);
   if (!t.fits()) return cudaErrorInvalidConfiguration;
@@ -228,13 +228,13 @@ cudaError_t launch_alpha_gradient_forward(const AlphaGradArgs<acc_t>& a, acc_t* 
   const int64_t tiles_x = t.tiles_x, tiles_per_sample = t.tiles_per_sample;
   switch (a.params.sobel) {
     case kSobelNone:
-      alpha_gradient_kernel<kSobelNone><<<grid, kAgThreads, 0, stream>>>(a, tiles_x, tiles_per_sample, scratch, counter);
+      alpha_sobel_kernel<kSobelNone><<<grid, kAgThreads, 0, stream>>>(a, tiles_x, tiles_per_sample, scratch, counter);
       break;
     case kSobelDiff:
-      alpha_gradient_kernel<kSobelDiff><<<grid, kAgThreads, 0, stream>>>(a, tiles_x, tiles_per_sample, scratch, counter);
+      alpha_sobel_kernel<kSobelDiff><<<grid, kAgThreads, 0, stream>>>(a, tiles_x, tiles_per_sample, scratch, counter);
       break;
     default:
-      alpha_gradient_kernel<kSobelMagnitude>
+      alpha_sobel_kernel<kSobelMagnitude>
           <<<grid, kAgThreads, 0, stream>>>(a, tiles_x, tiles_per_sample, scratch, counter);
       break;
   }
@@ -242,7 +242,7 @@ cudaError_t launch_alpha_gradient_forward(const AlphaGradArgs<acc_t>& a, acc_t* 
 }
 
 template <typename acc_t>
-cudaError_t launch_alpha_gradient_weights(const AlphaGradArgs<acc_t>& a, acc_t* scratch, unsigned int* counter,
+cudaError_t launch_alpha_sobel_weights(const AlphaGradArgs<acc_t>& a, acc_t* scratch, unsigned int* counter,
                                           cudaStream_t stream) {
   const TileGrid t(a.batch, a.height, a.width);
   if (!t.fits()) return cudaErrorInvalidConfiguration;
@@ -263,23 +263,23 @@ __global__ void compose_kernel(const AlphaComposeParams<acc_t> params, const acc
 }  // namespace
 
 template <typename acc_t>
-cudaError_t launch_alpha_gradient_compose(const AlphaComposeParams<acc_t>& params, const acc_t* sums, acc_t* total,
+cudaError_t launch_alpha_sobel_compose(const AlphaComposeParams<acc_t>& params, const acc_t* sums, acc_t* total,
                                           acc_t* components, acc_t* factors, cudaStream_t stream) {
   compose_kernel<<<1, 1, 0, stream>>>(params, sums, total, components, factors);
   return cudaGetLastError();
 }
 
-template cudaError_t launch_alpha_gradient_compose<float>(const AlphaComposeParams<float>&, const float*, float*,
+template cudaError_t launch_alpha_sobel_compose<float>(const AlphaComposeParams<float>&, const float*, float*,
                                                           float*, float*, cudaStream_t);
-template cudaError_t launch_alpha_gradient_compose<double>(const AlphaComposeParams<double>&, const double*, double*,
+template cudaError_t launch_alpha_sobel_compose<double>(const AlphaComposeParams<double>&, const double*, double*,
                                                            double*, double*, cudaStream_t);
-template cudaError_t launch_alpha_gradient_forward<float>(const AlphaGradArgs<float>&, float*, unsigned int*,
+template cudaError_t launch_alpha_sobel_forward<float>(const AlphaGradArgs<float>&, float*, unsigned int*,
                                                           cudaStream_t);
-template cudaError_t launch_alpha_gradient_forward<double>(const AlphaGradArgs<double>&, double*, unsigned int*,
+template cudaError_t launch_alpha_sobel_forward<double>(const AlphaGradArgs<double>&, double*, unsigned int*,
                                                            cudaStream_t);
-template cudaError_t launch_alpha_gradient_weights<float>(const AlphaGradArgs<float>&, float*, unsigned int*,
+template cudaError_t launch_alpha_sobel_weights<float>(const AlphaGradArgs<float>&, float*, unsigned int*,
                                                           cudaStream_t);
-template cudaError_t launch_alpha_gradient_weights<double>(const AlphaGradArgs<double>&, double*, unsigned int*,
+template cudaError_t launch_alpha_sobel_weights<double>(const AlphaGradArgs<double>&, double*, unsigned int*,
                                                            cudaStream_t);
 
 }  // namespace mattingloss

@@ -1,4 +1,4 @@
-// Host side of alpha_gradient_forward, _weights and _compose, shared by the
+// Host side of alpha_sobel_forward, _weights and _compose, shared by the
 // CPU and CUDA registrations: checks the raw ops' arguments (the Python API
 // checks first, with friendlier messages; these keep a direct torch.ops call
 // from reading out of bounds), allocates the outputs and fills the kernels'
@@ -11,7 +11,7 @@
 #include <optional>
 #include <tuple>
 
-#include "alpha_gradient.h"
+#include "alpha_sobel.h"
 #include "common/host_tensors.h"
 
 namespace mattingloss {
@@ -25,14 +25,14 @@ struct AlphaGradOp {
   bool use_double = false;
 };
 
-AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& mask,
+AlphaGradOp prepare_alpha_sobel(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& mask,
                                    int64_t mask_mode, double mask_lo, double mask_hi, double alpha_scale,
                                    int64_t rho, double eps, bool mask_in_diff, bool unknown_term, bool known_term,
                                    int64_t sobel, double grad_eps, at::ArrayRef<double> coef,
                                    at::IntArrayRef group, int64_t groups, bool grad, bool per_pixel,
                                    const std::optional<at::Tensor>& factors);
 
-// alpha_gradient_weights: the weight sums of alpha_gradient_forward alone (one read of the mask).
+// alpha_sobel_weights: the weight sums of alpha_sobel_forward alone (one read of the mask).
 struct AlphaWeightsOp {
   at::Tensor sums;  // (B, kAgSums): the weight columns, 0 in the others
   AlphaGradArgs<float> f32;
@@ -43,7 +43,7 @@ struct AlphaWeightsOp {
 AlphaWeightsOp prepare_alpha_weights(const at::Tensor& pred, const std::optional<at::Tensor>& mask, int64_t mask_mode,
                                      double mask_lo, double mask_hi);
 
-// alpha_gradient_compose: (total, components, factors) from the sums.
+// alpha_sobel_compose: (total, components, factors) from the sums.
 using AlphaComposeResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 
 struct AlphaComposeOp {
@@ -59,14 +59,14 @@ AlphaComposeOp prepare_alpha_compose(const at::Tensor& sums, int64_t pixels, at:
                                      bool count_all);
 
 template <typename Backend>
-AlphaGradResult alpha_gradient_forward(const at::Tensor& pred, const at::Tensor& gt,
+AlphaGradResult alpha_sobel_forward(const at::Tensor& pred, const at::Tensor& gt,
                                        const std::optional<at::Tensor>& mask, int64_t mask_mode, double mask_lo,
                                        double mask_hi, double alpha_scale, int64_t rho, double eps, bool mask_in_diff,
                                        bool unknown_term, bool known_term, int64_t sobel, double grad_eps,
                                        at::ArrayRef<double> coef, at::IntArrayRef group, int64_t groups, bool grad,
                                        bool per_pixel, const std::optional<at::Tensor>& factors) {
   const typename Backend::Guard device_guard(pred.device());
-  AlphaGradOp op = prepare_alpha_gradient(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
+  AlphaGradOp op = prepare_alpha_sobel(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
                                           mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group,
                                           groups, grad, per_pixel, factors);
   for_acc_type(op, [&](const auto& args) { Backend::forward(args, pred); });
@@ -74,7 +74,7 @@ AlphaGradResult alpha_gradient_forward(const at::Tensor& pred, const at::Tensor&
 }
 
 template <typename Backend>
-at::Tensor alpha_gradient_weights(const at::Tensor& pred, const std::optional<at::Tensor>& mask, int64_t mask_mode,
+at::Tensor alpha_sobel_weights(const at::Tensor& pred, const std::optional<at::Tensor>& mask, int64_t mask_mode,
                                   double mask_lo, double mask_hi) {
   const typename Backend::Guard device_guard(pred.device());
   AlphaWeightsOp op = prepare_alpha_weights(pred, mask, mask_mode, mask_lo, mask_hi);
@@ -83,7 +83,7 @@ at::Tensor alpha_gradient_weights(const at::Tensor& pred, const std::optional<at
 }
 
 template <typename Backend>
-AlphaComposeResult alpha_gradient_compose(const at::Tensor& sums, int64_t pixels, at::IntArrayRef norm,
+AlphaComposeResult alpha_sobel_compose(const at::Tensor& sums, int64_t pixels, at::IntArrayRef norm,
                                           at::ArrayRef<double> guard, int64_t crop_pixels, double penalty,
                                           at::ArrayRef<double> weights, at::IntArrayRef group, int64_t groups,
                                           bool count_all) {

@@ -1,4 +1,4 @@
-#include "alpha_gradient_host.h"
+#include "alpha_sobel_host.h"
 
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
@@ -44,7 +44,7 @@ void fill_region(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const std::opt
   if (mask.has_value()) a.mask = input(*mask, "mask");
 }
 
-// The factors of alpha_gradient_forward: (groups, B), the accumulation type, on pred's device.
+// The factors of alpha_sobel_forward: (groups, B), the accumulation type, on pred's device.
 void check_factors(const at::Tensor& factors, int64_t groups, int64_t batch, at::ScalarType acc, const at::Tensor& pred) {
   TORCH_CHECK(factors.dim() == 2 && factors.size(0) == groups && factors.size(1) == batch,
               "mattingloss: factors has shape ", factors.sizes(), ", expected (", groups, ", ", batch, ")");
@@ -84,7 +84,7 @@ void fill(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& gt,
 
 }  // namespace
 
-AlphaGradOp prepare_alpha_gradient(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& mask,
+AlphaGradOp prepare_alpha_sobel(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& mask,
                                    int64_t mask_mode, double mask_lo, double mask_hi, double alpha_scale,
                                    int64_t rho, double eps, bool mask_in_diff, bool unknown_term, bool known_term,
                                    int64_t sobel, double grad_eps, at::ArrayRef<double> coef,

@@ -1,6 +1,6 @@
-// alpha_gradient_prescaled: the alpha losses with their final gradient in one
+// alpha_sobel_prescaled: the alpha losses with their final gradient in one
 // call, through the dispatcher (so on every backend): the weight sums
-// (alpha_gradient_weights), the gradient maps' factors from them (_compose),
+// (alpha_sobel_weights), the gradient maps' factors from them (_compose),
 // the pass with those factors (_forward: one map, the total's gradient) and
 // the losses from its sums (_compose). The same four ops the Python code would
 // call, bitwise the same results: one crossing from Python instead of four,
@@ -12,14 +12,14 @@
 #include <optional>
 #include <tuple>
 
-#include "alpha_gradient.h"
+#include "alpha_sobel.h"
 
 namespace mattingloss {
 namespace {
 
 using Tensors3 = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 
-Tensors3 alpha_gradient_prescaled(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& mask,
+Tensors3 alpha_sobel_prescaled(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& mask,
                                   int64_t mask_mode, double mask_lo, double mask_hi, double alpha_scale, int64_t rho,
                                   double eps, bool mask_in_diff, bool unknown_term, bool known_term, int64_t sobel,
                                   double grad_eps, at::ArrayRef<double> coef, at::IntArrayRef group, int64_t groups,
@@ -27,16 +27,16 @@ Tensors3 alpha_gradient_prescaled(const at::Tensor& pred, const at::Tensor& gt, 
                                   double penalty, at::ArrayRef<double> weights) {
   static const auto weights_op =
       c10::Dispatcher::singleton()
-          .findSchemaOrThrow("mattingloss::alpha_gradient_weights", "")
+          .findSchemaOrThrow("mattingloss::alpha_sobel_weights", "")
           .typed<at::Tensor(const at::Tensor&, const std::optional<at::Tensor>&, int64_t, double, double)>();
   static const auto compose_op =
       c10::Dispatcher::singleton()
-          .findSchemaOrThrow("mattingloss::alpha_gradient_compose", "")
+          .findSchemaOrThrow("mattingloss::alpha_sobel_compose", "")
           .typed<Tensors3(const at::Tensor&, int64_t, at::IntArrayRef, at::ArrayRef<double>, int64_t, double,
                           at::ArrayRef<double>, at::IntArrayRef, int64_t, bool)>();
   static const auto forward_op =
       c10::Dispatcher::singleton()
-          .findSchemaOrThrow("mattingloss::alpha_gradient_forward", "")
+          .findSchemaOrThrow("mattingloss::alpha_sobel_forward", "")
           .typed<Tensors3(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, int64_t, double,
                           double, double, int64_t, double, bool, bool, bool, int64_t, double, at::ArrayRef<double>,
                           at::IntArrayRef, int64_t, bool, bool, const std::optional<at::Tensor>&)>();
@@ -57,7 +57,7 @@ Tensors3 alpha_gradient_prescaled(const at::Tensor& pred, const at::Tensor& gt, 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mattingloss, CompositeExplicitAutograd, m) {
-  m.impl("alpha_gradient_prescaled", &alpha_gradient_prescaled);
+  m.impl("alpha_sobel_prescaled", &alpha_sobel_prescaled);
 }
 
 }  // namespace mattingloss

@@ -1,4 +1,4 @@
-// CPU backend of alpha_gradient_forward and _weights (and of _compose, plain
+// CPU backend of alpha_sobel_forward and _weights (and of _compose, plain
 // scalar code, at the end): fixed chunks of (sample, band of rows) over the
 // threads (../common/cpu_parallel.h). A band walks its rows once: each input
 // row is read in place (converted into a small ring of staging rows only when
@@ -10,7 +10,7 @@
 // adjoint's column pass; then the pointwise terms, the adjoint's row pass and
 // the gradient. Every inner loop runs over the columns of one row and
 // vectorizes, the sums in kLanes lanes. A trimap's region with L1 terms takes
-// the fast form (../alpha_gradient.h, alpha_pixel_binary): masks instead of
+// the fast form (../alpha_sobel.h, alpha_pixel_binary): masks instead of
 // products, a band redone in the general form where its values were not all
 // finite. Band size and lane layout depend on the shape alone, so results are
 // bitwise the same with 1 or N threads.
@@ -28,8 +28,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "../alpha_gradient.h"
-#include "../alpha_gradient_host.h"
+#include "../alpha_sobel.h"
+#include "../alpha_sobel_host.h"
 #include "../common/cpu_convert.h"
 #include "../common/cpu_lanes.h"
 #include "../common/cpu_parallel.h"
@@ -563,7 +563,7 @@ void run(const AlphaGradArgs<acc_t>& a) {
   }
 }
 
-struct AlphaGradientCpu : CpuBackend {
+struct AlphaSobelCpu : CpuBackend {
   template <typename acc_t>
   static void forward(const AlphaGradArgs<acc_t>& a, const at::Tensor&) {
     run(a);
@@ -582,9 +582,9 @@ struct AlphaGradientCpu : CpuBackend {
 }  // namespace
 
 TORCH_LIBRARY_IMPL(mattingloss, CPU, m) {
-  m.impl("alpha_gradient_forward", &alpha_gradient_forward<AlphaGradientCpu>);
-  m.impl("alpha_gradient_weights", &alpha_gradient_weights<AlphaGradientCpu>);
-  m.impl("alpha_gradient_compose", &alpha_gradient_compose<AlphaGradientCpu>);
+  m.impl("alpha_sobel_forward", &alpha_sobel_forward<AlphaSobelCpu>);
+  m.impl("alpha_sobel_weights", &alpha_sobel_weights<AlphaSobelCpu>);
+  m.impl("alpha_sobel_compose", &alpha_sobel_compose<AlphaSobelCpu>);
 }
 
 }  // namespace mattingloss
