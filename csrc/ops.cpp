@@ -16,7 +16,7 @@ PyObject* PyInit__C(void) {
 // Bumped with mattingloss/_ops.py's ABI_VERSION whenever a schema or an
 // argument code (csrc/codes.h) changes: the Python side checks it at import
 // instead of repeating every schema.
-constexpr int64_t kAbiVersion = 3;
+constexpr int64_t kAbiVersion = 4;
 
 TORCH_LIBRARY(mattingloss, m) {
   m.def("abi_version() -> int", []() -> int64_t { return kAbiVersion; });
@@ -53,13 +53,14 @@ TORCH_LIBRARY(mattingloss, m) {
   // full gradient, for grad_output 1; empty when not requested). padding:
   // 0 reflect, 1 replicate; weight_mode: 0 none, 1 weight after the pyramid
   // (MGMatting), 2 mask before it (SDMatte, scaled by mask_numer / sum(weight)).
-  // grad_bases (K, *pred.shape) and grad_coefs (K + 1,): other losses' gradients
+  // grad_base (pred's element count) and grad_coef: another loss's gradient
   // folded into grad_pred as it is written (the presets' one gradient buffer):
-  // grad_pred = grad_coefs[K] * (this gradient) + sum_k grad_coefs[k] * grad_bases[k].
+  // grad_pred = grad_coef * (this gradient) + grad_base. pred (..., H, W): each
+  // leading index one image.
   m.def(
       "laplacian_loss_forward(Tensor pred, Tensor gt, Tensor? weight, int levels, float[] level_weights, "
       "int padding, bool crop_to_even, int weight_mode, float gt_scale, float mask_numer, bool grad_pred, "
-      "Tensor? grad_bases=None, Tensor? grad_coefs=None) "
+      "Tensor? grad_base=None, float grad_coef=1.0) "
       "-> (Tensor loss, Tensor level_losses, Tensor grad_pred)");
   // Masked alpha loss (L1/Charbonnier, unknown + known regions) and Sobel
   // gradient loss in one read of pred, alpha and mask: per-sample sums (B, 8)
@@ -90,7 +91,7 @@ TORCH_LIBRARY(mattingloss, m) {
       "float penalty, float[] weights, int[] group, int groups, bool count_all) "
       "-> (Tensor total, Tensor components, Tensor factors)");
   // weights, compose, forward with the factors, compose: the losses and the
-  // total's gradient (1, B, 1, H, W) of one prescaled call in one op (every
+  // total's gradient (B, 1, H, W) of one prescaled call in one op (every
   // backend: csrc/alpha_sobel_prescaled.cpp). Arguments: _forward's, then
   // _compose's that are not derived from them.
   m.def(
@@ -99,9 +100,12 @@ TORCH_LIBRARY(mattingloss, m) {
       "bool known_term, int sobel, float grad_eps, float[] coef, int[] group, int groups, int[] norm, "
       "float[] guard, int crop_pixels, float penalty, float[] weights) "
       "-> (Tensor total, Tensor components, Tensor grad)");
-  // Backward of a stored gradient, in place: grad *= factor (one value, grad's
-  // accumulation type; computed in it, rounded once to grad's dtype). A factor
-  // of 1 (loss.backward() of a loss whose forward stored its final gradient)
-  // leaves grad as it is: no pass over it.
-  m.def("scale_gradient_(Tensor(a!) grad, Tensor factor) -> ()");
+  // Backward of stored gradients, in place: each grad's sample s times
+  // grad_output[s or 0] * scale[s or 0] (scale: the loss's per-sample backward
+  // scale where forward did not apply it; shared_scale: its first value for
+  // every sample), computed in grad's accumulation type and rounded once to
+  // grad's dtype. The factor is read on the device; a sample whose factor is 1
+  // (loss.backward() of a loss whose forward stored its final gradient) is left
+  // as it is.
+  m.def("scale_gradient_(Tensor(a!)[] grads, Tensor grad_output, Tensor? scale=None, bool shared_scale=True) -> ()");
 }

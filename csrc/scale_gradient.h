@@ -1,7 +1,7 @@
-// scale_gradient_: a stored gradient times one factor, in place (the backward of
-// every loss whose forward stored its final gradient: grad_output, times the
-// loss's scale where that was not applied in forward). Plain data for both
-// backends; the product is the whole of the math.
+// scale_gradient_: stored gradients times grad_output (and the loss's per-sample
+// scale where forward did not apply it), in place: the whole backward of every
+// loss whose forward stored its gradient. The factor is read on the device, so
+// backward is this one op, with no multiply before it and no host sync.
 #pragma once
 
 #include <cstdint>
@@ -12,10 +12,23 @@ namespace mattingloss {
 
 template <typename acc_t>
 struct ScaleGradientArgs {
-  int64_t numel = 0;
-  Input in;                       // the gradient, read...
-  Output out;                     // ...and written: the same storage
-  const acc_t* factor = nullptr;  // one value; 1 leaves the gradient as it is (x * 1 is x)
+  int64_t samples = 1;       // the gradient's first dimension
+  int64_t per_sample = 0;    // elements of one sample
+  Input in;                  // the gradient, read...
+  Output out;                // ...and written: the same storage
+  const acc_t* grad_output = nullptr;  // one value, or one per sample
+  bool per_sample_output = false;
+  const acc_t* scale = nullptr;        // nullptr: none; one value (shared), or one per sample
+  bool per_sample_scale = false;
 };
+
+// Sample s's factor: grad_output times the scale, in that order (as the
+// Python product scale * grad_output was). 1 leaves the sample as it is.
+template <typename acc_t>
+ML_INLINE acc_t sample_factor(const ScaleGradientArgs<acc_t>& a, int64_t s) {
+  const acc_t g = a.grad_output[a.per_sample_output ? s : 0];
+  if (a.scale == nullptr) return g;
+  return a.scale[a.per_sample_scale ? s : 0] * g;
+}
 
 }  // namespace mattingloss

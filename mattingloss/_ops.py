@@ -25,7 +25,7 @@ _STALE = ("mattingloss: the compiled kernels are stale ({}). "
 
 
 # Bumped in csrc/ops.cpp and here together whenever a schema or a code changes.
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 
 def _build_abi() -> int:
@@ -51,7 +51,7 @@ scale_gradient_ = load_op("scale_gradient_")
 
 
 @torch.library.register_fake("mattingloss::scale_gradient_")
-def _scale_gradient_fake(grad, factor):
+def _scale_gradient_fake(grads, grad_output, scale=None, shared_scale=True):
     return None
 
 
@@ -92,23 +92,10 @@ def scaled_gradients(ctx, grad_loss, inputs: int) -> tuple:
     if grad_loss is None:  # only outputs that carry no gradient were used
         return (None,) * inputs
     scale, *stored = ctx.saved_tensors
-    factor = backward_factor(scale, grad_loss, ctx.per_pixel, ctx.shared_scale)
-    grads = [None] * inputs
-    for index, g in zip(ctx.indices, stored):
-        if ctx.needs_input_grad[index]:
-            grads[index] = _scaled(g, factor)
-    return tuple(grads)
-
-
-def backward_factor(scale, grad_loss, per_pixel: bool, shared_scale: bool):
-    """What backward multiplies a stored per-pixel gradient by, from the op's
-    per-sample scale: grad_output itself for reduction "none" (the per-pixel map;
-    the scale is 1), one 0-dim factor for "mean"/"sum", one per sample for "sample"."""
-    if per_pixel:
-        return grad_loss
-    if shared_scale:
-        return scale[0] * grad_loss
-    return scale.view(-1, 1, 1, 1) * grad_loss
+    wanted = {i: g for i, g in zip(ctx.indices, stored) if ctx.needs_input_grad[i]}
+    if ctx.per_pixel:  # reduction "none": grad_output is the per-pixel map, the scale 1
+        return _gradients(wanted, grad_loss, None, True, inputs)
+    return _gradients(wanted, grad_loss, scale, ctx.shared_scale, inputs)
 
 
 def save_stored_gradients(ctx, *stored) -> None:
@@ -119,39 +106,51 @@ def save_stored_gradients(ctx, *stored) -> None:
 
 def stored_gradients(ctx, stored, grad_output, inputs: int) -> tuple:
     """The backward of a Function whose forward stored the final gradient of each of
-    its first len(stored) inputs: each scaled by grad_output (see _scaled), None for
-    the other inputs and where no gradient is needed."""
-    grads = [None] * inputs
+    its first len(stored) inputs: each scaled by grad_output (one value, one per
+    sample, or a per-pixel map), None for the other inputs and where no gradient is
+    needed."""
     if grad_output is None:  # only outputs that carry no gradient were used
-        return tuple(grads)
-    for i, g in enumerate(stored):
-        if ctx.needs_input_grad[i]:
-            grads[i] = _scaled(g, grad_output)
-    return tuple(grads)
+        return (None,) * inputs
+    wanted = {i: g for i, g in enumerate(stored) if ctx.needs_input_grad[i]}
+    return _gradients(wanted, grad_output, None, True, inputs)
 
 
-def _scaled(stored, factor):
-    """stored * factor, in stored's dtype.
+def _gradients(wanted: dict, grad_output, scale, shared_scale: bool, inputs: int) -> tuple:
+    """Each stored gradient of `wanted` (by input index) times grad_output and the
+    loss's per-sample scale (None: 1), in the gradient's accumulation type, rounded
+    once to its dtype.
 
     When autograd frees the graph after this backward (no retain_graph, as in
-    training), the stored buffer is nobody else's: scale it in place and hand it
-    over, so that forward + backward peak at one gradient-sized buffer.
-    Otherwise (retain_graph, gradcheck, compiled graphs) leave it intact.
-
-    A float32 factor with dimensions would promote a float16/bfloat16 buffer to
-    float32 temporaries; a 0-dim factor is applied in float without them (in place by
-    scale_gradient_, which leaves the buffer as it is when the factor is 1, as it is
-    for loss.backward() of a loss whose forward stored its final gradient), and a
-    per-sample or per-pixel one is first rounded to the buffer's dtype.
+    training), the stored buffers are nobody else's: one scale_gradient_ scales them
+    all in place, reading the factors on the device (no multiply before it; nothing
+    to do where the factor is 1, as for loss.backward() of a loss whose forward
+    stored its final gradient), and hands them over, so that forward + backward peak
+    at one gradient-sized buffer. Otherwise (retain_graph, gradcheck, compiled
+    graphs) they are left intact and the products are new tensors.
     """
-    if factor.dim() > 0 and factor.dtype != stored.dtype:
-        factor = factor.to(stored.dtype)
-    if may_overwrite(stored):
-        if factor.dim() == 0:
-            scale_gradient_(stored, factor.to(accumulation_dtype(stored)))
-            return stored
-        return stored.mul_(factor)
-    return (stored * factor).to(stored.dtype)
+    grads = [None] * inputs
+    if not wanted:
+        return tuple(grads)
+    first = next(iter(wanted.values()))
+    per_pixel = grad_output.dim() > 0 and grad_output.shape == first.shape
+    if not per_pixel and all(may_overwrite(g) for g in wanted.values()):
+        scale_gradient_(list(wanted.values()), grad_output, scale, shared_scale)
+        for i, g in wanted.items():
+            grads[i] = g
+        return tuple(grads)
+    factor = grad_output
+    if scale is not None:
+        factor = scale[0] * grad_output if shared_scale else scale * grad_output
+    for i, g in wanted.items():
+        f = factor
+        if not per_pixel and f.dim() > 0:  # one per sample
+            f = f.reshape(-1, *([1] * (g.dim() - 1)))
+        if per_pixel and may_overwrite(g):
+            grads[i] = g.mul_(f if f.dtype == g.dtype else f.to(g.dtype))
+        else:
+            acc = accumulation_dtype(g)
+            grads[i] = (g.to(acc) * f.to(acc)).to(g.dtype)
+    return tuple(grads)
 
 
 def may_overwrite(stored) -> bool:

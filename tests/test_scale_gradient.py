@@ -1,6 +1,8 @@
-"""scale_gradient_, the backward of every loss whose forward stores its final
-gradient: grad *= factor in place, computed in the accumulation type; a factor
-of 1 leaves grad untouched (no pass)."""
+"""scale_gradient_, the whole backward of every loss whose forward stores its
+gradient: each sample of each grad times grad_output (one value or one per
+sample) and the loss's scale (none, shared, or per sample), in place, computed in
+the accumulation type with the factor read on the device; a factor of 1 leaves
+the sample untouched (no pass)."""
 import pytest
 import torch
 
@@ -11,31 +13,55 @@ from conftest import max_rel_err
 
 
 def samples(device):
-    """(grad, factor): every gradient dtype, odd sizes (the CUDA kernel's element
-    path), a size of whole 4-element steps (its vector path) and an empty one."""
+    """(grads, grad_output, scale, shared_scale): every gradient dtype, odd sizes (the
+    CUDA kernel's element path), a size of whole 4-element steps (its vector path),
+    per-sample factors (one of them 1), several grads, and an empty one."""
     g = torch.Generator().manual_seed(17)
-    for dtype, shape, value in ((torch.float32, (2, 1, 5, 7), 1.75), (torch.float64, (3, 1, 4, 4), -0.5),
-                                (torch.bfloat16, (2, 1, 6, 9), 0.3), (torch.float16, (1, 1, 16, 20), 2.5),
-                                (torch.float32, (1, 1, 3, 4000), 1e-3), (torch.float32, (0,), 2.0)):
-        acc = _ops.accumulation_dtype(torch.empty((), dtype=dtype))
-        grad = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype).to(device)
-        yield grad, torch.tensor(value, dtype=acc, device=device)
+
+    def grad(shape, dtype):
+        return torch.randn(shape, generator=g, dtype=torch.float64).to(dtype).to(device)
+
+    def t(values, dtype=torch.float32):
+        return torch.tensor(values, dtype=dtype, device=device)
+
+    yield [grad((2, 1, 5, 7), torch.float32)], t(1.75), None, True
+    yield [grad((3, 1, 4, 4), torch.float64)], t(-0.5, torch.float64), t([2.0, 3.0, 4.0], torch.float64), True
+    yield [grad((2, 1, 6, 9), torch.bfloat16)], t(0.3), t([0.5, 0.25]), False
+    yield [grad((1, 1, 16, 20), torch.float16)], t(2.5), None, True
+    yield [grad((3, 1, 3, 4000), torch.float32)], t([1e-3, 1.0, -2.0]), None, True
+    yield [grad((3, 2, 5, 8), torch.float32)], t([0.5, 2.0, 1.0]), t([2.0, 0.5, 1.0]), False
+    yield [grad((2, 3, 1, 4, 6), torch.float32), grad((2, 3, 3, 4, 6), torch.bfloat16)], t(0.75), None, True
+    yield [grad((0,), torch.float32)], t(2.0), None, True
+
+
+def expected(grad, grad_output, scale, shared):
+    """Sample s times scale[s or 0] * grad_output[s or 0] (Python's product order),
+    in grad's accumulation type, rounded once to grad's dtype."""
+    acc = _ops.accumulation_dtype(grad)
+    factor = grad_output.to(acc)
+    if scale is not None:
+        factor = (scale[0] if shared else scale).to(acc) * factor
+    if factor.dim() > 0:
+        factor = factor.view(-1, *([1] * (grad.dim() - 1)))
+    return (grad.to(acc) * factor).to(grad.dtype)
 
 
 def test_scales_in_place_in_the_accumulation_type(device):
-    for grad, factor in samples(device):
-        before = grad.clone()
-        _ops.scale_gradient_(grad, factor)
-        expected = (before.to(factor.dtype) * factor).to(grad.dtype)  # one rounding to grad's dtype
-        assert torch.equal(grad, expected)
+    for grads, grad_output, scale, shared in samples(device):
+        want = [expected(g, grad_output, scale, shared) for g in grads]
+        _ops.scale_gradient_(grads, grad_output, scale, shared)
+        for g, w in zip(grads, want):
+            assert torch.equal(g, w)
 
 
 def test_factor_one_leaves_the_gradient_as_it_is(device):
-    """Bitwise, NaN and -0 included (x * 1 is x: skipping the pass changes nothing)."""
-    grad = torch.tensor([1.5, -0.0, float("nan"), -2.25e-30, float("inf")], device=device)
+    """Bitwise, NaN and -0 included (x * 1 is x: skipping the pass changes nothing),
+    per sample: only the samples whose factor is not 1 change."""
+    grad = torch.tensor([[1.5, -0.0, float("nan")], [-2.25e-30, float("inf"), 3.0]], device=device)
     before = grad.clone()
-    _ops.scale_gradient_(grad, torch.tensor(1.0, device=device))
-    assert torch.equal(grad.view(torch.int32), before.view(torch.int32))
+    _ops.scale_gradient_([grad], torch.tensor([1.0, 2.0], device=device))
+    assert torch.equal(grad[0].view(torch.int32), before[0].view(torch.int32))
+    assert torch.equal(grad[1], before[1] * 2)
 
 
 def test_loss_backward_returns_the_stored_gradient_unscaled(device):
@@ -55,17 +81,18 @@ def test_loss_backward_returns_the_stored_gradient_unscaled(device):
 
 
 def test_opcheck(device):
-    for grad, factor in samples(device):
-        torch.library.opcheck(torch.ops.mattingloss.scale_gradient_.default, (grad, factor))
+    for args in samples(device):
+        torch.library.opcheck(torch.ops.mattingloss.scale_gradient_.default, args)
 
 
 def test_rejects_bad_arguments_directly(device):
     grad = torch.zeros(2, 3, device=device)
-    factor = torch.tensor(2.0, device=device)
-    bad = [((grad.int(), factor), "grad must be floating"), ((grad.t(), factor), "grad must be contiguous"),
-           ((grad, factor.expand(2)), "factor must hold one value, got 2"),
-           ((grad, factor.double()), r"factor must be Float \(grad is Float\), got Double"),
-           ((grad.double(), factor), r"factor must be Double \(grad is Double\), got Float")]
+    one = torch.tensor(2.0, device=device)
+    bad = [(([grad.int()], one), "grad must be floating"), (([grad.t()], one), "grad must be contiguous"),
+           (([grad], one.expand(3)), r"grad_output must hold one value or one per sample \(2\)"),
+           (([grad], one.int()), "grad_output must be floating"),
+           (([grad], one, one.expand(3), False), r"a per-sample scale needs one value per sample"),
+           (([grad], one, one.expand(2).int(), False), "scale must be floating")]
     for args, match in bad:
         with pytest.raises(RuntimeError, match=match):
             torch.ops.mattingloss.scale_gradient_(*args)

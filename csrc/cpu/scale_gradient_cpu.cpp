@@ -1,6 +1,7 @@
-// CPU backend of scale_gradient_: blocks of the gradient in parallel, each read
+// CPU backend of scale_gradient_: blocks of each sample in parallel, each read
 // in place (or converted into a staging row when it is not the accumulation
-// type), multiplied and written back. A factor of 1 returns at once.
+// type), multiplied by the sample's factor and written back. A sample whose
+// factor is 1 is left as it is.
 #include <torch/library.h>
 
 #include <algorithm>
@@ -23,12 +24,15 @@ ML_CPU_CLONES void scale_block(const acc_t* in, acc_t factor, int64_t n, acc_t* 
 
 template <typename acc_t>
 void scale(const ScaleGradientArgs<acc_t>& a) {
-  const acc_t factor = *a.factor;
-  if (factor == acc_t(1)) return;  // x * 1 is x, bitwise
-  parallel_chunks((a.numel + kBlock - 1) / kBlock, 1, [&](ChunkQueue& queue) {
+  const int64_t blocks = (a.per_sample + kBlock - 1) / kBlock;
+  parallel_chunks(a.samples * blocks, 1, [&](ChunkQueue& queue) {
     PaddedRows<acc_t> staging(2, kBlock);
-    for (int64_t block; queue.next(block);) {
-      const int64_t first = block * kBlock, n = std::min(kBlock, a.numel - first);
+    for (int64_t chunk; queue.next(chunk);) {
+      const int64_t s = chunk / blocks;
+      const acc_t factor = sample_factor(a, s);
+      if (factor == acc_t(1)) continue;  // x * 1 is x, bitwise
+      const int64_t within = (chunk % blocks) * kBlock;
+      const int64_t first = s * a.per_sample + within, n = std::min(kBlock, a.per_sample - within);
       const acc_t* in = read(a.in, first, n, staging[0]);
       acc_t* out = target(a.out, first, staging[1]);
       scale_block(in, factor, n, out);
