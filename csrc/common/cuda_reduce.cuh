@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cub/block/block_reduce.cuh>
+#include <cuda/atomic>
 
 #include <cstdint>
 
@@ -48,6 +49,11 @@ __device__ __forceinline__ Sums shfl_down(Sums v, int offset) {
 
 // The block's partial `mine` (summed over its threads by `op`) goes to
 // store(block_sum) in thread 0; the last block to finish then runs finish().
+// The ticket counter resets itself: the last block stores 0 once it holds the
+// last ticket (no other block touches it after that in this launch), so the
+// next launch on the stream finds it at 0 with no zero-fill per call
+// (cuda_host.h keeps one counter per stream). Every block of the grid must
+// reach this call.
 template <int kThreads, typename Sums, typename Op, typename Store, typename Finish>
 __device__ void reduce_block_then_last(const Sums& mine, const Op& op, unsigned int* counter, const Store& store,
                                        const Finish& finish) {
@@ -57,12 +63,16 @@ __device__ void reduce_block_then_last(const Sums& mine, const Op& op, unsigned 
   const Sums block_sum = BlockReduce(temp).Reduce(mine, op);
   if (threadIdx.x == 0) {
     store(block_sum);
-    __threadfence();  // publish the partial before taking a ticket
-    is_last = atomicAdd(counter, 1u) == gridDim.x - 1;
+    // Release: this block's partial is visible to whoever takes a later ticket;
+    // acquire: the last block sees every partial. A device-scope acq_rel RMW in
+    // place of a __threadfence() (a full GPU-wide fence) in every block.
+    cuda::atomic_ref<unsigned int, cuda::thread_scope_device> ticket(*counter);
+    is_last = ticket.fetch_add(1u, cuda::memory_order_acq_rel) == gridDim.x - 1;
+    if (is_last) ticket.store(0u, cuda::memory_order_relaxed);
   }
   __syncthreads();
   if (is_last) {
-    __threadfence();
+    __threadfence();  // the block's other threads read the partials too (one block, once)
     finish();
   }
 }
