@@ -51,7 +51,7 @@ Tensors3 alpha_sobel_prescaled(const at::Tensor& pred, const at::Tensor& gt, con
       forward_op.call(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps, mask_in_diff, unknown_term,
                       known_term, sobel, grad_eps, coef, group, groups, true, false, factors);
   const auto [total, components, unused] = compose(sums);
-  return {total, components, maps};
+  return {total, components, maps.select(0, 0)};  // the one map: pred's shape, no view op in Python
 }
 
 }  // namespace

@@ -225,17 +225,13 @@ ML_INLINE void level_coefficients(const Geometry& g, int64_t planes, int64_t wei
 namespace mattingloss {
 namespace lap {
 
-// The gradient written at one element when other losses' gradients are folded
-// in: this loss's own times its coefficient, then each base in order (the same
-// order on the CPU and the GPU). base_at(k): base k's value at the element.
-template <typename acc_t, typename BaseAt>
-ML_INLINE acc_t with_bases(acc_t own, const acc_t* coef, int64_t count, BaseAt base_at) {
-  acc_t g = coef[count] * own;
-  for (int64_t k = 0; k < count; ++k) g += coef[k] * base_at(k);
-  return g;
+// The gradient written at one element when another loss's gradient is folded
+// in (the presets' one gradient buffer): this loss's own times its weight in
+// the total, plus the other's, already scaled. The same on the CPU and the GPU.
+template <typename acc_t>
+ML_INLINE acc_t with_base(acc_t own, acc_t own_coef, acc_t base) {
+  return own_coef * own + base;
 }
-
-constexpr int64_t kMaxBases = 4;
 
 // What a backend's forward gets: raw pointers, dtype codes, sizes and the
 // options. Plain data with no ATen types, so the .cu file needs no torch
@@ -251,12 +247,11 @@ struct Args {
   acc_t mask_numer = 0;  // kMaskBefore: the loss is scaled by mask_numer / sum(w)
   Input pred, gt, weight;
   Output grad;  // nullptr when not requested
-  // Gradients of other losses folded into grad (see with_bases): base_count
-  // maps of grad's size, one after another, and base_count + 1 coefficients
-  // (the last one this loss's own), on the op's device.
-  Input bases;
-  int64_t base_count = 0;
-  const acc_t* base_coef = nullptr;
+  // Another loss's gradient folded into grad (see with_base): a map of grad's
+  // size when has_base, and this loss's own coefficient.
+  Input base;
+  bool has_base = false;
+  acc_t own_coef = 1;
   acc_t* loss = nullptr;          // scalar
   acc_t* level_losses = nullptr;  // (levels,) each level's term of the loss
   // Scratch, per level l in 1..levels at offset[l]: x_l for every plane, and

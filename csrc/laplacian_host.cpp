@@ -23,7 +23,7 @@ void fill(lap::Args<acc_t>& a, const lap::Geometry& geo, const at::Tensor& pred,
           const std::optional<at::Tensor>& weight, c10::ArrayRef<double> level_weights, int64_t padding,
           int64_t weight_mode, double gt_scale, double mask_numer, LaplacianOp& op) {
   a.geo = geo;
-  a.planes = pred.size(0) * pred.size(1);
+  a.planes = pred.numel() / (geo.H[0] * geo.W[0]);
   a.padding = padding;
   a.weight_mode = weight_mode;
   for (size_t i = 0; i < level_weights.size(); ++i) a.level_weights[i] = level_weights[i];
@@ -44,9 +44,9 @@ void fill(lap::Args<acc_t>& a, const lap::Geometry& geo, const at::Tensor& pred,
 LaplacianOp prepare_laplacian(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& weight,
                               int64_t levels, c10::ArrayRef<double> level_weights, int64_t padding,
                               bool crop_to_even, int64_t weight_mode, double gt_scale, double mask_numer,
-                              bool grad_pred, const std::optional<at::Tensor>& grad_bases,
-                              const std::optional<at::Tensor>& grad_coefs) {
-  TORCH_CHECK(pred.dim() == 4, "mattingloss: pred has shape ", pred.sizes(), ", expected (B, C, H, W)");
+                              bool grad_pred, const std::optional<at::Tensor>& grad_base, double grad_coef) {
+  // (..., H, W): every leading index its own image (the presets pass RVM's (B, T, 1, H, W) as it is).
+  TORCH_CHECK(pred.dim() >= 3, "mattingloss: pred has shape ", pred.sizes(), ", expected (B, C, H, W)");
   TORCH_CHECK(pred.numel() > 0, "mattingloss: pred is empty");
   TORCH_CHECK(at::isFloatingType(pred.scalar_type()), "mattingloss: pred must be floating, got ",
               pred.scalar_type());
@@ -64,46 +64,36 @@ LaplacianOp prepare_laplacian(const at::Tensor& pred, const at::Tensor& gt, cons
               " levels but ", level_weights.size(), " level weights");
   TORCH_CHECK(gt_scale > 0, "mattingloss: gt_scale must be > 0, got ", gt_scale);
   lap::Geometry geo;
-  TORCH_CHECK(lap::make_geometry(pred.size(2), pred.size(3), levels, crop_to_even, padding, geo),
-              "mattingloss: a ", pred.size(2), " x ", pred.size(3), " image has no ", levels,
+  TORCH_CHECK(lap::make_geometry(pred.size(-2), pred.size(-1), levels, crop_to_even, padding, geo),
+              "mattingloss: a ", pred.size(-2), " x ", pred.size(-1), " image has no ", levels,
               "-level pyramid with this padding", crop_to_even ? "" : " without cropping");
 
   const bool use_double = pred.scalar_type() == at::kDouble;
   const auto acc = use_double ? at::kDouble : at::kFloat;
   const auto opts = pred.options().dtype(acc);
-  TORCH_CHECK(grad_bases.has_value() == grad_coefs.has_value(),
-              "mattingloss: grad_bases and grad_coefs go together");
-  int64_t base_count = 0;
-  if (grad_bases.has_value()) {
-    const at::Tensor& bases = *grad_bases;
-    const at::Tensor& coefs = *grad_coefs;
-    TORCH_CHECK(grad_pred, "mattingloss: grad_bases need grad_pred");
-    TORCH_CHECK(bases.dim() == pred.dim() + 1 && bases.sizes().slice(1) == pred.sizes() && bases.size(0) >= 1 &&
-                    bases.size(0) <= lap::kMaxBases,
-                "mattingloss: grad_bases has shape ", bases.sizes(), ", expected (K, ", pred.sizes(), ") with K in 1..",
-                lap::kMaxBases);
-    TORCH_CHECK(bases.is_contiguous() && bases.device() == pred.device(),
-                "mattingloss: grad_bases must be contiguous, on pred's device");
-    base_count = bases.size(0);
-    TORCH_CHECK(coefs.dim() == 1 && coefs.numel() == base_count + 1 && coefs.scalar_type() == acc &&
-                    coefs.is_contiguous() && coefs.device() == pred.device(),
-                "mattingloss: grad_coefs must be ", acc, " of shape (", base_count + 1, ") on pred's device, got ",
-                coefs.scalar_type(), " ", coefs.sizes());
+  if (grad_base.has_value()) {
+    const at::Tensor& base = *grad_base;
+    TORCH_CHECK(grad_pred, "mattingloss: grad_base needs grad_pred");
+    // Any shape of pred's element count: read in pred's element order.
+    TORCH_CHECK(base.numel() == pred.numel() && base.is_contiguous() && base.device() == pred.device() &&
+                    at::isFloatingType(base.scalar_type()),
+                "mattingloss: grad_base must be a contiguous floating tensor of ", pred.numel(),
+                " elements on pred's device, got ", base.scalar_type(), " ", base.sizes(), " on ", base.device());
   }
   LaplacianOp op;
   op.use_double = use_double;
   op.outputs = LaplacianResult(at::empty({}, opts), at::empty({levels}, opts),
                                grad_pred ? at::empty(pred.sizes(), pred.options()) : at::empty({0}, pred.options()));
   int64_t offset[lap::kMaxLevels + 1], adjoint_offset[lap::kMaxLevels + 1];
-  const int64_t planes = pred.size(0) * pred.size(1);
+  const int64_t planes = pred.numel() / (geo.H[0] * geo.W[0]);
   op.scratch = at::empty({lap::scratch_layout(geo, planes, grad_pred, offset, adjoint_offset)}, opts);
   auto finish = [&](auto& a) {
     fill(a, geo, pred, gt, weight, level_weights, padding, weight_mode, gt_scale, mask_numer, op);
-    if (base_count > 0) {
+    if (grad_base.has_value()) {
       using acc_t = std::remove_reference_t<decltype(*a.loss)>;
-      a.bases = input(*grad_bases, "grad_bases");
-      a.base_count = base_count;
-      a.base_coef = grad_coefs->const_data_ptr<acc_t>();
+      a.base = input(*grad_base, "grad_base");
+      a.has_base = true;
+      a.own_coef = acc_t(grad_coef);
     }
     for (int64_t l = 0; l <= levels; ++l) {
       a.offset[l] = offset[l];

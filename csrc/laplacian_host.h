@@ -30,19 +30,17 @@ struct LaplacianOp {
 LaplacianOp prepare_laplacian(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& weight,
                               int64_t levels, c10::ArrayRef<double> level_weights, int64_t padding,
                               bool crop_to_even, int64_t weight_mode, double gt_scale, double mask_numer,
-                              bool grad_pred, const std::optional<at::Tensor>& grad_bases,
-                              const std::optional<at::Tensor>& grad_coefs);
+                              bool grad_pred, const std::optional<at::Tensor>& grad_base, double grad_coef);
 
 template <typename Backend>
 LaplacianResult laplacian_loss_forward(const at::Tensor& pred, const at::Tensor& gt,
                                        const std::optional<at::Tensor>& weight, int64_t levels,
                                        c10::ArrayRef<double> level_weights, int64_t padding, bool crop_to_even,
                                        int64_t weight_mode, double gt_scale, double mask_numer, bool grad_pred,
-                                       const std::optional<at::Tensor>& grad_bases,
-                                       const std::optional<at::Tensor>& grad_coefs) {
+                                       const std::optional<at::Tensor>& grad_base, double grad_coef) {
   const typename Backend::Guard guard(pred.device());
   LaplacianOp op = prepare_laplacian(pred, gt, weight, levels, level_weights, padding, crop_to_even, weight_mode,
-                                     gt_scale, mask_numer, grad_pred, grad_bases, grad_coefs);
+                                     gt_scale, mask_numer, grad_pred, grad_base, grad_coef);
   return run_in_acc_type<Backend>(op, pred);
 }
 

@@ -74,7 +74,7 @@ def _alpha_sobel_prescaled_fake(pred, alpha, mask, mask_mode, mask_lo, mask_hi, 
                                    norm, guard, crop_pixels, penalty, weights):
     acc = _ops.accumulation_dtype(pred)
     B, _, H, W = pred.shape
-    return pred.new_empty((), dtype=acc), pred.new_empty((3,), dtype=acc), pred.new_empty((1, B, 1, H, W))
+    return pred.new_empty((), dtype=acc), pred.new_empty((3,), dtype=acc), pred.new_empty((B, 1, H, W))
 
 
 @torch.library.register_fake("mattingloss::alpha_sobel_compose")
@@ -170,8 +170,8 @@ def _groups(spec: Spec):
 
 class Terms(NamedTuple):
     """One call of the ops: the total and its three components, the gradient maps
-    and their factors ((groups, B): per sample), or one map, the total's gradient,
-    and factors None (forward_terms' prescale)."""
+    and their factors ((groups, B): per sample), or the total's gradient (pred's
+    shape) and factors None (forward_terms' prescale)."""
 
     total: Tensor
     components: Tensor
@@ -222,7 +222,7 @@ class AlphaSobelFunction(torch.autograd.Function):
     def forward(ctx, pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool):
         t = forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad)
         ctx.mark_non_differentiable(t.components)
-        _ops.save_stored_gradients(ctx, t.maps[0] if needs_grad else None)
+        _ops.save_stored_gradients(ctx, t.maps if needs_grad else None)
         return t.total, t.components
 
     @staticmethod
@@ -277,6 +277,7 @@ def _rho(rho, eps):
 
 # --------------------------------------------------------------------------- public API
 
+@_args.cached
 def _alpha_spec(region, rho, eps, reduction, guard, mask_in_diff, alpha_scale, unknown_value, unknown_range,
                 weight_given, default_value=128.0) -> Spec:
     _args.choice("region", region, REGIONS)
@@ -369,6 +370,7 @@ class AlphaLoss(LossModule):
         return run(spec, pred_alpha, alpha, trimap, weight, self.check_weight)[0]
 
 
+@_args.cached
 def vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, crop_size, weight_given) -> Spec:
     mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, 0.5)
     if not isinstance(weights, (tuple, list)) or len(weights) != 3:
@@ -412,7 +414,7 @@ def vitmatte_alpha_losses(
     """
     spec = vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, crop_size, weight is not None)
     total, components = run(spec, pred_alpha, alpha, trimap, weight, check_weight)
-    return total, components[0], components[1], components[2]
+    return (total, *components.unbind())
 
 
 class VitMatteAlphaLosses(LossModule):
@@ -431,7 +433,7 @@ class VitMatteAlphaLosses(LossModule):
                 weight: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         spec = self.config(weight_given=weight is not None)
         total, components = run(spec, pred_alpha, alpha, trimap, weight, self.check_weight)
-        return total, components[0], components[1], components[2]
+        return (total, *components.unbind())
 
 
 __all__ = ["alpha_loss", "AlphaLoss", "vitmatte_alpha_losses", "VitMatteAlphaLosses"]

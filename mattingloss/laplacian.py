@@ -31,7 +31,7 @@ CONVENTIONS = {
 
 @torch.library.register_fake("mattingloss::laplacian_loss_forward")
 def _laplacian_loss_forward_fake(pred, gt, weight, levels, level_weights, padding, crop_to_even, weight_mode,
-                                 gt_scale, mask_numer, grad_pred, grad_bases=None, grad_coefs=None):
+                                 gt_scale, mask_numer, grad_pred, grad_base=None, grad_coef=1.0):
     acc = _ops.accumulation_dtype(pred)
     return (
         pred.new_empty((), dtype=acc),
@@ -70,7 +70,7 @@ def _minimum_size(levels, padding, crop):
 
 
 def _check_size(pred, levels, padding, crop):
-    H, W = pred.shape[2:]
+    H, W = pred.shape[-2:]
     least = _minimum_size(levels, padding, crop)
     why = ("reflect padding needs more than 2 pixels at the coarsest level" if padding == "reflect"
            else "the coarsest level needs at least 2 pixels")
@@ -97,6 +97,7 @@ class Options(NamedTuple):
     size: float
 
 
+@_args.cached
 def options(*, convention="rvm", levels=5, level_weights=None, padding="reflect", crop_to_even=None, gt_scale=None,
             size=512) -> Options:
     """The checked options of one convention (LaplacianLoss checks them at construction);
@@ -132,11 +133,16 @@ def _run(opt: Options, pred, gt, weight):
     return loss
 
 
-def op_arguments(opt: Options, pred, gt, weight) -> tuple:
+def op_arguments(opt: Options, pred, gt, weight, frames: bool = False) -> tuple:
     """The checked tensors and options of one call, in the op's argument order up to
     grad_pred: (pred, gt, weight, levels, level_weights, padding, crop_to_even,
-    weight_mode, gt_scale, mask_numer). The presets call the op with these too."""
-    pred = _args.prediction(pred, "pred", "(B, C, H, W)", channels=None)
+    weight_mode, gt_scale, mask_numer). The presets call the op with these too;
+    frames: pred is (B, T, C, H, W), every frame's plane its own image (the op reads
+    the leading dimensions so: no reshape)."""
+    if frames:
+        pred = _args.prediction(pred, "pred", "(B, T, C, H, W)", dims=5, channels=None)
+    else:
+        pred = _args.prediction(pred, "pred", "(B, C, H, W)", channels=None)
     _check_size(pred, opt.levels, opt.padding, opt.crop_to_even)
     gt = _args.tensor_like("gt", gt, pred, **_CHECKED)
     if opt.gt_scale is None and gt.dtype == torch.uint8:

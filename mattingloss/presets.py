@@ -80,44 +80,41 @@ def _result(terms: Dict[str, Tensor], total: Tensor, weights: Optional[Dict[str,
     return out
 
 
-def _laplacian_folding(pred, gt, options, bases, base_coefs, lap_weight, needs_grad):
-    """RVM's unweighted Laplacian op on ``pred`` against ``gt`` (options: levels,
-    level_weights, padding, crop_to_even, gt_scale from _laplacian.op_arguments) with the
-    other terms' gradient maps folded into its gradient as it is written: one buffer holds
-    the total's gradient (no add pass, one scaling in backward). Returns (loss, gradient)."""
+def _laplacian_folding(pred, gt, options, base, lap_weight, needs_grad):
+    """The unweighted Laplacian op (RVM's convention; options: levels, level_weights,
+    padding, crop_to_even, gt_scale from _laplacian.op_arguments) with the other terms'
+    gradient, already scaled (``base``), folded into its own as it is written: one
+    buffer holds the total's gradient (no add pass, one scaling in backward).
+    Returns (loss, gradient)."""
     levels, level_weights, padding, crop_to_even, gt_scale = options
     args = (pred, gt, None, levels, level_weights, padding, crop_to_even, _codes.LAP_NO_WEIGHT, gt_scale, 0.0)
     if not needs_grad:
         loss, _, grad = _laplacian.laplacian_loss_forward(*args, False)
         return loss, grad
-    acc = _ops.accumulation_dtype(pred)
-    coefs = torch.cat([base_coefs.to(acc), base_coefs.new_full((1,), lap_weight, dtype=acc)])
-    loss, _, grad = _laplacian.laplacian_loss_forward(*args, True, bases, coefs)
+    loss, _, grad = _laplacian.laplacian_loss_forward(*args, True, base, lap_weight)
     return loss, grad
 
 
 class _ViTMatteFunction(torch.autograd.Function):
-    """ViTMatte's four terms: the trio's pass (_alpha.forward_terms), then the Laplacian's,
-    which folds the trio's gradient maps, times their factors, into its own gradient."""
+    """ViTMatte's four terms: the trio's pass (_alpha.forward_terms, one map: the
+    trio's gradient with its factors), then the Laplacian's, which folds that map into
+    its own gradient. Returns the total, the trio's components and the Laplacian term."""
 
     @staticmethod
     def forward(ctx, pred, gt, mask, mode, lo, hi, spec, lap_weight, needs_grad, lap_gt, levels, level_weights,
                 padding, crop_to_even, gt_scale):
-        # Its maps with their factors, folded into the Laplacian's gradient as it is written.
-        t = _alpha.forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad, prescale=False)
-        factors = t.factors[:, 0]  # ViTMatte's factors are pooled: one per map
+        t = _alpha.forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad)
         options = (levels, level_weights, padding, crop_to_even, gt_scale)
-        lap, grad = _laplacian_folding(pred, gt if lap_gt is None else lap_gt, options, t.maps, factors, lap_weight,
+        lap, grad = _laplacian_folding(pred, gt if lap_gt is None else lap_gt, options, t.maps, lap_weight,
                                        needs_grad)
-        total = t.total + (lap if lap_weight == 1.0 else lap_weight * lap)
-        components = torch.cat([t.components, lap.detach().view(1)])
-        ctx.mark_non_differentiable(components)
+        total = torch.add(t.total, lap, alpha=lap_weight)
+        ctx.mark_non_differentiable(t.components, lap)
         _ops.save_stored_gradients(ctx, grad)
-        return total, components
+        return total, t.components, lap
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_total, _grad_components):
+    def backward(ctx, grad_total, _grad_components, _grad_lap):
         return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_total, 16)
 
 
@@ -161,36 +158,34 @@ class ViTMatte(Preset):
             self._laplacian, pred_alpha, alpha, None)
         needs_grad = torch.is_grad_enabled() and trio_args[0].requires_grad
         lap_gt = None if lap_gt is trio_args[1] else lap_gt  # one tensor, one input (torch.compile)
-        total, c = _ViTMatteFunction.apply(*trio_args, self._spec, self.weights["loss_pha_laplacian"], needs_grad,
-                                           lap_gt, levels, level_weights, padding, crop, gt_scale)
-        terms = {"unknown_l1_loss": c[0], "known_l1_loss": c[1], "loss_pha_laplacian": c[3],
-                 "loss_gradient_penalty": c[2]}
+        total, c, lap = _ViTMatteFunction.apply(*trio_args, self._spec, self.weights["loss_pha_laplacian"],
+                                                needs_grad, lap_gt, levels, level_weights, padding, crop, gt_scale)
+        unknown, known, gradient = c.unbind()
+        terms = {"unknown_l1_loss": unknown, "known_l1_loss": known, "loss_pha_laplacian": lap,
+                 "loss_gradient_penalty": gradient}
         return _result(terms, total, copy=False)
 
 
 class _RVMFunction(torch.autograd.Function):
     """RVM's five terms: the temporal op's pass, then the Laplacian's over the B*T alpha
-    frames, which folds the temporal op's alpha gradient into its own."""
+    frames (the op reads (B, T, 1, H, W) as B*T images), which folds the temporal op's
+    alpha gradient into its own. Returns the total, the temporal terms and the Laplacian's."""
 
     @staticmethod
     def forward(ctx, fgr, pha, t_fgr, t_pha, fgr_scale, pha_scale, w_pha_l1, w_pha_coh, w_fgr_l1, w_fgr_coh,
                 grad_fgr, grad_pha, lap_weight, levels, level_weights, padding, crop_to_even, gt_scale):
         total, terms, g_fgr, g_pha = _temporal.temporal_loss_forward(
             fgr, pha, t_fgr, t_pha, fgr_scale, pha_scale, w_pha_l1, w_pha_coh, w_fgr_l1, w_fgr_coh, grad_fgr, grad_pha)
-        frames = pha.flatten(0, 1)
         options = (levels, level_weights, padding, crop_to_even, gt_scale)
-        lap, g = _laplacian_folding(frames, t_pha.flatten(0, 1), options,
-                                    g_pha.view(1, *frames.shape) if grad_pha else None, terms.new_ones((1,)),
-                                    lap_weight, grad_pha)
-        total = total + (lap.to(total.dtype) if lap_weight == 1.0 else lap_weight * lap.to(total.dtype))
-        terms = torch.cat([terms, lap.detach().to(terms.dtype).view(1)])
-        ctx.mark_non_differentiable(terms)
-        _ops.save_stored_gradients(ctx, g_fgr, g.view(pha.shape) if grad_pha else g)
-        return total, terms
+        lap, g = _laplacian_folding(pha, t_pha, options, g_pha, lap_weight, grad_pha)
+        total = torch.add(total, lap if lap.dtype == total.dtype else lap.to(total.dtype), alpha=lap_weight)
+        ctx.mark_non_differentiable(terms, lap)
+        _ops.save_stored_gradients(ctx, g_fgr, g)
+        return total, terms, lap
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_total, _grad_terms):
+    def backward(ctx, grad_total, _grad_terms, _grad_lap):
         return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_total, 18)
 
 
@@ -223,13 +218,16 @@ class RVM(Preset):
         args = _temporal.op_arguments(pred_fgr, pred_pha, true_fgr, true_pha, w["pha_l1_weight"],
                                       w["pha_coherence_weight"], w["fgr_l1_weight"], w["fgr_coherence_weight"],
                                       self.true_pha_scale, self.true_fgr_scale)
-        # The Laplacian's checks (sizes, dtypes) on the frames as RVM reshapes them.
+        # The Laplacian's checks (sizes, dtypes) on the frames, B*T images as RVM reshapes them.
         _, _, _, levels, level_weights, padding, crop, _, gt_scale, _ = _laplacian.op_arguments(
-            self._laplacian, args[1].flatten(0, 1), args[3].flatten(0, 1), None)
+            self._laplacian, args[1], args[3], None, frames=True)
         grad = torch.is_grad_enabled()
-        total, t = _RVMFunction.apply(*args, grad and args[0].requires_grad, grad and args[1].requires_grad,
-                                      w["pha_laplacian_weight"], levels, level_weights, padding, crop, gt_scale)
-        terms = {"pha_l1": t[0], "pha_laplacian": t[4], "pha_coherence": t[1], "fgr_l1": t[2], "fgr_coherence": t[3]}
+        total, t, lap = _RVMFunction.apply(*args, grad and args[0].requires_grad, grad and args[1].requires_grad,
+                                           w["pha_laplacian_weight"], levels, level_weights, padding, crop,
+                                           gt_scale)
+        pha_l1, pha_coherence, fgr_l1, fgr_coherence = t.unbind()
+        terms = {"pha_l1": pha_l1, "pha_laplacian": lap, "pha_coherence": pha_coherence, "fgr_l1": fgr_l1,
+                 "fgr_coherence": fgr_coherence}
         return _result(terms, total, copy=False)
 
 
@@ -244,6 +242,9 @@ class MatteFormer(Preset):
     ImageNet-normalised or not). Each term is the trainer's times its weight
     (``rec_weight``, ``comp_weight``, ``lap_weight``, 1 in its configs).
 
+    ``check_weight=True`` raises on a negative ``weight`` (a host read: one sync per
+    call on CUDA); off by default, as in every preset: the loss path never syncs.
+
     Their trainer sums three heads: ``(2 * L(os1) + L(os4) + L(os8)) / 5`` per term, each
     head with its own weight map. That sum is the caller's::
 
@@ -252,17 +253,21 @@ class MatteFormer(Preset):
         total = (2 * outs[0]["total"] + outs[1]["total"] + outs[2]["total"]) / 5
     """
 
-    def __init__(self, *, rec_weight=1.0, comp_weight=1.0, lap_weight=1.0):
-        super().__init__(rec_weight=rec_weight, comp_weight=comp_weight, lap_weight=lap_weight)
+    def __init__(self, *, rec_weight=1.0, comp_weight=1.0, lap_weight=1.0, check_weight=False):
+        super().__init__(rec_weight=rec_weight, comp_weight=comp_weight, lap_weight=lap_weight,
+                         check_weight=check_weight)
         self.weights = {"rec": _weight("rec_weight", rec_weight), "comp": _weight("comp_weight", comp_weight),
                         "lap": _weight("lap_weight", lap_weight)}
+        self.check_weight = _args.boolean("check_weight", check_weight)
 
     def forward(self, pred_alpha: Tensor, alpha: Tensor, weight: Tensor, image: Optional[Tensor] = None,
                 fg: Optional[Tensor] = None, bg: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        terms = {"rec": alpha_loss(pred_alpha, alpha, weight=weight, guard=1e-8, mask_in_diff=True)}
+        check = self.check_weight
+        terms = {"rec": alpha_loss(pred_alpha, alpha, weight=weight, guard=1e-8, mask_in_diff=True,
+                                   check_weight=check)}
         if image is not None or fg is not None or bg is not None:
             terms["comp"] = composition_loss(pred_alpha, image, fg, bg, weight=weight, count_channels=False,
-                                             guard=1e-8)
+                                             guard=1e-8, check_weight=check)
         terms["lap"] = laplacian_loss(pred_alpha, alpha, weight, convention="mgmatting")
         return _result(terms, _total(terms, self.weights), self.weights)
 
@@ -275,31 +280,35 @@ class GCA(Preset):
     image/fg/bg), ``smooth_l1_weight`` (``smooth_l1``) and ``grad_weight`` (``grad_loss``).
 
     Call: ``(pred_alpha, alpha, weight, image=None, fg=None, bg=None)``, alpha in [0, 1].
+    ``check_weight=True`` raises on a negative ``weight`` (a host sync on CUDA; off by default).
     """
 
-    def __init__(self, *, rec_weight=1.0, comp_weight=0.0, smooth_l1_weight=0.0, grad_weight=0.0):
+    def __init__(self, *, rec_weight=1.0, comp_weight=0.0, smooth_l1_weight=0.0, grad_weight=0.0,
+                 check_weight=False):
         super().__init__(rec_weight=rec_weight, comp_weight=comp_weight, smooth_l1_weight=smooth_l1_weight,
-                         grad_weight=grad_weight)
+                         grad_weight=grad_weight, check_weight=check_weight)
+        self.check_weight = _args.boolean("check_weight", check_weight)
         self.weights = {"rec": _weight("rec_weight", rec_weight), "comp": _weight("comp_weight", comp_weight),
                         "smooth_l1": _weight("smooth_l1_weight", smooth_l1_weight),
                         "grad": _weight("grad_weight", grad_weight)}
 
     def forward(self, pred_alpha: Tensor, alpha: Tensor, weight: Tensor, image: Optional[Tensor] = None,
                 fg: Optional[Tensor] = None, bg: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        w = self.weights
+        w, check = self.weights, self.check_weight
         terms = {}
         if w["rec"] > 0:
-            terms["rec"] = alpha_loss(pred_alpha, alpha, weight=weight, guard=1e-8, mask_in_diff=True)
+            terms["rec"] = alpha_loss(pred_alpha, alpha, weight=weight, guard=1e-8, mask_in_diff=True,
+                                      check_weight=check)
         if w["comp"] > 0:
             if image is None or fg is None or bg is None:
                 raise ValueError("image/fg/bg: comp_weight > 0 needs all three")
             terms["comp"] = composition_loss(pred_alpha, image, fg, bg, weight=weight, count_channels=False,
-                                             guard=1e-8)
+                                             guard=1e-8, check_weight=check)
         if w["smooth_l1"] > 0:
             terms["smooth_l1"] = alpha_loss(pred_alpha, alpha, weight=weight, rho="charbonnier", eps=1e-6,
-                                            guard=1e-8, mask_in_diff=True)
+                                            guard=1e-8, mask_in_diff=True, check_weight=check)
         if w["grad"] > 0:
-            terms["grad"] = gradient_loss(pred_alpha, alpha, weight=weight, style="gca")
+            terms["grad"] = gradient_loss(pred_alpha, alpha, weight=weight, style="gca", check_weight=check)
         if not terms:
             raise ValueError("rec_weight/comp_weight/smooth_l1_weight/grad_weight: expected one > 0, got all 0")
         return _result(terms, _total(terms, w), w)

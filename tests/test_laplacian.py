@@ -215,60 +215,62 @@ def op_samples(device):
     yield (p.float(), (g * 255).to(torch.uint8), None, 3, [1.0, 2.0, 3.0], 1, True, 0, 255.0, 0.0, True)
     yield (p.to(torch.bfloat16), g.float(), w.float(), 5, [2.0**i for i in range(5)], 0, False, 1, 1.0, 0.0, True)
     yield (p, g, (w > 0.5).to(torch.uint8), 5, lw5, 0, True, 2, 1.0, 2 * 512.0**2, False)
-    bases = torch.stack([rand(shape, 39, device), rand(shape, 40, device)])
-    yield (p, g, None, 5, lw5, 0, True, 0, 1.0, 0.0, True, bases, torch.tensor([0.5, -2.0, 3.0], **F64, device=device))
-    yield (p.float(), g, (w > 0.5).to(torch.uint8), 5, lw5, 0, True, 2, 1.0, 2 * 512.0**2, True, bases[:1].float(),
-           torch.tensor([1.5, 1.0], device=device))
+    base = rand(shape, 39, device)
+    yield (p, g, None, 5, lw5, 0, True, 0, 1.0, 0.0, True, base, -2.0)
+    yield (p.float(), g, (w > 0.5).to(torch.uint8), 5, lw5, 0, True, 2, 1.0, 2 * 512.0**2, True, base.float(), 1.5)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("weight_mode", [0, 1, 2])
-@pytest.mark.parametrize("count", [1, 2, 3, 4])
-def test_grad_bases_are_folded_into_the_gradient(device, dtype, weight_mode, count):
-    """grad = coefs[K] * (the Laplacian's gradient) + sum_k coefs[k] * bases[k], as the
-    presets use it: computed in the accumulation type, rounded once to pred's dtype.
-    Every count up to the op's maximum (the CPU loop is specialised per count)."""
+@pytest.mark.parametrize("base_dtype", ["same", "float32"])
+def test_grad_base_is_folded_into_the_gradient(device, dtype, weight_mode, base_dtype):
+    """grad = coef * (the Laplacian's gradient) + base, as the presets use it: computed
+    in the accumulation type, rounded once to pred's dtype. The base is read in pred's
+    element order whatever its shape (RVM's (B, T, 1, H, W) gradient for B*T frames)."""
     shape = (2, 1, 48, 80)
     p, g = rand(shape, 41, device).to(dtype), rand(shape, 42, device)
     weight = None if weight_mode == 0 else rand(shape, 43, device)
     if weight_mode == 2:
         weight = (weight > 0.4).to(torch.uint8)
-    bases = torch.stack([rand(shape, 44 + k, device) for k in range(count)]).to(dtype)
-    acc = torch.float64 if dtype == torch.float64 else torch.float32
-    base_coefs = [0.75, -1.5, 0.25, 3.0][:count]
-    coefs = torch.tensor(base_coefs + [2.5], dtype=acc, device=device)
+    base = rand(shape, 44, device).to(dtype if base_dtype == "same" else torch.float32)
     args = (p, g, weight, 4, [1.0, 0.5, 2.0, 4.0], 0, True, weight_mode, 1.0, 3.0 if weight_mode == 2 else 0.0, True)
     loss, levels, own = laplacian_loss_forward(*args)
-    folded_loss, folded_levels, folded = laplacian_loss_forward(*args, bases, coefs)
+    folded_loss, folded_levels, folded = laplacian_loss_forward(*args, base.view(1, 2, 48, 80), 2.5)
     assert torch.equal(folded_loss, loss) and torch.equal(folded_levels, levels)
     # The op folds in the accumulation type from the unrounded gradient: compare with
     # the float64 op's own gradient, within one rounding of dtype.
     own64 = laplacian_loss_forward(p.double(), *args[1:])[2]
-    want = 2.5 * own64 + sum(c * b.double() for c, b in zip(base_coefs, bases))
+    want = 2.5 * own64 + base.double()
     tol = {torch.float64: 1e-13, torch.float32: 1e-6, torch.bfloat16: 1e-2}[dtype]
-    assert folded.dtype == dtype
+    assert folded.dtype == dtype and folded.shape == p.shape
     assert max_rel_err(folded, want) <= tol
 
 
-def test_grad_bases_bad_arguments(device):
+def test_grad_base_bad_arguments(device):
     args = list(next(op_samples(device)))
-    bases = torch.zeros((1, *args[0].shape), **F64, device=device)
-    coefs = torch.ones(2, **F64, device=device)
+    base = torch.zeros(args[0].shape, **F64, device=device)
     cases = [
-        ((bases, None), "go together"),
-        ((bases[:, :, :, :32], coefs), "grad_bases has shape"),
-        ((bases, torch.ones(3, **F64, device=device)), "grad_coefs must be"),
-        ((bases, coefs.float()), "grad_coefs must be"),
-        ((torch.zeros((5, *args[0].shape), **F64, device=device), torch.ones(6, **F64, device=device)),
-         "K in 1..4"),
+        (base[:, :, :, :32], "grad_base must be"),
+        (base.transpose(2, 3), "grad_base must be"),
+        (base.to(torch.uint8), "grad_base must be"),
     ]
-    for extra, match in cases:
+    for bad, match in cases:
         with pytest.raises(RuntimeError, match=match):
-            laplacian_loss_forward(*args, *extra)
+            laplacian_loss_forward(*args, bad, 2.0)
     no_grad = list(args)
     no_grad[10] = False
-    with pytest.raises(RuntimeError, match="grad_bases need grad_pred"):
-        laplacian_loss_forward(*no_grad, bases, coefs)
+    with pytest.raises(RuntimeError, match="grad_base needs grad_pred"):
+        laplacian_loss_forward(*no_grad, base, 2.0)
+
+
+def test_op_reads_leading_dimensions_as_images(device):
+    """(B, T, 1, H, W), as the RVM preset passes its frames: the same as (B*T, 1, H, W)."""
+    p, g = rand((2, 3, 1, 40, 56), 45, device), rand((2, 3, 1, 40, 56), 46, device)
+    lw = [1.0, 2.0, 4.0]
+    five = laplacian_loss_forward(p, g, None, 3, lw, 0, True, 0, 1.0, 0.0, True)
+    four = laplacian_loss_forward(p.flatten(0, 1), g.flatten(0, 1), None, 3, lw, 0, True, 0, 1.0, 0.0, True)
+    assert torch.equal(five[0], four[0]) and torch.equal(five[1], four[1])
+    assert five[2].shape == p.shape and torch.equal(five[2].flatten(0, 1), four[2])
 
 
 def test_opcheck(device):

@@ -523,32 +523,14 @@ void forward_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
   });
 }
 
-// with_bases over a row, N bases: a compile-time count and local copies of the
-// coefficients and row pointers, so the loop vectorizes (a runtime count left it scalar).
-template <int N, typename acc_t>
-ML_INLINE void fold_n(const acc_t* coef, const acc_t* const* rows, int64_t W, acc_t* out) {
-  static_assert(N <= lap::kMaxBases, "more bases than Args holds");
-  acc_t c[N + 1];
-  const acc_t* r[N];
-  for (int k = 0; k <= N; ++k) c[k] = coef[k];
-  for (int k = 0; k < N; ++k) r[k] = rows[k];
-#pragma GCC ivdep
-  for (int64_t x = 0; x < W; ++x) out[x] = lap::with_bases(out[x], c, N, [&](int64_t k) { return r[k][x]; });
-}
-
-// The other losses' gradients folded into one row of the gradient (lap::with_bases).
+// The other loss's gradient folded into one row of the gradient (lap::with_base).
 template <typename acc_t>
-ML_CPU_CLONES void fold_bases(const Args<acc_t>& a, int64_t offset, int64_t W, acc_t* out,
-                              const PaddedRows<acc_t>& staging) {
-  const int64_t stride = a.planes * a.geo.H[0] * a.geo.W[0];
-  const acc_t* rows[lap::kMaxBases];
-  for (int64_t k = 0; k < a.base_count; ++k) rows[k] = read(a.bases, k * stride + offset, W, staging[k]);
-  switch (a.base_count) {
-    case 1: return fold_n<1>(a.base_coef, rows, W, out);
-    case 2: return fold_n<2>(a.base_coef, rows, W, out);
-    case 3: return fold_n<3>(a.base_coef, rows, W, out);
-    default: return fold_n<4>(a.base_coef, rows, W, out);
-  }
+ML_CPU_CLONES void fold_base(const Args<acc_t>& a, int64_t offset, int64_t W, acc_t* out,
+                             const PaddedRows<acc_t>& staging) {
+  const acc_t* base = read(a.base, offset, W, staging[0]);
+  const acc_t own_coef = a.own_coef;
+#pragma GCC ivdep
+  for (int64_t x = 0; x < W; ++x) out[x] = lap::with_base(out[x], own_coef, base[x]);
 }
 
 // t_l = s_l + down^T(t_{l+1}), zero on the rows/columns cropped away: added
@@ -559,7 +541,7 @@ void adjoint_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
   const int64_t nb = bands(a.geo.h[level] / 2);
   parallel_chunks(a.planes * nb, grain(a, level), [&](ChunkQueue& queue) {
     Level<acc_t> u(a, taps, level, coef);
-    PaddedRows<acc_t> staging(level == 0 ? a.base_count : 0, u.W);
+    PaddedRows<acc_t> staging(level == 0 ? int(a.has_base) : 0, u.W);
     for (int64_t unit; queue.next(unit);) {
       u.start(unit / nb);
       const int64_t band = unit % nb;
@@ -598,7 +580,7 @@ void adjoint_pass(const Args<acc_t>& a, const LevelTaps<acc_t>& taps, int64_t le
         } else {
           std::fill(out, out + u.W, acc_t(0));
         }
-        if (level == 0 && a.base_count > 0) fold_bases(a, off, u.W, out, staging);
+        if (level == 0 && a.has_base) fold_base(a, off, u.W, out, staging);
         if (level == 0) write_back(a.grad, off, u.W, out);
       }
     }

@@ -225,10 +225,7 @@ __global__ void __launch_bounds__(kLapThreads) adjoint_kernel(const Args<acc_t> 
     a.scratch[a.adjoint_offset[level] + i] += t;
   } else {
     if (a.weight_mode == lap::kMaskBefore) t *= load1<acc_t>(a.weight, i);
-    if (a.base_count > 0) {
-      const int64_t stride = a.planes * H * W;
-      t = lap::with_bases(t, a.base_coef, a.base_count, [&](int64_t k) { return load1<acc_t>(a.bases, k * stride + i); });
-    }
+    if (a.has_base) t = lap::with_base(t, a.own_coef, load1<acc_t>(a.base, i));
     store1(a.grad, i, t);
   }
 }
