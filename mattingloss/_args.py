@@ -6,12 +6,12 @@ values except the optional negative-weight check (see `check_weight`).
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
 import warnings
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -21,6 +21,44 @@ from . import _ops
 PRED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # Read by the kernels as stored; other real dtypes are converted once to float32.
 NATIVE_DTYPES = (torch.uint8,) + PRED_DTYPES
+
+
+def _key(values) -> tuple:
+    """A cache key of option values telling apart what == does not (1, 1.0 and True,
+    also inside a tuple); TypeError for a value that cannot be a key."""
+    key = []
+    for v in values:
+        kind = type(v)
+        if kind is tuple or kind is list:
+            key.append((kind, tuple(v), tuple(map(type, v))))
+        else:
+            key.append((kind, v))
+    key = tuple(key)
+    hash(key)
+    return key
+
+
+def cached(make):
+    """make(*args, **options) -> a checked config, remembered per distinct options:
+    the functional calls (dim_loss(...) and the others) check their options once,
+    not at every call. What raises is not remembered; options that cannot be a
+    key (a dict, a tensor) are checked at every call."""
+    cache = {}
+
+    @functools.wraps(make)
+    def checked(*args, **options):
+        try:
+            key = (_key(args), tuple(options), _key(options.values()))
+        except TypeError:
+            return make(*args, **options)
+        config = cache.get(key)
+        if config is None:
+            config = make(*args, **options)
+            if len(cache) < 1024:
+                cache[key] = config
+        return config
+
+    return checked
 
 
 def describe(t: torch.Tensor) -> str:
@@ -94,21 +132,30 @@ def prediction(t, name="pred_alpha", shape="(B, 1, H, W)", dims=4, channels=1) -
         raise ValueError(f"{name}: expected shape {shape}, got {describe(t)}")
     if t.numel() == 0:
         raise ValueError(f"{name}: expected a non-empty batch and image, got {describe(t)}")
-    if t.device.type not in ("cpu", "cuda"):
+    if t.is_cuda:
+        if not _ops.cuda_kernels_built():
+            raise ValueError(f"{name}: is on CUDA, but this build of mattingloss has no CUDA kernels; "
+                             "rebuild with a CUDA toolkit and a CUDA build of torch (see docs/building.md)")
+    elif not t.is_cpu:
         raise ValueError(f"{name}: expected a cpu or cuda tensor, got {describe(t)}")
-    if t.device.type == "cuda" and not _ops.cuda_kernels_built():
-        raise ValueError(f"{name}: is on CUDA, but this build of mattingloss has no CUDA kernels; "
-                         "rebuild with a CUDA toolkit and a CUDA build of torch (see docs/building.md)")
     return t.contiguous()
+
+
+def _same_device(t: torch.Tensor, like: torch.Tensor) -> bool:
+    """t.device == like.device for a like on the CPU or CUDA, without making two
+    device objects (this runs for every input of every call)."""
+    if like.is_cuda:
+        return t.is_cuda and t.get_device() == like.get_device()
+    return t.is_cpu
 
 
 def _check_like(name, t, like, shape, *, allow_grad, loss, grads, like_name):
     """Raises unless t is a real tensor of this shape on like's device."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-    if tuple(t.shape) != tuple(shape):
+    if t.shape != shape:
         raise ValueError(f"{name}: expected shape {tuple(shape)} to match {like_name}, got {describe(t)}")
-    if t.device != like.device:
+    if not _same_device(t, like):
         raise ValueError(f"{name}: expected device {like.device} ({like_name}'s), got {describe(t)}")
     if t.is_complex():
         raise TypeError(f"{name}: expected a real dtype (uint8 or floating), got {describe(t)}")
@@ -118,11 +165,13 @@ def _check_like(name, t, like, shape, *, allow_grad, loss, grads, like_name):
 
 
 def tensor_like(name, t, like, shape=None, *, allow_grad=False, loss="this loss", grads="pred_alpha",
-                like_name="pred_alpha", convert=True) -> torch.Tensor:
+                like_name="pred_alpha", convert=True, check=True) -> torch.Tensor:
     """An input of `shape` (default: like's) on like's device, made contiguous; with
-    `convert`, of a dtype the kernels read (bool as uint8, other integers as float32)."""
-    _check_like(name, t, like, like.shape if shape is None else shape, allow_grad=allow_grad, loss=loss,
-                grads=grads, like_name=like_name)
+    `convert`, of a dtype the kernels read (bool as uint8, other integers as float32).
+    check=False: the caller has checked it (_check_like)."""
+    if check:
+        _check_like(name, t, like, like.shape if shape is None else shape, allow_grad=allow_grad, loss=loss,
+                    grads=grads, like_name=like_name)
     if convert:
         if t.dtype == torch.bool:
             t = t.view(torch.uint8) if t.is_contiguous() else t.to(torch.uint8)
@@ -137,8 +186,7 @@ def image_like(name, t, pred, channels=1, *, allow_grad=False, loss="this loss",
     return tensor_like(name, t, pred, (B, channels, H, W), allow_grad=allow_grad, loss=loss, grads=grads)
 
 
-@dataclass(frozen=True)
-class Region:
+class Region(NamedTuple):
     """The region as the kernels read it: `mask` (None for MASK_ALL) with a mode and bounds."""
 
     mask: Optional[torch.Tensor]
@@ -174,15 +222,13 @@ def read_region(trimap, weight, pred, mode, lo, hi, check_weight=True, *, option
         if not optional:
             raise ValueError("trimap/weight: expected exactly one of them, got neither")
         return Region(None, codes.MASK_ALL, 0.0, 0.0)
-    B, _, H, W = pred.shape
-    _check_like("trimap", trimap, pred, (B, 1, H, W), allow_grad=False, loss=loss, grads=grads,
-                like_name="pred_alpha")
-    region = trimap_region(trimap, pred, mode, lo, hi)
+    region = trimap_region(trimap, pred, mode, lo, hi, loss=loss, grads=grads)
     check_trimap_convention(trimap, mode, lo, hi)
     return region
 
 
-def trimap_region(trimap: torch.Tensor, pred: torch.Tensor, mode: int, lo: float, hi: float) -> Region:
+def trimap_region(trimap: torch.Tensor, pred: torch.Tensor, mode: int, lo: float, hi: float, *,
+                  loss="this loss", grads="pred_alpha") -> Region:
     """`trimap == lo` (or `lo < trimap < hi`) exactly as PyTorch computes it for
     this trimap, whatever its dtype and pred_alpha's.
 
@@ -194,11 +240,14 @@ def trimap_region(trimap: torch.Tensor, pred: torch.Tensor, mode: int, lo: float
     is made here with torch's own operators, into a 0/1 uint8 mask: one pass
     over the trimap, in place of the converted copy those dtypes needed anyway.
     """
+    B, _, H, W = pred.shape
+    _check_like("trimap", trimap, pred, (B, 1, H, W), allow_grad=False, loss=loss, grads=grads,
+                like_name="pred_alpha")
     cmp = _comparison_dtype(trimap, (lo, hi))
     native = trimap.dtype in NATIVE_DTYPES or trimap.dtype == torch.bool
     exact = native and (cmp != torch.float64 or (trimap.dtype == pred.dtype == torch.float64))
     if exact:
-        return Region(image_like("trimap", trimap, pred), mode, lo, hi)
+        return Region(tensor_like("trimap", trimap, pred, check=False), mode, lo, hi)
     if mode == codes.MASK_EQUAL:
         matches = trimap == lo
     else:

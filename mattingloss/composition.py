@@ -92,6 +92,7 @@ class Config:
     describes_trimap: bool
 
 
+@_args.cached
 def make_config(*, rho, eps, reduction, count_channels, guard, color_scale, unknown_value, unknown_range,
                 uses_weight) -> Config:
     rho = _args.choice("rho", rho, _codes.RHOS)

@@ -70,6 +70,7 @@ class Config:
     mask_hi: float
 
 
+@_args.cached
 def make_config(*, wl, eps, reduction, alpha_scale, color_scale, unknown_value, unknown_range,
                 uses_weight) -> Config:
     wl = _args.number("wl", wl, low=0.0, high=1.0)

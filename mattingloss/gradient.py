@@ -41,6 +41,7 @@ STYLES = ("vitmatte", "mmagic", "gca")
 _UNKNOWN_VALUE = {"vitmatte": 0.5, "mmagic": 128.0, "gca": 1.0}
 
 
+@_args.cached
 def _gradient_spec(style, reduction, guard, penalty, grad_eps, mask_in_diff, alpha_scale, unknown_value,
                    unknown_range, has_mask, weight_given) -> Spec:
     _args.choice("style", style, STYLES)
