@@ -43,12 +43,13 @@ def align(lines: list[tuple], left: int) -> list[str]:
 
 def format_table(rows: list[dict]) -> str:
     lines = [("loss", "contender", "mode", "size", "dtype", "median ms", "p20 ms", "p80 ms", "reps",
-              "peak MB", "peak/grad", "GB/s", "% copy")]
+              "peak MB", "peak/grad", "GB/s", "% copy", "launches", "host us")]
     for r in rows:
         lines.append((r["loss"], r["contender"], r["mode"], r["size"], r["dtype"], fmt(r["median_ms"]),
                       fmt(r["p20_ms"]), fmt(r["p80_ms"]), str(r["reps"]),
                       fmt(r["peak_extra_mb"], ".1f"), fmt(r["peak_over_grad"], ".2f"),
-                      fmt(r["bandwidth_gbs"], ".3g"), fmt_percent(r["copy_fraction"])))
+                      fmt(r["bandwidth_gbs"], ".3g"), fmt_percent(r["copy_fraction"]),
+                      "-" if r.get("launches", "") == "" else str(r["launches"]), fmt(r.get("host_us", ""), ".1f")))
     return "\n".join(align(lines, 5))
 
 

@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from . import check, memory
+from . import check, launches, memory
 from .cases import Case
 from .spec import LossBench
 from .timing import interleaved
@@ -19,7 +19,7 @@ CSV_COLUMNS = (
     "median_ms", "p20_ms", "p80_ms", "reps",
     "peak_extra_bytes", "peak_extra_mb", "grad_bytes", "peak_over_grad",
     "traffic_bytes", "bandwidth_gbs", "copy_bandwidth_gbs", "copy_fraction",
-    "memory_method",
+    "memory_method", "launches", "host_us",
 )
 
 
@@ -136,6 +136,7 @@ def time_case(env, loss: LossBench, case: Case, fns: dict, modes, policy, progre
     row.update(traffic_bytes=moved, bandwidth_gbs=copy_bw, copy_bandwidth_gbs=copy_bw, copy_fraction=1.0)
     rows = [row]
     progress(f"copy {case.label}")
+    host = {}
     for (name, mode), (setup, run) in statements.items():
         progress(f"{name} {mode} {case.label}")
         peak = memory.peak_bytes(run, setup, env.device)
@@ -149,5 +150,13 @@ def time_case(env, loss: LossBench, case: Case, fns: dict, modes, policy, progre
                    copy_fraction=bandwidth / copy_bw, memory_method=memory.memory_method(env.device))
         if case.grad_bytes:
             row.update(grad_bytes=case.grad_bytes, peak_over_grad=peak / case.grad_bytes)
+        if "compiled" not in name:  # a dispatch mode around a compiled graph would recompile it
+            row.update(launches=launches.launches(launches.ops(setup, run)))
+            clear_grad()
+            if name not in host:  # the call's path to its first op: the same in every mode
+                call = timings[(name, modes[0])].median
+                host[name] = launches.host_us(fns[name], reps=int(min(200, max(5, 0.2 / max(call, 1e-9)))))
+                clear_grad()
+            row.update(host_us=host[name])
         rows.append(row)
     return rows
