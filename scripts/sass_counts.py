@@ -140,11 +140,13 @@ def _target(text: str) -> int | None:
 
 
 def loops(insns: list[tuple[int, str]]) -> list[tuple[int, int, int, bool]]:
-    """(start, end, instructions, stores to global) of every backward branch."""
+    """(start, end, instructions, stores to global) of every loop: a predicated backward
+    branch (an unconditional one is the return from out-of-line code, e.g. the
+    WARPSYNC.COLLECTIVE fallback of a shuffle, to the code it was taken from)."""
     out = []
     for addr, text in insns:
         t = _target(text)
-        if t is not None and t <= addr:
+        if t is not None and t <= addr and re.match(r"@!?U?P\w+\s", text):
             body = [x for a, x in insns if t <= a <= addr]
             out.append((t, addr, len(body), any(re.search(r"\bSTG\b", x) for x in body)))
     return out
