@@ -596,10 +596,10 @@ def case_lap_forward_only(device):
 
 
 # --------------------------------------------------------------------------- cases: alpha and gradient
-# csrc/cuda/alpha_sobel_kernel.cu: one block per 16x32 tile of one sample (2-pixel halo in
-# shared memory, zero outside the image), Sobel none / difference / magnitude as a template
-# parameter, up to 3 gradient maps (groups), the last block's per-sample sums striding over
-# the tiles (> 256 tiles per sample: H*W > 131072). No vector path: odd sizes test the tails.
+# csrc/cuda/alpha_sobel_kernel.cu: one block per 120x64 tile of one sample (row strips in
+# registers, zero outside the image; "cases: the trio's strips" below), Sobel none / difference /
+# magnitude as a template parameter, up to 3 gradient maps (groups), the last block's per-sample
+# sums striding over the tiles (> 128 tiles per sample). Odd sizes test the element path.
 
 # Every alpha case but reduction "none" also runs alpha_sobel_compose (one thread, the losses from the
 # sums) and, with a gradient, alpha_sobel_weights (the weight sums first, for the factors) and the
@@ -696,7 +696,7 @@ def case_vitmatte_trio_f16_weight_own_size(device):
 
 @case(needs=AG)
 def case_gradient_gca_many_tiles_strided_finish(device):
-    # 272*520 pixels = 17*17 = 289 tiles per sample > 256: the final sums stride.
+    # 272x520: 5x5 tiles of 120x64, several per sample (the finish's stride: strip_many_tiles_strided_finish).
     return run_alpha(device, 1, 272, 520, "f32", "same", mask="weight", fn="gradient", style="gca")
 
 
@@ -746,6 +746,100 @@ def case_alpha_empty_region(device):
     result = _grads(total, {"pred": p}, device)
     result.update(unknown=unknown.detach(), known=known.detach(), penalty=penalty.detach())
     return result
+
+
+# --------------------------------------------------------------------------- cases: the trio's strips
+# csrc/cuda/alpha_sobel_kernel.cu is a register-blocked stencil: 120x64 tiles, each warp 16 rows
+# walked downward, each lane 4 consecutive pixels (lanes 0 and 31 the halo), neighbours by warp
+# shuffles. Vector loads/stores of 4 elements where every pointer is aligned to 4 elements and
+# W % 4 == 0, element loads otherwise; instances: float32 pred and alpha with ViTMatte's/GCA's
+# parameters (L1 in the difference, 0/1 region: "fast"), any other float case, float64. These
+# cases put tile, warp and lane edges inside the image (H, W not multiples of 64, 16, 120 or 4).
+
+
+@case(needs=AG)
+def case_strip_fast_vec_tile_edges(device):
+    # float32 pred and alpha, W % 4 == 0: the fast instance, vector path; 3x3 tiles, last ones partial
+    # (W = 244: a 4-column last tile; H = 130: warps with 2, 0 and full rows).
+    return run_alpha(device, 2, 130, 244, "f32", "same", mask="equal", fn="vitmatte", weights=(1.0, 0.5, 2.0))
+
+
+@case(needs=AG)
+def case_strip_fast_vec_gca_range(device):
+    return run_alpha(device, 1, 67, 128, "f32", "same", mask="range", fn="gradient", style="gca")
+
+
+@case(needs=AG)
+def case_strip_fast_scalar_odd_width(device):
+    # W % 4 == 3: element loads, a 3-column strip at the right edge, in the fast instance.
+    return run_alpha(device, 2, 17, 123, "f32", "same", mask="equal", fn="vitmatte")
+
+
+@case(needs=AG)
+def case_strip_vec_offset_aligned_views(device):
+    # Views 4 elements into their storage: 16-byte aligned for float32, so still the vector path.
+    return run_alpha(device, 2, 20, 64, "f32", "same", mask="equal", offset=4, fn="vitmatte")
+
+
+@case(needs=AG)
+def case_strip_unaligned_views_w_multiple_of_4(device):
+    # W % 4 == 0 but every view 1 element off: the element path on a shape the vector path would take.
+    return run_alpha(device, 2, 18, 128, "f32", "same", mask="equal", offset=1, fn="gradient", style="vitmatte")
+
+
+@case(needs=AG)
+def case_strip_one_unaligned_mask(device):
+    # Only the trimap unaligned: the whole launch takes the element path.
+    x = to_device(ag_inputs(1, 16, 64, "f32", "same", "equal", key=("strip_mask",)), device, offset=1,
+                  offset_only="trimap")
+    p = x["pred_alpha"].requires_grad_()
+    total, unknown, known, penalty = mattingloss.vitmatte_alpha_losses(p, x["alpha"], x["trimap"], alpha_scale=255.0,
+                                                                       unknown_value=128.0)
+    result = _grads(total, {"pred": p}, device)
+    result.update(unknown=unknown.detach(), known=known.detach(), penalty=penalty.detach())
+    return result
+
+
+@case(needs=AG)
+def case_strip_generic_f32_mmagic_weight_vec(device):
+    # float32 but not the fast parameters (weight, w * |p - g|): the generic instance, vector path.
+    return run_alpha(device, 2, 33, 132, "f32", "same", mask="weight", fn="gradient", style="mmagic")
+
+
+@case(needs=AG)
+def case_strip_bf16_uint8_vec_and_f16_odd(device):
+    # Dyn loads: 2-byte pred, 1-byte alpha and trimap (8- and 4-byte vectors), then an odd width.
+    vec = run_alpha(device, 1, 40, 248, "bf16", "uint8", mask="equal", fn="vitmatte")
+    odd = run_alpha(device, 1, 19, 37, "f16", "uint8", mask="range", fn="gradient", style="gca")
+    return {**vec, **{f"odd_{k}": v for k, v in odd.items()}}
+
+
+@case(needs=AG)
+def case_strip_f64_vec_all_pixels(device):
+    # float64: 32-byte vectors (two 16-byte accesses); no mask (every pixel).
+    return run_alpha(device, 1, 21, 124, "f64", "same", mask="all", fn="gradient", style="vitmatte")
+
+
+@case(needs=AG)
+def case_strip_thin_images(device):
+    # 1x4 (one lane, vector path), 2x1, 5x2 and 1x121 (a second tile of one column): halos all padding.
+    out = {}
+    for H, W in ((1, 4), (2, 1), (5, 2), (1, 121)):
+        r = run_alpha(device, 2, H, W, "f32", "same", mask="equal", fn="vitmatte")
+        out.update({f"{H}x{W}_{k}": v for k, v in r.items()})
+    return out
+
+
+@case(needs=AG)
+def case_strip_many_tiles_strided_finish(device):
+    # 9 x 16 = 144 tiles of one sample > 128 threads: the last block's per-sample sums stride.
+    return run_alpha(device, 1, 520, 1804, "f32", "same", mask="equal", fn="vitmatte")
+
+
+@case(needs=AG)
+def case_strip_alpha_none_vec(device):
+    # Sobel off, reduction "none": per-pixel values stored 4 at a time.
+    return run_alpha(device, 2, 24, 64, "f32", "same", mask="equal", rho="l1", reduction="none")
 
 
 # --------------------------------------------------------------------------- cases: temporal (RVM)

@@ -1,16 +1,25 @@
-// CUDA backend of alpha_sobel_forward: one block per kAgTileH x kAgTileW
-// tile of one sample (the tiling depends on the shape alone). A block stages
-// pred and the ground truth with a 2-pixel halo and the weight with a 1-pixel
-// halo in shared memory (zeros outside the image: F.conv2d's padding), computes
-// the Sobel derivatives ex/ey on the tile plus a 1-pixel halo, then the
-// pointwise terms and the adjoint stencil for its own pixels, all through the
-// shared math of ../alpha_sobel.h. Per-block partial sums go through
-// cub::BlockReduce to scratch; the last block (one atomic ticket, as ATen's
-// Reduce.cuh) sums them per sample in a fixed order. No floating-point
-// atomics: bitwise reproducible. Also the small ops around it:
-// alpha_sobel_weights (the weight sums alone, the same tiles and order) and
-// alpha_sobel_compose (one thread: the losses from the sums).
+// CUDA backend of alpha_sobel_forward, a register-blocked stencil: one block
+// per kAgTileH x kAgTileW tile of one sample (alpha_sobel_kernel.h; the tiling
+// depends on the shape alone), each warp walking kAgWarpRows rows of it
+// downward, each lane kAgCols consecutive pixels of a row. The 3-row windows
+// (pred and ground truth for the Sobel responses, the derivatives ex/ey for the
+// adjoint) slide down in registers; a lane's neighbours' column values come by
+// warp shuffles, and lanes 0 and 31 read the columns on either side of the
+// tile's, so no shared memory and no second pass: each row of every input is
+// read once per warp (its two rows above once more), its region weight made as
+// it is read. Each input is loaded kAgCols elements at a time (one vector access
+// where aligned), every raw load of a row issued before any conversion, and the
+// next row's loads issued before the current row is computed. The per-pixel
+// math is ../alpha_sobel.h's, in the CPU kernel's rounding order (column pass,
+// then row pass). Per-block partial sums go through cub::BlockReduce to
+// scratch; the last block (one atomic ticket, as ATen's Reduce.cuh) sums them
+// per sample in a fixed order. No floating-point atomics: bitwise
+// reproducible. Also the small ops around it: alpha_sobel_weights (the weight
+// sums alone, the same tiles and order) and alpha_sobel_compose (one thread:
+// the losses from the sums).
 #include <cub/block/block_reduce.cuh>
+
+#include <type_traits>
 
 #include "../alpha_sobel.h"
 #include "../common/cuda_memory.cuh"
@@ -34,13 +43,6 @@ struct PartialSum {
     return r;
   }
 };
-
-template <typename acc_t>
-__device__ __forceinline__ acc_t load_one(const Input& in, int64_t offset) {
-  acc_t v;
-  gpu::load<1>(in, offset, 1, false, &v);
-  return v;
-}
 
 // Run by the last block only: per-sample sums of the tiles' partials, each
 // thread a fixed stride of the tiles, then cub::BlockReduce: a fixed order.
@@ -78,127 +80,275 @@ __device__ void reduce_tiles(const AlphaGradArgs<acc_t>& a, const Partial<acc_t>
       [&] { finish(a, tiles_per_sample, scratch); });
 }
 
-template <int64_t kSobel, typename acc_t>
+__device__ __forceinline__ int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
+
+// Lane L gets lane L-1's v (lane 0 its own: a halo lane, whose value is unused).
+template <typename acc_t>
+__device__ __forceinline__ acc_t from_left(acc_t v) {
+  return __shfl_up_sync(0xffffffffu, v, 1);
+}
+
+// Lane L gets lane L+1's v (lane 31 its own, unused likewise).
+template <typename acc_t>
+__device__ __forceinline__ acc_t from_right(acc_t v) {
+  return __shfl_down_sync(0xffffffffu, v, 1);
+}
+
+// Where one lane's pixels are: a row strip of kAgCols columns from x0 in the
+// rows y0 .. y0 + rows - 1 of its warp, sample `sample`. Shared by both kernels,
+// so that alpha_sobel_weights sums the weights in the forward's order.
+struct Strip {
+  int64_t sample, y0, x0, base;
+  int rows;  // output rows of the warp (<= 0: none; the warp still joins the block's reduction)
+  int ncol;  // columns inside the image: 0 (left of it, or right of it) to kAgCols
+  bool owner;  // lanes 1..30; lanes 0 and 31 are the halo
+  __device__ Strip(int64_t H, int64_t W, int64_t tiles_x, int64_t tiles_per_sample) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    sample = blockIdx.x / tiles_per_sample;
+    const int64_t tile = blockIdx.x % tiles_per_sample;
+    y0 = (tile / tiles_x) * kAgTileH + warp * kAgWarpRows;
+    x0 = (tile % tiles_x) * kAgTileW + (lane - 1) * kAgCols;
+    base = sample * H * W;
+    rows = y0 < H ? static_cast<int>(min64(kAgWarpRows, H - y0)) : 0;
+    ncol = x0 < 0 || x0 >= W ? 0 : static_cast<int>(min64(kAgCols, W - x0));
+    owner = lane >= 1 && lane <= 30;
+  }
+  // Elements of row y to read: none outside the image (zero padding).
+  __device__ int n(int64_t y, int64_t H) const { return y >= 0 && y < H ? ncol : 0; }
+  // Offset of row y's first column (only dereferenced where n(y) > 0).
+  __device__ int64_t at(int64_t y, int64_t W) const { return base + y * W + x0; }
+};
+
+// PredT, GtT, MaskT: the inputs' element types (gpu::Dyn: read through a
+// dtype switch after the loads). kFast: the parameters are ViTMatte's and
+// GCA's (L1 of the masked difference, a 0/1 region), so the per-pixel math's
+// branches on them fold at compile time (with them, the loop is 1.7x longer).
+// Per sobel style, one instance for float32 pred and ground truth with kFast,
+// one for any other case, one for float64 (alpha_sobel_forward's launch).
+// vec: every pointer aligned to kAgCols elements and W % kAgCols == 0.
+template <typename acc_t, int64_t kSobel, typename PredT, typename GtT, typename MaskT, bool kFast>
 __global__ void __launch_bounds__(kAgThreads)
     alpha_sobel_kernel(const AlphaGradArgs<acc_t> a, const int64_t tiles_x, const int64_t tiles_per_sample,
-                          acc_t* scratch, unsigned int* counter) {
-  constexpr int PH = kAgTileH + 4, PW = kAgTileW + 4;  // pred / gt window: 2-pixel halo
-  constexpr int EH = kAgTileH + 2, EW = kAgTileW + 2;  // weight and derivatives: 1-pixel halo
-  __shared__ acc_t sp[PH][PW], sg[PH][PW];
-  __shared__ acc_t sw[EH][EW], sex[EH][EW], sey[EH][EW];
+                       const bool vec, acc_t* scratch, unsigned int* counter) {
+  constexpr int C = kAgCols;
+  constexpr bool kStencil = kSobel != kSobelNone;
+  // pred / gt rows read ahead of the output row, and the weight's: the stencil
+  // needs the derivatives at y+1 (pred rows y..y+2, weight row y+1) to finish row y.
+  constexpr int kAhead = kStencil ? 2 : 0, kAheadW = kStencil ? 1 : 0;
+  using RawP = typename gpu::RawOf<PredT, C>::type;
+  using RawG = typename gpu::RawOf<GtT, C>::type;
+  using RawM = typename gpu::RawOf<MaskT, C>::type;
   const int64_t H = a.height, W = a.width;
-  const int64_t sample = blockIdx.x / tiles_per_sample;
+  const Strip s(H, W, tiles_x, tiles_per_sample);
   AlphaGradParams<acc_t> P = a.params;
-  if (a.factors) scale_coefs_for_sample(P, a.factors, sample, a.batch);
-  const int64_t t = blockIdx.x % tiles_per_sample;
-  const int64_t y0 = (t / tiles_x) * kAgTileH, x0 = (t % tiles_x) * kAgTileW;
-  const int64_t base = sample * H * W;
+  if (a.factors) scale_coefs_for_sample(P, a.factors, s.sample, a.batch);
+  P.sobel = kSobel;  // sobel_pixel's branch, resolved at compile time
+  if constexpr (kFast) {  // the values they have (fast_params), as constants
+    P.rho = kL1;
+    P.mask_in_diff = true;
+    P.binary_mask = true;
+  }
   const int64_t plane = a.batch * H * W;
-  auto inside = [&](int64_t y, int64_t x) { return y >= 0 && y < H && x >= 0 && x < W; };
+  const bool has_mask = a.mask.data != nullptr;
 
-  for (int i = threadIdx.x; i < PH * PW; i += kAgThreads) {
-    const int r = i / PW, c = i % PW;
-    const int64_t y = y0 + r - 2, x = x0 + c - 2;
-    acc_t pv = 0, gv = 0;
-    if (inside(y, x)) {
-      pv = load_one<acc_t>(a.pred, base + y * W + x);
-      gv = ground_truth(P, load_one<acc_t>(a.gt, base + y * W + x));
+  auto load_pg = [&](int64_t y, RawP& rp, RawG& rg) {
+    const int n = s.n(y, H);
+    const bool v = vec && n == C;
+    rp = gpu::load_raw_t<PredT, C>(a.pred, s.at(y, W), n, v);
+    rg = gpu::load_raw_t<GtT, C>(a.gt, s.at(y, W), n, v);
+  };
+  auto load_m = [&](int64_t y, RawM& rm) {
+    if (!has_mask) return;
+    const int n = s.n(y, H);
+    rm = gpu::load_raw_t<MaskT, C>(a.mask, s.at(y, W), n, vec && n == C);
+  };
+  auto to_pg = [&](const RawP& rp, const RawG& rg, acc_t* p, acc_t* g) {
+    gpu::convert_t<PredT, C>(a.pred, rp, p);
+    gpu::convert_t<GtT, C>(a.gt, rg, g);
+#pragma unroll
+    for (int i = 0; i < C; ++i) g[i] = ground_truth(P, g[i]);  // 0 outside the image too
+  };
+  // The region weight of row y: 0 outside the image (F.conv2d's padding of the mask product).
+  auto to_w = [&](int64_t y, const RawM& rm, acc_t* w) {
+    acc_t stored[C];
+    if (has_mask) {
+      gpu::convert_t<MaskT, C>(a.mask, rm, stored);
+    } else {
+#pragma unroll
+      for (int i = 0; i < C; ++i) stored[i] = acc_t(1);
     }
-    sp[r][c] = pv;
-    sg[r][c] = gv;
-  }
-  for (int i = threadIdx.x; i < EH * EW; i += kAgThreads) {
-    const int r = i / EW, c = i % EW;
-    const int64_t y = y0 + r - 1, x = x0 + c - 1;
-    acc_t wv = 0;
-    if (inside(y, x)) {
-      const acc_t stored = a.mask.data ? load_one<acc_t>(a.mask, base + y * W + x) : acc_t(1);
-      wv = region_weight(stored, P.mask_mode, P.mask_lo, P.mask_hi);
-    }
-    sw[r][c] = wv;
-  }
-  __syncthreads();
+    const int n = s.n(y, H);
+#pragma unroll
+    for (int i = 0; i < C; ++i) w[i] = i < n ? region_weight(stored[i], P.mask_mode, P.mask_lo, P.mask_hi) : acc_t(0);
+  };
 
   Partial<acc_t> mine{};
-  if (kSobel != kSobelNone) {
-    // Derivatives at the tile and its 1-pixel halo (e at image (y0+r-1, x0+c-1),
-    // whose 3x3 window is sp[r..r+2][c..c+2]); the sums only at own pixels.
-    for (int i = threadIdx.x; i < EH * EW; i += kAgThreads) {
-      const int r = i / EW, c = i % EW;
-      acc_t ex = 0, ey = 0;
-      if (inside(y0 + r - 1, x0 + c - 1)) {
-        const acc_t gxp = sobel_x(sp[r][c], sp[r][c + 2], sp[r + 1][c], sp[r + 1][c + 2], sp[r + 2][c], sp[r + 2][c + 2]);
-        const acc_t gyp = sobel_y(sp[r][c], sp[r][c + 1], sp[r][c + 2], sp[r + 2][c], sp[r + 2][c + 1], sp[r + 2][c + 2]);
-        const acc_t gxg = sobel_x(sg[r][c], sg[r][c + 2], sg[r + 1][c], sg[r + 1][c + 2], sg[r + 2][c], sg[r + 2][c + 2]);
-        const acc_t gyg = sobel_y(sg[r][c], sg[r][c + 1], sg[r][c + 2], sg[r + 2][c], sg[r + 2][c + 1], sg[r + 2][c + 2]);
-        AlphaGradParams<acc_t> Q = P;
-        Q.sobel = kSobel;
-        SobelResult<acc_t> s;
-        sobel_pixel(Q, gxp, gyp, gxg, gyg, sw[r][c], s);
-        ex = s.ex;
-        ey = s.ey;
-        if (r >= 1 && r <= kAgTileH && c >= 1 && c <= kAgTileW) {
-          mine.v[kSumSobelX] += s.sx;
-          mine.v[kSumSobelY] += s.sy;
-          mine.v[kSumPenaltyX] += s.px;
-          mine.v[kSumPenaltyY] += s.py;
+  if (s.rows > 0) {  // uniform across the warp: every shuffle below runs with all 32 lanes
+    // Rows y, y+1 of pred and gt, row y of the weight, rows y-1 and y of ex and ey
+    // (y the output row at the top of an iteration; the stencil's window).
+    acc_t p0[C] = {}, p1[C] = {}, g0[C] = {}, g1[C] = {}, w0[C] = {};
+    acc_t ex0[C] = {}, ex1[C] = {}, ey0[C] = {}, ey1[C] = {};
+    RawP rp{};
+    RawG rg{};
+    RawM rm{};
+    if constexpr (kStencil) {
+      RawP ap, bp;
+      RawG ag, bg;
+      load_pg(s.y0 - 2, ap, ag);
+      load_pg(s.y0 - 1, bp, bg);
+      load_pg(s.y0, rp, rg);
+      load_m(s.y0 - 1, rm);
+      to_pg(ap, ag, p0, g0);
+      to_pg(bp, bg, p1, g1);
+    } else {
+      load_pg(s.y0, rp, rg);
+      load_m(s.y0, rm);
+    }
+    // Iterations j < 0 only fill the window (the derivatives at y0-1 and y0).
+#pragma unroll 1
+    for (int j = kStencil ? -2 : 0; j < s.rows; ++j) {
+      const int64_t y = s.y0 + j;
+      acc_t p2[C], g2[C], w1[C];  // rows y + kAhead, y + kAheadW
+      to_pg(rp, rg, p2, g2);
+      to_w(y + kAheadW, rm, w1);
+      if (j + 1 < s.rows) {  // the next row's loads, in flight while this one is computed
+        load_pg(y + 1 + kAhead, rp, rg);
+        load_m(y + 1 + kAheadW, rm);
+      }
+      acc_t ex2[C] = {}, ey2[C] = {};  // at row y+1
+      if constexpr (kStencil) {
+        // Column pass at the strip's columns and one either side (from the neighbour lanes).
+        acc_t sp[C + 2], dp[C + 2], sg[C + 2], dg[C + 2];
+#pragma unroll
+        for (int i = 0; i < C; ++i) {
+          sp[i + 1] = sobel_smooth(p0[i], p1[i], p2[i]);
+          dp[i + 1] = sobel_diff(p0[i], p2[i]);
+          sg[i + 1] = sobel_smooth(g0[i], g1[i], g2[i]);
+          dg[i + 1] = sobel_diff(g0[i], g2[i]);
+        }
+        sp[0] = from_left(sp[C]);
+        dp[0] = from_left(dp[C]);
+        sg[0] = from_left(sg[C]);
+        dg[0] = from_left(dg[C]);
+        sp[C + 1] = from_right(sp[1]);
+        dp[C + 1] = from_right(dp[1]);
+        sg[C + 1] = from_right(sg[1]);
+        dg[C + 1] = from_right(dg[1]);
+        const int ne = s.n(y + 1, H);                           // columns where row y+1 is in the image
+        const bool own = s.owner && j + 1 >= 0 && j + 1 < s.rows;  // row y+1's Sobel sums are this warp's
+#pragma unroll
+        for (int i = 0; i < C; ++i) {
+          SobelResult<acc_t> r;
+          sobel_pixel(P, sobel_diff(sp[i], sp[i + 2]), sobel_smooth(dp[i], dp[i + 1], dp[i + 2]),
+                      sobel_diff(sg[i], sg[i + 2]), sobel_smooth(dg[i], dg[i + 1], dg[i + 2]), w1[i], r);
+          const bool in = i < ne;  // the derivatives are 0 outside the image (the adjoint's padding)
+          ex2[i] = in ? r.ex : acc_t(0);
+          ey2[i] = in ? r.ey : acc_t(0);
+          if (in && own) {
+            mine.v[kSumSobelX] += r.sx;
+            mine.v[kSumSobelY] += r.sy;
+            mine.v[kSumPenaltyX] += r.px;
+            mine.v[kSumPenaltyY] += r.py;
+          }
         }
       }
-      sex[r][c] = ex;
-      sey[r][c] = ey;
-    }
-    __syncthreads();
-  }
-
-  for (int i = threadIdx.x; i < kAgTileH * kAgTileW; i += kAgThreads) {
-    const int r = i / kAgTileW, c = i % kAgTileW;
-    const int64_t y = y0 + r, x = x0 + c;
-    if (!inside(y, x)) continue;
-    PointResult<acc_t> pt;
-    alpha_pixel(P, sp[r + 2][c + 2], sg[r + 2][c + 2], sw[r + 1][c + 1], pt);
-    mine.v[kSumUnknown] += pt.unknown;
-    mine.v[kSumKnown] += pt.known;
-    mine.v[kSumWUnknown] += pt.w;
-    mine.v[kSumWKnown] += pt.wk;
-    if (a.values.data) gpu::store<1>(a.values, base + y * W + x, 1, false, &pt.value);
-    if (!a.grad.data) continue;
-    acc_t adj = 0;
-    if (kSobel != kSobelNone) {
-      adj = sobel_adjoint(sex[r][c], sex[r][c + 2], sex[r + 1][c], sex[r + 1][c + 2], sex[r + 2][c], sex[r + 2][c + 2],
-                          sey[r][c], sey[r][c + 1], sey[r][c + 2], sey[r + 2][c], sey[r + 2][c + 1], sey[r + 2][c + 2]);
-    }
-#pragma unroll  // constant indices keep pt.grad in registers
-    for (int g = 0; g < kMaxGroups; ++g) {
-      if (g < a.groups) {
-        const acc_t value = pt.grad[g] + (P.group[2] == g ? adj : acc_t(0));
-        gpu::store<1>(a.grad, g * plane + base + y * W + x, 1, false, &value);
+      if (j >= 0) {  // uniform: the shuffles below run with all lanes
+        acc_t adj[C] = {};
+        if constexpr (kStencil) {
+          acc_t cx[C + 2], cy[C + 2];
+#pragma unroll
+          for (int i = 0; i < C; ++i) {
+            cx[i + 1] = sobel_adjoint_col_x(ex0[i], ex1[i], ex2[i]);
+            cy[i + 1] = sobel_adjoint_col_y(ey0[i], ey2[i]);
+          }
+          cx[0] = from_left(cx[C]);
+          cy[0] = from_left(cy[C]);
+          cx[C + 1] = from_right(cx[1]);
+          cy[C + 1] = from_right(cy[1]);
+#pragma unroll
+          for (int i = 0; i < C; ++i) adj[i] = sobel_adjoint_row(cx[i], cx[i + 2], cy[i], cy[i + 1], cy[i + 2]);
+        }
+        const acc_t* p = kStencil ? p0 : p2;  // row y
+        const acc_t* g = kStencil ? g0 : g2;
+        const acc_t* w = kStencil ? w0 : w1;
+        acc_t grad[kMaxGroups][C], value[C];
+#pragma unroll
+        for (int i = 0; i < C; ++i) {
+          PointResult<acc_t> pt;
+          alpha_pixel(P, p[i], g[i], w[i], pt);
+          if (s.owner && i < s.ncol) {
+            mine.v[kSumUnknown] += pt.unknown;
+            mine.v[kSumKnown] += pt.known;
+            mine.v[kSumWUnknown] += pt.w;
+            mine.v[kSumWKnown] += pt.wk;
+          }
+          value[i] = pt.value;
+#pragma unroll
+          for (int k = 0; k < kMaxGroups; ++k) grad[k][i] = pt.grad[k] + (P.group[2] == k ? adj[i] : acc_t(0));
+        }
+        if (s.owner && s.ncol > 0) {
+          const int64_t off = s.at(y, W);
+          const bool v = vec && s.ncol == C;
+          // (per-pixel values only without a Sobel term: the host's check)
+          if (!kStencil && a.values.data) gpu::store_as<C, acc_t>(a.values.data, off, s.ncol, v, value);
+          if (a.grad.data) {
+#pragma unroll  // constant indices keep grad in registers
+            for (int k = 0; k < kMaxGroups; ++k) {
+              if (k < a.groups) gpu::store_t<PredT, C>(a.grad, k * plane + off, s.ncol, v, grad[k]);
+            }
+          }
+        }
+      }
+      if constexpr (kStencil) {  // slide the windows down one row
+#pragma unroll
+        for (int i = 0; i < C; ++i) {
+          p0[i] = p1[i];
+          p1[i] = p2[i];
+          g0[i] = g1[i];
+          g1[i] = g2[i];
+          w0[i] = w1[i];
+          ex0[i] = ex1[i];
+          ex1[i] = ex2[i];
+          ey0[i] = ey1[i];
+          ey1[i] = ey2[i];
+        }
       }
     }
   }
-
   reduce_tiles(a, mine, tiles_per_sample, scratch, counter);
 }
 
-// alpha_sobel_weights: the same tiles, each thread the same pixels in the
-// same order as the forward's pointwise loop, the same reduction: the weight
-// sums bitwise the forward's.
+// alpha_sobel_weights: the same tiles, each lane the same pixels in the same
+// order as the forward's pointwise sums, the same reduction: the weight sums
+// bitwise the forward's.
 template <typename acc_t>
 __global__ void __launch_bounds__(kAgThreads)
     alpha_weights_kernel(const AlphaGradArgs<acc_t> a, const int64_t tiles_x, const int64_t tiles_per_sample,
-                         acc_t* scratch, unsigned int* counter) {
+                         const bool vec, acc_t* scratch, unsigned int* counter) {
+  constexpr int C = kAgCols;
   const AlphaGradParams<acc_t>& P = a.params;
   const int64_t H = a.height, W = a.width;
-  const int64_t sample = blockIdx.x / tiles_per_sample;
-  const int64_t t = blockIdx.x % tiles_per_sample;
-  const int64_t y0 = (t / tiles_x) * kAgTileH, x0 = (t % tiles_x) * kAgTileW;
+  const Strip s(H, W, tiles_x, tiles_per_sample);
   Partial<acc_t> mine{};
-  for (int i = threadIdx.x; i < kAgTileH * kAgTileW; i += kAgThreads) {
-    const int64_t y = y0 + i / kAgTileW, x = x0 + i % kAgTileW;
-    if (y >= H || x >= W) continue;
-    const acc_t stored = a.mask.data ? load_one<acc_t>(a.mask, sample * H * W + y * W + x) : acc_t(1);
-    const acc_t w = region_weight(stored, P.mask_mode, P.mask_lo, P.mask_hi);
-    mine.v[kSumWUnknown] += w;
-    mine.v[kSumWKnown] += known_weight(w);
+  if (s.owner && s.ncol > 0) {
+    for (int j = 0; j < s.rows; ++j) {
+      const int64_t y = s.y0 + j;
+      acc_t stored[C];
+      if (a.mask.data) {
+        gpu::load<C>(a.mask, s.at(y, W), s.ncol, vec && s.ncol == C, stored);
+      } else {
+#pragma unroll
+        for (int i = 0; i < C; ++i) stored[i] = acc_t(1);
+      }
+#pragma unroll
+      for (int i = 0; i < C; ++i) {
+        if (i < s.ncol) {
+          const acc_t w = region_weight(stored[i], P.mask_mode, P.mask_lo, P.mask_hi);
+          mine.v[kSumWUnknown] += w;
+          mine.v[kSumWKnown] += known_weight(w);
+        }
+      }
+    }
   }
   reduce_tiles(a, mine, tiles_per_sample, scratch, counter);
 }
@@ -217,6 +367,40 @@ struct TileGrid {
   bool fits() const { return blocks <= 0x7fffffff; }  // > 2^40 pixels: cannot fit in memory anyway
 };
 
+// Whether every row strip can be read and written kAgCols elements at a time:
+// each pointer aligned to kAgCols of its elements, and every row starting at a
+// multiple of kAgCols (W % kAgCols == 0; then every gradient map does too).
+template <typename acc_t>
+bool strips_aligned(const AlphaGradArgs<acc_t>& a) {
+  auto ok = [](const void* p, Dtype d) { return p == nullptr || gpu::aligned(p, kAgCols * element_bytes(d)); };
+  return a.width % kAgCols == 0 && ok(a.pred.data, a.pred.dtype) && ok(a.gt.data, a.gt.dtype) &&
+         ok(a.mask.data, a.mask.dtype) && ok(a.grad.data, a.grad.dtype) &&
+         (a.values.data == nullptr || gpu::aligned(a.values.data, kAgCols * int(sizeof(acc_t))));
+}
+
+// The parameters alpha_sobel_kernel's kFast instance assumes.
+template <typename acc_t>
+bool fast_params(const AlphaGradArgs<acc_t>& a) {
+  return a.pred.dtype == Dtype::kFloat && a.gt.dtype == Dtype::kFloat && a.params.rho == kL1 &&
+         a.params.mask_in_diff && a.params.binary_mask;
+}
+
+template <int64_t kSobel, typename acc_t>
+void launch_style(const AlphaGradArgs<acc_t>& a, const TileGrid& t, bool vec, acc_t* scratch, unsigned int* counter,
+                  cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned int>(t.blocks));
+  if constexpr (std::is_same_v<acc_t, double>) {  // a float64 prediction: the accumulation type's
+    alpha_sobel_kernel<double, kSobel, double, gpu::Dyn, gpu::Dyn, false>
+        <<<grid, kAgThreads, 0, stream>>>(a, t.tiles_x, t.tiles_per_sample, vec, scratch, counter);
+  } else if (fast_params(a)) {
+    alpha_sobel_kernel<float, kSobel, float, float, gpu::Dyn, true>
+        <<<grid, kAgThreads, 0, stream>>>(a, t.tiles_x, t.tiles_per_sample, vec, scratch, counter);
+  } else {
+    alpha_sobel_kernel<float, kSobel, gpu::Dyn, gpu::Dyn, gpu::Dyn, false>
+        <<<grid, kAgThreads, 0, stream>>>(a, t.tiles_x, t.tiles_per_sample, vec, scratch, counter);
+  }
+}
+
 }  // namespace
 
 template <typename acc_t>
@@ -224,19 +408,11 @@ cudaError_t launch_alpha_sobel_forward(const AlphaGradArgs<acc_t>& a, acc_t* scr
                                           cudaStream_t stream) {
   const TileGrid t(a.batch, a.height, a.width);
   if (!t.fits()) return cudaErrorInvalidConfiguration;
-  const dim3 grid(static_cast<unsigned int>(t.blocks));
-  const int64_t tiles_x = t.tiles_x, tiles_per_sample = t.tiles_per_sample;
+  const bool vec = strips_aligned(a);
   switch (a.params.sobel) {
-    case kSobelNone:
-      alpha_sobel_kernel<kSobelNone><<<grid, kAgThreads, 0, stream>>>(a, tiles_x, tiles_per_sample, scratch, counter);
-      break;
-    case kSobelDiff:
-      alpha_sobel_kernel<kSobelDiff><<<grid, kAgThreads, 0, stream>>>(a, tiles_x, tiles_per_sample, scratch, counter);
-      break;
-    default:
-      alpha_sobel_kernel<kSobelMagnitude>
-          <<<grid, kAgThreads, 0, stream>>>(a, tiles_x, tiles_per_sample, scratch, counter);
-      break;
+    case kSobelNone: launch_style<kSobelNone>(a, t, vec, scratch, counter, stream); break;
+    case kSobelDiff: launch_style<kSobelDiff>(a, t, vec, scratch, counter, stream); break;
+    default: launch_style<kSobelMagnitude>(a, t, vec, scratch, counter, stream); break;
   }
   return cudaGetLastError();
 }
@@ -246,9 +422,10 @@ cudaError_t launch_alpha_sobel_weights(const AlphaGradArgs<acc_t>& a, acc_t* scr
                                           cudaStream_t stream) {
   const TileGrid t(a.batch, a.height, a.width);
   if (!t.fits()) return cudaErrorInvalidConfiguration;
-  alpha_weights_kernel<<<static_cast<unsigned int>(t.blocks), kAgThreads, 0, stream>>>(a, t.tiles_x,
-                                                                                     t.tiles_per_sample, scratch,
-                                                                                     counter);
+  const bool vec = a.width % kAgCols == 0 &&
+                   (a.mask.data == nullptr || gpu::aligned(a.mask.data, kAgCols * element_bytes(a.mask.dtype)));
+  alpha_weights_kernel<<<static_cast<unsigned int>(t.blocks), kAgThreads, 0, stream>>>(
+      a, t.tiles_x, t.tiles_per_sample, vec, scratch, counter);
   return cudaGetLastError();
 }
 

@@ -12,10 +12,16 @@
 namespace mattingloss {
 
 // A block computes one tile of kAgTileH x kAgTileW pixels of one sample (the
-// tiling depends on the shape alone, so the partial sums do too).
-constexpr int kAgTileW = 32;
-constexpr int kAgTileH = 16;
-constexpr int kAgThreads = 256;
+// tiling depends on the shape alone, so the partial sums do too): each of its
+// kAgWarps warps kAgWarpRows consecutive rows of it, walked downward, each lane
+// kAgCols consecutive pixels of a row; lanes 1..30 own the tile's columns,
+// lanes 0 and 31 read the columns either side (the stencil's halo).
+constexpr int kAgCols = 4;
+constexpr int kAgWarpRows = 16;
+constexpr int kAgWarps = 4;
+constexpr int kAgThreads = 32 * kAgWarps;
+constexpr int kAgTileW = 30 * kAgCols;
+constexpr int kAgTileH = kAgWarps * kAgWarpRows;
 
 inline int64_t alpha_sobel_tiles(int64_t height, int64_t width) {
   return ((height + kAgTileH - 1) / kAgTileH) * ((width + kAgTileW - 1) / kAgTileW);
