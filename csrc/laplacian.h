@@ -150,6 +150,113 @@ ML_INLINE acc_t down_adjoint_odd(acc_t b0, acc_t b1) {  // k3, k1
   return acc_t(0) + tap<acc_t>(3) * b0 + tap<acc_t>(1) * b1;
 }
 
+// The tap lists evaluated as they are enumerated, with no arrays: the same
+// terms, merged weights and order as apply_taps() over the *_taps() lists, so
+// the same bits. Why: a Taps indexed by a runtime count lives in local memory
+// on CUDA (208-560 B per thread); these keep a pending (index, weight) pair in
+// registers. The CPU's row ends use them too (its tests exercise them).
+template <typename acc_t, typename Read>
+struct TapStream {
+  const Read& read;
+  acc_t sum = 0, weight = 0;
+  int64_t index = -1;
+  ML_INLINE explicit TapStream(const Read& r) : read(r) {}
+  ML_INLINE void add(int64_t j, acc_t w) {  // Taps::add, then apply_taps' term when a run ends
+    if (index == j) {
+      weight += w;
+      return;
+    }
+    flush();
+    index = j;
+    weight = w;
+  }
+  ML_INLINE void flush() {
+    if (index >= 0) sum += weight * read(index);
+  }
+  ML_INLINE acc_t finish() {
+    flush();
+    return sum;
+  }
+};
+
+template <typename acc_t, typename Read>
+ML_INLINE acc_t down_general(int64_t a, int64_t n, int64_t mode, const Read& read) {
+  TapStream<acc_t, Read> t(read);
+  ML_UNROLL for (int i = 0; i < 5; ++i) t.add(pad_index(2 * a + i - 2, n, mode), tap<acc_t>(i));
+  return t.finish();
+}
+
+template <typename acc_t, typename Read>
+ML_INLINE acc_t up_general(int64_t r, int64_t n, int64_t mode, const Read& read) {
+  TapStream<acc_t, Read> t(read);
+  ML_UNROLL for (int i = 0; i < 5; ++i) {
+    const int64_t p = pad_index(r + i - 2, n, mode);
+    if (p % 2 == 0) t.add(p / 2, acc_t(2) * tap<acc_t>(i));
+  }
+  return t.finish();
+}
+
+// The adjoints' lists have distinct, increasing indices (nothing merges).
+template <typename acc_t, typename Read>
+ML_INLINE acc_t down_adjoint_general(int64_t j, int64_t n, int64_t mode, const Read& read) {
+  const int64_t m = n / 2;
+  acc_t s = 0;
+  ML_UNROLL for (int k = 0; k < 5; ++k) {
+    const int64_t a = j / 2 - 2 + k;
+    if (a < 0 || a >= m) continue;
+    acc_t w = 0;
+    ML_UNROLL for (int i = 0; i < 5; ++i) w += pad_index(2 * a + i - 2, n, mode) == j ? tap<acc_t>(i) : acc_t(0);
+    if (w != acc_t(0)) s += w * read(a);
+  }
+  return s;
+}
+
+template <typename acc_t, typename Read>
+ML_INLINE acc_t up_adjoint_general(int64_t a, int64_t n, int64_t mode, const Read& read) {
+  acc_t s = 0;
+  ML_UNROLL for (int k = 0; k < 9; ++k) {
+    const int64_t r = 2 * a - 4 + k;
+    if (r < 0 || r >= n) continue;
+    acc_t w = 0;
+    ML_UNROLL for (int i = 0; i < 5; ++i) w += pad_index(r + i - 2, n, mode) == 2 * a ? acc_t(2) * tap<acc_t>(i) : acc_t(0);
+    if (w != acc_t(0)) s += w * read(r);
+  }
+  return s;
+}
+
+// One output of each 1D operation: the interior formula where it holds, the
+// list otherwise (equal values). Every input read lies in the footprint
+//   down(a), up^T(a): fine [2a - 2, 2a + 2];  up(r), down^T(r): coarse [r/2 - 1, r/2 + 1]
+// (r/2 rounded down), also at the ends with either padding: the tiles of the
+// CUDA kernel size their halos by it.
+template <typename acc_t, typename Read>
+ML_INLINE acc_t down_1d(int64_t a, int64_t n, int64_t mode, const Read& x) {
+  if (a >= 1 && a <= n / 2 - 2) return down5(x(2 * a - 2), x(2 * a - 1), x(2 * a), x(2 * a + 1), x(2 * a + 2));
+  return down_general<acc_t>(a, n, mode, x);
+}
+template <typename acc_t, typename Read>
+ML_INLINE acc_t up_1d(int64_t r, int64_t n, int64_t mode, const Read& y) {
+  if (r >= 2 && r <= n - 3) {
+    const int64_t a = r / 2;
+    return r % 2 == 0 ? up_even(y(a - 1), y(a), y(a + 1)) : up_odd(y(a), y(a + 1));
+  }
+  return up_general<acc_t>(r, n, mode, y);
+}
+template <typename acc_t, typename Read>
+ML_INLINE acc_t up_adjoint_1d(int64_t a, int64_t n, int64_t mode, const Read& s) {
+  if (a >= 2 && a <= n / 2 - 2)
+    return up_adjoint5(s(2 * a - 2), s(2 * a - 1), s(2 * a), s(2 * a + 1), s(2 * a + 2));
+  return up_adjoint_general<acc_t>(a, n, mode, s);
+}
+template <typename acc_t, typename Read>
+ML_INLINE acc_t down_adjoint_1d(int64_t j, int64_t n, int64_t mode, const Read& b) {
+  if (j >= 4 && j < n - 4) {
+    const int64_t c = j / 2;
+    return j % 2 == 0 ? down_adjoint_even(b(c - 1), b(c), b(c + 1)) : down_adjoint_odd(b(c), b(c + 1));
+  }
+  return down_adjoint_general<acc_t>(j, n, mode, b);
+}
+
 // Level 0 of the one pyramid: the difference (times the mask for kMaskBefore;
 // 1 otherwise). The ground truth is divided by its scale as the user would.
 template <typename acc_t>

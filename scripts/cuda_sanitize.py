@@ -493,10 +493,10 @@ def case_comp_empty_mask(device):
 
 
 # --------------------------------------------------------------------------- cases: Laplacian loss
-# csrc/cuda/laplacian_kernel.cu: per level a down, a terms and (with a gradient) an up-adjoint and
-# an adjoint kernel, one thread per sample; block partials summed by one block (ordered_sum:
-# thread t takes partials t, t + 256, ...: > 256 blocks, i.e. > 65536 samples per level, make it
-# stride). Weights: none (rvm), per level after the filter (mgmatting), mask before (sdmatte).
+# csrc/cuda/laplacian_kernel.cu: three launches (level 0 tiled down; levels >= 1 as a work queue of
+# 256-sample items; level 0 tiled gradient, the last block summing the partials in order: ordered_sum's
+# thread t takes partials t, t + 256, ...: > 256 items or tiles per level make it stride).
+# Weights: none (rvm), per level after the filter (mgmatting), mask before (sdmatte).
 # Odd levels are cropped (crop_to_even), replicate padding lets the coarsest level reach 1 pixel.
 
 LAP = ("mattingloss::laplacian_loss_forward",)
@@ -593,6 +593,73 @@ def case_lap_sdmatte_empty_mask(device):
 def case_lap_forward_only(device):
     with torch.no_grad():
         return run_lap(device, (2, 1, 40, 36), "f32", "same", grad=False, levels=3)
+
+
+# The tiled kernels (csrc/cuda/laplacian_kernel.cu): level-0 tiles of 32 x 64 pixels (16 x 32
+# samples of x_1) with halos of up to 4 pixels, borders through the tap lists; levels >= 1 as a
+# work queue in one launch. Sizes below are not tile multiples (last tiles of 1-3 rows/cols, odd
+# sizes cropped, the cropped row/column in the gradient and in the mask's sum), reach 1-pixel
+# coarse levels, and cover both paddings, every weight mode, the folded base and no gradient.
+
+@case(needs=LAP)
+def case_lap_tiles_odd_rvm_reflect(device):
+    # 71 x 135: h = 70, x_1 35 x 67 -> 3 x 3 tiles, the last 3 rows and 3 columns; 5 levels.
+    return run_lap(device, (1, 2, 71, 135), "f32", "same", convention="rvm")
+
+
+@case(needs=LAP)
+def case_lap_tiles_exact_replicate(device):
+    # x_1 exactly 2 x 2 tiles (32 x 64), replicate padding, 6 levels: x_6 is 1 x 2.
+    return run_lap(device, (2, 1, 64, 128), "f64", "same", levels=6, level_weights=[1.0] * 6,
+                   padding="replicate")
+
+
+@case(needs=LAP)
+def case_lap_tiles_one_pixel_levels_replicate(device):
+    # 34 x 66 -> 17 x 33 (cropped 16 x 32) -> ... -> 2 x 4 -> x_5 1 x 2; and 2 x 3 (cropped 2 x 2)
+    # with one level: x_1 is 1 x 1 (a single tile, every sample a border sample).
+    a = run_lap(device, (1, 3, 34, 66), "f32", "uint8", levels=5, padding="replicate")
+    b = run_lap(device, (2, 1, 2, 3), "f64", "same", levels=1, level_weights=[0.5], padding="replicate",
+                offset=1)
+    return {**a, **{f"tiny_{k}": v for k, v in b.items()}}
+
+
+@case(needs=LAP)
+def case_lap_tiles_reflect_smallest(device):
+    # Reflect's least level (4 x 4 after cropping) as the coarsest of 3: 17 x 19 -> 16 x 18 -> 8 x 8 -> 4 x 4.
+    return run_lap(device, (2, 1, 17, 19), "f64", "uint8", levels=3, level_weights=[1.0, 0.5, 0.25])
+
+
+@case(needs=LAP)
+def case_lap_tiles_mgmatting_weights_multi_tile(device):
+    # Weights after the filter: 72 x 200 -> x_1 36 x 100 (3 x 4 tiles), per-level weight sums per tile.
+    return run_lap(device, (2, 1, 72, 200), "f32", "same", weight="soft", convention="mgmatting", levels=3)
+
+
+@case(needs=LAP)
+def case_lap_tiles_sdmatte_odd_mask(device):
+    # Mask before: the mask's sum covers the cropped last row and column (69 x 131), multi-tile.
+    return run_lap(device, (1, 2, 69, 131), "bf16", "same", weight="soft", convention="sdmatte")
+
+
+@case(needs=LAP)
+def case_lap_tiles_forward_only_weights(device):
+    with torch.no_grad():
+        return run_lap(device, (1, 1, 70, 134), "f32", "same", weight="soft", convention="mgmatting", levels=1,
+                       level_weights=[1.0])
+
+
+@case(needs=LAP)
+def case_lap_tiles_grad_base(device):
+    # The raw op with a folded base over an odd, multi-tile image (the cropped row and column get
+    # only the base), float16 pred.
+    shape = (1, 2, 67, 131)
+    x = to_device(lap_inputs(shape, torch.float16, "same", key=("bases",)), device)
+    g = generator("lap-bases")
+    base = torch.randn(shape, generator=g, dtype=torch.float64).to(torch.float16).to(device)
+    loss, levels, grad = torch.ops.mattingloss.laplacian_loss_forward(
+        x["pred"], x["gt"], None, 4, [1.0, 0.5, 0.25, 0.125], 0, True, 0, 1.0, 0.0, True, base, 0.75)
+    return {"loss": loss, "level_losses": levels, "grad_pred": grad}
 
 
 # --------------------------------------------------------------------------- cases: alpha and gradient

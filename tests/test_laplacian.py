@@ -560,3 +560,20 @@ def test_weighted_conventions_in_low_precision(device, pred_dtype, convention):
     assert max_rel_err(loss, ref_loss) <= 1e-5
     tol = {torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.float32: 1e-5}[pred_dtype]
     assert max_rel_err(grad, ref_grad) <= tol
+
+
+def test_tap_streams_match_tap_lists(tmp_path):
+    """csrc/laplacian.h's register-only evaluators (the CUDA kernels') equal its tap lists (the CPU's), bitwise."""
+    import os
+    import shutil
+    import subprocess
+
+    cxx = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = tmp_path / "laplacian_taps"
+    subprocess.run([cxx, "-std=c++17", "-O1", "-I", os.path.join(root, "csrc"), "-o", str(exe),
+                    os.path.join(root, "tests", "cpp", "laplacian_taps.cpp")], check=True)
+    run = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -16,7 +16,7 @@ namespace {
 struct LaplacianCuda : CudaBackend {
   template <typename acc_t>
   static void run(const lap::Args<acc_t>& args, const at::Tensor& pred) {
-    const LapCudaLayout layout = lap_cuda_layout(args.geo, args.planes, args.weight_mode);
+    const LapCudaLayout layout = lap_cuda_layout(args.geo, args.planes, args.weight_mode, args.grad.data != nullptr);
     const auto acc = sizeof(acc_t) == sizeof(double) ? at::kDouble : at::kFloat;
     at::Tensor partials = at::empty({layout.total}, pred.options().dtype(acc));
     C10_CUDA_CHECK(launch_laplacian_forward(args, layout, partials.mutable_data_ptr<acc_t>(),
