@@ -172,20 +172,23 @@ ML_INLINE uint8_t reached_level(const Params& P, double p, double g) {
   return a < b ? a : b;
 }
 
-// |phi_p - phi_g| at a pixel whose l = thresholds[level]; phi = 1 - d*(d >= 0.15), d = alpha - l.
+// phi = 1 - d*(d >= 0.15), d = alpha - l: MATLAB's in single (the double l
+// converted to single, 0.15 as single), the Python code bases' in double. The CPU
+// tabulates these per uint8 value and level, so they stay separate functions.
+ML_INLINE float phi_single(float a, float l) {
+  const float d = a - l;
+  return d >= 0.15f ? 1.0f - d : 1.0f;
+}
+ML_INLINE double phi_double(double a, double l) {
+  const double d = a - l;
+  return d >= 0.15 ? 1.0 - d : 1.0;
+}
+
+// |phi_p - phi_g| at a pixel whose l = thresholds[level].
 ML_INLINE double conn_term(const Params& P, double p, double g, int level) {
   const double l = P.thresholds[level];
-  if (P.convention == kDimMatlab) {  // single: pred - l_map (the double l converted), 1 - d .* single(d >= 0.15), 0.15 as single
-    const float lf = float(l);
-    const float dp = float(p) - lf, dg = float(g) - lf;
-    const float pp = dp >= 0.15f ? 1.0f - dp : 1.0f;
-    const float pg = dg >= 0.15f ? 1.0f - dg : 1.0f;
-    return double(fabsf(pp - pg));
-  }
-  const double dp = p - l, dg = g - l;
-  const double pp = dp >= 0.15 ? 1.0 - dp : 1.0;
-  const double pg = dg >= 0.15 ? 1.0 - dg : 1.0;
-  return fabs(pp - pg);
+  if (P.convention == kDimMatlab) return double(fabsf(phi_single(float(p), float(l)) - phi_single(float(g), float(l))));
+  return fabs(phi_double(p, l) - phi_double(g, l));
 }
 
 // An alpha image as the kernels read it: value i is data[i] * factor (0..255 scale).

@@ -212,6 +212,24 @@ def test_gca_background_component():
                                   R.gca(gt, gt, tri == 128, with_levels=True)["levels"])
 
 
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_levels_few_values(convention):
+    """Small mattes of a few alpha values (many equal-size components, ties, nested
+    components merging across thresholds, empty thresholds): the single union-find
+    pass over all thresholds gives every pixel's level exactly as the reference's
+    labelling of each threshold apart."""
+    rng = np.random.default_rng(8)
+    values = np.array([0, 25, 26, 51, 77, 102, 127, 153, 178, 204, 229, 230, 255])
+    for it in range(120):
+        H, W = (int(v) for v in rng.integers(1, 24, 2))
+        vals = rng.choice(values, size=int(rng.integers(2, 6)), replace=False)
+        gt = rng.choice(vals, (H, W)).astype(np.uint8)
+        pred = gt.copy() if it % 3 == 0 else rng.choice(vals, (H, W)).astype(np.uint8)
+        lv = metrics.connectivity_levels(_batch([pred]), _batch([gt]), None, convention, region="all")
+        ref = R.CONVENTIONS[convention](pred, gt, np.ones((H, W), bool), with_levels=True)["levels"]
+        np.testing.assert_array_equal(lv[0, 0].numpy(), ref, err_msg=f"case {it}")
+
+
 def test_reference_labelling_orders():
     """The references' tie-breaks rest on OpenCV and skimage numbering components in
     row-major order of their first pixel: checked on random masks."""
