@@ -69,14 +69,7 @@ struct LabelScratch {
   std::vector<uint32_t> size, key;
 };
 
-// Eight q values (each 0..10) at once: the high bit of byte j of the result is
-// set where q[j] < i (q + 0x80 - i stays below 0x100: no carry between bytes).
-constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-inline uint64_t below8(const uint8_t* q, uint64_t bias) {
-  uint64_t v;
-  std::memcpy(&v, q, 8);
-  return ~(v + bias) & kHigh;
-}
+constexpr uint64_t kOnes = 0x0101010101010101ull;
 
 inline int32_t find_ptr(std::vector<int32_t>& ptr, int32_t x) {
   int32_t* p = ptr.data();
@@ -121,45 +114,78 @@ void connectivity_levels(const Params& P, const uint8_t* q, int64_t H, int64_t W
     s.links.push_back(b);
     consider(a);
   };
-  int64_t masked = 0;
-  for (int i = kLevels - 1; i >= 1; --i) {
-    const int64_t first = int64_t(s.runs.size());
-    const int64_t child_begin = i + 1 < kLevels ? s.level_start[kLevels - 1 - i - 1] : first;
-    int64_t child = child_begin;  // the runs of threshold i + 1, row-major
-    s.level_start[kLevels - 1 - i] = first;
-    s.row_start.assign(H + 1, 0);
-    const uint64_t bias = kOnes * uint64_t(0x80 - i);
-    for (int64_t y = 0; y < H; ++y) {
-      s.row_start[y] = int64_t(s.runs.size());
-      const uint8_t* row = q + y * W;
-      int64_t x = 0;
-      while (x < W) {
-        while (x + 8 <= W && below8(row + x, bias) == kHigh) x += 8;
-        while (x < W && row[x] < i) ++x;
-        if (x == W) break;
-        const int64_t x0 = x;
-        while (x + 8 <= W && below8(row + x, bias) == 0) x += 8;
-        while (x < W && row[x] >= i) ++x;
-        const int32_t node = int32_t(s.runs.size());
-        s.runs.push_back({int32_t(y), int32_t(x0), int32_t(x)});
-        s.ptr.push_back(node);
-        s.up.push_back(node);
-        s.t.push_back(0);
-        s.key.push_back(tie_key(P.convention, y, x0, H, W));
-        // its pixels of threshold exactly i: the others are in the runs of i + 1 it contains
-        uint32_t own = uint32_t(x - x0);
-        const int64_t c0 = child;
-        while (child < first && s.runs[child].y == y && s.runs[child].x0 < x) {
-          own -= uint32_t(s.runs[child].x1 - s.runs[child].x0);
-          ++child;
+  // Every threshold's runs from one scan of q per row (a run of threshold i opens
+  // where q rises to >= i and closes where it falls below), by chunks of rows in
+  // parallel, then gathered threshold 10 first, row-major within a threshold.
+  constexpr int64_t kChunk = 64;
+  const int64_t chunks = (H + kChunk - 1) / kChunk;
+  std::vector<std::vector<Run>> found(size_t(chunks * kLevels));
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      std::vector<Run>* out = &found[size_t(c * kLevels)];
+      int32_t open[kLevels];
+      for (int64_t y = c * kChunk; y < std::min(H, (c + 1) * kChunk); ++y) {
+        const uint8_t* row = q + y * W;
+        int prev = 0;
+        for (int64_t x = 0; x <= W; ++x) {
+          if (prev == 0 || prev == kLevels - 1) {  // long flat stretches: 8 at a time
+            const uint64_t same = kOnes * uint64_t(prev);
+            uint64_t v;
+            while (x + 8 <= W && (std::memcpy(&v, row + x, 8), v == same)) x += 8;
+          }
+          const int cur = x < W ? row[x] : 0;
+          if (cur > prev) {
+            for (int i = prev + 1; i <= cur; ++i) open[i] = int32_t(x);
+          } else {
+            for (int i = cur + 1; i <= prev; ++i) out[i].push_back({int32_t(y), open[i], int32_t(x)});
+          }
+          prev = cur;
         }
-        s.size.push_back(own);
-        masked += own;
-        consider(node);
-        for (int64_t c = c0; c < child; ++c) unite(node, int32_t(c), i);
       }
     }
-    s.row_start[H] = int64_t(s.runs.size());
+  });
+  for (int i = kLevels - 1; i >= 1; --i) {
+    s.level_start[kLevels - 1 - i] = int64_t(s.runs.size());
+    for (int64_t c = 0; c < chunks; ++c) {
+      const std::vector<Run>& v = found[size_t(c * kLevels + i)];
+      s.runs.insert(s.runs.end(), v.begin(), v.end());
+    }
+  }
+  s.level_start[kLevels - 1] = int64_t(s.runs.size());  // the end of threshold 1's runs
+  {
+    const int64_t R = int64_t(s.runs.size());
+    s.ptr.resize(R);
+    s.up.resize(R);
+    s.t.assign(R, 0);
+    s.size.resize(R);
+    s.key.resize(R);
+    s.links.reserve(R);
+    for (int64_t r = 0; r < R; ++r) {
+      s.ptr[r] = s.up[r] = int32_t(r);
+      s.key[r] = tie_key(P.convention, s.runs[r].y, s.runs[r].x0, H, W);
+    }
+  }
+  int64_t masked = 0;
+  for (int i = kLevels - 1; i >= 1; --i) {
+    const int64_t first = s.level_start[kLevels - 1 - i], last = s.level_start[kLevels - i];
+    int64_t child = i + 1 < kLevels ? s.level_start[kLevels - 2 - i] : first;  // the runs of threshold i + 1
+    s.row_start.assign(H + 1, last);
+    for (int64_t r = last - 1; r >= first; --r) s.row_start[s.runs[r].y] = r;
+    for (int64_t y = H - 1; y >= 0; --y) s.row_start[y] = std::min(s.row_start[y], s.row_start[y + 1]);
+    for (int64_t r = first; r < last; ++r) {
+      const Run& run = s.runs[r];
+      // its pixels of threshold exactly i: the others are in the runs of i + 1 it contains
+      uint32_t own = uint32_t(run.x1 - run.x0);
+      const int64_t c0 = child;
+      while (child < first && s.runs[child].y == run.y && s.runs[child].x0 < run.x1) {
+        own -= uint32_t(s.runs[child].x1 - s.runs[child].x0);
+        ++child;
+      }
+      s.size[r] = own;
+      masked += own;
+      consider(int32_t(r));
+      for (int64_t c = c0; c < child; ++c) unite(int32_t(r), int32_t(c), i);
+    }
     for (int64_t y = 1; y < H; ++y) {
       int64_t a = s.row_start[y - 1];
       const int64_t a_end = s.row_start[y];
@@ -173,7 +199,6 @@ void connectivity_levels(const Params& P, const uint8_t* q, int64_t H, int64_t W
     omega_root[i] = background[i] || best_root < 0 ? -1 : best_root;
   }
   const int64_t R = int64_t(s.runs.size());
-  s.level_start[kLevels - 1] = R;  // the end of threshold 1's runs
   // M per node, parents first: never-linked nodes, then the links in reverse.
   constexpr uint8_t kNever = 255;
   s.m.assign(R, kNever);
