@@ -354,7 +354,7 @@ struct PhiTable {
   float f[kLevels][256];
   double d[kLevels][256];
   void init(const Params& P, double factor) {
-    single = P.convention == kDimMatlab;
+    single = single_alpha(P.convention);
     for (int lv = 0; lv < kLevels; ++lv)
       for (int v = 0; v < 256; ++v) {
         const double a = conn_alpha(P.convention, double(v) * factor);
@@ -433,6 +433,7 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
     switch (P.convention) {
       case kDimMatlab: point_row<kDimMatlab>(s.ap.data(), s.ag.data(), reg, W, L); break;
       case kMmagic: point_row<kMmagic>(s.ap.data(), s.ag.data(), reg, W, L); break;
+      case kRvm: point_row<kRvm>(s.ap.data(), s.ag.data(), reg, W, L); break;
       default: point_row<kGca>(s.ap.data(), s.ag.data(), reg, W, L); break;
     }
     if (A.gradient) {
