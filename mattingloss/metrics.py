@@ -135,7 +135,7 @@ def _region(trimap, pred: Tensor, region: str, unknown_value, unknown_range) -> 
         raise TypeError(f"trimap: expected a real dtype, got {_describe(trimap)}")
     mode, lo, hi = _region_options(unknown_value, unknown_range, False)
     inside = (trimap == lo) if mode == MASK_EQUAL else (trimap > lo) & (trimap < hi)
-    return inside.to(torch.uint8).contiguous()
+    return inside.contiguous().view(torch.uint8)  # bool is one byte of 0/1: no conversion pass
 
 
 def _sums(pred, gt, trimap, *, convention, scale, gt_scale, region, unknown_value, unknown_range, gradient,
