@@ -19,7 +19,13 @@
 namespace mattingloss {
 namespace metrics {
 
-enum Convention : int64_t { kDimMatlab = 0, kMmagic = 1, kGca = 2, kConventions = 3 };
+enum Convention : int64_t { kDimMatlab = 0, kMmagic = 1, kGca = 2, kRvm = 3, kConventions = 4 };
+
+// The conventions whose alphas are single precision, a = single(v) / 255, with
+// thresholds and phi compared in single: MATLAB's casts, and RVM's float32 arrays
+// (numpy < 1.24, which its code needs, compares a float32 array with a float64
+// scalar in float32).
+ML_INLINE bool single_alpha(int64_t convention) { return convention == kDimMatlab || convention == kRvm; }
 
 // Per-sample sums, in this order in the (B, kSums) output.
 enum MetricSum : int64_t {
@@ -56,7 +62,8 @@ struct Params {
   double taps_d[kTaps];           // its derivative's factor, unit norm
 };
 
-// How an image is normalised before the filter: v = pre_div ? a / 255 : a,
+// How an image is normalised before the filter: v = a / 255 (pre_div 1), single(a) / 255
+// in single (pre_div 2) or a,
 // n = v * scale + shift, clamped to [0, 1] when clamp.
 struct Norm {
   double scale, shift;
@@ -68,7 +75,8 @@ struct Norm {
 //               image is only clipped);
 //   mmagic:     cv2.normalize(A / 255, NORM_MINMAX): scale 1/(max-min), 0 when
 //               max - min <= DBL_EPSILON, shift 0 - min*scale;
-//   gca:        A / 255.
+//   gca:        A / 255;
+//   rvm:        cv2.normalize of the float32 alphas single(A) / 255, as mmagic's.
 ML_INLINE Norm make_norm(int64_t convention, double lo, double hi) {
   Norm n{1.0, 0.0, 0, 0};
   if (convention == kDimMatlab) {
@@ -78,9 +86,11 @@ ML_INLINE Norm make_norm(int64_t convention, double lo, double hi) {
       n.scale = 1.0 / delta;
       n.shift = -lo / delta;
     }
-  } else if (convention == kMmagic) {
-    n.pre_div = 1;
-    const double l = lo / 255.0, h = hi / 255.0;
+  } else if (convention == kMmagic || convention == kRvm) {
+    n.pre_div = convention == kRvm ? 2 : 1;
+    // single(a) / 255 is monotone in a: the extremes of the divided image are those of a's
+    const double l = n.pre_div == 2 ? double(float(lo) / 255.0f) : lo / 255.0;
+    const double h = n.pre_div == 2 ? double(float(hi) / 255.0f) : hi / 255.0;
     n.scale = h - l > 2.220446049250313e-16 ? 1.0 / (h - l) : 0.0;
     n.shift = 0.0 - mul_rn(l, n.scale);
   } else {
@@ -90,7 +100,7 @@ ML_INLINE Norm make_norm(int64_t convention, double lo, double hi) {
 }
 
 ML_INLINE double normalise(const Norm& n, double a) {
-  const double v = n.pre_div ? a / 255.0 : a;
+  const double v = n.pre_div == 2 ? double(float(a) / 255.0f) : n.pre_div ? a / 255.0 : a;
   const double r = add_rn(mul_rn(v, n.scale), n.shift);
   return n.clamp ? fmin(fmax(r, 0.0), 1.0) : r;
 }
@@ -118,6 +128,10 @@ ML_INLINE double gradient_term(int64_t convention, double amp_p, double amp_g) {
 ML_INLINE void point_terms(int64_t convention, double a_p, double a_g, double& abs_e, double& sq_e) {
   if (convention == kDimMatlab) {  // abs(single(p)-single(g))/255, ((single(p)-single(g))/255).^2
     const float d = (float(a_p) - float(a_g)) / 255.0f;
+    abs_e = double(fabsf(d));
+    sq_e = double(mulf_rn(d, d));
+  } else if (convention == kRvm) {  // float32 arrays: single(p)/255 - single(g)/255, in single
+    const float d = float(a_p) / 255.0f - float(a_g) / 255.0f;
     abs_e = double(fabsf(d));
     sq_e = double(mulf_rn(d, d));
   } else if (convention == kMmagic) {  // p/255 - g/255
@@ -148,7 +162,7 @@ ML_INLINE void add_point_sums(int64_t convention, double a_p, double a_g, bool i
 // The alpha in [0, 1] that the connectivity thresholds and phi read: single(a)/255
 // (MATLAB) or a/255.0.
 ML_INLINE double conn_alpha(int64_t convention, double a) {
-  return convention == kDimMatlab ? double(float(a) / 255.0f) : a / 255.0;
+  return single_alpha(convention) ? double(float(a) / 255.0f) : a / 255.0;
 }
 
 // How many thresholds 1..10 an alpha reaches (the thresholds increase, so the
@@ -156,7 +170,7 @@ ML_INLINE double conn_alpha(int64_t convention, double a) {
 // threshold converted to single.
 ML_INLINE uint8_t reach(const Params& P, double v) {
   uint8_t n = 0;
-  if (P.convention == kDimMatlab) {
+  if (single_alpha(P.convention)) {
     const float f = float(v);
     for (int i = 1; i < kLevels; ++i) n += f >= float(P.thresholds[i]);
   } else {
@@ -172,20 +186,23 @@ ML_INLINE uint8_t reached_level(const Params& P, double p, double g) {
   return a < b ? a : b;
 }
 
-// |phi_p - phi_g| at a pixel whose l = thresholds[level]; phi = 1 - d*(d >= 0.15), d = alpha - l.
+// phi = 1 - d*(d >= 0.15), d = alpha - l: MATLAB's in single (the double l
+// converted to single, 0.15 as single), the Python code bases' in double. The CPU
+// tabulates these per uint8 value and level, so they stay separate functions.
+ML_INLINE float phi_single(float a, float l) {
+  const float d = a - l;
+  return d >= 0.15f ? 1.0f - d : 1.0f;
+}
+ML_INLINE double phi_double(double a, double l) {
+  const double d = a - l;
+  return d >= 0.15 ? 1.0 - d : 1.0;
+}
+
+// |phi_p - phi_g| at a pixel whose l = thresholds[level].
 ML_INLINE double conn_term(const Params& P, double p, double g, int level) {
   const double l = P.thresholds[level];
-  if (P.convention == kDimMatlab) {  // single: pred - l_map (the double l converted), 1 - d .* single(d >= 0.15), 0.15 as single
-    const float lf = float(l);
-    const float dp = float(p) - lf, dg = float(g) - lf;
-    const float pp = dp >= 0.15f ? 1.0f - dp : 1.0f;
-    const float pg = dg >= 0.15f ? 1.0f - dg : 1.0f;
-    return double(fabsf(pp - pg));
-  }
-  const double dp = p - l, dg = g - l;
-  const double pp = dp >= 0.15 ? 1.0 - dp : 1.0;
-  const double pg = dg >= 0.15 ? 1.0 - dg : 1.0;
-  return fabs(pp - pg);
+  if (single_alpha(P.convention)) return double(fabsf(phi_single(float(p), float(l)) - phi_single(float(g), float(l))));
+  return fabs(phi_double(p, l) - phi_double(g, l));
 }
 
 // An alpha image as the kernels read it: value i is data[i] * factor (0..255 scale).

@@ -20,6 +20,10 @@ which cites the source file and function it reproduces; see docs/metrics.md):
                np.arange thresholds (0.6000000000000001: alpha 153 misses 0.6).
 ``gca``        GCA-Matting utils/evaluate.py: gradient of alpha/255 (no min-max),
                MSE / (count + 1e-8), largest component counting the background.
+``rvm``        RobustVideoMatting evaluation/evaluate_lr.py, with region="all"
+               (whole frames): float32 alphas; ``sad`` holds its MAD (mean |e|
+               x 1e3), ``mse`` its MSE (mean e^2 x 1e3); cv2 min-max gradient;
+               thresholds compared in float32 (alpha 153 reaches 0.6).
 =============  ==================================================================
 
 The region: ``trimap == unknown_value`` (128), ``unknown_range=(lo, hi)`` (lo < t < hi)
@@ -44,7 +48,7 @@ MASK_EQUAL = _codes.MASK_EQUAL
 
 _matting_metrics = _ops.load_op("matting_metrics")
 
-CONVENTIONS = {"dim_matlab": 0, "mmagic": 1, "gca": 2}
+CONVENTIONS = {"dim_matlab": 0, "mmagic": 1, "gca": 2, "rvm": 3}
 METRICS = ("sad", "mse", "grad", "conn")
 # csrc/metrics.h MetricSum
 _SAD_REGION, _SAD_ALL, _SQ_REGION, _SQ_ALL, _COUNT, _GRAD, _CONN, _SUMS = range(8)
@@ -57,7 +61,7 @@ def _matlab_colon(a: float, step: float, b: float) -> list:
 
 
 _ARANGE = [k * 0.1 for k in range(11)]  # np.arange(0, 1 + 0.1, 0.1): 0.6000000000000001, ...
-_THRESHOLDS = {0: _matlab_colon(0.0, 0.1, 1.0), 1: _ARANGE, 2: _ARANGE}
+_THRESHOLDS = {0: _matlab_colon(0.0, 0.1, 1.0), 1: _ARANGE, 2: _ARANGE, 3: _ARANGE}
 
 
 def _taps() -> list:
@@ -131,7 +135,7 @@ def _region(trimap, pred: Tensor, region: str, unknown_value, unknown_range) -> 
         raise TypeError(f"trimap: expected a real dtype, got {_describe(trimap)}")
     mode, lo, hi = _region_options(unknown_value, unknown_range, False)
     inside = (trimap == lo) if mode == MASK_EQUAL else (trimap > lo) & (trimap < hi)
-    return inside.to(torch.uint8).contiguous()
+    return inside.contiguous().view(torch.uint8)  # bool is one byte of 0/1: no conversion pass
 
 
 def _sums(pred, gt, trimap, *, convention, scale, gt_scale, region, unknown_value, unknown_range, gradient,
@@ -157,6 +161,9 @@ def _compose(sums: Tensor, convention: str) -> Dict[str, Tensor]:
     elif convention == "mmagic":
         sad = sums[:, _SAD_ALL] / 1000
         mse = torch.where(count != 0, sums[:, _SQ_ALL] / count.clamp_min(1), torch.zeros_like(count))
+    elif convention == "rvm":  # means x 1e3 (its MAD in "sad"); NaN with no pixel, as np.mean
+        sad = sums[:, _SAD_REGION] / count * 1e3
+        mse = sums[:, _SQ_REGION] / count * 1e3
     else:
         sad = sums[:, _SAD_REGION] / 1000
         mse = sums[:, _SQ_REGION] / (count + 1e-8)

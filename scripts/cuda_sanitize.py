@@ -1056,8 +1056,9 @@ def _metrics_case(convention, dtype, B, H, W):
     return run
 
 
-for _i, _conv in enumerate(("dim_matlab", "mmagic", "gca")):
-    case(_metrics_case(_conv, (torch.uint8, torch.float64, torch.float32)[_i], 2, 37 + 8 * _i, 61 - 5 * _i),
+for _i, _conv in enumerate(("dim_matlab", "mmagic", "gca", "rvm")):
+    case(_metrics_case(_conv, (torch.uint8, torch.float64, torch.float32, torch.uint8)[_i], 2, 37 + 8 * _i,
+                       61 - 5 * _i),
          needs=("mattingloss::matting_metrics",))
 
 

@@ -14,7 +14,7 @@ cv2 = pytest.importorskip("cv2")
 pytest.importorskip("scipy")
 pytest.importorskip("skimage")
 
-CONVENTIONS = ["dim_matlab", "mmagic", "gca"]
+CONVENTIONS = ["dim_matlab", "mmagic", "gca", "rvm"]
 
 
 # ---------------------------------------------------------------- mattes
@@ -170,6 +170,31 @@ def test_alpha_153_reaches_matlab_threshold_only():
     assert conn_n == pytest.approx(R.mmagic(pred, gt, tri == 128)["conn"], rel=1e-12)
 
 
+def test_rvm_float32_details():
+    """RVM's float32 frames: alpha 153 reaches the 0.6 threshold (np.arange's
+    0.6000000000000001 compared in float32, as numpy < 1.24 does), unlike mmagic's
+    float64 comparison; MAD and MSE are means x 1e3 of float32 differences; ties go
+    to OpenCV's row-major first component."""
+    gt = np.full((9, 9), 153, np.uint8)
+    pred = gt.copy()
+    pred[4, 4] = 255
+    p, g = _batch([pred]), _batch([gt])
+    assert int(metrics.connectivity_levels(p, g, None, "rvm", region="all")[0, 0, 0, 0]) == 6
+    assert int(metrics.connectivity_levels(p, g, None, "mmagic", region="all")[0, 0, 0, 0]) == 5
+    out = metrics.matting_metrics(p, g, None, "rvm", region="all")
+    d = np.float32(255) / np.float32(255) - np.float32(153) / np.float32(255)
+    assert float(out["sad"][0]) == float(abs(d)) / 81 * 1e3
+    assert float(out["mse"][0]) == float(d * d) / 81 * 1e3
+    ref = R.rvm(pred, gt, np.ones((9, 9), bool))
+    for k in metrics.METRICS:
+        assert float(out[k][0]) == pytest.approx(ref[k], rel=1e-12, abs=1e-13)
+    tie = np.zeros((10, 10), np.uint8)
+    tie[0:3, 6:9] = 255
+    tie[6:9, 0:3] = 255
+    lv = metrics.connectivity_levels(_batch([tie]), _batch([tie]), None, "rvm", region="all")[0, 0].numpy()
+    assert lv[1, 7] == 10 and lv[7, 1] == 0
+
+
 def test_single_precision_sad():
     """MATLAB's per-pixel SAD is single(|p - g|)/255 in float32: 1/255 rounded to float32."""
     pred = np.array([[1, 0]], np.uint8)
@@ -212,6 +237,24 @@ def test_gca_background_component():
                                   R.gca(gt, gt, tri == 128, with_levels=True)["levels"])
 
 
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_levels_few_values(convention):
+    """Small mattes of a few alpha values (many equal-size components, ties, nested
+    components merging across thresholds, empty thresholds): the single union-find
+    pass over all thresholds gives every pixel's level exactly as the reference's
+    labelling of each threshold apart."""
+    rng = np.random.default_rng(8)
+    values = np.array([0, 25, 26, 51, 77, 102, 127, 153, 178, 204, 229, 230, 255])
+    for it in range(120):
+        H, W = (int(v) for v in rng.integers(1, 24, 2))
+        vals = rng.choice(values, size=int(rng.integers(2, 6)), replace=False)
+        gt = rng.choice(vals, (H, W)).astype(np.uint8)
+        pred = gt.copy() if it % 3 == 0 else rng.choice(vals, (H, W)).astype(np.uint8)
+        lv = metrics.connectivity_levels(_batch([pred]), _batch([gt]), None, convention, region="all")
+        ref = R.CONVENTIONS[convention](pred, gt, np.ones((H, W), bool), with_levels=True)["levels"]
+        np.testing.assert_array_equal(lv[0, 0].numpy(), ref, err_msg=f"case {it}")
+
+
 def test_reference_labelling_orders():
     """The references' tie-breaks rest on OpenCV and skimage numbering components in
     row-major order of their first pixel: checked on random masks."""
@@ -250,6 +293,7 @@ def test_empty_region():
     assert math.isnan(float(metrics.mse(p, g, t, "dim_matlab")[0]))  # MATLAB: 0/0
     assert float(metrics.mse(p, g, t, "mmagic")[0]) == 0.0
     assert float(metrics.mse(p, g, t, "gca")[0]) == 0.0
+    assert math.isnan(float(metrics.mse(p, g, t, "rvm")[0]))  # np.mean of nothing
     for c in CONVENTIONS:
         out = metrics.matting_metrics(p, g, t, c)
         assert float(out["grad"][0]) == 0.0 and float(out["conn"][0]) == 0.0

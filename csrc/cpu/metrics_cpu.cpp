@@ -1,16 +1,15 @@
 // CPU backend of matting_metrics, one sample after the other:
-//   1. (gradient) each image's minimum and maximum, for its normalisation;
-//   2. (connectivity) q per pixel: how many thresholds both alphas reach, so the
-//      intersection mask of threshold i is q >= i;
-//   3. (connectivity) per threshold, in parallel: union-find labelling of the
-//      mask's row runs (4-connectivity; roots are each component's first row-major pixel),
-//      sizes and tie-break keys, the largest component (../metrics.h pack_best)
-//      as row runs; then each pixel's level (the first threshold whose largest
-//      component misses it), filled run by run;
-//   4. per row, in parallel: the SAD/MSE terms, the separable derivative-of-Gaussian
-//      filter (a column pass into a padded row, then a row pass; replicated
-//      borders) and the connectivity term, summed per row;
-//   5. the rows' sums added in row order: the same bits with any thread count.
+//   1. per chunk of rows, in parallel: each image's minimum and maximum (for its
+//      normalisation before the filter), and q per pixel: how many thresholds
+//      both alphas reach, so the intersection mask of threshold i is q >= i;
+//   2. (connectivity) one union-find over the row runs of every threshold, in
+//      decreasing order, and each pixel's level from its history (see
+//      connectivity_levels);
+//   3. per band of rows, in parallel: the SAD/MSE terms, the separable
+//      derivative-of-Gaussian filter (a ring of normalised rows, a column pass,
+//      a row pass; replicated borders; only where the region needs it) and the
+//      connectivity term (tabulated for uint8), summed per row in fixed lanes;
+//   4. the rows' sums added in row order: the same bits with any thread count.
 #pragma GCC optimize("fp-contract=off")  // products rounded on their own, as the references and the CUDA kernel
 
 #include <ATen/Parallel.h>
@@ -18,8 +17,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
+#include "../common/cpu_convert.h"
 #include "../metrics.h"
 #include "../metrics_host.h"
 
@@ -33,199 +34,478 @@ inline Image sample_of(const Image& im, int64_t offset) {
   return s;
 }
 
-// A run of consecutive mask pixels in one row: [x0, x1).
+// ------------------------------------------------------------ connectivity levels
+// The thresholds' sets are nested (S_{i+1} within S_i, S_i = {q >= i}), so one
+// union-find, fed in decreasing threshold order, holds the components of every
+// S_i in turn: 10 labellings for the price of one. Its nodes are row runs: the
+// runs of S_i, each united with the runs of S_i above it that share a column and
+// with the runs of S_{i+1} it contains. Each link is recorded (the root x was
+// linked under, at threshold t_x: `up`, `t`), so that the root of a node's
+// component at any threshold i can be told afterwards: x itself for t_x < i <= its
+// own threshold, else the root of up[x]'s component at i.
+//
+// omega_i is the largest component of S_i (more pixels, then the smaller tie key:
+// ../metrics.h pack_best). Merging only grows a component's size and lowers its
+// key, so its packed value only increases: the largest at threshold i is the
+// running maximum over every union and new node so far, and stays a root.
+//
+// A pixel's level is k - 1 for the first threshold k it is outside omega_k (10 if
+// none). For a node x, M(x) = the first i <= level(x) at which x's root is not
+// omega_i's: min(the first i in (t_x, level(x)] with r_i != x, M(up[x]) when that is
+// <= t_x), computed parents first (reverse link order). A pixel of q >= 1 lies in
+// exactly one run of threshold q; pixels of higher thresholds overwrite it.
+// GCA's background (omega_i the complement of S_i: label 0 won) is a threshold at
+// which no node is omega and the pixels outside S_i are in omega.
 struct Run {
   int32_t y, x0, x1;
 };
 
-// What omega of one threshold is: the largest component's runs in row-major
-// order, or (background: GCA's label 0 won) the mask's runs, which omega misses.
-struct Omega {
-  std::vector<Run> runs;
-  bool background = false;
-};
-
 struct LabelScratch {
-  std::vector<Run> runs;
-  std::vector<int64_t> row_start;  // runs of row y: [row_start[y], row_start[y + 1])
-  std::vector<int32_t> parent;     // per run
+  std::vector<Run> runs;             // every threshold's runs, threshold 10 first, row-major within
+  std::vector<int64_t> level_start;  // runs of threshold i: [level_start[10 - i], level_start[11 - i])
+  std::vector<int64_t> row_start;    // runs of the current threshold per row
+  std::vector<int32_t> ptr, up, links;
+  std::vector<uint8_t> t, m;
   std::vector<uint32_t> size, key;
 };
 
-// Eight q values (each 0..10) at once: the high bit of byte j of the result is
-// set where q[j] < i (q + 0x80 - i stays below 0x100: no carry between bytes).
-constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-inline uint64_t below8(const uint8_t* q, uint64_t bias) {
-  uint64_t v;
-  std::memcpy(&v, q, 8);
-  return ~(v + bias) & kHigh;
-}
+constexpr uint64_t kOnes = 0x0101010101010101ull;
 
-inline int32_t find_run(int32_t* parent, int32_t x) {
-  while (parent[x] != x) {
-    parent[x] = parent[parent[x]];
-    x = parent[x];
+inline int32_t find_ptr(std::vector<int32_t>& ptr, int32_t x) {
+  int32_t* p = ptr.data();
+  while (p[x] != x) {
+    p[x] = p[p[x]];  // path halving: ptr only speeds up finds; the history is in up
+    x = p[x];
   }
   return x;
 }
 
-// omega of threshold i (1..10) for one sample: 1 where the pixel is in the
-// largest 4-connected component of {q >= i} (or, for GCA when the background
-// wins, where q < i). Labelled by runs: union-find over the row runs, a run
-// united with the runs of the row above that share a column. Runs are numbered
-// in row-major order and a root is linked under the smaller root, so each
-// component's root is its first run, the one holding its first row-major pixel;
-// MATLAB's column-major key of a component is the least x0 * H + y of its runs.
-void largest_component(const Params& P, const uint8_t* q, int64_t H, int64_t W, int i, LabelScratch& s,
-                       Omega& omega) {
+void connectivity_levels(const Params& P, const uint8_t* q, int64_t H, int64_t W, LabelScratch& s, uint8_t* level) {
   const int64_t N = H * W;
   s.runs.clear();
-  s.row_start.assign(H + 1, 0);
-  int64_t masked = 0;
-  const uint64_t bias = kOnes * uint64_t(0x80 - i);
-  for (int64_t y = 0; y < H; ++y) {
-    s.row_start[y] = int64_t(s.runs.size());
-    const uint8_t* row = q + y * W;
-    int64_t x = 0;
-    while (x < W) {
-      while (x + 8 <= W && below8(row + x, bias) == kHigh) x += 8;
-      while (x < W && row[x] < i) ++x;
-      if (x == W) break;
-      const int64_t x0 = x;
-      while (x + 8 <= W && below8(row + x, bias) == 0) x += 8;
-      while (x < W && row[x] >= i) ++x;
-      s.runs.push_back({int32_t(y), int32_t(x0), int32_t(x)});
-      masked += x - x0;
+  s.level_start.assign(kLevels + 1, 0);
+  s.ptr.clear();
+  s.up.clear();
+  s.t.clear();
+  s.size.clear();
+  s.key.clear();
+  s.links.clear();
+  int32_t omega_root[kLevels];  // r_i (-1: no node is omega_i)
+  bool background[kLevels + 1];
+  uint64_t best = 0;
+  int32_t best_root = -1;
+  auto consider = [&](int32_t root) {
+    const uint64_t v = pack_best(s.size[root], s.key[root]);
+    if (v > best) {
+      best = v;
+      best_root = root;
     }
-  }
-  s.row_start[H] = int64_t(s.runs.size());
-  const int64_t R = int64_t(s.runs.size());
-  s.parent.resize(R);
-  int32_t* parent = s.parent.data();
-  for (int64_t r = 0; r < R; ++r) parent[r] = int32_t(r);
-  for (int64_t y = 1; y < H; ++y) {
-    int64_t a = s.row_start[y - 1];
-    const int64_t a_end = s.row_start[y];
-    for (int64_t r = s.row_start[y]; r < s.row_start[y + 1]; ++r) {
-      const Run& run = s.runs[r];
-      while (a < a_end && s.runs[a].x1 <= run.x0) ++a;  // runs above ending before this one starts
-      for (int64_t u = a; u < a_end && s.runs[u].x0 < run.x1; ++u) {
-        const int32_t ra = find_run(parent, int32_t(u)), rb = find_run(parent, int32_t(r));
-        if (ra < rb) {
-          parent[rb] = ra;
-        } else if (rb < ra) {
-          parent[ra] = rb;
+  };
+  auto unite = [&](int32_t a, int32_t b, int i) {
+    a = find_ptr(s.ptr, a);
+    b = find_ptr(s.ptr, b);
+    if (a == b) return;
+    if (s.size[a] < s.size[b] || (s.size[a] == s.size[b] && b < a)) std::swap(a, b);  // b under a
+    s.ptr[b] = a;
+    s.up[b] = a;
+    s.t[b] = uint8_t(i);
+    s.size[a] += s.size[b];
+    s.key[a] = std::min(s.key[a], s.key[b]);
+    s.links.push_back(b);
+    consider(a);
+  };
+  // Every threshold's runs from one scan of q per row (a run of threshold i opens
+  // where q rises to >= i and closes where it falls below), by chunks of rows in
+  // parallel, then gathered threshold 10 first, row-major within a threshold.
+  constexpr int64_t kChunk = 64;
+  const int64_t chunks = (H + kChunk - 1) / kChunk;
+  std::vector<std::vector<Run>> found(size_t(chunks * kLevels));
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      std::vector<Run>* out = &found[size_t(c * kLevels)];
+      int32_t open[kLevels];
+      for (int64_t y = c * kChunk; y < std::min(H, (c + 1) * kChunk); ++y) {
+        const uint8_t* row = q + y * W;
+        int prev = 0;
+        for (int64_t x = 0; x <= W; ++x) {
+          if (prev == 0 || prev == kLevels - 1) {  // long flat stretches: 8 at a time
+            const uint64_t same = kOnes * uint64_t(prev);
+            uint64_t v;
+            while (x + 8 <= W && (std::memcpy(&v, row + x, 8), v == same)) x += 8;
+          }
+          const int cur = x < W ? row[x] : 0;
+          if (cur > prev) {
+            for (int i = prev + 1; i <= cur; ++i) open[i] = int32_t(x);
+          } else {
+            for (int i = cur + 1; i <= prev; ++i) out[i].push_back({int32_t(y), open[i], int32_t(x)});
+          }
+          prev = cur;
         }
       }
     }
-  }
-  s.size.assign(R, 0);
-  s.key.assign(R, 0xFFFFFFFFu);
-  for (int64_t r = 0; r < R; ++r) {
-    const int32_t root = find_run(parent, int32_t(r));
-    parent[r] = root;
-    const Run& run = s.runs[r];
-    s.size[root] += uint32_t(run.x1 - run.x0);
-    const uint32_t k = tie_key(P.convention, run.y, run.x0, H, W);
-    if (k < s.key[root]) s.key[root] = k;
-  }
-  uint64_t best = 0;
-  int32_t best_root = -1;
-  for (int64_t r = 0; r < R; ++r) {
-    if (parent[r] != r) continue;
-    const uint64_t v = pack_best(s.size[r], s.key[r]);
-    if (v > best) {
-      best = v;
-      best_root = int32_t(r);
-    }
-  }
-  omega.runs.clear();
-  omega.background = background_wins(P.convention, N - masked, best);
-  if (omega.background) {
-    omega.runs = s.runs;  // omega is the complement of the mask: its runs are what omega misses
-  } else {
-    for (int64_t r = 0; r < R; ++r)
-      if (parent[r] == best_root) omega.runs.push_back(s.runs[r]);
-  }
-}
-
-// The levels from the thresholds' omegas: level = i - 1 for the first i whose
-// omega misses the pixel, else 10. Written from i = 10 down to 1, each
-// threshold overwriting what it misses, so the smallest such i stays.
-void fill_levels(const std::vector<Omega>& omegas, int64_t N, int64_t W, uint8_t* level) {
-  std::memset(level, kLevels - 1, size_t(N));
+  });
   for (int i = kLevels - 1; i >= 1; --i) {
-    const Omega& o = omegas[i - 1];
-    const uint8_t v = uint8_t(i - 1);
-    if (o.background) {  // misses the mask: the runs
-      for (const Run& run : o.runs) std::memset(level + run.y * W + run.x0, v, size_t(run.x1 - run.x0));
-    } else {  // misses everything but the best component's runs (row-major order)
-      int64_t cursor = 0;
-      for (const Run& run : o.runs) {
-        const int64_t start = run.y * W + run.x0;
-        std::memset(level + cursor, v, size_t(start - cursor));
-        cursor = run.y * W + run.x1;
+    s.level_start[kLevels - 1 - i] = int64_t(s.runs.size());
+    for (int64_t c = 0; c < chunks; ++c) {
+      const std::vector<Run>& v = found[size_t(c * kLevels + i)];
+      s.runs.insert(s.runs.end(), v.begin(), v.end());
+    }
+  }
+  s.level_start[kLevels - 1] = int64_t(s.runs.size());  // the end of threshold 1's runs
+  {
+    const int64_t R = int64_t(s.runs.size());
+    s.ptr.resize(R);
+    s.up.resize(R);
+    s.t.assign(R, 0);
+    s.size.resize(R);
+    s.key.resize(R);
+    s.links.reserve(R);
+    for (int64_t r = 0; r < R; ++r) {
+      s.ptr[r] = s.up[r] = int32_t(r);
+      s.key[r] = tie_key(P.convention, s.runs[r].y, s.runs[r].x0, H, W);
+    }
+  }
+  int64_t masked = 0;
+  for (int i = kLevels - 1; i >= 1; --i) {
+    const int64_t first = s.level_start[kLevels - 1 - i], last = s.level_start[kLevels - i];
+    int64_t child = i + 1 < kLevels ? s.level_start[kLevels - 2 - i] : first;  // the runs of threshold i + 1
+    s.row_start.assign(H + 1, last);
+    for (int64_t r = last - 1; r >= first; --r) s.row_start[s.runs[r].y] = r;
+    for (int64_t y = H - 1; y >= 0; --y) s.row_start[y] = std::min(s.row_start[y], s.row_start[y + 1]);
+    for (int64_t r = first; r < last; ++r) {
+      const Run& run = s.runs[r];
+      // its pixels of threshold exactly i: the others are in the runs of i + 1 it contains
+      uint32_t own = uint32_t(run.x1 - run.x0);
+      const int64_t c0 = child;
+      while (child < first && s.runs[child].y == run.y && s.runs[child].x0 < run.x1) {
+        own -= uint32_t(s.runs[child].x1 - s.runs[child].x0);
+        ++child;
       }
-      std::memset(level + cursor, v, size_t(N - cursor));
+      s.size[r] = own;
+      masked += own;
+      consider(int32_t(r));
+      for (int64_t c = c0; c < child; ++c) unite(int32_t(r), int32_t(c), i);
+    }
+    for (int64_t y = 1; y < H; ++y) {
+      int64_t a = s.row_start[y - 1];
+      const int64_t a_end = s.row_start[y];
+      for (int64_t r = s.row_start[y]; r < s.row_start[y + 1]; ++r) {
+        const Run& run = s.runs[r];
+        while (a < a_end && s.runs[a].x1 <= run.x0) ++a;  // runs above ending before this one starts
+        for (int64_t u = a; u < a_end && s.runs[u].x0 < run.x1; ++u) unite(int32_t(r), int32_t(u), i);
+      }
+    }
+    background[i] = background_wins(P.convention, N - masked, best);
+    omega_root[i] = background[i] || best_root < 0 ? -1 : best_root;
+  }
+  const int64_t R = int64_t(s.runs.size());
+  // M per node, parents first: never-linked nodes, then the links in reverse.
+  constexpr uint8_t kNever = 255;
+  s.m.assign(R, kNever);
+  auto own_first = [&](int32_t x, int lo, int hi) -> uint8_t {  // first i in (lo, hi] with r_i != x
+    for (int i = lo + 1; i <= hi; ++i)
+      if (omega_root[i] != x) return uint8_t(i);
+    return kNever;
+  };
+  std::vector<uint8_t> node_lv(R);
+  for (int i = 1; i < kLevels; ++i)
+    for (int64_t x = s.level_start[kLevels - 1 - i]; x < s.level_start[kLevels - i]; ++x)
+      node_lv[x] = uint8_t(i);
+  for (int64_t x = 0; x < R; ++x)
+    if (s.up[x] == x) s.m[x] = own_first(int32_t(x), 0, node_lv[x]);
+  for (int64_t k = int64_t(s.links.size()) - 1; k >= 0; --k) {
+    const int32_t x = s.links[k];
+    const uint8_t mine = own_first(x, s.t[x], node_lv[x]), parent = s.m[s.up[x]];
+    s.m[x] = std::min(mine, parent <= s.t[x] ? parent : kNever);
+  }
+  // A pixel's level: M - 1 when M <= q, else the first threshold above q that is not
+  // a background one (every threshold above q misses the pixel unless omega is
+  // the background there), minus 1; 10 when none.
+  uint8_t after[kLevels];
+  for (int j = 0; j < kLevels; ++j) {
+    int k = j + 1;
+    while (k < kLevels && background[k]) ++k;
+    after[j] = uint8_t(k - 1);
+  }
+  std::memset(level, after[0], size_t(N));
+  for (int i = 1; i < kLevels; ++i) {
+    for (int64_t x = s.level_start[kLevels - 1 - i]; x < s.level_start[kLevels - i]; ++x) {
+      const Run& run = s.runs[x];
+      const uint8_t v = s.m[x] <= i ? uint8_t(s.m[x] - 1) : after[i];
+      std::memset(level + run.y * W + run.x0, v, size_t(run.x1 - run.x0));
     }
   }
 }
 
-struct RowScratch {
-  std::vector<double> sg_p, sd_p, sg_g, sd_g;  // column passes, padded by kHalf on each side
-  std::vector<double> gx, gy, amp_p, amp_g;     // row passes and magnitudes
+// ------------------------------------------------------------ rows pass
+// The filter's work is limited to the tiles of kTile columns that hold a region
+// pixel (the error is summed over the region only): a typical trimap's unknown
+// band is a third of the image. Skipped tiles would only add zeros to the lanes,
+// so the sums do not depend on the skipping.
+constexpr int64_t kTile = 64;
+constexpr int64_t kBand = 16;  // rows per parallel chunk (fixed: sums independent of threads)
+
+// A row of an image as 0..255 doubles: double(x) * factor, as ../metrics.h value().
+template <typename T>
+ML_CPU_CLONES void load_row(const T* src, int64_t n, double factor, double* dst) {
+  for (int64_t x = 0; x < n; ++x) dst[x] = double(src[x]) * factor;
+}
+
+void load_any(const Image& im, int64_t offset, int64_t n, double* dst) {
+  switch (im.dtype) {
+    case Dtype::kUInt8: load_row(static_cast<const uint8_t*>(im.data) + offset, n, im.factor, dst); break;
+    case Dtype::kFloat: load_row(static_cast<const float*>(im.data) + offset, n, im.factor, dst); break;
+    default: load_row(static_cast<const double*>(im.data) + offset, n, im.factor, dst); break;
+  }
+}
+
+// One image's normalisation for the filter (../metrics.h normalise), tabulated for uint8.
+struct Normaliser {
+  Norm n{};
+  bool u8 = false;
+  double table[256];
+  void init(const Image& im, const Norm& norm) {
+    n = norm;
+    u8 = im.dtype == Dtype::kUInt8;
+    if (u8)
+      for (int v = 0; v < 256; ++v) table[v] = normalise(n, double(v) * im.factor);
+  }
+  // columns [x0, x1) of row y
+  void row(const Image& im, int64_t y, int64_t W, int64_t x0, int64_t x1, double* dst, double* staging) const {
+    if (u8) {
+      const uint8_t* src = static_cast<const uint8_t*>(im.data) + y * W;
+      for (int64_t x = x0; x < x1; ++x) dst[x] = table[src[x]];
+      return;
+    }
+    load_any(im, y * W + x0, x1 - x0, staging);
+    for (int64_t x = x0; x < x1; ++x) dst[x] = normalise(n, staging[x - x0]);
+  }
 };
 
-// ../metrics.h column_pass for a whole row y of an image normalised beforehand,
-// tap by tap across the row (the same sums in the same order: dot9's), so the
-// compiler vectorises over x.
-inline void column_rows(const Params& P, const double* n, int64_t y, int64_t H, int64_t W, double* sg,
-                        double* sd) {
-  for (int i = 0; i < kTaps; ++i) {
-    const int64_t yy = std::min<int64_t>(std::max<int64_t>(y + i - kHalf, 0), H - 1);
-    const double* r = n + yy * W;
-    const double wg = P.taps_g[i], wd = P.taps_d[i];
-    if (i == 0) {
-      for (int64_t x = 0; x < W; ++x) {
-        sg[x] = mul_rn(wg, r[x]);
-        sd[x] = mul_rn(wd, r[x]);
-      }
-    } else {
-      for (int64_t x = 0; x < W; ++x) {
-        sg[x] = add_rn(sg[x], mul_rn(wg, r[x]));
-        sd[x] = add_rn(sd[x], mul_rn(wd, r[x]));
-      }
+// ../metrics.h column_pass over columns [x0, x1), both factors at once: the same
+// products and sums in the same order (dot9's), vectorised over x.
+ML_CPU_CLONES void column_span(const double* taps_g, const double* taps_d, const double* const* r, int64_t x0,
+                               int64_t x1, double* __restrict sg, double* __restrict sd) {
+  for (int64_t x = x0; x < x1; ++x) {
+    double g = mul_rn(taps_g[0], r[0][x]), d = mul_rn(taps_d[0], r[0][x]);
+#pragma GCC unroll 8
+    for (int k = 1; k < kTaps; ++k) {
+      g = add_rn(g, mul_rn(taps_g[k], r[k][x]));
+      d = add_rn(d, mul_rn(taps_d[k], r[k][x]));
+    }
+    sg[x] = g;
+    sd[x] = d;
+  }
+}
+
+// The row pass and the magnitude over [x0, x1): gx = dot9(taps_d, sg[x-4..x+4]),
+// gy = dot9(taps_g, sd[x-4..x+4]) (sg, sd hold column x at index x + kHalf).
+ML_CPU_CLONES void row_span(const double* taps_g, const double* taps_d, const double* __restrict sg,
+                            const double* __restrict sd, int64_t x0, int64_t x1, double* __restrict amp) {
+  for (int64_t x = x0; x < x1; ++x) {
+    double gx = mul_rn(taps_d[0], sg[x]), gy = mul_rn(taps_g[0], sd[x]);
+#pragma GCC unroll 8
+    for (int k = 1; k < kTaps; ++k) {
+      gx = add_rn(gx, mul_rn(taps_d[k], sg[x + k]));
+      gy = add_rn(gy, mul_rn(taps_g[k], sd[x + k]));
+    }
+    amp[x] = magnitude(gx, gy);
+  }
+}
+
+// Lanes of one row's sums: element x of a row goes to lane x % kLanes.
+constexpr int64_t kLanes = 16;
+struct RowLanes {
+  double v[kSums][kLanes];
+};
+
+// SAD and MSE terms of a row (../metrics.h point_terms), into lanes.
+template <int64_t C>
+ML_CPU_CLONES void point_row(const double* __restrict ap, const double* __restrict ag, const uint8_t* __restrict reg,
+                             int64_t W, RowLanes& L) {
+  for (int64_t x0 = 0; x0 < W; x0 += kLanes) {
+    const int64_t n = std::min<int64_t>(kLanes, W - x0);
+    for (int64_t l = 0; l < n; ++l) {
+      double ae, se;
+      point_terms(C, ap[x0 + l], ag[x0 + l], ae, se);
+      const double in = reg[x0 + l] ? 1.0 : 0.0;
+      L.v[kSadAll][l] += ae;
+      L.v[kSqAll][l] += se;
+      L.v[kSadRegion][l] += reg[x0 + l] ? ae : 0.0;
+      L.v[kSqRegion][l] += reg[x0 + l] ? se : 0.0;
+      L.v[kCount][l] += in;
     }
   }
 }
 
-// The row pass (gx = dot9(taps_d, sg[x-4..x+4]), gy = dot9(taps_g, sd[x-4..x+4]); sg, sd
-// padded by kHalf) and the magnitudes, tap by tap across the row.
-inline void row_magnitudes(const Params& P, const double* sg, const double* sd, int64_t W, double* gx, double* gy,
-                           double* amp) {
-  for (int k = 0; k < kTaps; ++k) {
-    const double wd = P.taps_d[k], wg = P.taps_g[k];
-    const double* a = sg + k;
-    const double* b = sd + k;
-    if (k == 0) {
-      for (int64_t x = 0; x < W; ++x) {
-        gx[x] = mul_rn(wd, a[x]);
-        gy[x] = mul_rn(wg, b[x]);
-      }
-    } else {
-      for (int64_t x = 0; x < W; ++x) {
-        gx[x] = add_rn(gx[x], mul_rn(wd, a[x]));
-        gy[x] = add_rn(gy[x], mul_rn(wg, b[x]));
-      }
-    }
+// The gradient terms of the region pixels in [x0, x1), into lanes.
+ML_CPU_CLONES void grad_span(int64_t convention, const double* __restrict amp_p, const double* __restrict amp_g,
+                             const uint8_t* __restrict reg, int64_t x0, int64_t x1, RowLanes& L) {
+  for (int64_t x = x0; x < x1; ++x) {
+    const double t = gradient_term(convention, amp_p[x], amp_g[x]);
+    L.v[kGrad][x % kLanes] += reg[x] ? t : 0.0;
   }
-  for (int64_t x = 0; x < W; ++x) amp[x] = magnitude(gx[x], gy[x]);
 }
 
-inline void pad_row(std::vector<double>& r, int64_t W) {
-  for (int k = 0; k < kHalf; ++k) {
-    r[k] = r[kHalf];
-    r[kHalf + W + k] = r[kHalf + W - 1];
+// phi per uint8 value and level (../metrics.h phi_single / phi_double): the
+// connectivity term of a uint8 pixel is then two table reads.
+struct PhiTable {
+  bool single = false;
+  float f[kLevels][256];
+  double d[kLevels][256];
+  void init(const Params& P, double factor) {
+    single = single_alpha(P.convention);
+    for (int lv = 0; lv < kLevels; ++lv)
+      for (int v = 0; v < 256; ++v) {
+        const double a = conn_alpha(P.convention, double(v) * factor);
+        if (single) f[lv][v] = phi_single(float(a), float(P.thresholds[lv]));
+        else d[lv][v] = phi_double(a, P.thresholds[lv]);
+      }
+  }
+};
+
+void conn_row_u8(const PhiTable& tp, const PhiTable& tg, const uint8_t* p, const uint8_t* g, const uint8_t* level,
+                 const uint8_t* reg, int64_t W, RowLanes& L) {
+  if (tp.single) {
+    for (int64_t x = 0; x < W; ++x)
+      L.v[kConn][x % kLanes] += reg[x] ? double(fabsf(tp.f[level[x]][p[x]] - tg.f[level[x]][g[x]])) : 0.0;
+  } else {
+    for (int64_t x = 0; x < W; ++x)
+      L.v[kConn][x % kLanes] += reg[x] ? fabs(tp.d[level[x]][p[x]] - tg.d[level[x]][g[x]]) : 0.0;
+  }
+}
+
+struct BandScratch {
+  std::vector<double> ring_p, ring_g;  // 9 normalised rows per image, row r in slot r % 9
+  std::vector<double> sg_p, sd_p, sg_g, sd_g;  // column passes, column x at index x + kHalf
+  std::vector<double> amp_p, amp_g, ap, ag, staging;
+  std::vector<uint8_t> need, norm_need;  // tiles per row
+  int64_t slot_row[kTaps];
+};
+
+// The tiles of row y holding a region pixel.
+void row_need(const uint8_t* reg, int64_t W, int64_t tiles, uint8_t* need) {
+  for (int64_t j = 0; j < tiles; ++j) {
+    const int64_t x0 = j * kTile, x1 = std::min(W, x0 + kTile);
+    uint8_t any = 0;
+    for (int64_t x = x0; x < x1; ++x) any |= reg[x];
+    need[j] = any != 0;
+  }
+}
+
+inline int64_t clamp_row(int64_t y, int64_t H) { return y < 0 ? 0 : (y > H - 1 ? H - 1 : y); }
+
+// Gradient magnitudes of both images at the needed tiles of rows [y0, y1) of one
+// sample, then every term of those rows into `rows` (kSums per row).
+void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const uint8_t* region,
+               const uint8_t* level, const Normaliser& np, const Normaliser& ng, const PhiTable* tp,
+               const PhiTable* tg, int64_t y0, int64_t y1, BandScratch& s, double* rows) {
+  const Params& P = A.params;
+  const int64_t H = A.height, W = A.width, tiles = (W + kTile - 1) / kTile;
+  const bool u8 = pred.dtype == Dtype::kUInt8 && gt.dtype == Dtype::kUInt8;
+  if (A.gradient) {
+    // needed tiles of the output rows, and of the normalised rows (dilated by the
+    // filter's reach: 4 rows, one tile on each side)
+    const int64_t r0 = clamp_row(y0 - kHalf, H), r1 = clamp_row(y1 - 1 + kHalf, H) + 1;
+    s.need.assign((y1 - y0) * tiles, 0);
+    s.norm_need.assign((r1 - r0) * tiles, 0);
+    for (int64_t y = y0; y < y1; ++y) {
+      uint8_t* nd = &s.need[(y - y0) * tiles];
+      row_need(region + y * W, W, tiles, nd);
+      for (int64_t yy = clamp_row(y - kHalf, H); yy <= clamp_row(y + kHalf, H); ++yy) {
+        uint8_t* nn = &s.norm_need[(yy - r0) * tiles];
+        for (int64_t j = 0; j < tiles; ++j)
+          if (nd[j]) {
+            nn[j] = 1;
+            if (j > 0) nn[j - 1] = 1;
+            if (j + 1 < tiles) nn[j + 1] = 1;
+          }
+      }
+    }
+    for (int k = 0; k < kTaps; ++k) s.slot_row[k] = -1;
+  }
+  for (int64_t y = y0; y < y1; ++y) {
+    RowLanes L;
+    std::memset(&L, 0, sizeof(L));
+    const uint8_t* reg = region + y * W;
+    load_any(pred, y * W, W, s.ap.data());
+    load_any(gt, y * W, W, s.ag.data());
+    switch (P.convention) {
+      case kDimMatlab: point_row<kDimMatlab>(s.ap.data(), s.ag.data(), reg, W, L); break;
+      case kMmagic: point_row<kMmagic>(s.ap.data(), s.ag.data(), reg, W, L); break;
+      case kRvm: point_row<kRvm>(s.ap.data(), s.ag.data(), reg, W, L); break;
+      default: point_row<kGca>(s.ap.data(), s.ag.data(), reg, W, L); break;
+    }
+    if (A.gradient) {
+      const int64_t r0 = clamp_row(y0 - kHalf, H);
+      const double* rp[kTaps];
+      const double* rg[kTaps];
+      for (int k = 0; k < kTaps; ++k) {
+        const int64_t r = clamp_row(y + k - kHalf, H), slot = r % kTaps;
+        if (s.slot_row[slot] != r) {  // first use of row r in this band: normalise its needed tiles
+          const uint8_t* nn = &s.norm_need[(r - r0) * tiles];
+          for (int64_t j = 0; j < tiles; ++j) {
+            if (!nn[j]) continue;
+            const int64_t xa = j * kTile, xb = std::min(W, xa + kTile);
+            np.row(pred, r, W, xa, xb, s.ring_p.data() + slot * W, s.staging.data());
+            ng.row(gt, r, W, xa, xb, s.ring_g.data() + slot * W, s.staging.data());
+          }
+          s.slot_row[slot] = r;
+        }
+        rp[k] = s.ring_p.data() + slot * W;
+        rg[k] = s.ring_g.data() + slot * W;
+      }
+      const uint8_t* nd = &s.need[(y - y0) * tiles];
+      for (int64_t j = 0; j < tiles;) {
+        if (!nd[j]) {
+          ++j;
+          continue;
+        }
+        int64_t jb = j;
+        while (jb < tiles && nd[jb]) ++jb;
+        const int64_t xa = j * kTile, xb = std::min(W, jb * kTile);
+        const int64_t ca = std::max<int64_t>(xa - kHalf, 0), cb = std::min(W, xb + kHalf);
+        // column x at index x + kHalf
+        column_span(P.taps_g, P.taps_d, rp, ca, cb, s.sg_p.data() + kHalf, s.sd_p.data() + kHalf);
+        column_span(P.taps_g, P.taps_d, rg, ca, cb, s.sg_g.data() + kHalf, s.sd_g.data() + kHalf);
+        for (auto* v : {&s.sg_p, &s.sd_p, &s.sg_g, &s.sd_g}) {  // replicated borders
+          double* c = v->data() + kHalf;
+          for (int64_t x = xa - kHalf; x < 0; ++x) c[x] = c[0];
+          for (int64_t x = W; x < xb + kHalf; ++x) c[x] = c[W - 1];
+        }
+        // sg + x holds column x - kHalf: row_span reads x - 4 .. x + 4
+        row_span(P.taps_g, P.taps_d, s.sg_p.data(), s.sd_p.data(), xa, xb, s.amp_p.data());
+        row_span(P.taps_g, P.taps_d, s.sg_g.data(), s.sd_g.data(), xa, xb, s.amp_g.data());
+        grad_span(P.convention, s.amp_p.data(), s.amp_g.data(), reg, xa, xb, L);
+        j = jb;
+      }
+    }
+    if (A.connectivity) {
+      const uint8_t* lv = level + y * W;
+      if (u8) {
+        conn_row_u8(*tp, *tg, static_cast<const uint8_t*>(pred.data) + y * W,
+                    static_cast<const uint8_t*>(gt.data) + y * W, lv, reg, W, L);
+      } else {
+        for (int64_t x = 0; x < W; ++x)
+          if (reg[x])
+            L.v[kConn][x % kLanes] +=
+                conn_term(P, conn_alpha(P.convention, s.ap[x]), conn_alpha(P.convention, s.ag[x]), lv[x]);
+      }
+    }
+    for (int k = 0; k < kSums; ++k) {
+      double t = 0.0;
+      for (int64_t l = 0; l < kLanes; ++l) t += L.v[k][l];
+      rows[y * kSums + k] = t;
+    }
+  }
+}
+
+template <typename T>
+void minmax_rows(const T* d, int64_t n, double f, double& lo, double& hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double a = double(d[i]) * f;
+    lo = std::min(lo, a);
+    hi = std::max(hi, a);
   }
 }
 
@@ -234,116 +514,104 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   const int64_t H = A.height, W = A.width, N = H * W;
   const Image pred = sample_of(A.pred, b * N), gt = sample_of(A.gt, b * N);
   const uint8_t* region = A.region + b * N;
+  const bool u8p = pred.dtype == Dtype::kUInt8, u8g = gt.dtype == Dtype::kUInt8;
 
-  // 1. normalisation of each image for the filter
-  Norm np{}, ng{};
-  if (A.gradient) {
-    std::vector<double> lo(2 * H), hi(2 * H);
-    at::parallel_for(0, H, 16, [&](int64_t y0, int64_t y1) {
-      for (int64_t y = y0; y < y1; ++y) {
-        double l0 = value(pred, y * W), h0 = l0, l1 = value(gt, y * W), h1 = l1;
-        for (int64_t x = 1; x < W; ++x) {
-          const double a = value(pred, y * W + x), c = value(gt, y * W + x);
-          l0 = std::min(l0, a);
-          h0 = std::max(h0, a);
-          l1 = std::min(l1, c);
-          h1 = std::max(h1, c);
-        }
-        lo[2 * y] = l0;
-        hi[2 * y] = h0;
-        lo[2 * y + 1] = l1;
-        hi[2 * y + 1] = h1;
-      }
-    });
-    double lp = lo[0], hp = hi[0], lg = lo[1], hg = hi[1];
-    for (int64_t y = 1; y < H; ++y) {
-      lp = std::min(lp, lo[2 * y]);
-      hp = std::max(hp, hi[2 * y]);
-      lg = std::min(lg, lo[2 * y + 1]);
-      hg = std::max(hg, hi[2 * y + 1]);
-    }
-    np = make_norm(P.convention, lp, hp);
-    ng = make_norm(P.convention, lg, hg);
-  }
-  // The normalised images, once per pixel (the column pass reads each 9 times).
-  std::vector<double> norm_p, norm_g;
-  if (A.gradient) {
-    norm_p.resize(N);
-    norm_g.resize(N);
-    at::parallel_for(0, H, 16, [&](int64_t y0, int64_t y1) {
-      for (int64_t k = y0 * W; k < y1 * W; ++k) {
-        norm_p[k] = normalise(np, value(pred, k));
-        norm_g[k] = normalise(ng, value(gt, k));
-      }
-    });
-  }
-
-  // 2-3. the thresholds' largest components
+  // 1. per chunk of rows: each image's minimum and maximum (for its normalisation),
+  // q per pixel (how many thresholds both alphas reach)
   std::vector<uint8_t> q, level_scratch;
-  std::vector<Omega> omegas(kLevels - 1);
   uint8_t* level = A.levels ? A.levels + b * N : nullptr;
+  uint8_t reach_p[256], reach_g[256];  // uint8 images: each value's reach from a table
   if (A.connectivity) {
     q.resize(N);
     if (!level) {
       level_scratch.resize(N);
       level = level_scratch.data();
     }
-    // uint8 images: each value's reach from a table of 256.
-    uint8_t table_p[256], table_g[256];
     for (int v = 0; v < 256; ++v) {
-      table_p[v] = reach(P, conn_alpha(P.convention, double(v) * pred.factor));
-      table_g[v] = reach(P, conn_alpha(P.convention, double(v) * gt.factor));
+      reach_p[v] = reach(P, conn_alpha(P.convention, double(v) * pred.factor));
+      reach_g[v] = reach(P, conn_alpha(P.convention, double(v) * gt.factor));
     }
-    const bool u8p = pred.dtype == Dtype::kUInt8, u8g = gt.dtype == Dtype::kUInt8;
-    at::parallel_for(0, H, 16, [&](int64_t y0, int64_t y1) {
-      for (int64_t k = y0 * W; k < y1 * W; ++k) {
-        const uint8_t a = u8p ? table_p[static_cast<const uint8_t*>(pred.data)[k]]
-                              : reach(P, conn_alpha(P.convention, value(pred, k)));
-        const uint8_t c = u8g ? table_g[static_cast<const uint8_t*>(gt.data)[k]]
-                              : reach(P, conn_alpha(P.convention, value(gt, k)));
-        q[k] = a < c ? a : c;
-      }
-    });
-    at::parallel_for(1, kLevels, 1, [&](int64_t i0, int64_t i1) {
-      LabelScratch s;
-      for (int64_t i = i0; i < i1; ++i) largest_component(P, q.data(), H, W, int(i), s, omegas[i - 1]);
-    });
-    fill_levels(omegas, N, W, level);
   }
-
-  // 4. per row: levels and every term
-  std::vector<double> rows(H * kSums, 0.0);
-  at::parallel_for(0, H, 8, [&](int64_t y0, int64_t y1) {
-    RowScratch s;
-    if (A.gradient) {
-      for (auto* r : {&s.sg_p, &s.sd_p, &s.sg_g, &s.sd_g}) r->assign(W + 2 * kHalf, 0.0);
-      for (auto* r : {&s.gx, &s.gy, &s.amp_p, &s.amp_g}) r->assign(W, 0.0);
-    }
-    for (int64_t y = y0; y < y1; ++y) {
+  const int64_t chunks = (H + kBand - 1) / kBand;
+  std::vector<double> lo(2 * chunks, INFINITY), hi(2 * chunks, -INFINITY);
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t k0 = c * kBand * W, k1 = std::min(H, (c + 1) * kBand) * W;
       if (A.gradient) {
-        column_rows(P, norm_p.data(), y, H, W, s.sg_p.data() + kHalf, s.sd_p.data() + kHalf);
-        column_rows(P, norm_g.data(), y, H, W, s.sg_g.data() + kHalf, s.sd_g.data() + kHalf);
-        for (auto* r : {&s.sg_p, &s.sd_p, &s.sg_g, &s.sd_g}) pad_row(*r, W);
-        row_magnitudes(P, s.sg_p.data(), s.sd_p.data(), W, s.gx.data(), s.gy.data(), s.amp_p.data());
-        row_magnitudes(P, s.sg_g.data(), s.sd_g.data(), W, s.gx.data(), s.gy.data(), s.amp_g.data());
-      }
-      double acc[kSums] = {0, 0, 0, 0, 0, 0, 0};
-      for (int64_t x = 0; x < W; ++x) {
-        const int64_t k = y * W + x;
-        const double a_p = value(pred, k), a_g = value(gt, k);
-        const bool in = region[k] != 0;
-        add_point_sums(P.convention, a_p, a_g, in, acc);
-        if (A.gradient && in) {
-          acc[kGrad] += gradient_term(P.convention, s.amp_p[x], s.amp_g[x]);
+        for (int j = 0; j < 2; ++j) {
+          const Image& im = j ? gt : pred;
+          double l = INFINITY, h = -INFINITY;
+          switch (im.dtype) {
+            case Dtype::kUInt8: {
+              const uint8_t* d = static_cast<const uint8_t*>(im.data);
+              uint8_t bl = 255, bh = 0;
+              for (int64_t k = k0; k < k1; ++k) {
+                bl = std::min(bl, d[k]);
+                bh = std::max(bh, d[k]);
+              }
+              l = double(bl) * im.factor;
+              h = double(bh) * im.factor;
+              break;
+            }
+            case Dtype::kFloat: minmax_rows(static_cast<const float*>(im.data) + k0, k1 - k0, im.factor, l, h); break;
+            default: minmax_rows(static_cast<const double*>(im.data) + k0, k1 - k0, im.factor, l, h); break;
+          }
+          lo[2 * c + j] = l;
+          hi[2 * c + j] = h;
         }
-        if (A.connectivity && in)
-          acc[kConn] += conn_term(P, conn_alpha(P.convention, a_p), conn_alpha(P.convention, a_g), level[k]);
       }
-      std::memcpy(&rows[y * kSums], acc, sizeof(acc));
+      if (A.connectivity) {
+        for (int64_t k = k0; k < k1; ++k) {
+          const uint8_t a = u8p ? reach_p[static_cast<const uint8_t*>(pred.data)[k]]
+                                : reach(P, conn_alpha(P.convention, value(pred, k)));
+          const uint8_t c2 = u8g ? reach_g[static_cast<const uint8_t*>(gt.data)[k]]
+                                 : reach(P, conn_alpha(P.convention, value(gt, k)));
+          q[k] = a < c2 ? a : c2;
+        }
+      }
     }
   });
+  Normaliser np, ng;
+  if (A.gradient) {
+    double lp = lo[0], hp = hi[0], lg = lo[1], hg = hi[1];
+    for (int64_t c = 1; c < chunks; ++c) {
+      lp = std::min(lp, lo[2 * c]);
+      hp = std::max(hp, hi[2 * c]);
+      lg = std::min(lg, lo[2 * c + 1]);
+      hg = std::max(hg, hi[2 * c + 1]);
+    }
+    np.init(pred, make_norm(P.convention, lp, hp));
+    ng.init(gt, make_norm(P.convention, lg, hg));
+  }
 
-  // 5. rows in order
+  // 2. the thresholds' largest components and each pixel's level
+  std::unique_ptr<PhiTable> tp, tg;
+  if (A.connectivity) {
+    LabelScratch ls;
+    connectivity_levels(P, q.data(), H, W, ls, level);
+    if (u8p && u8g) {
+      tp.reset(new PhiTable);
+      tg.reset(new PhiTable);
+      tp->init(P, pred.factor);
+      tg->init(P, gt.factor);
+    }
+  }
+
+  // 3. per band of rows: every term, summed per row
+  std::vector<double> rows(H * kSums, 0.0);
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    BandScratch s;
+    for (auto* v : {&s.ap, &s.ag, &s.staging, &s.amp_p, &s.amp_g}) v->assign(W, 0.0);
+    if (A.gradient) {
+      for (auto* v : {&s.ring_p, &s.ring_g}) v->assign(kTaps * W, 0.0);
+      for (auto* v : {&s.sg_p, &s.sd_p, &s.sg_g, &s.sd_g}) v->assign(W + 2 * kHalf + kTile, 0.0);
+    }
+    for (int64_t c = c0; c < c1; ++c)
+      band_rows(A, pred, gt, region, level, np, ng, tp.get(), tg.get(), c * kBand, std::min(H, (c + 1) * kBand), s,
+                rows.data());
+  });
+
+  // 4. rows in order
   double* out = A.sums + b * kSums;
   for (int k = 0; k < kSums; ++k) out[k] = 0.0;
   for (int64_t y = 0; y < H; ++y)

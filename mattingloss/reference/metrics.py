@@ -21,6 +21,10 @@ pixels counted (``trimap == 128`` in every source).
 * :func:`gca`: Yaoyi-Li/GCA-Matting ``utils/evaluate.py``: ``comput_sad_loss``,
   ``compute_mse_loss``, ``compute_gradient_loss`` (its ``gaussgradient``) and
   ``compute_connectivity_error`` (its ``getLargestCC``).
+* :func:`rvm`: PeterL1n/RobustVideoMatting ``evaluation/evaluate_lr.py``:
+  ``MetricMAD``, ``MetricMSE``, ``MetricGRAD`` and ``MetricCONN`` on the float32
+  frames ``cv2.imread(...).astype(np.float32) / 255`` that ``Evaluator.evaluate_worker``
+  reads (whole frames: no trimap).
 
 Where a source's numbers depend on a detail, it is reproduced as it is:
 
@@ -53,6 +57,15 @@ Where a source's numbers depend on a detail, it is reproduced as it is:
   assumed masked by the trimap); MSE is divided by the unknown-pixel count (0
   when there is none). MATLAB divides by that count (NaN when 0); GCA by count + 1e-8.
 * MATLAB computes (and discards) a distance transform per threshold: not done here.
+* RVM's arrays are float32: the alphas single(v)/255, |e| and e^2, the
+  thresholds compared in float32 (numpy < 1.24, which its ``np.int`` needs, casts
+  the float64 threshold to the float32 array's type: alpha 153 reaches 0.6 there,
+  as in MATLAB), its ``round_down_map`` of float32 thresholds and phi. Its
+  MAD/MSE are means x 1e3 and the per-pixel float32 values are summed here in
+  float64 (numpy's float32 pairwise sums differ by ~1e-7 relative). Its
+  ``MetricGRAD`` normalises with ``cv2.normalize`` and filters with ``cv2.filter2D``
+  in float32; here the same formulas run in float64 on the float32 alphas (the
+  source's float32 rounding is ~1e-6 relative apart).
 """
 from __future__ import annotations
 
@@ -293,5 +306,39 @@ def gca(pred, gt, region, *, with_levels=False) -> dict:
     return out
 
 
-CONVENTIONS = {"dim_matlab": dim_matlab, "mmagic": mmagic, "gca": gca}
-THRESHOLDS = {"dim_matlab": MATLAB_THRESHOLDS, "mmagic": NUMPY_THRESHOLDS, "gca": NUMPY_THRESHOLDS}
+def rvm(pred, gt, region, *, with_levels=False) -> dict:
+    """PeterL1n/RobustVideoMatting evaluation/evaluate_lr.py (module docstring). Its
+    evaluation is of whole frames: pass an all-True region. ``sad`` holds its
+    ``pha_mad`` (mean |e| x 1e3), ``mse`` its ``pha_mse`` (mean e^2 x 1e3)."""
+    f255 = np.float32(255)
+    p = np.asarray(pred, np.float64).astype(np.float32) / f255  # Evaluator: .astype(np.float32) / 255
+    g = np.asarray(gt, np.float64).astype(np.float32) / f255
+    region = np.asarray(region, bool)
+    count = int(region.sum())
+    e = p - g
+    # MetricMAD: np.abs(pred - true).mean() * 1e3; MetricMSE: ((pred - true) ** 2).mean() * 1e3
+    mad = float(np.sum(np.abs(e)[region], dtype=np.float64)) / count * 1e3 if count else float("nan")
+    mse = float(np.sum((e * e)[region], dtype=np.float64)) / count * 1e3 if count else float("nan")
+    # MetricGRAD: cv2.normalize(NORM_MINMAX), cv2.filter2D (correlation, BORDER_REPLICATE),
+    # sqrt(gx^2 + gy^2), sum of squared differences / 1000
+    amp_p = _magnitude(cv2_minmax(p.astype(np.float64)), flip=False)
+    amp_g = _magnitude(cv2_minmax(g.astype(np.float64)), flip=False)
+    grad = float(np.sum(((amp_g - amp_p) ** 2)[region])) / 1000
+    # MetricCONN: np.arange thresholds compared in float32, cv2.connectedComponentsWithStats
+    # argmax, float32 round_down_map and phi, sum / 1000
+    levels = _levels(p, g, NUMPY_THRESHOLDS, largest_component_opencv, single=True)
+    lmap = np.asarray(NUMPY_THRESHOLDS, np.float64)[levels].astype(np.float32)
+    pd, gd = p - lmap, g - lmap
+    f015 = np.float32(0.15)
+    pphi = np.float32(1) - pd * (pd >= f015).astype(np.float32)
+    gphi = np.float32(1) - gd * (gd >= f015).astype(np.float32)
+    conn = float(np.sum(np.abs(pphi - gphi)[region], dtype=np.float64)) / 1000
+    out = {"sad": mad, "mse": mse, "grad": grad, "conn": conn}
+    if with_levels:
+        out["levels"] = levels
+    return out
+
+
+CONVENTIONS = {"dim_matlab": dim_matlab, "mmagic": mmagic, "gca": gca, "rvm": rvm}
+THRESHOLDS = {"dim_matlab": MATLAB_THRESHOLDS, "mmagic": NUMPY_THRESHOLDS, "gca": NUMPY_THRESHOLDS,
+              "rvm": NUMPY_THRESHOLDS}
