@@ -8,6 +8,11 @@ deterministic: tests/test_launches.py holds each loss to its budget with it.
 ``host_us(fn)``: the Python path from the call to its first op, median over repetitions,
 less what the measurement itself adds (the same clock around a call whose first statement
 is an op). At small sizes this is the whole cost of a call on a GPU.
+
+``cuda_kernels(setup, run)``: on CUDA, the launches the profiler records (every kernel,
+memset and copy, including those an op's own code makes) and their summed device time:
+the bench's ``cuda_launches`` and ``kernel_ms`` columns, beside the whole-call time the
+events on the current stream give (timing.py).
 """
 from __future__ import annotations
 
@@ -66,3 +71,19 @@ def host_us(fn, reps: int = 200) -> float:
     x = torch.zeros(())
     baseline = _first_op_us(lambda: torch.ops.aten.add.Tensor(x, x), reps)
     return max(0.0, _first_op_us(fn, reps) - baseline)
+
+
+def cuda_kernels(setup, run) -> tuple[int, float]:
+    """On CUDA, what the profiler sees of ``run(setup())``: (kernel launches, milliseconds
+    the kernels ran, summed). Memsets and copies count as launches (each is one on the
+    stream); their time is included."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    state = setup()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        run(state)
+        torch.cuda.synchronize()
+    device = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+    return len(device), sum(e.time_range.elapsed_us() for e in device) / 1e3

@@ -41,15 +41,24 @@ def align(lines: list[tuple], left: int) -> list[str]:
     return out
 
 
+def _launches(row):
+    """The profiler's kernel launches on CUDA; elsewhere the ops dispatched (each at least one launch there)."""
+    for key in ("cuda_launches", "launches"):
+        if row.get(key, "") != "":
+            return int(row[key])
+    return ""
+
+
 def format_table(rows: list[dict]) -> str:
     lines = [("loss", "contender", "mode", "size", "dtype", "median ms", "p20 ms", "p80 ms", "reps",
-              "peak MB", "peak/grad", "GB/s", "% copy", "launches", "host us")]
+              "peak MB", "peak/grad", "GB/s", "% copy", "launches", "host us", "kernel ms")]
     for r in rows:
         lines.append((r["loss"], r["contender"], r["mode"], r["size"], r["dtype"], fmt(r["median_ms"]),
                       fmt(r["p20_ms"]), fmt(r["p80_ms"]), str(r["reps"]),
                       fmt(r["peak_extra_mb"], ".1f"), fmt(r["peak_over_grad"], ".2f"),
                       fmt(r["bandwidth_gbs"], ".3g"), fmt_percent(r["copy_fraction"]),
-                      "-" if r.get("launches", "") == "" else str(r["launches"]), fmt(r.get("host_us", ""), ".1f")))
+                      fmt(_launches(r), "d"), fmt(r.get("host_us", ""), ".1f"),
+                      fmt(r.get("kernel_ms", ""))))
     return "\n".join(align(lines, 5))
 
 

@@ -19,7 +19,7 @@ CSV_COLUMNS = (
     "median_ms", "p20_ms", "p80_ms", "reps",
     "peak_extra_bytes", "peak_extra_mb", "grad_bytes", "peak_over_grad",
     "traffic_bytes", "bandwidth_gbs", "copy_bandwidth_gbs", "copy_fraction",
-    "memory_method", "launches", "host_us",
+    "memory_method", "launches", "host_us", "cuda_launches", "kernel_ms",
 )
 
 
@@ -158,5 +158,9 @@ def time_case(env, loss: LossBench, case: Case, fns: dict, modes, policy, progre
                 host[name] = launches.host_us(fns[name], reps=int(min(200, max(5, 0.2 / max(call, 1e-9)))))
                 clear_grad()
             row.update(host_us=host[name])
+        if env.device.type == "cuda":  # the launches themselves and the kernels' own time
+            count, kernel_ms = launches.cuda_kernels(setup, run)
+            clear_grad()
+            row.update(cuda_launches=count, kernel_ms=kernel_ms)
         rows.append(row)
     return rows
