@@ -102,12 +102,32 @@ __device__ __forceinline__ T element(const Raw<kVec>& r, int i) {
   return from_bits<T>(u);
 }
 
+// load_bits into a Raw. A vector of 1- or 2-byte elements is loaded as whole
+// 32-bit words (the same bytes): loaded as U, the compiler splits it into
+// elements and repacks them into Raw's words right after the load, and that
+// repacking waits for the load, before the caller's next load is issued.
+template <int kVec, typename U>
+__device__ __forceinline__ Raw<kVec> load_raw_as(const void* base, int64_t offset, int n, bool vec) {
+  constexpr int kBytes = kVec * int(sizeof(U));
+  if constexpr (sizeof(U) < 4 && kBytes % 4 == 0) {
+    if (vec) {
+      const Pack<uint32_t, kBytes / 4> p =
+          *reinterpret_cast<const Pack<uint32_t, kBytes / 4>*>(static_cast<const U*>(base) + offset);
+      Raw<kVec> r{};
+#pragma unroll
+      for (int i = 0; i < kBytes / 4; ++i) r.w[i] = p.v[i];
+      return r;
+    }
+  }
+  return to_raw(load_bits<kVec, U>(base, offset, n, vec));
+}
+
 // The raw step: only the element size matters (the switch is uniform across the grid).
 template <int kVec>
 __device__ __forceinline__ Raw<kVec> load_raw(const Input& in, int64_t offset, int n, bool vec) {
   switch (element_bytes(in.dtype)) {
-    case 1: return to_raw(load_bits<kVec, uint8_t>(in.data, offset, n, vec));
-    case 2: return to_raw(load_bits<kVec, uint16_t>(in.data, offset, n, vec));
+    case 1: return load_raw_as<kVec, uint8_t>(in.data, offset, n, vec);
+    case 2: return load_raw_as<kVec, uint16_t>(in.data, offset, n, vec);
     case 4: return to_raw(load_bits<kVec, uint32_t>(in.data, offset, n, vec));
     default: return to_raw(load_bits<kVec, unsigned long long>(in.data, offset, n, vec));
   }

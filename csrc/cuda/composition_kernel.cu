@@ -5,6 +5,8 @@
 // (../composition.h), vector stores of the gradients; the block's partial and
 // the last block's ordered final reduction are ../common/cuda_reduce.cuh's.
 // No floating-point atomics: bitwise reproducible.
+#include <type_traits>
+
 #include "../common/cuda_memory.cuh"
 #include "../common/cuda_reduce.cuh"
 #include "../composition.h"
@@ -35,14 +37,40 @@ __global__ void __launch_bounds__(kThreads)
     const bool v = vec && n == kVec;
     const int64_t px = sample * a.pixels + first;  // offset in (B,1,H,W) tensors
     acc_t p[kVec], mask[kVec] = {}, img[3][kVec], fg[3][kVec], bg[3][kVec];
-    gpu::load<kVec>(a.pred, px, n, v, p);
-    if (a.mask.data) gpu::load<kVec>(a.mask, px, n, v, mask);
+    if constexpr (std::is_same_v<acc_t, float>) {
+      // Every raw load of this thread first, then the conversions: a
+      // conversion waits for its load, so one between two loads would
+      // serialise them. Not for float64 (the reference path): its raw
+      // registers spill there (sm_90), so it converts input after input.
+      using Raw = gpu::Raw<kVec>;
+      const Raw rp = gpu::load_raw<kVec>(a.pred, px, n, v);
+      Raw rm{}, ri[3], rf[3], rb[3];
+      if (a.mask.data) rm = gpu::load_raw<kVec>(a.mask, px, n, v);
 #pragma unroll
-    for (int c = 0; c < 3; ++c) {
-      const int64_t cx = (sample * 3 + c) * a.pixels + first;  // offset in (B,3,H,W) tensors
-      gpu::load<kVec>(a.image, cx, n, v, img[c]);
-      gpu::load<kVec>(a.fg, cx, n, v, fg[c]);
-      gpu::load<kVec>(a.bg, cx, n, v, bg[c]);
+      for (int c = 0; c < 3; ++c) {
+        const int64_t cx = (sample * 3 + c) * a.pixels + first;  // offset in (B,3,H,W) tensors
+        ri[c] = gpu::load_raw<kVec>(a.image, cx, n, v);
+        rf[c] = gpu::load_raw<kVec>(a.fg, cx, n, v);
+        rb[c] = gpu::load_raw<kVec>(a.bg, cx, n, v);
+      }
+      gpu::convert<kVec>(a.pred.dtype, rp, p);
+      if (a.mask.data) gpu::convert<kVec>(a.mask.dtype, rm, mask);
+#pragma unroll
+      for (int c = 0; c < 3; ++c) {
+        gpu::convert<kVec>(a.image.dtype, ri[c], img[c]);
+        gpu::convert<kVec>(a.fg.dtype, rf[c], fg[c]);
+        gpu::convert<kVec>(a.bg.dtype, rb[c], bg[c]);
+      }
+    } else {
+      gpu::load<kVec>(a.pred, px, n, v, p);
+      if (a.mask.data) gpu::load<kVec>(a.mask, px, n, v, mask);
+#pragma unroll
+      for (int c = 0; c < 3; ++c) {
+        const int64_t cx = (sample * 3 + c) * a.pixels + first;  // offset in (B,3,H,W) tensors
+        gpu::load<kVec>(a.image, cx, n, v, img[c]);
+        gpu::load<kVec>(a.fg, cx, n, v, fg[c]);
+        gpu::load<kVec>(a.bg, cx, n, v, bg[c]);
+      }
     }
     acc_t grad_pred[kVec], term[kVec], grad_fg[3][kVec], grad_bg[3][kVec];
 #pragma unroll

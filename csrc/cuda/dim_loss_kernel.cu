@@ -17,9 +17,15 @@ using gpu::aligned;
 constexpr int kVec = gpu::kPointPixelsPerThread;
 constexpr int kThreads = gpu::kPointThreads;
 
+using Raw = gpu::Raw<kVec>;
+
+__device__ __forceinline__ Raw load_raw(const Input& in, int64_t offset, int n, bool vec) {
+  return gpu::load_raw<kVec>(in, offset, n, vec);
+}
+
 template <typename acc_t>
-__device__ __forceinline__ void load(const Input& in, int64_t offset, int n, bool vec, acc_t* out) {
-  gpu::load<kVec>(in, offset, n, vec, out);
+__device__ __forceinline__ void convert(const Input& in, const Raw& r, acc_t* out) {
+  gpu::convert<kVec>(in.dtype, r, out);
 }
 
 template <typename acc_t>
@@ -41,17 +47,29 @@ __global__ void __launch_bounds__(kThreads)
   if (n > 0) {
     const bool v = vec && n == kVec;
     const int64_t px = sample * a.pixels + first;  // offset in (B,1,H,W) tensors
-    acc_t p[kVec], alpha[kVec], mask[kVec], img[3][kVec] = {}, fg[3][kVec] = {}, bg[3][kVec] = {};
-    load(a.pred, px, n, v, p);
-    load(a.alpha, px, n, v, alpha);
-    load(a.mask, px, n, v, mask);
+    // Every raw load of this thread first, then the conversions: a conversion
+    // waits for its load, so one between two loads would serialise them.
+    const Raw rp = load_raw(a.pred, px, n, v), ra = load_raw(a.alpha, px, n, v), rm = load_raw(a.mask, px, n, v);
+    Raw ri[3], rf[3], rb[3];
     if (kComp) {
 #pragma unroll
       for (int c = 0; c < 3; ++c) {
         const int64_t cx = (sample * 3 + c) * a.pixels + first;  // offset in (B,3,H,W) tensors
-        load(a.image, cx, n, v, img[c]);
-        load(a.fg, cx, n, v, fg[c]);
-        load(a.bg, cx, n, v, bg[c]);
+        ri[c] = load_raw(a.image, cx, n, v);
+        rf[c] = load_raw(a.fg, cx, n, v);
+        rb[c] = load_raw(a.bg, cx, n, v);
+      }
+    }
+    acc_t p[kVec], alpha[kVec], mask[kVec], img[3][kVec] = {}, fg[3][kVec] = {}, bg[3][kVec] = {};
+    convert(a.pred, rp, p);
+    convert(a.alpha, ra, alpha);
+    convert(a.mask, rm, mask);
+    if (kComp) {
+#pragma unroll
+      for (int c = 0; c < 3; ++c) {
+        convert(a.image, ri[c], img[c]);
+        convert(a.fg, rf[c], fg[c]);
+        convert(a.bg, rb[c], bg[c]);
       }
     }
     acc_t grad_pred[kVec], loss[kVec], grad_fg[3][kVec], grad_bg[3][kVec];

@@ -7,6 +7,7 @@
 // ../common/cuda_reduce.cuh's; that block adds the partials up in double in a
 // fixed order and writes the terms and the total. No floating-point atomics.
 #include <cub/block/block_reduce.cuh>
+#include <type_traits>
 
 #include "../common/cuda_memory.cuh"
 #include "../common/cuda_reduce.cuh"
@@ -40,12 +41,34 @@ __device__ __forceinline__ void frame(const TemporalArgs<acc_t>& a, const Offset
                                       ThreadState<acc_t>& s) {
   const TemporalParams<acc_t>& P = a.params;
   acc_t pred[4][kVec], truth[4][kVec];
-  gpu::load<kVec>(a.pred_pha, off(t, 0), n, vec, pred[0]);
-  gpu::load<kVec>(a.true_pha, off(t, 0), n, vec, truth[0]);
+  if constexpr (std::is_same_v<acc_t, float>) {
+    // The frame's eight raw loads first, then the conversions: a conversion
+    // waits for its load, so one between two loads would serialise them.
+    // Not for float64 (the reference path): at 228 registers already, its
+    // raw registers spill (sm_90), so it converts input after input.
+    gpu::Raw<kVec> rp[4], rt[4];
+    rp[0] = gpu::load_raw<kVec>(a.pred_pha, off(t, 0), n, vec);
+    rt[0] = gpu::load_raw<kVec>(a.true_pha, off(t, 0), n, vec);
 #pragma unroll
-  for (int ch = 1; ch < 4; ++ch) {
-    gpu::load<kVec>(a.pred_fgr, off(t, ch), n, vec, pred[ch]);
-    gpu::load<kVec>(a.true_fgr, off(t, ch), n, vec, truth[ch]);
+    for (int ch = 1; ch < 4; ++ch) {
+      rp[ch] = gpu::load_raw<kVec>(a.pred_fgr, off(t, ch), n, vec);
+      rt[ch] = gpu::load_raw<kVec>(a.true_fgr, off(t, ch), n, vec);
+    }
+    gpu::convert<kVec>(a.pred_pha.dtype, rp[0], pred[0]);
+    gpu::convert<kVec>(a.true_pha.dtype, rt[0], truth[0]);
+#pragma unroll
+    for (int ch = 1; ch < 4; ++ch) {
+      gpu::convert<kVec>(a.pred_fgr.dtype, rp[ch], pred[ch]);
+      gpu::convert<kVec>(a.true_fgr.dtype, rt[ch], truth[ch]);
+    }
+  } else {
+    gpu::load<kVec>(a.pred_pha, off(t, 0), n, vec, pred[0]);
+    gpu::load<kVec>(a.true_pha, off(t, 0), n, vec, truth[0]);
+#pragma unroll
+    for (int ch = 1; ch < 4; ++ch) {
+      gpu::load<kVec>(a.pred_fgr, off(t, ch), n, vec, pred[ch]);
+      gpu::load<kVec>(a.true_fgr, off(t, ch), n, vec, truth[ch]);
+    }
   }
   acc_t grad[4][kVec];
 #pragma unroll
