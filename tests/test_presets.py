@@ -244,3 +244,19 @@ def test_compile_fullgraph(index):
         assert max_rel_err(compiled[key], eager[key]) <= 1e-6, key
     for ours, theirs in zip(grads(compiled, *compiled_in), grads(eager, *eager_in)):
         assert max_rel_err(ours, theirs) <= 1e-6
+
+
+@pytest.mark.parametrize("name", ["matteformer", "gca"])
+def test_weight_sign_checked_only_when_asked(name):
+    """check_weight=True raises on a negative weight, naming it; the default reads no
+    value (no host sync on CUDA) and gives the reference formula's number for it."""
+    x = image_batch(dtype=torch.float64)
+    weight = x["weight"].clone()
+    weight[0, 0, 0, 0] = -1.0
+    args = (x["pred"], x["alpha"], weight)
+    with pytest.raises(ValueError, match="weight: expected non-negative weights"):
+        getattr(presets, name)(check_weight=True)(*args)
+    got = getattr(presets, name)()(*args)["rec"]
+    # GCA's regression_loss: sum|p*w - a*w| / (sum(w) + 1e-8)
+    want = ((x["pred"] * weight - x["alpha"] * weight).abs().sum() / (weight.sum() + 1e-8))
+    assert max_rel_err(got, want) <= 1e-12
