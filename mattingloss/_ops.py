@@ -93,9 +93,8 @@ def scaled_gradients(ctx, grad_loss, inputs: int) -> tuple:
         return (None,) * inputs
     scale, *stored = ctx.saved_tensors
     wanted = {i: g for i, g in zip(ctx.indices, stored) if ctx.needs_input_grad[i]}
-    if ctx.per_pixel:  # reduction "none": grad_output is the per-pixel map, the scale 1
-        return _gradients(wanted, grad_loss, None, True, inputs)
-    return _gradients(wanted, grad_loss, scale, ctx.shared_scale, inputs)
+    # reduction "none": grad_output is the per-pixel map and the scale 1
+    return _gradients(wanted, grad_loss, None if ctx.per_pixel else scale, ctx.shared_scale, inputs)
 
 
 def save_stored_gradients(ctx, *stored) -> None:
@@ -131,8 +130,7 @@ def _gradients(wanted: dict, grad_output, scale, shared_scale: bool, inputs: int
     grads = [None] * inputs
     if not wanted:
         return tuple(grads)
-    first = next(iter(wanted.values()))
-    per_pixel = grad_output.dim() > 0 and grad_output.shape == first.shape
+    per_pixel = grad_output.dim() > 1  # reduction "none": a map (a 0-dim or (B,) output otherwise)
     if not per_pixel and all(may_overwrite(g) for g in wanted.values()):
         scale_gradient_(list(wanted.values()), grad_output, scale, shared_scale)
         for i, g in wanted.items():
