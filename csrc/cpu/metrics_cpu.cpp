@@ -1,10 +1,11 @@
 // CPU backend of matting_metrics, one sample after the other:
 //   1. per chunk of rows, in parallel: each image's minimum and maximum (for its
-//      normalisation before the filter), and q per pixel: how many thresholds
-//      both alphas reach, so the intersection mask of threshold i is q >= i;
-//   2. (connectivity) one union-find over the row runs of every threshold, in
-//      decreasing order, and each pixel's level from its history (see
-//      connectivity_levels);
+//      normalisation before the filter);
+//   2. (connectivity) per chunk of rows, in parallel: q per pixel (how many
+//      thresholds both alphas reach) one row at a time and every threshold's row
+//      runs from its bit masks; then two union-finds over the runs (two groups of
+//      thresholds, in parallel), each fed in decreasing threshold order, and each
+//      pixel's level from their histories (see connectivity_levels);
 //   3. per band of rows, in parallel: the SAD/MSE terms, the separable
 //      derivative-of-Gaussian filter (a ring of normalised rows, a column pass,
 //      a row pass; replicated borders; only where the region needs it) and the
@@ -16,9 +17,16 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "../common/cpu_convert.h"
 #include "../metrics.h"
@@ -27,6 +35,19 @@
 namespace mattingloss {
 namespace metrics {
 namespace {
+
+// Phase timers for development: build with ML_METRICS_PROFILE 1 and set MLM_PROFILE=1
+// to print each phase's wall time to stderr.
+#ifndef ML_METRICS_PROFILE
+#define ML_METRICS_PROFILE 0
+#endif
+static bool prof_on() {
+  static const bool on = ML_METRICS_PROFILE && std::getenv("MLM_PROFILE") != nullptr;
+  return on;
+}
+struct PT { std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
+  void lap(const char* what) { if (!prof_on()) return; auto n = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "  %-12s %8.3f ms\n", what, std::chrono::duration<double, std::milli>(n - t).count()); t = n; } };
 
 inline Image sample_of(const Image& im, int64_t offset) {
   Image s = im;
@@ -60,19 +81,22 @@ struct Run {
   int32_t y, x0, x1;
 };
 
-struct LabelScratch {
-  std::vector<Run> runs;             // every threshold's runs, threshold 10 first, row-major within
-  std::vector<int64_t> level_start;  // runs of threshold i: [level_start[10 - i], level_start[11 - i])
-  std::vector<int64_t> row_start;    // runs of the current threshold per row
+// One group of thresholds (lo, hi]: its runs (threshold hi first, row-major within),
+// one union-find fed in decreasing threshold order, each threshold's omega root
+// (-1: none; GCA's background) and each node's M (see connectivity_levels).
+struct Group {
+  int lo = 0, hi = 0;
+  std::vector<Run> runs;
+  std::vector<int64_t> level_start;  // runs of threshold i: [level_start[hi - i], level_start[hi - i + 1])
+  std::vector<int64_t> row_start;
   std::vector<int32_t> ptr, up, links;
-  std::vector<uint8_t> t, m;
+  std::vector<uint8_t> t, m, node_lv;
   std::vector<uint32_t> size, key;
+  int32_t omega_root[kLevels + 1];
+  bool background[kLevels + 1];
 };
 
-constexpr uint64_t kOnes = 0x0101010101010101ull;
-
-inline int32_t find_ptr(std::vector<int32_t>& ptr, int32_t x) {
-  int32_t* p = ptr.data();
+inline int32_t find_ptr(int32_t* p, int32_t x) {
   while (p[x] != x) {
     p[x] = p[p[x]];  // path halving: ptr only speeds up finds; the history is in up
     x = p[x];
@@ -80,95 +104,64 @@ inline int32_t find_ptr(std::vector<int32_t>& ptr, int32_t x) {
   return x;
 }
 
-void connectivity_levels(const Params& P, const uint8_t* q, int64_t H, int64_t W, LabelScratch& s, uint8_t* level) {
+void label_group(const Params& P, const std::vector<std::vector<Run>>& found, int64_t chunks, int64_t H, int64_t W,
+                 Group& s) {
+  const int lo = s.lo, hi = s.hi, n = hi - lo;
   const int64_t N = H * W;
   s.runs.clear();
-  s.level_start.assign(kLevels + 1, 0);
-  s.ptr.clear();
-  s.up.clear();
-  s.t.clear();
-  s.size.clear();
-  s.key.clear();
+  s.level_start.assign(size_t(n + 1), 0);
+  for (int i = hi; i > lo; --i) {
+    s.level_start[hi - i] = int64_t(s.runs.size());
+    for (int64_t c = 0; c < chunks; ++c) {
+      const std::vector<Run>& v = found[size_t(c * kLevels + i)];
+      s.runs.insert(s.runs.end(), v.begin(), v.end());
+    }
+  }
+  const int64_t R = int64_t(s.runs.size());
+  s.level_start[n] = R;
+  s.ptr.resize(R);
+  s.up.resize(R);
+  s.t.assign(R, 0);
+  s.size.resize(R);
+  s.key.resize(R);
+  s.node_lv.resize(R);
   s.links.clear();
-  int32_t omega_root[kLevels];  // r_i (-1: no node is omega_i)
-  bool background[kLevels + 1];
+  s.links.reserve(R);
+  for (int i = hi; i > lo; --i)
+    for (int64_t r = s.level_start[hi - i]; r < s.level_start[hi - i + 1]; ++r) {
+      s.ptr[r] = s.up[r] = int32_t(r);
+      s.key[r] = tie_key(P.convention, s.runs[r].y, s.runs[r].x0, H, W);
+      s.node_lv[r] = uint8_t(i);
+    }
+  int32_t* ptr = s.ptr.data();
+  uint32_t* size = s.size.data();
+  uint32_t* key = s.key.data();
   uint64_t best = 0;
   int32_t best_root = -1;
   auto consider = [&](int32_t root) {
-    const uint64_t v = pack_best(s.size[root], s.key[root]);
+    const uint64_t v = pack_best(size[root], key[root]);
     if (v > best) {
       best = v;
       best_root = root;
     }
   };
   auto unite = [&](int32_t a, int32_t b, int i) {
-    a = find_ptr(s.ptr, a);
-    b = find_ptr(s.ptr, b);
+    a = find_ptr(ptr, a);
+    b = find_ptr(ptr, b);
     if (a == b) return;
-    if (s.size[a] < s.size[b] || (s.size[a] == s.size[b] && b < a)) std::swap(a, b);  // b under a
-    s.ptr[b] = a;
+    if (size[a] < size[b] || (size[a] == size[b] && b < a)) std::swap(a, b);  // b under a
+    ptr[b] = a;
     s.up[b] = a;
     s.t[b] = uint8_t(i);
-    s.size[a] += s.size[b];
-    s.key[a] = std::min(s.key[a], s.key[b]);
+    size[a] += size[b];
+    key[a] = std::min(key[a], key[b]);
     s.links.push_back(b);
     consider(a);
   };
-  // Every threshold's runs from one scan of q per row (a run of threshold i opens
-  // where q rises to >= i and closes where it falls below), by chunks of rows in
-  // parallel, then gathered threshold 10 first, row-major within a threshold.
-  constexpr int64_t kChunk = 64;
-  const int64_t chunks = (H + kChunk - 1) / kChunk;
-  std::vector<std::vector<Run>> found(size_t(chunks * kLevels));
-  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      std::vector<Run>* out = &found[size_t(c * kLevels)];
-      int32_t open[kLevels];
-      for (int64_t y = c * kChunk; y < std::min(H, (c + 1) * kChunk); ++y) {
-        const uint8_t* row = q + y * W;
-        int prev = 0;
-        for (int64_t x = 0; x <= W; ++x) {
-          if (prev == 0 || prev == kLevels - 1) {  // long flat stretches: 8 at a time
-            const uint64_t same = kOnes * uint64_t(prev);
-            uint64_t v;
-            while (x + 8 <= W && (std::memcpy(&v, row + x, 8), v == same)) x += 8;
-          }
-          const int cur = x < W ? row[x] : 0;
-          if (cur > prev) {
-            for (int i = prev + 1; i <= cur; ++i) open[i] = int32_t(x);
-          } else {
-            for (int i = cur + 1; i <= prev; ++i) out[i].push_back({int32_t(y), open[i], int32_t(x)});
-          }
-          prev = cur;
-        }
-      }
-    }
-  });
-  for (int i = kLevels - 1; i >= 1; --i) {
-    s.level_start[kLevels - 1 - i] = int64_t(s.runs.size());
-    for (int64_t c = 0; c < chunks; ++c) {
-      const std::vector<Run>& v = found[size_t(c * kLevels + i)];
-      s.runs.insert(s.runs.end(), v.begin(), v.end());
-    }
-  }
-  s.level_start[kLevels - 1] = int64_t(s.runs.size());  // the end of threshold 1's runs
-  {
-    const int64_t R = int64_t(s.runs.size());
-    s.ptr.resize(R);
-    s.up.resize(R);
-    s.t.assign(R, 0);
-    s.size.resize(R);
-    s.key.resize(R);
-    s.links.reserve(R);
-    for (int64_t r = 0; r < R; ++r) {
-      s.ptr[r] = s.up[r] = int32_t(r);
-      s.key[r] = tie_key(P.convention, s.runs[r].y, s.runs[r].x0, H, W);
-    }
-  }
   int64_t masked = 0;
-  for (int i = kLevels - 1; i >= 1; --i) {
-    const int64_t first = s.level_start[kLevels - 1 - i], last = s.level_start[kLevels - i];
-    int64_t child = i + 1 < kLevels ? s.level_start[kLevels - 2 - i] : first;  // the runs of threshold i + 1
+  for (int i = hi; i > lo; --i) {
+    const int64_t first = s.level_start[hi - i], last = s.level_start[hi - i + 1];
+    int64_t child = i < hi ? s.level_start[hi - i - 1] : first;  // the runs of threshold i + 1
     s.row_start.assign(H + 1, last);
     for (int64_t r = last - 1; r >= first; --r) s.row_start[s.runs[r].y] = r;
     for (int64_t y = H - 1; y >= 0; --y) s.row_start[y] = std::min(s.row_start[y], s.row_start[y + 1]);
@@ -181,7 +174,7 @@ void connectivity_levels(const Params& P, const uint8_t* q, int64_t H, int64_t W
         own -= uint32_t(s.runs[child].x1 - s.runs[child].x0);
         ++child;
       }
-      s.size[r] = own;
+      size[r] = own;
       masked += own;
       consider(int32_t(r));
       for (int64_t c = c0; c < child; ++c) unite(int32_t(r), int32_t(c), i);
@@ -195,46 +188,189 @@ void connectivity_levels(const Params& P, const uint8_t* q, int64_t H, int64_t W
         for (int64_t u = a; u < a_end && s.runs[u].x0 < run.x1; ++u) unite(int32_t(r), int32_t(u), i);
       }
     }
-    background[i] = background_wins(P.convention, N - masked, best);
-    omega_root[i] = background[i] || best_root < 0 ? -1 : best_root;
+    s.background[i] = background_wins(P.convention, N - masked, best);
+    s.omega_root[i] = s.background[i] || best_root < 0 ? -1 : best_root;
   }
-  const int64_t R = int64_t(s.runs.size());
   // M per node, parents first: never-linked nodes, then the links in reverse.
   constexpr uint8_t kNever = 255;
   s.m.assign(R, kNever);
-  auto own_first = [&](int32_t x, int lo, int hi) -> uint8_t {  // first i in (lo, hi] with r_i != x
-    for (int i = lo + 1; i <= hi; ++i)
-      if (omega_root[i] != x) return uint8_t(i);
+  auto own_first = [&](int32_t x, int from, int to) -> uint8_t {  // first i in (from, to] with r_i != x
+    for (int i = from + 1; i <= to; ++i)
+      if (s.omega_root[i] != x) return uint8_t(i);
     return kNever;
   };
-  std::vector<uint8_t> node_lv(R);
-  for (int i = 1; i < kLevels; ++i)
-    for (int64_t x = s.level_start[kLevels - 1 - i]; x < s.level_start[kLevels - i]; ++x)
-      node_lv[x] = uint8_t(i);
   for (int64_t x = 0; x < R; ++x)
-    if (s.up[x] == x) s.m[x] = own_first(int32_t(x), 0, node_lv[x]);
+    if (s.up[x] == x) s.m[x] = own_first(int32_t(x), lo, s.node_lv[x]);
   for (int64_t k = int64_t(s.links.size()) - 1; k >= 0; --k) {
     const int32_t x = s.links[k];
-    const uint8_t mine = own_first(x, s.t[x], node_lv[x]), parent = s.m[s.up[x]];
+    const uint8_t mine = own_first(x, s.t[x], s.node_lv[x]), parent = s.m[s.up[x]];
     s.m[x] = std::min(mine, parent <= s.t[x] ? parent : kNever);
   }
+}
+
+struct LabelScratch {
+  Group groups[2];
+};
+
+// The masks q >= i (i = 1..10) of 64 q values: bit j of m[i] is q[j] >= i.
+inline void word_masks(const uint8_t* q, uint64_t* m) {
+#if defined(__SSE2__)
+  const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+  const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16));
+  const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 32));
+  const __m128i v3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 48));
+  __m128i mx = _mm_max_epu8(_mm_max_epu8(v0, v1), _mm_max_epu8(v2, v3));
+  __m128i mn = _mm_min_epu8(_mm_min_epu8(v0, v1), _mm_min_epu8(v2, v3));
+  mx = _mm_max_epu8(mx, _mm_srli_si128(mx, 8));
+  mn = _mm_min_epu8(mn, _mm_srli_si128(mn, 8));
+  mx = _mm_max_epu8(mx, _mm_srli_si128(mx, 4));
+  mn = _mm_min_epu8(mn, _mm_srli_si128(mn, 4));
+  mx = _mm_max_epu8(mx, _mm_srli_si128(mx, 2));
+  mn = _mm_min_epu8(mn, _mm_srli_si128(mn, 2));
+  mx = _mm_max_epu8(mx, _mm_srli_si128(mx, 1));
+  mn = _mm_min_epu8(mn, _mm_srli_si128(mn, 1));
+  const int hi = _mm_cvtsi128_si32(mx) & 0xFF, lo = _mm_cvtsi128_si32(mn) & 0xFF;
+  for (int i = 1; i < kLevels; ++i) {
+    if (i <= lo) {
+      m[i] = ~0ull;
+    } else if (i > hi) {
+      m[i] = 0;
+    } else {
+      const __m128i t = _mm_set1_epi8(char(i));
+      auto ge = [&](__m128i v) { return uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, t), v)))); };
+      m[i] = ge(v0) | (ge(v1) << 16) | (ge(v2) << 32) | (ge(v3) << 48);
+    }
+  }
+#else
+  for (int i = 1; i < kLevels; ++i) {
+    uint64_t b = 0;
+    for (int j = 0; j < 64; ++j) b |= uint64_t(q[j] >= i) << j;
+    m[i] = b;
+  }
+#endif
+}
+
+// q_row(y, out): how many thresholds both alphas reach, for the W pixels of row y.
+template <typename QRow>
+void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t W, LabelScratch& s, uint8_t* level) {
+  const int64_t N = H * W;
+  PT pt;
+  // Every threshold's runs from one scan of q per row: per word of 64 pixels, the
+  // bit mask of q >= i for each threshold i (thresholds at or below the word's
+  // smallest q are all ones, above its largest all zeros), and a run of threshold
+  // i opens at each rising edge of its mask and closes at each falling one. By
+  // chunks of rows in parallel, then gathered threshold 10 first, row-major within
+  // a threshold.
+  constexpr int64_t kChunk = 64;
+  const int64_t chunks = (H + kChunk - 1) / kChunk;
+  const int64_t words = (W + 63) / 64;
+  std::vector<std::vector<Run>> found(size_t(chunks * kLevels));
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    std::vector<uint8_t> qrow(size_t(words * 64), 0);  // padding stays 0: it closes the last runs
+    for (int64_t c = c0; c < c1; ++c) {
+      std::vector<Run>* out = &found[size_t(c * kLevels)];
+      for (int64_t y = c * kChunk; y < std::min(H, (c + 1) * kChunk); ++y) {
+        q_row(y, qrow.data());
+        int32_t open[kLevels];
+        uint64_t carry[kLevels] = {};  // the mask's bit at the previous pixel
+        for (int64_t w = 0; w < words; ++w) {
+          uint64_t m[kLevels];
+          word_masks(qrow.data() + w * 64, m);
+          for (int i = 1; i < kLevels; ++i) {
+            const uint64_t b = m[i], before = (b << 1) | carry[i];
+            uint64_t edges = b ^ before;  // rising where b, falling where before
+            carry[i] = b >> 63;
+            while (edges) {
+              const int j = __builtin_ctzll(edges);
+              edges &= edges - 1;
+              const int32_t x = int32_t(w * 64 + j);
+              if ((b >> j) & 1) open[i] = x;
+              else out[i].push_back({int32_t(y), open[i], x});
+            }
+          }
+        }
+        for (int i = 1; i < kLevels; ++i)  // a run reaching the last word's last bit (W % 64 == 0)
+          if (carry[i]) out[i].push_back({int32_t(y), open[i], int32_t(W)});
+      }
+    }
+  });
+  pt.lap("c.scan");
+  // The thresholds split in two groups, (0, k] and (k, 10], with about as many runs
+  // each: each group's union-find runs on its own (the components of S_i depend on
+  // S_i alone; the nesting only lets one union-find serve several thresholds), in
+  // parallel. A group's top threshold holds its runs at full width (no children).
+  int64_t per[kLevels + 1] = {}, total = 0;
+  for (int i = 1; i < kLevels; ++i)
+    for (int64_t c = 0; c < chunks; ++c) per[i] += int64_t(found[size_t(c * kLevels + i)].size());
+  for (int i = 1; i < kLevels; ++i) total += per[i];
+  int split = kLevels - 1;  // no split: group (0, 10] alone
+  {
+    int64_t below = 0, best_cost = total;
+    for (int k = 1; k < kLevels - 1; ++k) {
+      below += per[k];
+      const int64_t cost = std::max(below, total - below);
+      if (cost < best_cost) {
+        best_cost = cost;
+        split = k;
+      }
+    }
+  }
+  s.groups[0].lo = 0;
+  s.groups[0].hi = split;
+  s.groups[1].lo = split;
+  s.groups[1].hi = kLevels - 1;
+  const int ngroups = split < kLevels - 1 ? 2 : 1;
+  at::parallel_for(0, ngroups, 1, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) label_group(P, found, chunks, H, W, s.groups[g]);
+  });
+  pt.lap("c.groups");
   // A pixel's level: M - 1 when M <= q, else the first threshold above q that is not
   // a background one (every threshold above q misses the pixel unless omega is
-  // the background there), minus 1; 10 when none.
+  // the background there), minus 1; 10 when none. With two groups, the pixels of a
+  // top run of the first group that is omega up to its threshold k are marked
+  // (0x80): their levels above k are the second group's.
+  bool background[kLevels + 1] = {};
+  for (int gi = 0; gi < ngroups; ++gi)
+    for (int i = s.groups[gi].lo + 1; i <= s.groups[gi].hi; ++i) background[i] = s.groups[gi].background[i];
   uint8_t after[kLevels];
   for (int j = 0; j < kLevels; ++j) {
     int k = j + 1;
     while (k < kLevels && background[k]) ++k;
     after[j] = uint8_t(k - 1);
   }
+  auto fill = [&](const Run& run, uint8_t v) {
+    uint8_t* dst = level + run.y * W;
+    if (run.x1 - run.x0 <= 16) {
+      for (int32_t x = run.x0; x < run.x1; ++x) dst[x] = v;
+    } else {
+      std::memset(dst + run.x0, v, size_t(run.x1 - run.x0));
+    }
+  };
   std::memset(level, after[0], size_t(N));
-  for (int i = 1; i < kLevels; ++i) {
-    for (int64_t x = s.level_start[kLevels - 1 - i]; x < s.level_start[kLevels - i]; ++x) {
-      const Run& run = s.runs[x];
-      const uint8_t v = s.m[x] <= i ? uint8_t(s.m[x] - 1) : after[i];
-      std::memset(level + run.y * W + run.x0, v, size_t(run.x1 - run.x0));
+  for (int gi = 0; gi < ngroups; ++gi) {
+    const Group& G = s.groups[gi];
+    for (int i = G.lo + 1; i <= G.hi; ++i) {
+      const bool marked_top = gi == 0 && ngroups == 2 && i == G.hi;
+      for (int64_t x = G.level_start[G.hi - i]; x < G.level_start[G.hi - i + 1]; ++x) {
+        const Run& run = G.runs[x];
+        const uint8_t m = G.m[x];
+        if (gi == 1 && !(level[run.y * W + run.x0] & 0x80)) continue;  // out of an omega below
+        uint8_t v = m <= i ? uint8_t(m - 1) : after[i];
+        if (marked_top && m > i) v |= 0x80;
+        if (gi == 1) v |= 0x80;
+        fill(run, v);
+      }
     }
   }
+  if (ngroups == 2) {  // clear the marks: every marked pixel lies in a top run of the first group
+    const Group& G = s.groups[0];
+    for (int64_t x = G.level_start[0]; x < G.level_start[1]; ++x) {
+      const Run& run = G.runs[x];
+      uint8_t* dst = level + run.y * W;
+      for (int32_t c = run.x0; c < run.x1; ++c) dst[c] &= 0x7F;
+    }
+  }
+  pt.lap("c.fill");
 }
 
 // ------------------------------------------------------------ rows pass
@@ -515,14 +651,14 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   const Image pred = sample_of(A.pred, b * N), gt = sample_of(A.gt, b * N);
   const uint8_t* region = A.region + b * N;
   const bool u8p = pred.dtype == Dtype::kUInt8, u8g = gt.dtype == Dtype::kUInt8;
+  PT pt;
 
   // 1. per chunk of rows: each image's minimum and maximum (for its normalisation),
   // q per pixel (how many thresholds both alphas reach)
-  std::vector<uint8_t> q, level_scratch;
+  std::vector<uint8_t> level_scratch;
   uint8_t* level = A.levels ? A.levels + b * N : nullptr;
   uint8_t reach_p[256], reach_g[256];  // uint8 images: each value's reach from a table
   if (A.connectivity) {
-    q.resize(N);
     if (!level) {
       level_scratch.resize(N);
       level = level_scratch.data();
@@ -560,17 +696,9 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
           hi[2 * c + j] = h;
         }
       }
-      if (A.connectivity) {
-        for (int64_t k = k0; k < k1; ++k) {
-          const uint8_t a = u8p ? reach_p[static_cast<const uint8_t*>(pred.data)[k]]
-                                : reach(P, conn_alpha(P.convention, value(pred, k)));
-          const uint8_t c2 = u8g ? reach_g[static_cast<const uint8_t*>(gt.data)[k]]
-                                 : reach(P, conn_alpha(P.convention, value(gt, k)));
-          q[k] = a < c2 ? a : c2;
-        }
-      }
     }
   });
+  pt.lap("1.minmax_q");
   Normaliser np, ng;
   if (A.gradient) {
     double lp = lo[0], hp = hi[0], lg = lo[1], hg = hi[1];
@@ -588,7 +716,23 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   std::unique_ptr<PhiTable> tp, tg;
   if (A.connectivity) {
     LabelScratch ls;
-    connectivity_levels(P, q.data(), H, W, ls, level);
+    auto q_row = [&](int64_t y, uint8_t* out) {
+      const int64_t k0 = y * W;
+      if (u8p && u8g) {
+        const uint8_t* a = static_cast<const uint8_t*>(pred.data) + k0;
+        const uint8_t* c2 = static_cast<const uint8_t*>(gt.data) + k0;
+        for (int64_t x = 0; x < W; ++x) out[x] = std::min(reach_p[a[x]], reach_g[c2[x]]);
+        return;
+      }
+      for (int64_t x = 0; x < W; ++x) {
+        const uint8_t a = u8p ? reach_p[static_cast<const uint8_t*>(pred.data)[k0 + x]]
+                              : reach(P, conn_alpha(P.convention, value(pred, k0 + x)));
+        const uint8_t c2 = u8g ? reach_g[static_cast<const uint8_t*>(gt.data)[k0 + x]]
+                               : reach(P, conn_alpha(P.convention, value(gt, k0 + x)));
+        out[x] = a < c2 ? a : c2;
+      }
+    };
+    connectivity_levels(P, q_row, H, W, ls, level);
     if (u8p && u8g) {
       tp.reset(new PhiTable);
       tg.reset(new PhiTable);
@@ -597,6 +741,7 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
     }
   }
 
+  pt.lap("2.conn_all");
   // 3. per band of rows: every term, summed per row
   std::vector<double> rows(H * kSums, 0.0);
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
@@ -611,6 +756,7 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
                 rows.data());
   });
 
+  pt.lap("3.bands");
   // 4. rows in order
   double* out = A.sums + b * kSums;
   for (int k = 0; k < kSums; ++k) out[k] = 0.0;
