@@ -497,6 +497,25 @@ ML_CPU_CLONES void point_row(const double* __restrict ap, const double* __restri
   }
 }
 
+// The same for uint8 mattes: u = point_value(a) read from each image's table.
+template <int64_t C>
+ML_CPU_CLONES void point_row_u8(const uint8_t* __restrict p, const uint8_t* __restrict g, const double* up,
+                                const double* ug, const uint8_t* __restrict reg, int64_t W, RowLanes& L) {
+  for (int64_t x0 = 0; x0 < W; x0 += kLanes) {
+    const int64_t n = std::min<int64_t>(kLanes, W - x0);
+    for (int64_t l = 0; l < n; ++l) {
+      double ae, se;
+      point_terms_u(C, up[p[x0 + l]], ug[g[x0 + l]], ae, se);
+      const double in = reg[x0 + l] ? 1.0 : 0.0;
+      L.v[kSadAll][l] += ae;
+      L.v[kSqAll][l] += se;
+      L.v[kSadRegion][l] += reg[x0 + l] ? ae : 0.0;
+      L.v[kSqRegion][l] += reg[x0 + l] ? se : 0.0;
+      L.v[kCount][l] += in;
+    }
+  }
+}
+
 // The gradient terms of the region pixels in [x0, x1), into lanes.
 ML_CPU_CLONES void grad_span(int64_t convention, const double* __restrict amp_p, const double* __restrict amp_g,
                              const uint8_t* __restrict reg, int64_t x0, int64_t x1, RowLanes& L) {
@@ -562,6 +581,12 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
   const Params& P = A.params;
   const int64_t H = A.height, W = A.width, tiles = (W + kTile - 1) / kTile;
   const bool u8 = pred.dtype == Dtype::kUInt8 && gt.dtype == Dtype::kUInt8;
+  double up[256], ug[256];  // uint8: point_value per value
+  if (u8)
+    for (int v = 0; v < 256; ++v) {
+      up[v] = point_value(P.convention, double(v) * pred.factor);
+      ug[v] = point_value(P.convention, double(v) * gt.factor);
+    }
   if (A.gradient) {
     // needed tiles of the output rows, and of the normalised rows (dilated by the
     // filter's reach: 4 rows, one tile on each side)
@@ -587,13 +612,24 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
     RowLanes L;
     std::memset(&L, 0, sizeof(L));
     const uint8_t* reg = region + y * W;
-    load_any(pred, y * W, W, s.ap.data());
-    load_any(gt, y * W, W, s.ag.data());
-    switch (P.convention) {
-      case kDimMatlab: point_row<kDimMatlab>(s.ap.data(), s.ag.data(), reg, W, L); break;
-      case kMmagic: point_row<kMmagic>(s.ap.data(), s.ag.data(), reg, W, L); break;
-      case kRvm: point_row<kRvm>(s.ap.data(), s.ag.data(), reg, W, L); break;
-      default: point_row<kGca>(s.ap.data(), s.ag.data(), reg, W, L); break;
+    if (u8) {
+      const uint8_t* p8 = static_cast<const uint8_t*>(pred.data) + y * W;
+      const uint8_t* g8 = static_cast<const uint8_t*>(gt.data) + y * W;
+      switch (P.convention) {
+        case kDimMatlab: point_row_u8<kDimMatlab>(p8, g8, up, ug, reg, W, L); break;
+        case kMmagic: point_row_u8<kMmagic>(p8, g8, up, ug, reg, W, L); break;
+        case kRvm: point_row_u8<kRvm>(p8, g8, up, ug, reg, W, L); break;
+        default: point_row_u8<kGca>(p8, g8, up, ug, reg, W, L); break;
+      }
+    } else {
+      load_any(pred, y * W, W, s.ap.data());
+      load_any(gt, y * W, W, s.ag.data());
+      switch (P.convention) {
+        case kDimMatlab: point_row<kDimMatlab>(s.ap.data(), s.ag.data(), reg, W, L); break;
+        case kMmagic: point_row<kMmagic>(s.ap.data(), s.ag.data(), reg, W, L); break;
+        case kRvm: point_row<kRvm>(s.ap.data(), s.ag.data(), reg, W, L); break;
+        default: point_row<kGca>(s.ap.data(), s.ag.data(), reg, W, L); break;
+      }
     }
     if (A.gradient) {
       const int64_t r0 = clamp_row(y0 - kHalf, H);
