@@ -107,6 +107,7 @@ inline int32_t find_ptr(int32_t* p, int32_t x) {
 void label_group(const Params& P, const std::vector<std::vector<Run>>& found, int64_t chunks, int64_t H, int64_t W,
                  Group& s) {
   const int lo = s.lo, hi = s.hi, n = hi - lo;
+  const bool flat = n == 1;  // one threshold: no history needed, M is its root's
   const int64_t N = H * W;
   s.runs.clear();
   s.level_start.assign(size_t(n + 1), 0);
@@ -151,11 +152,13 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
     if (a == b) return;
     if (size[a] < size[b] || (size[a] == size[b] && b < a)) std::swap(a, b);  // b under a
     ptr[b] = a;
-    s.up[b] = a;
-    s.t[b] = uint8_t(i);
+    if (!flat) {
+      s.up[b] = a;
+      s.t[b] = uint8_t(i);
+      s.links.push_back(b);
+    }
     size[a] += size[b];
     key[a] = std::min(key[a], key[b]);
-    s.links.push_back(b);
     consider(a);
   };
   int64_t masked = 0;
@@ -199,6 +202,10 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
       if (s.omega_root[i] != x) return uint8_t(i);
     return kNever;
   };
+  if (flat) {
+    for (int64_t x = 0; x < R; ++x) s.m[x] = find_ptr(ptr, int32_t(x)) == s.omega_root[hi] ? kNever : uint8_t(hi);
+    return;
+  }
   for (int64_t x = 0; x < R; ++x)
     if (s.up[x] == x) s.m[x] = own_first(int32_t(x), lo, s.node_lv[x]);
   for (int64_t k = int64_t(s.links.size()) - 1; k >= 0; --k) {
@@ -276,17 +283,26 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
         for (int64_t w = 0; w < words; ++w) {
           uint64_t m[kLevels];
           word_masks(qrow.data() + w * 64, m);
+          const int32_t base = int32_t(w * 64);
           for (int i = 1; i < kLevels; ++i) {
             const uint64_t b = m[i], before = (b << 1) | carry[i];
-            uint64_t edges = b ^ before;  // rising where b, falling where before
-            carry[i] = b >> 63;
-            while (edges) {
-              const int j = __builtin_ctzll(edges);
+            uint64_t edges = b ^ before;  // rising where b, falling where before: they alternate
+            if (!edges) continue;
+            if (carry[i]) {  // inside a run: the first edge closes it
+              out[i].push_back({int32_t(y), open[i], base + __builtin_ctzll(edges)});
               edges &= edges - 1;
-              const int32_t x = int32_t(w * 64 + j);
-              if ((b >> j) & 1) open[i] = x;
-              else out[i].push_back({int32_t(y), open[i], x});
             }
+            while (edges) {  // (open, close) pairs; an unpaired last edge opens a run
+              const int32_t x0 = base + __builtin_ctzll(edges);
+              edges &= edges - 1;
+              if (!edges) {
+                open[i] = x0;
+                break;
+              }
+              out[i].push_back({int32_t(y), x0, base + __builtin_ctzll(edges)});
+              edges &= edges - 1;
+            }
+            carry[i] = b >> 63;
           }
         }
         for (int i = 1; i < kLevels; ++i)  // a run reaching the last word's last bit (W % 64 == 0)
