@@ -215,7 +215,12 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
   }
 }
 
+// Kept per calling thread from call to call (thread_local in metrics_sample): the
+// run lists and union-find arrays keep their capacity, so a validation loop does
+// not reallocate (and page-fault) some 20 MB per 1080p image.
 struct LabelScratch {
+  std::vector<std::vector<Run>> found;  // per chunk of rows and threshold
+  std::vector<uint8_t> level;           // the levels when the caller does not want them
   Group groups[2];
 };
 
@@ -271,7 +276,9 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
   constexpr int64_t kChunk = 64;
   const int64_t chunks = (H + kChunk - 1) / kChunk;
   const int64_t words = (W + 63) / 64;
-  std::vector<std::vector<Run>> found(size_t(chunks * kLevels));
+  std::vector<std::vector<Run>>& found = s.found;
+  if (found.size() < size_t(chunks * kLevels)) found.resize(size_t(chunks * kLevels));
+  for (auto& v : found) v.clear();
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     std::vector<uint8_t> qrow(size_t(words * 64), 0);  // padding stays 0: it closes the last runs
     for (int64_t c = c0; c < c1; ++c) {
@@ -728,15 +735,14 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   const bool u8p = pred.dtype == Dtype::kUInt8, u8g = gt.dtype == Dtype::kUInt8;
   PT pt;
 
-  // 1. per chunk of rows: each image's minimum and maximum (for its normalisation),
-  // q per pixel (how many thresholds both alphas reach)
-  std::vector<uint8_t> level_scratch;
+  static thread_local LabelScratch ls;
+  // 1. per chunk of rows: each image's minimum and maximum (for its normalisation)
   uint8_t* level = A.levels ? A.levels + b * N : nullptr;
   uint8_t reach_p[256], reach_g[256];  // uint8 images: each value's reach from a table
   if (A.connectivity) {
     if (!level) {
-      level_scratch.resize(N);
-      level = level_scratch.data();
+      if (ls.level.size() < size_t(N)) ls.level.resize(size_t(N));
+      level = ls.level.data();
     }
     for (int v = 0; v < 256; ++v) {
       reach_p[v] = reach(P, conn_alpha(P.convention, double(v) * pred.factor));
@@ -790,7 +796,6 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   // 2. the thresholds' largest components and each pixel's level
   std::unique_ptr<PhiTable> tp, tg;
   if (A.connectivity) {
-    LabelScratch ls;
     auto q_row = [&](int64_t y, uint8_t* out) {
       const int64_t k0 = y * W;
       if (u8p && u8g) {
