@@ -580,7 +580,7 @@ struct BandScratch {
   std::vector<double> ring_p, ring_g;  // 9 normalised rows per image, row r in slot r % 9
   std::vector<double> sg_p, sd_p, sg_g, sd_g;  // column passes, column x at index x + kHalf
   std::vector<double> amp_p, amp_g, ap, ag, staging;
-  std::vector<uint8_t> need, norm_need;  // tiles per row
+  std::vector<uint8_t> need, norm_need, dilated;  // tiles per row
   int64_t slot_row[kTaps];
 };
 
@@ -616,17 +616,16 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
     const int64_t r0 = clamp_row(y0 - kHalf, H), r1 = clamp_row(y1 - 1 + kHalf, H) + 1;
     s.need.assign((y1 - y0) * tiles, 0);
     s.norm_need.assign((r1 - r0) * tiles, 0);
+    s.dilated.assign(tiles, 0);
+    uint8_t* hd = s.dilated.data();
     for (int64_t y = y0; y < y1; ++y) {
       uint8_t* nd = &s.need[(y - y0) * tiles];
       row_need(region + y * W, W, tiles, nd);
+      for (int64_t j = 0; j < tiles; ++j)  // the tiles and their neighbours
+        hd[j] = nd[j] | (j > 0 ? nd[j - 1] : 0) | (j + 1 < tiles ? nd[j + 1] : 0);
       for (int64_t yy = clamp_row(y - kHalf, H); yy <= clamp_row(y + kHalf, H); ++yy) {
         uint8_t* nn = &s.norm_need[(yy - r0) * tiles];
-        for (int64_t j = 0; j < tiles; ++j)
-          if (nd[j]) {
-            nn[j] = 1;
-            if (j > 0) nn[j - 1] = 1;
-            if (j + 1 < tiles) nn[j + 1] = 1;
-          }
+        for (int64_t j = 0; j < tiles; ++j) nn[j] |= hd[j];
       }
     }
     for (int k = 0; k < kTaps; ++k) s.slot_row[k] = -1;
