@@ -265,7 +265,6 @@ inline void word_masks(const uint8_t* q, uint64_t* m) {
 // q_row(y, out): how many thresholds both alphas reach, for the W pixels of row y.
 template <typename QRow>
 void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t W, LabelScratch& s, uint8_t* level) {
-  const int64_t N = H * W;
   PT pt;
   // Every threshold's runs from one scan of q per row: per word of 64 pixels, the
   // bit mask of q >= i for each threshold i (thresholds at or below the word's
@@ -369,30 +368,42 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
       std::memset(dst + run.x0, v, size_t(run.x1 - run.x0));
     }
   };
-  std::memset(level, after[0], size_t(N));
-  for (int gi = 0; gi < ngroups; ++gi) {
-    const Group& G = s.groups[gi];
-    for (int i = G.lo + 1; i <= G.hi; ++i) {
-      const bool marked_top = gi == 0 && ngroups == 2 && i == G.hi;
-      for (int64_t x = G.level_start[G.hi - i]; x < G.level_start[G.hi - i + 1]; ++x) {
-        const Run& run = G.runs[x];
-        const uint8_t m = G.m[x];
-        if (gi == 1 && !(level[run.y * W + run.x0] & 0x80)) continue;  // out of an omega below
-        uint8_t v = m <= i ? uint8_t(m - 1) : after[i];
-        if (marked_top && m > i) v |= 0x80;
-        if (gi == 1) v |= 0x80;
-        fill(run, v);
+  // by chunks of rows in parallel: each run lies in one row
+  at::parallel_for(0, H, 64, [&](int64_t ya, int64_t yb) {
+    auto rows_of = [&](const Group& G, int64_t first, int64_t last, int64_t& lo, int64_t& hi) {
+      const Run* r = G.runs.data();
+      lo = std::lower_bound(r + first, r + last, ya, [](const Run& u, int64_t y) { return u.y < y; }) - r;
+      hi = std::lower_bound(r + lo, r + last, yb, [](const Run& u, int64_t y) { return u.y < y; }) - r;
+    };
+    std::memset(level + ya * W, after[0], size_t((yb - ya) * W));
+    for (int gi = 0; gi < ngroups; ++gi) {
+      const Group& G = s.groups[gi];
+      for (int i = G.lo + 1; i <= G.hi; ++i) {
+        const bool marked_top = gi == 0 && ngroups == 2 && i == G.hi;
+        int64_t x0, x1;
+        rows_of(G, G.level_start[G.hi - i], G.level_start[G.hi - i + 1], x0, x1);
+        for (int64_t x = x0; x < x1; ++x) {
+          const Run& run = G.runs[x];
+          const uint8_t m = G.m[x];
+          if (gi == 1 && !(level[run.y * W + run.x0] & 0x80)) continue;  // out of an omega below
+          uint8_t v = m <= i ? uint8_t(m - 1) : after[i];
+          if (marked_top && m > i) v |= 0x80;
+          if (gi == 1) v |= 0x80;
+          fill(run, v);
+        }
       }
     }
-  }
-  if (ngroups == 2) {  // clear the marks: every marked pixel lies in a top run of the first group
-    const Group& G = s.groups[0];
-    for (int64_t x = G.level_start[0]; x < G.level_start[1]; ++x) {
-      const Run& run = G.runs[x];
-      uint8_t* dst = level + run.y * W;
-      for (int32_t c = run.x0; c < run.x1; ++c) dst[c] &= 0x7F;
+    if (ngroups == 2) {  // clear the marks: every marked pixel lies in a top run of the first group
+      const Group& G = s.groups[0];
+      int64_t x0, x1;
+      rows_of(G, G.level_start[0], G.level_start[1], x0, x1);
+      for (int64_t x = x0; x < x1; ++x) {
+        const Run& run = G.runs[x];
+        uint8_t* dst = level + run.y * W;
+        for (int32_t c = run.x0; c < run.x1; ++c) dst[c] &= 0x7F;
+      }
     }
-  }
+  });
   pt.lap("c.fill");
 }
 
