@@ -861,7 +861,18 @@ MetricsResult matting_metrics_cpu(const at::Tensor& pred, const at::Tensor& gt, 
   MetricsResult out;
   const MetricsArgs args = prepare_metrics(pred, gt, region, convention, pred_factor, gt_factor, thresholds, taps,
                                            gradient, connectivity, levels, out);
-  for (int64_t b = 0; b < args.batch; ++b) metrics_sample(args, b);
+  // A batch: whole samples per thread when they share out evenly (or there are at least
+  // two per thread), the parallel loops inside a sample then running inline; else one
+  // sample after the other, each parallel inside. A sample's numbers do not depend on
+  // the threads either way.
+  const int64_t threads = at::get_num_threads();
+  if (threads > 1 && args.batch > 1 && (args.batch % threads == 0 || args.batch >= 2 * threads)) {
+    at::parallel_for(0, args.batch, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) metrics_sample(args, b);
+    });
+  } else {
+    for (int64_t b = 0; b < args.batch; ++b) metrics_sample(args, b);
+  }
   return out;
 }
 
