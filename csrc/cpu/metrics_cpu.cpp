@@ -218,6 +218,64 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
 // Kept per calling thread from call to call (thread_local in metrics_sample): the
 // run lists and union-find arrays keep their capacity, so a validation loop does
 // not reallocate (and page-fault) some 20 MB per 1080p image.
+// A one-threshold group labelled by ranges of rows: the runs [ra, rb) (whole rows)
+// made nodes and united with the runs of the row above inside the range. Ranges
+// touch disjoint nodes, so they run in parallel; the seam rows are united after.
+// (No history: a node's M is only whether its root is omega's.)
+inline void flat_unite(Group& s, int32_t a, int32_t b, uint64_t& best, int32_t& best_root) {
+  int32_t* ptr = s.ptr.data();
+  uint32_t* size = s.size.data();
+  uint32_t* key = s.key.data();
+  a = find_ptr(ptr, a);
+  b = find_ptr(ptr, b);
+  if (a == b) return;
+  if (size[a] < size[b] || (size[a] == size[b] && b < a)) std::swap(a, b);  // b under a
+  ptr[b] = a;
+  size[a] += size[b];
+  key[a] = std::min(key[a], key[b]);
+  const uint64_t v = pack_best(size[a], key[a]);
+  if (v > best) {
+    best = v;
+    best_root = a;
+  }
+}
+
+// The runs of two consecutive rows, above [a0, a1) and below [b0, b1), united where they share a column.
+inline void flat_rows_pair(Group& s, int64_t a0, int64_t a1, int64_t b0, int64_t b1, uint64_t& best,
+                           int32_t& best_root) {
+  int64_t a = a0;
+  for (int64_t r = b0; r < b1; ++r) {
+    const Run& run = s.runs[r];
+    while (a < a1 && s.runs[a].x1 <= run.x0) ++a;
+    for (int64_t u = a; u < a1 && s.runs[u].x0 < run.x1; ++u) flat_unite(s, int32_t(r), int32_t(u), best, best_root);
+  }
+}
+
+void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, int64_t ra, int64_t rb, uint64_t& best,
+               int32_t& best_root) {
+  for (int64_t r = ra; r < rb; ++r) {
+    const Run& run = s.runs[r];
+    s.ptr[r] = int32_t(r);
+    s.size[r] = uint32_t(run.x1 - run.x0);
+    s.key[r] = tie_key(P.convention, run.y, run.x0, H, W);
+    const uint64_t v = pack_best(s.size[r], s.key[r]);
+    if (v > best) {
+      best = v;
+      best_root = int32_t(r);
+    }
+  }
+  int64_t pa = ra, pb = ra;  // the runs of the previous row
+  for (int64_t r = ra; r < rb;) {
+    const int32_t y = s.runs[r].y;
+    int64_t e = r;
+    while (e < rb && s.runs[e].y == y) ++e;
+    if (pb > pa && s.runs[pa].y == y - 1) flat_rows_pair(s, pa, pb, r, e, best, best_root);
+    pa = r;
+    pb = e;
+    r = e;
+  }
+}
+
 struct LabelScratch {
   std::vector<std::vector<Run>> found;  // per chunk of rows and threshold
   std::vector<uint8_t> level;           // the levels when the caller does not want them
@@ -342,9 +400,61 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
   s.groups[1].lo = split;
   s.groups[1].hi = kLevels - 1;
   const int ngroups = split < kLevels - 1 ? 2 : 1;
+  // The upper group of a split is often one threshold alone (the benchmark's 1.0,
+  // split by the prediction's noise into most of the runs): then it is labelled by
+  // two ranges of rows, the upper range on the lower group's thread, sized so that
+  // both threads get about as many runs, and the seam united after.
+  const bool flat_split = ngroups == 2 && s.groups[1].hi - s.groups[1].lo == 1;
+  Group& F = s.groups[1];
+  int64_t fr = 0, rs = 0;  // F's runs; its upper range is [0, rs)
+  uint64_t fbest[2] = {0, 0};
+  int32_t froot[2] = {-1, -1};
+  if (flat_split) {
+    F.runs.clear();
+    for (int64_t c = 0; c < chunks; ++c) {
+      const std::vector<Run>& v = found[size_t(c * kLevels + F.hi)];
+      F.runs.insert(F.runs.end(), v.begin(), v.end());
+    }
+    fr = int64_t(F.runs.size());
+    F.level_start.assign(2, 0);
+    F.level_start[1] = fr;
+    F.ptr.resize(fr);
+    F.size.resize(fr);
+    F.key.resize(fr);
+    int64_t runs_below = 0;  // the lower group's
+    for (int i = 1; i <= split; ++i) runs_below += per[i];
+    rs = std::max<int64_t>(0, std::min<int64_t>(fr, (fr - runs_below) / 2));
+    while (rs > 0 && rs < fr && F.runs[rs - 1].y == F.runs[rs].y) --rs;  // whole rows
+  }
   at::parallel_for(0, ngroups, 1, [&](int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; ++g) label_group(P, found, chunks, H, W, s.groups[g]);
+    for (int64_t g = g0; g < g1; ++g) {
+      if (!flat_split || g == 0) {
+        label_group(P, found, chunks, H, W, s.groups[g]);
+        if (flat_split) flat_rows(P, H, W, F, 0, rs, fbest[0], froot[0]);
+      } else {
+        flat_rows(P, H, W, F, rs, fr, fbest[1], froot[1]);
+      }
+    }
   });
+  if (flat_split) {
+    uint64_t best = fbest[0];
+    int32_t best_root = froot[0];
+    if (fbest[1] > best) {
+      best = fbest[1];
+      best_root = froot[1];
+    }
+    if (rs > 0 && rs < fr && F.runs[rs].y == F.runs[rs - 1].y + 1) {  // the seam
+      int64_t a0 = rs - 1;
+      while (a0 > 0 && F.runs[a0 - 1].y == F.runs[rs - 1].y) --a0;
+      int64_t b1 = rs;
+      while (b1 < fr && F.runs[b1].y == F.runs[rs].y) ++b1;
+      flat_rows_pair(F, a0, rs, rs, b1, best, best_root);
+    }
+    int64_t masked = 0;
+    for (int64_t r = 0; r < fr; ++r) masked += F.runs[r].x1 - F.runs[r].x0;
+    F.background[F.hi] = background_wins(P.convention, H * W - masked, best);
+    F.omega_root[F.hi] = F.background[F.hi] || best_root < 0 ? -1 : best_root;
+  }
   pt.lap("c.groups");
   // A pixel's level: M - 1 when M <= q, else the first threshold above q that is not
   // a background one (every threshold above q misses the pixel unless omega is
@@ -384,8 +494,15 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
         rows_of(G, G.level_start[G.hi - i], G.level_start[G.hi - i + 1], x0, x1);
         for (int64_t x = x0; x < x1; ++x) {
           const Run& run = G.runs[x];
-          const uint8_t m = G.m[x];
           if (gi == 1 && !(level[run.y * W + run.x0] & 0x80)) continue;  // out of an omega below
+          uint8_t m;
+          if (gi == 1 && flat_split) {  // read-only find: chunks share the forest
+            int32_t root = int32_t(x);
+            while (G.ptr[root] != root) root = G.ptr[root];
+            m = root == G.omega_root[G.hi] ? uint8_t(255) : uint8_t(G.hi);
+          } else {
+            m = G.m[x];
+          }
           uint8_t v = m <= i ? uint8_t(m - 1) : after[i];
           if (marked_top && m > i) v |= 0x80;
           if (gi == 1) v |= 0x80;
