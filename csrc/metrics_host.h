@@ -60,6 +60,12 @@ inline MetricsArgs prepare_metrics(const at::Tensor& pred, const at::Tensor& gt,
     a.params.taps_g[k] = taps[k];
     a.params.taps_d[k] = taps[kTaps + k];
   }
+  // the kernels pair the taps (metrics.h dot_sym, dot_anti)
+  for (int k = 0; k < kTaps; ++k)
+    TORCH_CHECK(a.params.taps_g[k] == a.params.taps_g[kTaps - 1 - k] &&
+                    a.params.taps_d[k] == -a.params.taps_d[kTaps - 1 - k],
+                "mattingloss: matting_metrics expects a symmetric Gaussian factor and an antisymmetric "
+                "derivative factor");
   a.pred = {pred.const_data_ptr(), metrics_dtype(pred, "pred"), pred_factor};
   a.gt = {gt.const_data_ptr(), metrics_dtype(gt, "gt"), gt_factor};
   a.region = region.const_data_ptr<uint8_t>();

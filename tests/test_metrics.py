@@ -315,6 +315,40 @@ def test_threads_do_not_change_bits():
         assert torch.equal(one[k], many[k])
 
 
+def _noisy_opaque(rng, H, W):
+    # the benchmark's kind of input: a soft matte with wide opaque areas and a noisy
+    # prediction, so threshold 1.0 is a random half of the opaque area (many tiny
+    # runs: the CPU's two union-find groups, one of a single threshold)
+    gt = _blobs(rng, H, W)
+    gt = np.clip((gt.astype(int) - 64) * 2, 0, 255).astype(np.uint8)
+    pred = np.clip(gt.astype(int) + rng.integers(-24, 25, (H, W)), 0, 255).astype(np.uint8)
+    return pred, gt, _trimap(rng, gt)
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_noisy_opaque_equals_reference_any_threads(convention):
+    # rows over several 64-row chunks and 64-pixel words (W = 128: a run closing at
+    # the row's end), batches of 3 (one sample after the other with 2 threads) and 4
+    # (a sample per thread): the reference pixel by pixel, the same bits for 1-3 threads
+    rng = np.random.default_rng(5)
+    threads = torch.get_num_threads()
+    for H, W, B in ((150, 203, 3), (131, 128, 4)):
+        cases = [_noisy_opaque(rng, H, W) for _ in range(B)]
+        pred, gt, tri = (_batch([c[i] for c in cases]) for i in range(3))
+        got = []
+        try:
+            for n in (1, 2, 3):
+                torch.set_num_threads(n)
+                out = _check(pred, gt, tri, convention)
+                got.append((out, metrics.connectivity_levels(pred, gt, tri, convention)))
+        finally:
+            torch.set_num_threads(threads)
+        for out, lv in got[1:]:
+            assert torch.equal(lv, got[0][1])
+            for k in metrics.METRICS:
+                assert torch.equal(out[k], got[0][0][k])
+
+
 def test_matting_metrics_accumulator():
     rng = np.random.default_rng(2)
     batches = []

@@ -1,10 +1,11 @@
 // CPU backend of matting_metrics, one sample after the other:
 //   1. per chunk of rows, in parallel: each image's minimum and maximum (for its
-//      normalisation before the filter), and q per pixel: how many thresholds
-//      both alphas reach, so the intersection mask of threshold i is q >= i;
-//   2. (connectivity) one union-find over the row runs of every threshold, in
-//      decreasing order, and each pixel's level from its history (see
-//      connectivity_levels);
+//      normalisation before the filter);
+//   2. (connectivity) per chunk of rows, in parallel: q per pixel (how many
+//      thresholds both alphas reach) one row at a time and every threshold's row
+//      runs from its bit masks; then two union-finds over the runs (two groups of
+//      thresholds, in parallel), each fed in decreasing threshold order, and each
+//      pixel's level from their histories (see connectivity_levels);
 //   3. per band of rows, in parallel: the SAD/MSE terms, the separable
 //      derivative-of-Gaussian filter (a ring of normalised rows, a column pass,
 //      a row pass; replicated borders; only where the region needs it) and the
@@ -16,9 +17,16 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "../common/cpu_convert.h"
 #include "../metrics.h"
@@ -27,6 +35,19 @@
 namespace mattingloss {
 namespace metrics {
 namespace {
+
+// Phase timers for development: build with ML_METRICS_PROFILE 1 and set MLM_PROFILE=1
+// to print each phase's wall time to stderr.
+#ifndef ML_METRICS_PROFILE
+#define ML_METRICS_PROFILE 0
+#endif
+static bool prof_on() {
+  static const bool on = ML_METRICS_PROFILE && std::getenv("MLM_PROFILE") != nullptr;
+  return on;
+}
+struct PT { std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
+  void lap(const char* what) { if (!prof_on()) return; auto n = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "  %-12s %8.3f ms\n", what, std::chrono::duration<double, std::milli>(n - t).count()); t = n; } };
 
 inline Image sample_of(const Image& im, int64_t offset) {
   Image s = im;
@@ -60,19 +81,22 @@ struct Run {
   int32_t y, x0, x1;
 };
 
-struct LabelScratch {
-  std::vector<Run> runs;             // every threshold's runs, threshold 10 first, row-major within
-  std::vector<int64_t> level_start;  // runs of threshold i: [level_start[10 - i], level_start[11 - i])
-  std::vector<int64_t> row_start;    // runs of the current threshold per row
+// One group of thresholds (lo, hi]: its runs (threshold hi first, row-major within),
+// one union-find fed in decreasing threshold order, each threshold's omega root
+// (-1: none; GCA's background) and each node's M (see connectivity_levels).
+struct Group {
+  int lo = 0, hi = 0;
+  std::vector<Run> runs;
+  std::vector<int64_t> level_start;  // runs of threshold i: [level_start[hi - i], level_start[hi - i + 1])
+  std::vector<int64_t> row_start;
   std::vector<int32_t> ptr, up, links;
-  std::vector<uint8_t> t, m;
+  std::vector<uint8_t> t, m, node_lv;
   std::vector<uint32_t> size, key;
+  int32_t omega_root[kLevels + 1];
+  bool background[kLevels + 1];
 };
 
-constexpr uint64_t kOnes = 0x0101010101010101ull;
-
-inline int32_t find_ptr(std::vector<int32_t>& ptr, int32_t x) {
-  int32_t* p = ptr.data();
+inline int32_t find_ptr(int32_t* p, int32_t x) {
   while (p[x] != x) {
     p[x] = p[p[x]];  // path halving: ptr only speeds up finds; the history is in up
     x = p[x];
@@ -80,95 +104,67 @@ inline int32_t find_ptr(std::vector<int32_t>& ptr, int32_t x) {
   return x;
 }
 
-void connectivity_levels(const Params& P, const uint8_t* q, int64_t H, int64_t W, LabelScratch& s, uint8_t* level) {
+void label_group(const Params& P, const std::vector<std::vector<Run>>& found, int64_t chunks, int64_t H, int64_t W,
+                 Group& s) {
+  const int lo = s.lo, hi = s.hi, n = hi - lo;
+  const bool flat = n == 1;  // one threshold: no history needed, M is its root's
   const int64_t N = H * W;
   s.runs.clear();
-  s.level_start.assign(kLevels + 1, 0);
-  s.ptr.clear();
-  s.up.clear();
-  s.t.clear();
-  s.size.clear();
-  s.key.clear();
+  s.level_start.assign(size_t(n + 1), 0);
+  for (int i = hi; i > lo; --i) {
+    s.level_start[hi - i] = int64_t(s.runs.size());
+    for (int64_t c = 0; c < chunks; ++c) {
+      const std::vector<Run>& v = found[size_t(c * kLevels + i)];
+      s.runs.insert(s.runs.end(), v.begin(), v.end());
+    }
+  }
+  const int64_t R = int64_t(s.runs.size());
+  s.level_start[n] = R;
+  s.ptr.resize(R);
+  s.up.resize(R);
+  s.t.assign(R, 0);
+  s.size.resize(R);
+  s.key.resize(R);
+  s.node_lv.resize(R);
   s.links.clear();
-  int32_t omega_root[kLevels];  // r_i (-1: no node is omega_i)
-  bool background[kLevels + 1];
+  s.links.reserve(R);
+  for (int i = hi; i > lo; --i)
+    for (int64_t r = s.level_start[hi - i]; r < s.level_start[hi - i + 1]; ++r) {
+      s.ptr[r] = s.up[r] = int32_t(r);
+      s.key[r] = tie_key(P.convention, s.runs[r].y, s.runs[r].x0, H, W);
+      s.node_lv[r] = uint8_t(i);
+    }
+  int32_t* ptr = s.ptr.data();
+  uint32_t* size = s.size.data();
+  uint32_t* key = s.key.data();
   uint64_t best = 0;
   int32_t best_root = -1;
   auto consider = [&](int32_t root) {
-    const uint64_t v = pack_best(s.size[root], s.key[root]);
+    const uint64_t v = pack_best(size[root], key[root]);
     if (v > best) {
       best = v;
       best_root = root;
     }
   };
   auto unite = [&](int32_t a, int32_t b, int i) {
-    a = find_ptr(s.ptr, a);
-    b = find_ptr(s.ptr, b);
+    a = find_ptr(ptr, a);
+    b = find_ptr(ptr, b);
     if (a == b) return;
-    if (s.size[a] < s.size[b] || (s.size[a] == s.size[b] && b < a)) std::swap(a, b);  // b under a
-    s.ptr[b] = a;
-    s.up[b] = a;
-    s.t[b] = uint8_t(i);
-    s.size[a] += s.size[b];
-    s.key[a] = std::min(s.key[a], s.key[b]);
-    s.links.push_back(b);
+    if (size[a] < size[b] || (size[a] == size[b] && b < a)) std::swap(a, b);  // b under a
+    ptr[b] = a;
+    if (!flat) {
+      s.up[b] = a;
+      s.t[b] = uint8_t(i);
+      s.links.push_back(b);
+    }
+    size[a] += size[b];
+    key[a] = std::min(key[a], key[b]);
     consider(a);
   };
-  // Every threshold's runs from one scan of q per row (a run of threshold i opens
-  // where q rises to >= i and closes where it falls below), by chunks of rows in
-  // parallel, then gathered threshold 10 first, row-major within a threshold.
-  constexpr int64_t kChunk = 64;
-  const int64_t chunks = (H + kChunk - 1) / kChunk;
-  std::vector<std::vector<Run>> found(size_t(chunks * kLevels));
-  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      std::vector<Run>* out = &found[size_t(c * kLevels)];
-      int32_t open[kLevels];
-      for (int64_t y = c * kChunk; y < std::min(H, (c + 1) * kChunk); ++y) {
-        const uint8_t* row = q + y * W;
-        int prev = 0;
-        for (int64_t x = 0; x <= W; ++x) {
-          if (prev == 0 || prev == kLevels - 1) {  // long flat stretches: 8 at a time
-            const uint64_t same = kOnes * uint64_t(prev);
-            uint64_t v;
-            while (x + 8 <= W && (std::memcpy(&v, row + x, 8), v == same)) x += 8;
-          }
-          const int cur = x < W ? row[x] : 0;
-          if (cur > prev) {
-            for (int i = prev + 1; i <= cur; ++i) open[i] = int32_t(x);
-          } else {
-            for (int i = cur + 1; i <= prev; ++i) out[i].push_back({int32_t(y), open[i], int32_t(x)});
-          }
-          prev = cur;
-        }
-      }
-    }
-  });
-  for (int i = kLevels - 1; i >= 1; --i) {
-    s.level_start[kLevels - 1 - i] = int64_t(s.runs.size());
-    for (int64_t c = 0; c < chunks; ++c) {
-      const std::vector<Run>& v = found[size_t(c * kLevels + i)];
-      s.runs.insert(s.runs.end(), v.begin(), v.end());
-    }
-  }
-  s.level_start[kLevels - 1] = int64_t(s.runs.size());  // the end of threshold 1's runs
-  {
-    const int64_t R = int64_t(s.runs.size());
-    s.ptr.resize(R);
-    s.up.resize(R);
-    s.t.assign(R, 0);
-    s.size.resize(R);
-    s.key.resize(R);
-    s.links.reserve(R);
-    for (int64_t r = 0; r < R; ++r) {
-      s.ptr[r] = s.up[r] = int32_t(r);
-      s.key[r] = tie_key(P.convention, s.runs[r].y, s.runs[r].x0, H, W);
-    }
-  }
   int64_t masked = 0;
-  for (int i = kLevels - 1; i >= 1; --i) {
-    const int64_t first = s.level_start[kLevels - 1 - i], last = s.level_start[kLevels - i];
-    int64_t child = i + 1 < kLevels ? s.level_start[kLevels - 2 - i] : first;  // the runs of threshold i + 1
+  for (int i = hi; i > lo; --i) {
+    const int64_t first = s.level_start[hi - i], last = s.level_start[hi - i + 1];
+    int64_t child = i < hi ? s.level_start[hi - i - 1] : first;  // the runs of threshold i + 1
     s.row_start.assign(H + 1, last);
     for (int64_t r = last - 1; r >= first; --r) s.row_start[s.runs[r].y] = r;
     for (int64_t y = H - 1; y >= 0; --y) s.row_start[y] = std::min(s.row_start[y], s.row_start[y + 1]);
@@ -181,7 +177,7 @@ void connectivity_levels(const Params& P, const uint8_t* q, int64_t H, int64_t W
         own -= uint32_t(s.runs[child].x1 - s.runs[child].x0);
         ++child;
       }
-      s.size[r] = own;
+      size[r] = own;
       masked += own;
       consider(int32_t(r));
       for (int64_t c = c0; c < child; ++c) unite(int32_t(r), int32_t(c), i);
@@ -195,54 +191,347 @@ void connectivity_levels(const Params& P, const uint8_t* q, int64_t H, int64_t W
         for (int64_t u = a; u < a_end && s.runs[u].x0 < run.x1; ++u) unite(int32_t(r), int32_t(u), i);
       }
     }
-    background[i] = background_wins(P.convention, N - masked, best);
-    omega_root[i] = background[i] || best_root < 0 ? -1 : best_root;
+    s.background[i] = background_wins(P.convention, N - masked, best);
+    s.omega_root[i] = s.background[i] || best_root < 0 ? -1 : best_root;
   }
-  const int64_t R = int64_t(s.runs.size());
   // M per node, parents first: never-linked nodes, then the links in reverse.
   constexpr uint8_t kNever = 255;
   s.m.assign(R, kNever);
-  auto own_first = [&](int32_t x, int lo, int hi) -> uint8_t {  // first i in (lo, hi] with r_i != x
-    for (int i = lo + 1; i <= hi; ++i)
-      if (omega_root[i] != x) return uint8_t(i);
+  auto own_first = [&](int32_t x, int from, int to) -> uint8_t {  // first i in (from, to] with r_i != x
+    for (int i = from + 1; i <= to; ++i)
+      if (s.omega_root[i] != x) return uint8_t(i);
     return kNever;
   };
-  std::vector<uint8_t> node_lv(R);
-  for (int i = 1; i < kLevels; ++i)
-    for (int64_t x = s.level_start[kLevels - 1 - i]; x < s.level_start[kLevels - i]; ++x)
-      node_lv[x] = uint8_t(i);
+  if (flat) {
+    for (int64_t x = 0; x < R; ++x) s.m[x] = find_ptr(ptr, int32_t(x)) == s.omega_root[hi] ? kNever : uint8_t(hi);
+    return;
+  }
   for (int64_t x = 0; x < R; ++x)
-    if (s.up[x] == x) s.m[x] = own_first(int32_t(x), 0, node_lv[x]);
+    if (s.up[x] == x) s.m[x] = own_first(int32_t(x), lo, s.node_lv[x]);
   for (int64_t k = int64_t(s.links.size()) - 1; k >= 0; --k) {
     const int32_t x = s.links[k];
-    const uint8_t mine = own_first(x, s.t[x], node_lv[x]), parent = s.m[s.up[x]];
+    const uint8_t mine = own_first(x, s.t[x], s.node_lv[x]), parent = s.m[s.up[x]];
     s.m[x] = std::min(mine, parent <= s.t[x] ? parent : kNever);
   }
+}
+
+// Kept per calling thread from call to call (thread_local in metrics_sample): the
+// run lists and union-find arrays keep their capacity, so a validation loop does
+// not reallocate (and page-fault) some 20 MB per 1080p image.
+// A one-threshold group labelled by ranges of rows: the runs [ra, rb) (whole rows)
+// made nodes and united with the runs of the row above inside the range. Ranges
+// touch disjoint nodes, so they run in parallel; the seam rows are united after.
+// (No history: a node's M is only whether its root is omega's.)
+inline void flat_unite(Group& s, int32_t a, int32_t b, uint64_t& best, int32_t& best_root) {
+  int32_t* ptr = s.ptr.data();
+  uint32_t* size = s.size.data();
+  uint32_t* key = s.key.data();
+  a = find_ptr(ptr, a);
+  b = find_ptr(ptr, b);
+  if (a == b) return;
+  if (size[a] < size[b] || (size[a] == size[b] && b < a)) std::swap(a, b);  // b under a
+  ptr[b] = a;
+  size[a] += size[b];
+  key[a] = std::min(key[a], key[b]);
+  const uint64_t v = pack_best(size[a], key[a]);
+  if (v > best) {
+    best = v;
+    best_root = a;
+  }
+}
+
+// The runs of two consecutive rows, above [a0, a1) and below [b0, b1), united where they share a column.
+inline void flat_rows_pair(Group& s, int64_t a0, int64_t a1, int64_t b0, int64_t b1, uint64_t& best,
+                           int32_t& best_root) {
+  int64_t a = a0;
+  for (int64_t r = b0; r < b1; ++r) {
+    const Run& run = s.runs[r];
+    while (a < a1 && s.runs[a].x1 <= run.x0) ++a;
+    for (int64_t u = a; u < a1 && s.runs[u].x0 < run.x1; ++u) flat_unite(s, int32_t(r), int32_t(u), best, best_root);
+  }
+}
+
+void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, int64_t ra, int64_t rb, uint64_t& best,
+               int32_t& best_root) {
+  for (int64_t r = ra; r < rb; ++r) {
+    const Run& run = s.runs[r];
+    s.ptr[r] = int32_t(r);
+    s.size[r] = uint32_t(run.x1 - run.x0);
+    s.key[r] = tie_key(P.convention, run.y, run.x0, H, W);
+    const uint64_t v = pack_best(s.size[r], s.key[r]);
+    if (v > best) {
+      best = v;
+      best_root = int32_t(r);
+    }
+  }
+  int64_t pa = ra, pb = ra;  // the runs of the previous row
+  for (int64_t r = ra; r < rb;) {
+    const int32_t y = s.runs[r].y;
+    int64_t e = r;
+    while (e < rb && s.runs[e].y == y) ++e;
+    if (pb > pa && s.runs[pa].y == y - 1) flat_rows_pair(s, pa, pb, r, e, best, best_root);
+    pa = r;
+    pb = e;
+    r = e;
+  }
+}
+
+struct LabelScratch {
+  std::vector<std::vector<Run>> found;  // per chunk of rows and threshold
+  std::vector<uint8_t> level;           // the levels when the caller does not want them
+  Group groups[2];
+};
+
+// The masks q >= i (i = 1..10) of 64 q values: bit j of m[i] is q[j] >= i.
+inline void word_masks(const uint8_t* q, uint64_t* m) {
+#if defined(__SSE2__)
+  const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+  const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16));
+  const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 32));
+  const __m128i v3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 48));
+  __m128i mx = _mm_max_epu8(_mm_max_epu8(v0, v1), _mm_max_epu8(v2, v3));
+  __m128i mn = _mm_min_epu8(_mm_min_epu8(v0, v1), _mm_min_epu8(v2, v3));
+  mx = _mm_max_epu8(mx, _mm_srli_si128(mx, 8));
+  mn = _mm_min_epu8(mn, _mm_srli_si128(mn, 8));
+  mx = _mm_max_epu8(mx, _mm_srli_si128(mx, 4));
+  mn = _mm_min_epu8(mn, _mm_srli_si128(mn, 4));
+  mx = _mm_max_epu8(mx, _mm_srli_si128(mx, 2));
+  mn = _mm_min_epu8(mn, _mm_srli_si128(mn, 2));
+  mx = _mm_max_epu8(mx, _mm_srli_si128(mx, 1));
+  mn = _mm_min_epu8(mn, _mm_srli_si128(mn, 1));
+  const int hi = _mm_cvtsi128_si32(mx) & 0xFF, lo = _mm_cvtsi128_si32(mn) & 0xFF;
+  for (int i = 1; i < kLevels; ++i) {
+    if (i <= lo) {
+      m[i] = ~0ull;
+    } else if (i > hi) {
+      m[i] = 0;
+    } else {
+      const __m128i t = _mm_set1_epi8(char(i));
+      auto ge = [&](__m128i v) { return uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, t), v)))); };
+      m[i] = ge(v0) | (ge(v1) << 16) | (ge(v2) << 32) | (ge(v3) << 48);
+    }
+  }
+#else
+  for (int i = 1; i < kLevels; ++i) {
+    uint64_t b = 0;
+    for (int j = 0; j < 64; ++j) b |= uint64_t(q[j] >= i) << j;
+    m[i] = b;
+  }
+#endif
+}
+
+// q_row(y, out): how many thresholds both alphas reach, for the W pixels of row y.
+template <typename QRow>
+void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t W, LabelScratch& s, uint8_t* level) {
+  PT pt;
+  // Every threshold's runs from one scan of q per row: per word of 64 pixels, the
+  // bit mask of q >= i for each threshold i (thresholds at or below the word's
+  // smallest q are all ones, above its largest all zeros), and a run of threshold
+  // i opens at each rising edge of its mask and closes at each falling one. By
+  // chunks of rows in parallel, then gathered threshold 10 first, row-major within
+  // a threshold.
+  constexpr int64_t kChunk = 64;
+  const int64_t chunks = (H + kChunk - 1) / kChunk;
+  const int64_t words = (W + 63) / 64;
+  std::vector<std::vector<Run>>& found = s.found;
+  if (found.size() < size_t(chunks * kLevels)) found.resize(size_t(chunks * kLevels));
+  for (auto& v : found) v.clear();
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    std::vector<uint8_t> qrow(size_t(words * 64), 0);  // padding stays 0: it closes the last runs
+    for (int64_t c = c0; c < c1; ++c) {
+      std::vector<Run>* out = &found[size_t(c * kLevels)];
+      for (int64_t y = c * kChunk; y < std::min(H, (c + 1) * kChunk); ++y) {
+        q_row(y, qrow.data());
+        int32_t open[kLevels];
+        uint64_t carry[kLevels] = {};  // the mask's bit at the previous pixel
+        for (int64_t w = 0; w < words; ++w) {
+          uint64_t m[kLevels];
+          word_masks(qrow.data() + w * 64, m);
+          const int32_t base = int32_t(w * 64);
+          for (int i = 1; i < kLevels; ++i) {
+            const uint64_t b = m[i], before = (b << 1) | carry[i];
+            uint64_t edges = b ^ before;  // rising where b, falling where before: they alternate
+            if (!edges) continue;
+            if (carry[i]) {  // inside a run: the first edge closes it
+              out[i].push_back({int32_t(y), open[i], base + __builtin_ctzll(edges)});
+              edges &= edges - 1;
+            }
+            while (edges) {  // (open, close) pairs; an unpaired last edge opens a run
+              const int32_t x0 = base + __builtin_ctzll(edges);
+              edges &= edges - 1;
+              if (!edges) {
+                open[i] = x0;
+                break;
+              }
+              out[i].push_back({int32_t(y), x0, base + __builtin_ctzll(edges)});
+              edges &= edges - 1;
+            }
+            carry[i] = b >> 63;
+          }
+        }
+        for (int i = 1; i < kLevels; ++i)  // a run reaching the last word's last bit (W % 64 == 0)
+          if (carry[i]) out[i].push_back({int32_t(y), open[i], int32_t(W)});
+      }
+    }
+  });
+  pt.lap("c.scan");
+  // The thresholds split in two groups, (0, k] and (k, 10], with about as many runs
+  // each: each group's union-find runs on its own (the components of S_i depend on
+  // S_i alone; the nesting only lets one union-find serve several thresholds), in
+  // parallel. A group's top threshold holds its runs at full width (no children).
+  int64_t per[kLevels + 1] = {}, total = 0;
+  for (int i = 1; i < kLevels; ++i)
+    for (int64_t c = 0; c < chunks; ++c) per[i] += int64_t(found[size_t(c * kLevels + i)].size());
+  for (int i = 1; i < kLevels; ++i) total += per[i];
+  int split = kLevels - 1;  // no split: group (0, 10] alone
+  {
+    int64_t below = 0, best_cost = total;
+    for (int k = 1; k < kLevels - 1; ++k) {
+      below += per[k];
+      const int64_t cost = std::max(below, total - below);
+      if (cost < best_cost) {
+        best_cost = cost;
+        split = k;
+      }
+    }
+  }
+  s.groups[0].lo = 0;
+  s.groups[0].hi = split;
+  s.groups[1].lo = split;
+  s.groups[1].hi = kLevels - 1;
+  const int ngroups = split < kLevels - 1 ? 2 : 1;
+  // The upper group of a split is often one threshold alone (the benchmark's 1.0,
+  // split by the prediction's noise into most of the runs): then it is labelled by
+  // two ranges of rows, the upper range on the lower group's thread, sized so that
+  // both threads get about as many runs, and the seam united after.
+  const bool flat_split = ngroups == 2 && s.groups[1].hi - s.groups[1].lo == 1;
+  Group& F = s.groups[1];
+  int64_t fr = 0, rs = 0;  // F's runs; its upper range is [0, rs)
+  uint64_t fbest[2] = {0, 0};
+  int32_t froot[2] = {-1, -1};
+  if (flat_split) {
+    F.runs.clear();
+    for (int64_t c = 0; c < chunks; ++c) {
+      const std::vector<Run>& v = found[size_t(c * kLevels + F.hi)];
+      F.runs.insert(F.runs.end(), v.begin(), v.end());
+    }
+    fr = int64_t(F.runs.size());
+    F.level_start.assign(2, 0);
+    F.level_start[1] = fr;
+    F.ptr.resize(fr);
+    F.size.resize(fr);
+    F.key.resize(fr);
+    int64_t runs_below = 0;  // the lower group's
+    for (int i = 1; i <= split; ++i) runs_below += per[i];
+    rs = std::max<int64_t>(0, std::min<int64_t>(fr, (fr - runs_below) / 2));
+    while (rs > 0 && rs < fr && F.runs[rs - 1].y == F.runs[rs].y) --rs;  // whole rows
+  }
+  at::parallel_for(0, ngroups, 1, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      if (!flat_split || g == 0) {
+        label_group(P, found, chunks, H, W, s.groups[g]);
+        if (flat_split) flat_rows(P, H, W, F, 0, rs, fbest[0], froot[0]);
+      } else {
+        flat_rows(P, H, W, F, rs, fr, fbest[1], froot[1]);
+      }
+    }
+  });
+  if (flat_split) {
+    uint64_t best = fbest[0];
+    int32_t best_root = froot[0];
+    if (fbest[1] > best) {
+      best = fbest[1];
+      best_root = froot[1];
+    }
+    if (rs > 0 && rs < fr && F.runs[rs].y == F.runs[rs - 1].y + 1) {  // the seam
+      int64_t a0 = rs - 1;
+      while (a0 > 0 && F.runs[a0 - 1].y == F.runs[rs - 1].y) --a0;
+      int64_t b1 = rs;
+      while (b1 < fr && F.runs[b1].y == F.runs[rs].y) ++b1;
+      flat_rows_pair(F, a0, rs, rs, b1, best, best_root);
+    }
+    int64_t masked = 0;
+    for (int64_t r = 0; r < fr; ++r) masked += F.runs[r].x1 - F.runs[r].x0;
+    F.background[F.hi] = background_wins(P.convention, H * W - masked, best);
+    F.omega_root[F.hi] = F.background[F.hi] || best_root < 0 ? -1 : best_root;
+  }
+  pt.lap("c.groups");
   // A pixel's level: M - 1 when M <= q, else the first threshold above q that is not
   // a background one (every threshold above q misses the pixel unless omega is
-  // the background there), minus 1; 10 when none.
+  // the background there), minus 1; 10 when none. With two groups, the pixels of a
+  // top run of the first group that is omega up to its threshold k are marked
+  // (0x80): their levels above k are the second group's.
+  bool background[kLevels + 1] = {};
+  for (int gi = 0; gi < ngroups; ++gi)
+    for (int i = s.groups[gi].lo + 1; i <= s.groups[gi].hi; ++i) background[i] = s.groups[gi].background[i];
   uint8_t after[kLevels];
   for (int j = 0; j < kLevels; ++j) {
     int k = j + 1;
     while (k < kLevels && background[k]) ++k;
     after[j] = uint8_t(k - 1);
   }
-  std::memset(level, after[0], size_t(N));
-  for (int i = 1; i < kLevels; ++i) {
-    for (int64_t x = s.level_start[kLevels - 1 - i]; x < s.level_start[kLevels - i]; ++x) {
-      const Run& run = s.runs[x];
-      const uint8_t v = s.m[x] <= i ? uint8_t(s.m[x] - 1) : after[i];
-      std::memset(level + run.y * W + run.x0, v, size_t(run.x1 - run.x0));
+  auto fill = [&](const Run& run, uint8_t v) {
+    uint8_t* dst = level + run.y * W;
+    if (run.x1 - run.x0 <= 16) {
+      for (int32_t x = run.x0; x < run.x1; ++x) dst[x] = v;
+    } else {
+      std::memset(dst + run.x0, v, size_t(run.x1 - run.x0));
     }
-  }
+  };
+  // by chunks of rows in parallel: each run lies in one row
+  at::parallel_for(0, H, 64, [&](int64_t ya, int64_t yb) {
+    auto rows_of = [&](const Group& G, int64_t first, int64_t last, int64_t& lo, int64_t& hi) {
+      const Run* r = G.runs.data();
+      lo = std::lower_bound(r + first, r + last, ya, [](const Run& u, int64_t y) { return u.y < y; }) - r;
+      hi = std::lower_bound(r + lo, r + last, yb, [](const Run& u, int64_t y) { return u.y < y; }) - r;
+    };
+    std::memset(level + ya * W, after[0], size_t((yb - ya) * W));
+    for (int gi = 0; gi < ngroups; ++gi) {
+      const Group& G = s.groups[gi];
+      for (int i = G.lo + 1; i <= G.hi; ++i) {
+        const bool marked_top = gi == 0 && ngroups == 2 && i == G.hi;
+        int64_t x0, x1;
+        rows_of(G, G.level_start[G.hi - i], G.level_start[G.hi - i + 1], x0, x1);
+        for (int64_t x = x0; x < x1; ++x) {
+          const Run& run = G.runs[x];
+          if (gi == 1 && !(level[run.y * W + run.x0] & 0x80)) continue;  // out of an omega below
+          uint8_t m;
+          if (gi == 1 && flat_split) {  // read-only find: chunks share the forest
+            int32_t root = int32_t(x);
+            while (G.ptr[root] != root) root = G.ptr[root];
+            m = root == G.omega_root[G.hi] ? uint8_t(255) : uint8_t(G.hi);
+          } else {
+            m = G.m[x];
+          }
+          uint8_t v = m <= i ? uint8_t(m - 1) : after[i];
+          if (marked_top && m > i) v |= 0x80;
+          if (gi == 1) v |= 0x80;
+          fill(run, v);
+        }
+      }
+    }
+    if (ngroups == 2) {  // clear the marks: every marked pixel lies in a top run of the first group
+      const Group& G = s.groups[0];
+      int64_t x0, x1;
+      rows_of(G, G.level_start[0], G.level_start[1], x0, x1);
+      for (int64_t x = x0; x < x1; ++x) {
+        const Run& run = G.runs[x];
+        uint8_t* dst = level + run.y * W;
+        for (int32_t c = run.x0; c < run.x1; ++c) dst[c] &= 0x7F;
+      }
+    }
+  });
+  pt.lap("c.fill");
 }
 
 // ------------------------------------------------------------ rows pass
 // The filter's work is limited to the tiles of kTile columns that hold a region
 // pixel (the error is summed over the region only): a typical trimap's unknown
-// band is a third of the image. Skipped tiles would only add zeros to the lanes,
-// so the sums do not depend on the skipping.
-constexpr int64_t kTile = 64;
+// band is a third of the image, and 8-column tiles cover 39% of the benchmark's
+// pixels (64-column ones 88%). Skipped tiles would only add zeros to the lanes,
+// so the sums do not depend on the skipping. (kTile >= kHalf: a tile's
+// neighbours cover the filter's reach.)
+constexpr int64_t kTile = 8;
 constexpr int64_t kBand = 16;  // rows per parallel chunk (fixed: sums independent of threads)
 
 // A row of an image as 0..255 doubles: double(x) * factor, as ../metrics.h value().
@@ -283,32 +572,53 @@ struct Normaliser {
 };
 
 // ../metrics.h column_pass over columns [x0, x1), both factors at once: the same
-// products and sums in the same order (dot9's), vectorised over x.
+// products and sums in the same order (dot_sym's, dot_anti's), vectorised over x.
 ML_CPU_CLONES void column_span(const double* taps_g, const double* taps_d, const double* const* r, int64_t x0,
                                int64_t x1, double* __restrict sg, double* __restrict sd) {
+  const double* r0 = r[0];
+  const double* r1 = r[1];
+  const double* r2 = r[2];
+  const double* r3 = r[3];
+  const double* r4 = r[4];
+  const double* r5 = r[5];
+  const double* r6 = r[6];
+  const double* r7 = r[7];
+  const double* r8 = r[8];
+  const double g0 = taps_g[0], g1 = taps_g[1], g2 = taps_g[2], g3 = taps_g[3], g4 = taps_g[4];
+  const double d0 = taps_d[0], d1 = taps_d[1], d2 = taps_d[2], d3 = taps_d[3];
   for (int64_t x = x0; x < x1; ++x) {
-    double g = mul_rn(taps_g[0], r[0][x]), d = mul_rn(taps_d[0], r[0][x]);
-#pragma GCC unroll 8
-    for (int k = 1; k < kTaps; ++k) {
-      g = add_rn(g, mul_rn(taps_g[k], r[k][x]));
-      d = add_rn(d, mul_rn(taps_d[k], r[k][x]));
-    }
+    double g = g4 * r4[x];
+    g = g + g3 * (r3[x] + r5[x]);
+    g = g + g2 * (r2[x] + r6[x]);
+    g = g + g1 * (r1[x] + r7[x]);
+    g = g + g0 * (r0[x] + r8[x]);
+    double d = d3 * (r3[x] - r5[x]);
+    d = d + d2 * (r2[x] - r6[x]);
+    d = d + d1 * (r1[x] - r7[x]);
+    d = d + d0 * (r0[x] - r8[x]);
     sg[x] = g;
     sd[x] = d;
   }
 }
 
-// The row pass and the magnitude over [x0, x1): gx = dot9(taps_d, sg[x-4..x+4]),
-// gy = dot9(taps_g, sd[x-4..x+4]) (sg, sd hold column x at index x + kHalf).
+// The row pass and the magnitude over [x0, x1): gx = dot_anti(taps_d, sg[x-4..x+4]),
+// gy = dot_sym(taps_g, sd[x-4..x+4]) (sg, sd hold column x at index x + kHalf).
 ML_CPU_CLONES void row_span(const double* taps_g, const double* taps_d, const double* __restrict sg,
                             const double* __restrict sd, int64_t x0, int64_t x1, double* __restrict amp) {
+  const double g0 = taps_g[0], g1 = taps_g[1], g2 = taps_g[2], g3 = taps_g[3], g4 = taps_g[4];
+  const double d0 = taps_d[0], d1 = taps_d[1], d2 = taps_d[2], d3 = taps_d[3];
   for (int64_t x = x0; x < x1; ++x) {
-    double gx = mul_rn(taps_d[0], sg[x]), gy = mul_rn(taps_g[0], sd[x]);
-#pragma GCC unroll 8
-    for (int k = 1; k < kTaps; ++k) {
-      gx = add_rn(gx, mul_rn(taps_d[k], sg[x + k]));
-      gy = add_rn(gy, mul_rn(taps_g[k], sd[x + k]));
-    }
+    const double* a = sg + x;
+    const double* b = sd + x;
+    double gx = d3 * (a[3] - a[5]);
+    gx = gx + d2 * (a[2] - a[6]);
+    gx = gx + d1 * (a[1] - a[7]);
+    gx = gx + d0 * (a[0] - a[8]);
+    double gy = g4 * b[4];
+    gy = gy + g3 * (b[3] + b[5]);
+    gy = gy + g2 * (b[2] + b[6]);
+    gy = gy + g1 * (b[1] + b[7]);
+    gy = gy + g0 * (b[0] + b[8]);
     amp[x] = magnitude(gx, gy);
   }
 }
@@ -328,6 +638,25 @@ ML_CPU_CLONES void point_row(const double* __restrict ap, const double* __restri
     for (int64_t l = 0; l < n; ++l) {
       double ae, se;
       point_terms(C, ap[x0 + l], ag[x0 + l], ae, se);
+      const double in = reg[x0 + l] ? 1.0 : 0.0;
+      L.v[kSadAll][l] += ae;
+      L.v[kSqAll][l] += se;
+      L.v[kSadRegion][l] += reg[x0 + l] ? ae : 0.0;
+      L.v[kSqRegion][l] += reg[x0 + l] ? se : 0.0;
+      L.v[kCount][l] += in;
+    }
+  }
+}
+
+// The same for uint8 mattes: u = point_value(a) read from each image's table.
+template <int64_t C>
+ML_CPU_CLONES void point_row_u8(const uint8_t* __restrict p, const uint8_t* __restrict g, const double* up,
+                                const double* ug, const uint8_t* __restrict reg, int64_t W, RowLanes& L) {
+  for (int64_t x0 = 0; x0 < W; x0 += kLanes) {
+    const int64_t n = std::min<int64_t>(kLanes, W - x0);
+    for (int64_t l = 0; l < n; ++l) {
+      double ae, se;
+      point_terms_u(C, up[p[x0 + l]], ug[g[x0 + l]], ae, se);
       const double in = reg[x0 + l] ? 1.0 : 0.0;
       L.v[kSadAll][l] += ae;
       L.v[kSqAll][l] += se;
@@ -379,7 +708,7 @@ struct BandScratch {
   std::vector<double> ring_p, ring_g;  // 9 normalised rows per image, row r in slot r % 9
   std::vector<double> sg_p, sd_p, sg_g, sd_g;  // column passes, column x at index x + kHalf
   std::vector<double> amp_p, amp_g, ap, ag, staging;
-  std::vector<uint8_t> need, norm_need;  // tiles per row
+  std::vector<uint8_t> need, norm_need, dilated;  // tiles per row
   int64_t slot_row[kTaps];
 };
 
@@ -403,23 +732,28 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
   const Params& P = A.params;
   const int64_t H = A.height, W = A.width, tiles = (W + kTile - 1) / kTile;
   const bool u8 = pred.dtype == Dtype::kUInt8 && gt.dtype == Dtype::kUInt8;
+  double up[256], ug[256];  // uint8: point_value per value
+  if (u8)
+    for (int v = 0; v < 256; ++v) {
+      up[v] = point_value(P.convention, double(v) * pred.factor);
+      ug[v] = point_value(P.convention, double(v) * gt.factor);
+    }
   if (A.gradient) {
     // needed tiles of the output rows, and of the normalised rows (dilated by the
     // filter's reach: 4 rows, one tile on each side)
     const int64_t r0 = clamp_row(y0 - kHalf, H), r1 = clamp_row(y1 - 1 + kHalf, H) + 1;
     s.need.assign((y1 - y0) * tiles, 0);
     s.norm_need.assign((r1 - r0) * tiles, 0);
+    s.dilated.assign(tiles, 0);
+    uint8_t* hd = s.dilated.data();
     for (int64_t y = y0; y < y1; ++y) {
       uint8_t* nd = &s.need[(y - y0) * tiles];
       row_need(region + y * W, W, tiles, nd);
+      for (int64_t j = 0; j < tiles; ++j)  // the tiles and their neighbours
+        hd[j] = nd[j] | (j > 0 ? nd[j - 1] : 0) | (j + 1 < tiles ? nd[j + 1] : 0);
       for (int64_t yy = clamp_row(y - kHalf, H); yy <= clamp_row(y + kHalf, H); ++yy) {
         uint8_t* nn = &s.norm_need[(yy - r0) * tiles];
-        for (int64_t j = 0; j < tiles; ++j)
-          if (nd[j]) {
-            nn[j] = 1;
-            if (j > 0) nn[j - 1] = 1;
-            if (j + 1 < tiles) nn[j + 1] = 1;
-          }
+        for (int64_t j = 0; j < tiles; ++j) nn[j] |= hd[j];
       }
     }
     for (int k = 0; k < kTaps; ++k) s.slot_row[k] = -1;
@@ -428,13 +762,24 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
     RowLanes L;
     std::memset(&L, 0, sizeof(L));
     const uint8_t* reg = region + y * W;
-    load_any(pred, y * W, W, s.ap.data());
-    load_any(gt, y * W, W, s.ag.data());
-    switch (P.convention) {
-      case kDimMatlab: point_row<kDimMatlab>(s.ap.data(), s.ag.data(), reg, W, L); break;
-      case kMmagic: point_row<kMmagic>(s.ap.data(), s.ag.data(), reg, W, L); break;
-      case kRvm: point_row<kRvm>(s.ap.data(), s.ag.data(), reg, W, L); break;
-      default: point_row<kGca>(s.ap.data(), s.ag.data(), reg, W, L); break;
+    if (u8) {
+      const uint8_t* p8 = static_cast<const uint8_t*>(pred.data) + y * W;
+      const uint8_t* g8 = static_cast<const uint8_t*>(gt.data) + y * W;
+      switch (P.convention) {
+        case kDimMatlab: point_row_u8<kDimMatlab>(p8, g8, up, ug, reg, W, L); break;
+        case kMmagic: point_row_u8<kMmagic>(p8, g8, up, ug, reg, W, L); break;
+        case kRvm: point_row_u8<kRvm>(p8, g8, up, ug, reg, W, L); break;
+        default: point_row_u8<kGca>(p8, g8, up, ug, reg, W, L); break;
+      }
+    } else {
+      load_any(pred, y * W, W, s.ap.data());
+      load_any(gt, y * W, W, s.ag.data());
+      switch (P.convention) {
+        case kDimMatlab: point_row<kDimMatlab>(s.ap.data(), s.ag.data(), reg, W, L); break;
+        case kMmagic: point_row<kMmagic>(s.ap.data(), s.ag.data(), reg, W, L); break;
+        case kRvm: point_row<kRvm>(s.ap.data(), s.ag.data(), reg, W, L); break;
+        default: point_row<kGca>(s.ap.data(), s.ag.data(), reg, W, L); break;
+      }
     }
     if (A.gradient) {
       const int64_t r0 = clamp_row(y0 - kHalf, H);
@@ -515,17 +860,16 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   const Image pred = sample_of(A.pred, b * N), gt = sample_of(A.gt, b * N);
   const uint8_t* region = A.region + b * N;
   const bool u8p = pred.dtype == Dtype::kUInt8, u8g = gt.dtype == Dtype::kUInt8;
+  PT pt;
 
-  // 1. per chunk of rows: each image's minimum and maximum (for its normalisation),
-  // q per pixel (how many thresholds both alphas reach)
-  std::vector<uint8_t> q, level_scratch;
+  static thread_local LabelScratch ls;
+  // 1. per chunk of rows: each image's minimum and maximum (for its normalisation)
   uint8_t* level = A.levels ? A.levels + b * N : nullptr;
   uint8_t reach_p[256], reach_g[256];  // uint8 images: each value's reach from a table
   if (A.connectivity) {
-    q.resize(N);
     if (!level) {
-      level_scratch.resize(N);
-      level = level_scratch.data();
+      if (ls.level.size() < size_t(N)) ls.level.resize(size_t(N));
+      level = ls.level.data();
     }
     for (int v = 0; v < 256; ++v) {
       reach_p[v] = reach(P, conn_alpha(P.convention, double(v) * pred.factor));
@@ -560,17 +904,9 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
           hi[2 * c + j] = h;
         }
       }
-      if (A.connectivity) {
-        for (int64_t k = k0; k < k1; ++k) {
-          const uint8_t a = u8p ? reach_p[static_cast<const uint8_t*>(pred.data)[k]]
-                                : reach(P, conn_alpha(P.convention, value(pred, k)));
-          const uint8_t c2 = u8g ? reach_g[static_cast<const uint8_t*>(gt.data)[k]]
-                                 : reach(P, conn_alpha(P.convention, value(gt, k)));
-          q[k] = a < c2 ? a : c2;
-        }
-      }
     }
   });
+  pt.lap("1.minmax_q");
   Normaliser np, ng;
   if (A.gradient) {
     double lp = lo[0], hp = hi[0], lg = lo[1], hg = hi[1];
@@ -587,8 +923,23 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   // 2. the thresholds' largest components and each pixel's level
   std::unique_ptr<PhiTable> tp, tg;
   if (A.connectivity) {
-    LabelScratch ls;
-    connectivity_levels(P, q.data(), H, W, ls, level);
+    auto q_row = [&](int64_t y, uint8_t* out) {
+      const int64_t k0 = y * W;
+      if (u8p && u8g) {
+        const uint8_t* a = static_cast<const uint8_t*>(pred.data) + k0;
+        const uint8_t* c2 = static_cast<const uint8_t*>(gt.data) + k0;
+        for (int64_t x = 0; x < W; ++x) out[x] = std::min(reach_p[a[x]], reach_g[c2[x]]);
+        return;
+      }
+      for (int64_t x = 0; x < W; ++x) {
+        const uint8_t a = u8p ? reach_p[static_cast<const uint8_t*>(pred.data)[k0 + x]]
+                              : reach(P, conn_alpha(P.convention, value(pred, k0 + x)));
+        const uint8_t c2 = u8g ? reach_g[static_cast<const uint8_t*>(gt.data)[k0 + x]]
+                               : reach(P, conn_alpha(P.convention, value(gt, k0 + x)));
+        out[x] = a < c2 ? a : c2;
+      }
+    };
+    connectivity_levels(P, q_row, H, W, ls, level);
     if (u8p && u8g) {
       tp.reset(new PhiTable);
       tg.reset(new PhiTable);
@@ -597,6 +948,7 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
     }
   }
 
+  pt.lap("2.conn_all");
   // 3. per band of rows: every term, summed per row
   std::vector<double> rows(H * kSums, 0.0);
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
@@ -611,6 +963,7 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
                 rows.data());
   });
 
+  pt.lap("3.bands");
   // 4. rows in order
   double* out = A.sums + b * kSums;
   for (int k = 0; k < kSums; ++k) out[k] = 0.0;
@@ -625,7 +978,18 @@ MetricsResult matting_metrics_cpu(const at::Tensor& pred, const at::Tensor& gt, 
   MetricsResult out;
   const MetricsArgs args = prepare_metrics(pred, gt, region, convention, pred_factor, gt_factor, thresholds, taps,
                                            gradient, connectivity, levels, out);
-  for (int64_t b = 0; b < args.batch; ++b) metrics_sample(args, b);
+  // A batch: whole samples per thread when they share out evenly (or there are at least
+  // two per thread), the parallel loops inside a sample then running inline; else one
+  // sample after the other, each parallel inside. A sample's numbers do not depend on
+  // the threads either way.
+  const int64_t threads = at::get_num_threads();
+  if (threads > 1 && args.batch > 1 && (args.batch % threads == 0 || args.batch >= 2 * threads)) {
+    at::parallel_for(0, args.batch, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) metrics_sample(args, b);
+    });
+  } else {
+    for (int64_t b = 0; b < args.batch; ++b) metrics_sample(args, b);
+  }
   return out;
 }
 

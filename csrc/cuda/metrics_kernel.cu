@@ -215,8 +215,8 @@ __global__ void k_rows(MetricsArgs A, const Norm* norms, uint8_t* level, double*
         column_pass(P, np, pred, y, xx, H, W, sgp[j], sdp[j]);
         column_pass(P, ng, gt, y, xx, H, W, sgg[j], sdg[j]);
       }
-      const double amp_p = magnitude(dot9(P.taps_d, sgp), dot9(P.taps_g, sdp));
-      const double amp_g = magnitude(dot9(P.taps_d, sgg), dot9(P.taps_g, sdg));
+      const double amp_p = magnitude(dot_anti(P.taps_d, sgp), dot_sym(P.taps_g, sdp));
+      const double amp_g = magnitude(dot_anti(P.taps_d, sgg), dot_sym(P.taps_g, sdg));
       acc[kGrad] += gradient_term(P.convention, amp_p, amp_g);
     }
     if (A.connectivity) {
