@@ -118,6 +118,19 @@ def op_arguments(pred_fgr, pred_pha, true_fgr, true_pha, pha_l1_weight, pha_cohe
     _args.floating("pred_pha", pred_pha)
     _args.floating("pred_fgr", pred_fgr)
     pha = _args.prediction(pred_pha, "pred_pha", "(B, T, 1, H, W)", dims=5)
+    *weights, pha_scale, fgr_scale = _options(pha_l1_weight, pha_coherence_weight, fgr_l1_weight,
+                                              fgr_coherence_weight, true_pha_scale, true_fgr_scale)
+    B, T, _, H, W = pha.shape
+    fgr = _args.tensor_like("pred_fgr", pred_fgr, pha, (B, T, 3, H, W), allow_grad=True, convert=False, **_CHECKED)
+    t_pha = _args.tensor_like("true_pha", true_pha, pha, **_CHECKED)
+    t_fgr = _args.tensor_like("true_fgr", true_fgr, pha, (B, T, 3, H, W), **_CHECKED)
+    return (fgr, pha, t_fgr, t_pha, fgr_scale, pha_scale, *weights)
+
+
+@_args.cached
+def _options(pha_l1_weight, pha_coherence_weight, fgr_l1_weight, fgr_coherence_weight, true_pha_scale,
+             true_fgr_scale) -> tuple:
+    """The four weights and two scales, checked (None: the default), once per distinct set."""
     weights = [_args.number(name, 1.0 if value is None else value, low=0.0) for name, value in (
         ("pha_l1_weight", pha_l1_weight), ("pha_coherence_weight", pha_coherence_weight),
         ("fgr_l1_weight", fgr_l1_weight), ("fgr_coherence_weight", fgr_coherence_weight))]
@@ -125,9 +138,4 @@ def op_arguments(pred_fgr, pred_pha, true_fgr, true_pha, pha_l1_weight, pha_cohe
                              low_open=True)
     fgr_scale = _args.number("true_fgr_scale", 1.0 if true_fgr_scale is None else true_fgr_scale, low=0.0,
                              low_open=True)
-
-    B, T, _, H, W = pha.shape
-    fgr = _args.tensor_like("pred_fgr", pred_fgr, pha, (B, T, 3, H, W), allow_grad=True, convert=False, **_CHECKED)
-    t_pha = _args.tensor_like("true_pha", true_pha, pha, **_CHECKED)
-    t_fgr = _args.tensor_like("true_fgr", true_fgr, pha, (B, T, 3, H, W), **_CHECKED)
-    return (fgr, pha, t_fgr, t_pha, fgr_scale, pha_scale, *weights)
+    return (*weights, pha_scale, fgr_scale)
