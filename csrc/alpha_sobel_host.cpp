@@ -3,6 +3,7 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
+#include <cmath>
 #include <type_traits>
 
 #include "common/host_tensors.h"
@@ -92,6 +93,9 @@ AlphaGradOp prepare_alpha_sobel(const at::Tensor& pred, const at::Tensor& gt, co
                                    const std::optional<at::Tensor>& factors) {
   check_pred_and_mask(pred, mask, mask_mode);
   check_map(gt, "alpha", pred, 1);
+  // > 0 and finite: the CUDA kernel scales its zero padding by it too
+  TORCH_CHECK(alpha_scale > 0 && std::isfinite(alpha_scale), "mattingloss: alpha_scale must be > 0, got ",
+              alpha_scale);
   TORCH_CHECK(rho == kL1 || rho == kCharbonnier, "mattingloss: bad rho ", rho);
   TORCH_CHECK(rho == kL1 || eps > 0, "mattingloss: eps must be > 0, got ", eps);
   TORCH_CHECK(sobel >= kSobelNone && sobel <= kSobelMagnitude, "mattingloss: bad sobel ", sobel);

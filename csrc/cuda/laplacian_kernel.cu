@@ -187,8 +187,8 @@ __global__ void __launch_bounds__(kLapThreads)
     } else {
       // level l reads w[r << l, c << l] for r < h_l, c < w_l: the lattice points of the tile
       const int64_t step = int64_t(1) << l;
-      const int64_t rf = (R0 + step - 1) >> l, rl = min(R1 + step - 1 >> l, g.h[l]);  // lattice rows [rf, rl)
-      const int64_t cf = (C0 + step - 1) >> l, cl = min(C1 + step - 1 >> l, g.w[l]);
+      const int64_t rf = (R0 + step - 1) >> l, rl = min((R1 + step - 1) >> l, g.h[l]);  // lattice rows [rf, rl)
+      const int64_t cf = (C0 + step - 1) >> l, cl = min((C1 + step - 1) >> l, g.w[l]);
       const int cols = static_cast<int>(cl - cf), n = rl > rf && cl > cf ? static_cast<int>(rl - rf) * cols : 0;
       for (int i = threadIdx.x; i < n; i += kLapThreads)
         s += weight_at(a, l, plane, rf + i / cols, cf + i % cols);
@@ -294,9 +294,9 @@ __global__ void __launch_bounds__(kLapThreads)
   if (p > 0) {  // wait for the whole previous phase (uniform)
     if (threadIdx.x == 0) {
       const unsigned int need = static_cast<unsigned int>(L.phase_items[p - 1]);
-      volatile unsigned int* done = count + 1 + (p - 1);
-      while (*done < need) __nanosleep(100);
-      __threadfence();  // acquire: its writes before our reads
+      // acquire: the previous phase's writes before our reads (they count after a release)
+      cuda::atomic_ref<unsigned int, cuda::thread_scope_device> done(count[1 + (p - 1)]);
+      while (done.load(cuda::memory_order_acquire) < need) __nanosleep(100);
     }
     __syncthreads();
   }
@@ -316,9 +316,11 @@ __global__ void __launch_bounds__(kLapThreads)
     }
     case kLapAdjoint: coarse_adjoint(a, level, i); break;
   }
-  __threadfence();  // release: this item's writes before its count
-  __syncthreads();
-  if (threadIdx.x == 0) atomicAdd(count + 1 + p, 1u);
+  __threadfence();  // every thread's writes of this item visible device-wide...
+  __syncthreads();   // ...before thread 0 counts the item, with release order
+  if (threadIdx.x == 0) {
+    cuda::atomic_ref<unsigned int, cuda::thread_scope_device>(count[1 + p]).fetch_add(1u, cuda::memory_order_release);
+  }
 }
 
 // ------------------------------------------------------------------ launch 3: level 0, the gradient, the loss
@@ -461,6 +463,8 @@ cudaError_t launch_laplacian_forward(const Args<acc_t>& a, const LapCudaLayout& 
   if (a.geo.levels > 1 && a.planes * a.geo.H[1] * a.geo.W[1] > 0xffffffffLL) return cudaErrorInvalidConfiguration;
   const dim3 tiles(static_cast<unsigned int>(L.tiles)), items(static_cast<unsigned int>(L.items));
   fine_down_kernel<<<tiles, kLapThreads, 0, stream>>>(a, L, partials);
+  // Launch 1 zeroes the queue's counters: without it the coarse kernel would wait forever.
+  if (const cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
   coarse_kernel<<<items, kLapThreads, 0, stream>>>(a, L, partials);
   fine_grad_kernel<<<tiles, kLapThreads, 0, stream>>>(a, L, partials);
   return cudaGetLastError();
