@@ -376,6 +376,16 @@ def _grads(out: torch.Tensor, inputs: dict, device: str, *key) -> Outputs:
     return result
 
 
+def _trio_8bit(x, device):
+    """ViTMatte's three terms on 8-bit data (trimap 128 unknown) and pred's gradient."""
+    p = x["pred_alpha"].requires_grad_()
+    total, unknown, known, penalty = mattingloss.vitmatte_alpha_losses(p, x["alpha"], x["trimap"], alpha_scale=255.0,
+                                                                       unknown_value=128.0)
+    result = _grads(total, {"pred": p}, device)
+    result.update(unknown=unknown.detach(), known=known.detach(), penalty=penalty.detach())
+    return result
+
+
 def _terms(out: dict, inputs: dict, device: str, *key) -> Outputs:
     """A dict of 0-dim terms with a "total" (presets, video_matting_losses): the terms and the
     total's gradients."""
@@ -807,12 +817,7 @@ def case_gradient_forward_only(device):
 def case_alpha_empty_region(device):
     x = to_device(ag_inputs(2, 16, 16, "f32", "uint8", "equal", key=("empty",)), device)
     x["trimap"].zero_()  # no unknown pixel: unknown terms 0, known terms everywhere
-    p = x["pred_alpha"].requires_grad_()
-    total, unknown, known, penalty = mattingloss.vitmatte_alpha_losses(p, x["alpha"], x["trimap"], alpha_scale=255.0,
-                                                                       unknown_value=128.0)
-    result = _grads(total, {"pred": p}, device)
-    result.update(unknown=unknown.detach(), known=known.detach(), penalty=penalty.detach())
-    return result
+    return _trio_8bit(x, device)
 
 
 # --------------------------------------------------------------------------- cases: the trio's strips
@@ -859,12 +864,7 @@ def case_strip_one_unaligned_mask(device):
     # Only the trimap unaligned: the whole launch takes the element path.
     x = to_device(ag_inputs(1, 16, 64, "f32", "same", "equal", key=("strip_mask",)), device, offset=1,
                   offset_only="trimap")
-    p = x["pred_alpha"].requires_grad_()
-    total, unknown, known, penalty = mattingloss.vitmatte_alpha_losses(p, x["alpha"], x["trimap"], alpha_scale=255.0,
-                                                                       unknown_value=128.0)
-    result = _grads(total, {"pred": p}, device)
-    result.update(unknown=unknown.detach(), known=known.detach(), penalty=penalty.detach())
-    return result
+    return _trio_8bit(x, device)
 
 
 @case(needs=AG)

@@ -629,6 +629,15 @@ struct RowLanes {
   double v[kSums][kLanes];
 };
 
+// One pixel's errors into lane l: the whole image's sums, the region's, its count.
+ML_INLINE void add_point(RowLanes& L, int64_t l, double ae, double se, uint8_t in_region) {
+  L.v[kSadAll][l] += ae;
+  L.v[kSqAll][l] += se;
+  L.v[kSadRegion][l] += in_region ? ae : 0.0;
+  L.v[kSqRegion][l] += in_region ? se : 0.0;
+  L.v[kCount][l] += in_region ? 1.0 : 0.0;
+}
+
 // SAD and MSE terms of a row (../metrics.h point_terms), into lanes.
 template <int64_t C>
 ML_CPU_CLONES void point_row(const double* __restrict ap, const double* __restrict ag, const uint8_t* __restrict reg,
@@ -638,12 +647,7 @@ ML_CPU_CLONES void point_row(const double* __restrict ap, const double* __restri
     for (int64_t l = 0; l < n; ++l) {
       double ae, se;
       point_terms(C, ap[x0 + l], ag[x0 + l], ae, se);
-      const double in = reg[x0 + l] ? 1.0 : 0.0;
-      L.v[kSadAll][l] += ae;
-      L.v[kSqAll][l] += se;
-      L.v[kSadRegion][l] += reg[x0 + l] ? ae : 0.0;
-      L.v[kSqRegion][l] += reg[x0 + l] ? se : 0.0;
-      L.v[kCount][l] += in;
+      add_point(L, l, ae, se, reg[x0 + l]);
     }
   }
 }
@@ -657,12 +661,7 @@ ML_CPU_CLONES void point_row_u8(const uint8_t* __restrict p, const uint8_t* __re
     for (int64_t l = 0; l < n; ++l) {
       double ae, se;
       point_terms_u(C, up[p[x0 + l]], ug[g[x0 + l]], ae, se);
-      const double in = reg[x0 + l] ? 1.0 : 0.0;
-      L.v[kSadAll][l] += ae;
-      L.v[kSqAll][l] += se;
-      L.v[kSadRegion][l] += reg[x0 + l] ? ae : 0.0;
-      L.v[kSqRegion][l] += reg[x0 + l] ? se : 0.0;
-      L.v[kCount][l] += in;
+      add_point(L, l, ae, se, reg[x0 + l]);
     }
   }
 }
