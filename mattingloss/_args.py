@@ -149,6 +149,14 @@ def _same_device(t: torch.Tensor, like: torch.Tensor) -> bool:
     return t.is_cpu
 
 
+def _checked(name, t, like, shape, allow_grad, loss, grads, like_name) -> None:
+    """_check_like with every check at once for the usual input (one branch, no
+    call; this runs for every tensor of every call), each with its message otherwise."""
+    if not (type(t) is torch.Tensor and t.shape == shape and t.dtype in NATIVE_DTYPES and _same_device(t, like)
+            and (allow_grad or not t.requires_grad)):
+        _check_like(name, t, like, shape, allow_grad=allow_grad, loss=loss, grads=grads, like_name=like_name)
+
+
 def _check_like(name, t, like, shape, *, allow_grad, loss, grads, like_name):
     """Raises unless t is a real tensor of this shape on like's device."""
     if not isinstance(t, torch.Tensor):
@@ -157,7 +165,7 @@ def _check_like(name, t, like, shape, *, allow_grad, loss, grads, like_name):
         raise ValueError(f"{name}: expected shape {tuple(shape)} to match {like_name}, got {describe(t)}")
     if not _same_device(t, like):
         raise ValueError(f"{name}: expected device {like.device} ({like_name}'s), got {describe(t)}")
-    if t.is_complex():
+    if t.dtype not in NATIVE_DTYPES and t.is_complex():
         raise TypeError(f"{name}: expected a real dtype (uint8 or floating), got {describe(t)}")
     if t.requires_grad and not allow_grad and torch.is_grad_enabled():
         raise ValueError(f"{name}: requires grad, but {loss} differentiates {grads} only; "
@@ -170,18 +178,19 @@ def tensor_like(name, t, like, shape=None, *, allow_grad=False, loss="this loss"
     `convert`, of a dtype the kernels read (bool as uint8, other integers as float32).
     check=False: the caller has checked it (_check_like)."""
     if check:
-        _check_like(name, t, like, like.shape if shape is None else shape, allow_grad=allow_grad, loss=loss,
-                    grads=grads, like_name=like_name)
-    if convert:
+        _checked(name, t, like, like.shape if shape is None else shape, allow_grad, loss, grads, like_name)
+    if convert and t.dtype not in NATIVE_DTYPES:
         if t.dtype == torch.bool:
             t = t.view(torch.uint8) if t.is_contiguous() else t.to(torch.uint8)
-        elif t.dtype not in NATIVE_DTYPES:
+        else:
             t = t.to(torch.float32)  # int16/int32/int64 mattes or weights: one converted copy
     return t.contiguous()  # non-contiguous or channels_last: one copy
 
 
 def image_like(name, t, pred, channels=1, *, allow_grad=False, loss="this loss", grads="pred_alpha"):
     """A (B, channels, H, W) input matching pred_alpha, as the kernels read it."""
+    if channels == 1:  # pred_alpha's own shape
+        return tensor_like(name, t, pred, allow_grad=allow_grad, loss=loss, grads=grads)
     B, _, H, W = pred.shape
     return tensor_like(name, t, pred, (B, channels, H, W), allow_grad=allow_grad, loss=loss, grads=grads)
 
@@ -240,9 +249,7 @@ def trimap_region(trimap: torch.Tensor, pred: torch.Tensor, mode: int, lo: float
     is made here with torch's own operators, into a 0/1 uint8 mask: one pass
     over the trimap, in place of the converted copy those dtypes needed anyway.
     """
-    B, _, H, W = pred.shape
-    _check_like("trimap", trimap, pred, (B, 1, H, W), allow_grad=False, loss=loss, grads=grads,
-                like_name="pred_alpha")
+    _checked("trimap", trimap, pred, pred.shape, False, loss, grads, "pred_alpha")  # pred_alpha: (B, 1, H, W)
     cmp = _comparison_dtype(trimap, (lo, hi))
     native = trimap.dtype in NATIVE_DTYPES or trimap.dtype == torch.bool
     exact = native and (cmp != torch.float64 or (trimap.dtype == pred.dtype == torch.float64))

@@ -46,7 +46,9 @@ class LossModule(OptionsModule):
             self._configs[tuple(sorted(variant.items()))] = config
 
     def config(self, **variant):
-        config = self._configs[tuple(sorted(variant.items()))]
+        # One keyword per call in every module: its items are already in sorted order.
+        key = tuple(variant.items()) if len(variant) < 2 else tuple(sorted(variant.items()))
+        config = self._configs[key]
         if config is None:
             self._make(**self._options, **variant)  # raises, saying why
         return config

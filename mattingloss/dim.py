@@ -91,11 +91,13 @@ def check_inputs(config: Config, pred_alpha, alpha, trimap, image, fg, bg, weigh
     alpha = _args.image_like("alpha", alpha, pred, loss=_LOSS, grads=_GRADS)
     region = _args.read_region(trimap, weight, pred, config.mask_mode, config.mask_lo, config.mask_hi,
                                check_weight, loss=_LOSS, grads=_GRADS)
-    given = [name for name, t in (("image", image), ("fg", fg), ("bg", bg)) if t is not None]
-    if given and len(given) != 3:
-        missing = sorted({"image", "fg", "bg"} - set(given))
-        raise ValueError(f"image/fg/bg: the compositional loss needs all three, got {given}, missing {missing}")
-    if given:
+    if image is None or fg is None or bg is None:
+        given = [name for name, t in (("image", image), ("fg", fg), ("bg", bg)) if t is not None]
+        if given:
+            missing = sorted({"image", "fg", "bg"} - set(given))
+            raise ValueError(f"image/fg/bg: the compositional loss needs all three, got {given}, "
+                             f"missing {missing}")
+    else:
         image = _args.image_like("image", image, pred, 3, loss=_LOSS, grads=_GRADS)
         fg = _args.image_like("fg", fg, pred, 3, allow_grad=True, loss=_LOSS, grads=_GRADS)
         bg = _args.image_like("bg", bg, pred, 3, allow_grad=True, loss=_LOSS, grads=_GRADS)
