@@ -210,6 +210,14 @@ def largest_component_gca(mask: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ conventions
+def _result(sad, mse, grad, conn, levels=None) -> dict:
+    """A convention's four numbers, and each pixel's connectivity level when asked for."""
+    out = {"sad": sad, "mse": mse, "grad": grad, "conn": conn}
+    if levels is not None:
+        out["levels"] = levels
+    return out
+
+
 def dim_matlab(pred, gt, region, *, with_levels=False) -> dict:
     """Ning Xu's DIM MATLAB evaluation code (see the module docstring)."""
     a_p = np.asarray(pred, np.float64)
@@ -241,10 +249,7 @@ def dim_matlab(pred, gt, region, *, with_levels=False) -> dict:
     pphi = np.float32(1) - pd * (pd >= np.float32(0.15)).astype(np.float32)
     gphi = np.float32(1) - gd * (gd >= np.float32(0.15)).astype(np.float32)
     conn = float(np.sum(np.abs(pphi - gphi)[region], dtype=np.float64)) / 1000
-    out = {"sad": sad, "mse": mse, "grad": grad, "conn": conn}
-    if with_levels:
-        out["levels"] = levels
-    return out
+    return _result(sad, mse, grad, conn, levels if with_levels else None)
 
 
 def _levels(p, g, thresholds, largest, single=False) -> np.ndarray:
@@ -282,10 +287,7 @@ def mmagic(pred, gt, region, *, with_levels=False) -> dict:
     grad_g = _magnitude(cv2_minmax(g), flip=False)
     grad = float(((grad_g - grad_p) ** 2 * region).sum()) / 1000
     conn, levels = _connectivity_f64(p, g, region, NUMPY_THRESHOLDS, largest_component_opencv)
-    out = {"sad": sad, "mse": mse, "grad": grad, "conn": conn}
-    if with_levels:
-        out["levels"] = levels
-    return out
+    return _result(sad, mse, grad, conn, levels if with_levels else None)
 
 
 def gca(pred, gt, region, *, with_levels=False) -> dict:
@@ -300,10 +302,7 @@ def gca(pred, gt, region, *, with_levels=False) -> dict:
     err = (_magnitude(p, flip=True) - _magnitude(g, flip=True)) ** 2
     grad = float(np.sum(err[region])) / 1000
     conn, levels = _connectivity_f64(p, g, region, NUMPY_THRESHOLDS, largest_component_gca)
-    out = {"sad": sad, "mse": mse, "grad": grad, "conn": conn}
-    if with_levels:
-        out["levels"] = levels
-    return out
+    return _result(sad, mse, grad, conn, levels if with_levels else None)
 
 
 def rvm(pred, gt, region, *, with_levels=False) -> dict:
@@ -333,10 +332,7 @@ def rvm(pred, gt, region, *, with_levels=False) -> dict:
     pphi = np.float32(1) - pd * (pd >= f015).astype(np.float32)
     gphi = np.float32(1) - gd * (gd >= f015).astype(np.float32)
     conn = float(np.sum(np.abs(pphi - gphi)[region], dtype=np.float64)) / 1000
-    out = {"sad": mad, "mse": mse, "grad": grad, "conn": conn}
-    if with_levels:
-        out["levels"] = levels
-    return out
+    return _result(mad, mse, grad, conn, levels if with_levels else None)
 
 
 CONVENTIONS = {"dim_matlab": dim_matlab, "mmagic": mmagic, "gca": gca, "rvm": rvm}
