@@ -17,8 +17,6 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -35,19 +33,6 @@
 namespace mattingloss {
 namespace metrics {
 namespace {
-
-// Phase timers for development: build with ML_METRICS_PROFILE 1 and set MLM_PROFILE=1
-// to print each phase's wall time to stderr.
-#ifndef ML_METRICS_PROFILE
-#define ML_METRICS_PROFILE 0
-#endif
-static bool prof_on() {
-  static const bool on = ML_METRICS_PROFILE && std::getenv("MLM_PROFILE") != nullptr;
-  return on;
-}
-struct PT { std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
-  void lap(const char* what) { if (!prof_on()) return; auto n = std::chrono::steady_clock::now();
-    std::fprintf(stderr, "  %-12s %8.3f ms\n", what, std::chrono::duration<double, std::milli>(n - t).count()); t = n; } };
 
 inline Image sample_of(const Image& im, int64_t offset) {
   Image s = im;
@@ -323,7 +308,6 @@ inline void word_masks(const uint8_t* q, uint64_t* m) {
 // q_row(y, out): how many thresholds both alphas reach, for the W pixels of row y.
 template <typename QRow>
 void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t W, LabelScratch& s, uint8_t* level) {
-  PT pt;
   // Every threshold's runs from one scan of q per row: per word of 64 pixels, the
   // bit mask of q >= i for each threshold i (thresholds at or below the word's
   // smallest q are all ones, above its largest all zeros), and a run of threshold
@@ -374,7 +358,6 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
       }
     }
   });
-  pt.lap("c.scan");
   // The thresholds split in two groups, (0, k] and (k, 10], with about as many runs
   // each: each group's union-find runs on its own (the components of S_i depend on
   // S_i alone; the nesting only lets one union-find serve several thresholds), in
@@ -455,7 +438,6 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
     F.background[F.hi] = background_wins(P.convention, H * W - masked, best);
     F.omega_root[F.hi] = F.background[F.hi] || best_root < 0 ? -1 : best_root;
   }
-  pt.lap("c.groups");
   // A pixel's level: M - 1 when M <= q, else the first threshold above q that is not
   // a background one (every threshold above q misses the pixel unless omega is
   // the background there), minus 1; 10 when none. With two groups, the pixels of a
@@ -521,7 +503,6 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
       }
     }
   });
-  pt.lap("c.fill");
 }
 
 // ------------------------------------------------------------ rows pass
@@ -859,7 +840,6 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   const Image pred = sample_of(A.pred, b * N), gt = sample_of(A.gt, b * N);
   const uint8_t* region = A.region + b * N;
   const bool u8p = pred.dtype == Dtype::kUInt8, u8g = gt.dtype == Dtype::kUInt8;
-  PT pt;
 
   static thread_local LabelScratch ls;
   // 1. per chunk of rows: each image's minimum and maximum (for its normalisation)
@@ -905,7 +885,6 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
       }
     }
   });
-  pt.lap("1.minmax_q");
   Normaliser np, ng;
   if (A.gradient) {
     double lp = lo[0], hp = hi[0], lg = lo[1], hg = hi[1];
@@ -947,7 +926,6 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
     }
   }
 
-  pt.lap("2.conn_all");
   // 3. per band of rows: every term, summed per row
   std::vector<double> rows(H * kSums, 0.0);
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
@@ -962,7 +940,6 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
                 rows.data());
   });
 
-  pt.lap("3.bands");
   // 4. rows in order
   double* out = A.sums + b * kSums;
   for (int k = 0; k < kSums; ++k) out[k] = 0.0;
