@@ -7,7 +7,7 @@ only scales the stored gradient by grad_output.
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
@@ -90,7 +90,7 @@ class Options(NamedTuple):
 
     convention: str
     levels: int
-    level_weights: List[float]
+    level_weights: Tuple[float, ...]  # immutable: options() results are shared (_args.cached)
     padding: str
     crop_to_even: bool
     gt_scale: Optional[float]
@@ -123,7 +123,7 @@ def options(*, convention="rvm", levels=5, level_weights=None, padding="reflect"
     if not isinstance(crop_to_even, bool):
         raise TypeError(f"crop_to_even: expected a bool or None, got {crop_to_even!r}")
     gt_scale = None if gt_scale is None else _args.number("gt_scale", gt_scale, low=0.0, low_open=True)
-    return Options(convention, levels, [float(w) for w in level_weights], padding, crop_to_even, gt_scale,
+    return Options(convention, levels, tuple(float(w) for w in level_weights), padding, crop_to_even, gt_scale,
                    _args.number("size", size, low=0.0, low_open=True))
 
 
