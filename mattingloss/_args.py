@@ -47,11 +47,16 @@ def cached(make):
 
     @functools.wraps(make)
     def checked(*args, **options):
+        values = tuple(options.values())
+        kinds = tuple(map(type, values))
         try:
-            key = (_key(args), tuple(options), _key(options.values()))
+            if args or tuple in kinds or list in kinds:
+                key = (_key(args), tuple(options), _key(values))
+            else:  # the usual call: the kinds tell 1, 1.0 and True apart
+                key = (tuple(options), values, kinds)
+            config = cache.get(key)
         except TypeError:
             return make(*args, **options)
-        config = cache.get(key)
         if config is None:
             config = make(*args, **options)
             if len(cache) < 1024:
@@ -190,9 +195,14 @@ def tensor_like(name, t, like, shape=None, *, allow_grad=False, loss="this loss"
 def image_like(name, t, pred, channels=1, *, allow_grad=False, loss="this loss", grads="pred_alpha"):
     """A (B, channels, H, W) input matching pred_alpha, as the kernels read it."""
     if channels == 1:  # pred_alpha's own shape
-        return tensor_like(name, t, pred, allow_grad=allow_grad, loss=loss, grads=grads)
-    B, _, H, W = pred.shape
-    return tensor_like(name, t, pred, (B, channels, H, W), allow_grad=allow_grad, loss=loss, grads=grads)
+        shape = pred.shape
+    else:
+        B, _, H, W = pred.shape
+        shape = (B, channels, H, W)
+    _checked(name, t, pred, shape, allow_grad, loss, grads, "pred_alpha")
+    if t.dtype in NATIVE_DTYPES:  # the usual input: no conversion, one call less
+        return t.contiguous()
+    return tensor_like(name, t, pred, shape, check=False)
 
 
 class Region(NamedTuple):
@@ -236,6 +246,10 @@ def read_region(trimap, weight, pred, mode, lo, hi, check_weight=True, *, option
     return region
 
 
+# (trimap dtype, pred dtype, lo, hi, default dtype) -> whether the kernels compare exactly
+_exact_compare: dict = {}
+
+
 def trimap_region(trimap: torch.Tensor, pred: torch.Tensor, mode: int, lo: float, hi: float, *,
                   loss="this loss", grads="pred_alpha") -> Region:
     """`trimap == lo` (or `lo < trimap < hi`) exactly as PyTorch computes it for
@@ -250,9 +264,14 @@ def trimap_region(trimap: torch.Tensor, pred: torch.Tensor, mode: int, lo: float
     over the trimap, in place of the converted copy those dtypes needed anyway.
     """
     _checked("trimap", trimap, pred, pred.shape, False, loss, grads, "pred_alpha")  # pred_alpha: (B, 1, H, W)
-    cmp = _comparison_dtype(trimap, (lo, hi))
-    native = trimap.dtype in NATIVE_DTYPES or trimap.dtype == torch.bool
-    exact = native and (cmp != torch.float64 or (trimap.dtype == pred.dtype == torch.float64))
+    key = (trimap.dtype, pred.dtype, lo, hi, torch.get_default_dtype())
+    exact = _exact_compare.get(key)
+    if exact is None:
+        cmp = _comparison_dtype(trimap, (lo, hi))
+        native = trimap.dtype in NATIVE_DTYPES or trimap.dtype == torch.bool
+        exact = native and (cmp != torch.float64 or (trimap.dtype == pred.dtype == torch.float64))
+        if len(_exact_compare) < 1024:
+            _exact_compare[key] = exact
     if exact:
         return Region(tensor_like("trimap", trimap, pred, check=False), mode, lo, hi)
     if mode == codes.MASK_EQUAL:

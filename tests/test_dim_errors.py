@@ -113,3 +113,15 @@ def test_trimap_options_with_weight(x):
 def test_components_need_scalar_reduction(x):
     with pytest.raises(ValueError, match=r"return_components: needs a scalar reduction .* got reduction='none'"):
         dim_loss(**x, reduction="none", return_components=True)
+
+
+@pytest.mark.parametrize("good, bad, match", [
+    (dict(wl=1), dict(wl=True), r"wl: expected a number, got True \(bool\)"),
+    (dict(unknown_range=(0, 255)), dict(unknown_range=(False, 255)), r"unknown_range\[0\]: expected a number"),
+])
+def test_remembered_options_tell_equal_values_of_other_types_apart(x, good, bad, match):
+    # The functional call remembers checked options; 1 == True and (0, 255) == (False, 255),
+    # so the memory must key on the types too, or the bad value would pass as the good one.
+    dim_loss(**x, **good)
+    with pytest.raises(TypeError, match=match):
+        dim_loss(**x, **bad)
