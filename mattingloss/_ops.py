@@ -77,7 +77,7 @@ def gradient_like(wanted: bool, like, pred):
 
 
 def save_scaled_gradients(ctx, reduction: int, scale, stored: dict) -> None:
-    """Forward's half of `scaled_gradients`: the op's per-sample scale and its
+    """Forward's half of ScaledGradientFunction's backward: the op's per-sample scale and its
     per-pixel gradients, by the index of the input each belongs to."""
     ctx.set_materialize_grads(False)  # no zero tensor for the outputs nobody differentiates
     ctx.indices = tuple(stored)
@@ -86,32 +86,50 @@ def save_scaled_gradients(ctx, reduction: int, scale, stored: dict) -> None:
     ctx.shared_scale = reduction in codes.SHARED_SCALE
 
 
-def scaled_gradients(ctx, grad_loss, inputs: int) -> tuple:
-    """The backward of an op that returns per-pixel gradients before its reduction's
-    scale (DIM, composition): each stored gradient times that scale and grad_output."""
-    if grad_loss is None:  # only outputs that carry no gradient were used
-        return (None,) * inputs
-    scale, *stored = ctx.saved_tensors
-    wanted = {i: g for i, g in zip(ctx.indices, stored) if ctx.needs_input_grad[i]}
-    # reduction "none": grad_output is the per-pixel map and the scale 1
-    return _gradients(wanted, grad_loss, None if ctx.per_pixel else scale, ctx.shared_scale, inputs)
-
-
 def save_stored_gradients(ctx, *stored) -> None:
     """Forward's half of `stored_gradients`: the final gradient of each of its first inputs."""
     ctx.set_materialize_grads(False)  # no zero tensor for the outputs nobody differentiates
     ctx.save_for_backward(*stored)
 
 
-def stored_gradients(ctx, stored, grad_output, inputs: int) -> tuple:
+def stored_gradients(ctx, stored, grad_output) -> tuple:
     """The backward of a Function whose forward stored the final gradient of each of
     its first len(stored) inputs: each scaled by grad_output (one value, one per
     sample, or a per-pixel map), None for the other inputs and where no gradient is
     needed."""
+    inputs = len(ctx.needs_input_grad)
     if grad_output is None:  # only outputs that carry no gradient were used
         return (None,) * inputs
     wanted = {i: g for i, g in enumerate(stored) if ctx.needs_input_grad[i]}
     return _gradients(wanted, grad_output, None, True, inputs)
+
+
+class StoredGradientFunction(torch.autograd.Function):
+    """A loss's autograd Function whose forward saved (save_stored_gradients) the
+    final gradient of its first inputs; its other outputs (components, levels)
+    carry no gradient. Subclasses write forward only."""
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
+    def backward(ctx, grad_output, *_not_differentiable):
+        return stored_gradients(ctx, ctx.saved_tensors, grad_output)
+
+
+class ScaledGradientFunction(torch.autograd.Function):
+    """A loss's autograd Function whose forward saved (save_scaled_gradients) the
+    per-pixel gradients before the reduction's per-sample scale. Subclasses write
+    forward only."""
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
+    def backward(ctx, grad_loss, *_not_differentiable):
+        inputs = len(ctx.needs_input_grad)
+        if grad_loss is None:  # only outputs that carry no gradient were used
+            return (None,) * inputs
+        scale, *stored = ctx.saved_tensors
+        wanted = {i: g for i, g in zip(ctx.indices, stored) if ctx.needs_input_grad[i]}
+        # reduction "none": grad_output is the per-pixel map and the scale 1
+        return _gradients(wanted, grad_loss, None if ctx.per_pixel else scale, ctx.shared_scale, inputs)
 
 
 def _gradients(wanted: dict, grad_output, scale, shared_scale: bool, inputs: int) -> tuple:

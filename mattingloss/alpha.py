@@ -213,7 +213,7 @@ def forward_terms(pred, gt, mask, mode, lo, hi, spec: Spec, needs_grad: bool, pr
     return Terms(total, components, maps, factors)
 
 
-class AlphaSobelFunction(torch.autograd.Function):
+class AlphaSobelFunction(_ops.StoredGradientFunction):
     """Autograd around the ops: forward composes the losses from the per-sample sums
     and keeps the total's gradient (forward_terms' prescaled map); backward scales it
     by grad_output (_ops.stored_gradients: no pass when that is 1)."""
@@ -224,11 +224,6 @@ class AlphaSobelFunction(torch.autograd.Function):
         ctx.mark_non_differentiable(t.components)
         _ops.save_stored_gradients(ctx, t.maps if needs_grad else None)
         return t.total, t.components
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_total, _grad_components):
-        return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_total, 8)
 
 
 class PerPixelFunction(torch.autograd.Function):
@@ -248,7 +243,7 @@ class PerPixelFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_values):
         (maps,) = ctx.saved_tensors
-        return _ops.stored_gradients(ctx, (maps[0],), grad_values, 8)
+        return _ops.stored_gradients(ctx, (maps[0],), grad_values)
 
 
 def run(spec: Spec, pred_alpha, alpha, trimap=None, weight=None, check_weight=True):

@@ -56,9 +56,9 @@ def _composition_loss_forward_fake(pred, image, fg, bg, mask, mask_mode, mask_lo
     )
 
 
-class CompositionLossFunction(torch.autograd.Function):
+class CompositionLossFunction(_ops.ScaledGradientFunction):
     """Autograd around the op: forward keeps the per-pixel gradients as private
-    intermediates, backward scales them (see _ops.scaled_gradients)."""
+    intermediates, backward scales them (_ops.ScaledGradientFunction)."""
 
     @staticmethod
     def forward(ctx, pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale,
@@ -69,11 +69,6 @@ class CompositionLossFunction(torch.autograd.Function):
         # "none": grad_output is the (B,1,H,W) map, broadcast over fg/bg's channels
         _ops.save_scaled_gradients(ctx, reduction, scale, {0: g_pred, 2: g_fg, 3: g_bg})
         return loss
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
-    def backward(ctx, grad_loss):
-        return _ops.scaled_gradients(ctx, grad_loss, 17)
 
 
 @dataclass(frozen=True)

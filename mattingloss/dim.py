@@ -36,7 +36,7 @@ def _dim_loss_forward_fake(pred, alpha, mask, image, fg, bg, mask_mode, mask_lo,
     )
 
 
-class DIMLossFunction(torch.autograd.Function):
+class DIMLossFunction(_ops.ScaledGradientFunction):
     """Autograd around the op. Forward keeps the per-pixel gradient buffers as
     private intermediates (never returned), so backward may hand them over."""
 
@@ -49,11 +49,6 @@ class DIMLossFunction(torch.autograd.Function):
         ctx.mark_non_differentiable(components)
         _ops.save_scaled_gradients(ctx, reduction, scale, {0: g_pred, 4: g_fg, 5: g_bg})
         return loss, components
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
-    def backward(ctx, grad_loss, _grad_components):
-        return _ops.scaled_gradients(ctx, grad_loss, 17)
 
 
 @dataclass(frozen=True)

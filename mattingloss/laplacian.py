@@ -40,7 +40,7 @@ def _laplacian_loss_forward_fake(pred, gt, weight, levels, level_weights, paddin
     )
 
 
-class LaplacianLossFunction(torch.autograd.Function):
+class LaplacianLossFunction(_ops.StoredGradientFunction):
     """Autograd around the op: forward keeps the gradient buffer (a private
     intermediate, never returned), backward scales it by grad_output."""
 
@@ -53,11 +53,6 @@ class LaplacianLossFunction(torch.autograd.Function):
         ctx.mark_non_differentiable(level_losses)
         _ops.save_stored_gradients(ctx, grad)
         return loss, level_losses
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
-    def backward(ctx, grad_loss, _grad_levels):
-        return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_loss, 11)
 
 
 _CHECKED = dict(loss="the Laplacian loss", grads="pred", like_name="pred")

@@ -95,7 +95,7 @@ def _laplacian_folding(pred, gt, options, base, lap_weight, needs_grad):
     return loss, grad
 
 
-class _ViTMatteFunction(torch.autograd.Function):
+class _ViTMatteFunction(_ops.StoredGradientFunction):
     """ViTMatte's four terms: the trio's pass (_alpha.forward_terms, one map: the
     trio's gradient with its factors), then the Laplacian's, which folds that map into
     its own gradient. Returns the total, the trio's components and the Laplacian term."""
@@ -111,11 +111,6 @@ class _ViTMatteFunction(torch.autograd.Function):
         ctx.mark_non_differentiable(t.components, lap)
         _ops.save_stored_gradients(ctx, grad)
         return total, t.components, lap
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_total, _grad_components, _grad_lap):
-        return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_total, 16)
 
 
 class ViTMatte(Preset):
@@ -166,7 +161,7 @@ class ViTMatte(Preset):
         return _result(terms, total, copy=False)
 
 
-class _RVMFunction(torch.autograd.Function):
+class _RVMFunction(_ops.StoredGradientFunction):
     """RVM's five terms: the temporal op's pass, then the Laplacian's over the B*T alpha
     frames (the op reads (B, T, 1, H, W) as B*T images), which folds the temporal op's
     alpha gradient into its own. Returns the total, the temporal terms and the Laplacian's."""
@@ -182,11 +177,6 @@ class _RVMFunction(torch.autograd.Function):
         ctx.mark_non_differentiable(terms, lap)
         _ops.save_stored_gradients(ctx, g_fgr, g)
         return total, terms, lap
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_total, _grad_terms, _grad_lap):
-        return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_total, 18)
 
 
 class RVM(Preset):

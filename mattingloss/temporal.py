@@ -40,7 +40,6 @@ temporal_loss_forward = _ops.load_op("temporal_loss_forward")
 TERMS = ("pha_l1", "pha_coherence", "fgr_l1", "fgr_coherence")
 
 
-
 @torch.library.register_fake("mattingloss::temporal_loss_forward")
 def _temporal_loss_forward_fake(pred_fgr, pred_pha, true_fgr, true_pha, true_fgr_scale, true_pha_scale,
                                 w_pha_l1, w_pha_coherence, w_fgr_l1, w_fgr_coherence, grad_fgr, grad_pha):
@@ -54,7 +53,7 @@ def _temporal_loss_forward_fake(pred_fgr, pred_pha, true_fgr, true_pha, true_fgr
     )
 
 
-class TemporalLossFunction(torch.autograd.Function):
+class TemporalLossFunction(_ops.StoredGradientFunction):
     """Autograd around the op: forward keeps the final per-element gradients
     (private intermediates, never returned); backward scales them by grad_output."""
 
@@ -67,11 +66,6 @@ class TemporalLossFunction(torch.autograd.Function):
         ctx.mark_non_differentiable(terms)
         _ops.save_stored_gradients(ctx, g_fgr, g_pha)
         return total, terms
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable  # double backward raises instead of being silently wrong
-    def backward(ctx, grad_total, _grad_terms):
-        return _ops.stored_gradients(ctx, ctx.saved_tensors, grad_total, 12)
 
 
 _CHECKED = dict(loss="the loss", grads="pred_fgr and pred_pha", like_name="pred_pha")
