@@ -115,16 +115,30 @@ class Spec(NamedTuple):
     lo: float
     hi: float
     alpha_scale: float
-    rho: int
-    eps: float
-    mask_in_diff: bool
-    unknown: Optional[Norm]  # the unknown-region term, or None
-    known: Optional[Norm]
-    sobel: int
-    sobel_norm: Optional[Norm]
-    penalty: float
-    grad_eps: float
-    weights: Tuple[float, float, float]  # of the unknown, known and Sobel terms in the total
+    # The terms: each is off unless named (make_spec).
+    rho: int = _codes.RHOS["l1"]
+    eps: float = 0.0
+    mask_in_diff: bool = False
+    unknown: Optional[Norm] = None  # the unknown-region term, or None
+    known: Optional[Norm] = None
+    sobel: int = _codes.SOBEL_NONE
+    sobel_norm: Optional[Norm] = None
+    penalty: float = 0.0
+    grad_eps: float = 1e-8
+    weights: Tuple[float, float, float] = (1.0, 1.0, 1.0)  # of the unknown, known and Sobel terms in the total
+
+
+def make_spec(*, no_mask: Optional[str], unknown_value, unknown_range, weight_given, default_value, alpha_scale,
+              **terms) -> Spec:
+    """A Spec from the region options, checked, and the terms named. no_mask: why
+    every pixel counts (then trimap options are an error), or None."""
+    if no_mask is not None:
+        if unknown_value is not None or unknown_range is not None:
+            raise ValueError(f"unknown_value/unknown_range: {no_mask}; drop them")
+        mode, lo, hi = _codes.MASK_ALL, 0.0, 0.0
+    else:
+        mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, default_value)
+    return Spec(mode, lo, hi, _args.number("alpha_scale", alpha_scale, low=0.0, low_open=True), **terms)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -278,17 +292,11 @@ def _alpha_spec(region, rho, eps, reduction, guard, mask_in_diff, alpha_scale, u
     _args.choice("region", region, REGIONS)
     rho_code, eps = _rho(rho, eps)
     norm = _norm(reduction, guard, per_pixel_ok=True)
-    if region == "all":
-        if unknown_value is not None or unknown_range is not None:
-            raise ValueError("unknown_value/unknown_range: region='all' reads no trimap; drop them")
-        mode, lo, hi = _codes.MASK_ALL, 0.0, 0.0
-    else:
-        mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, default_value)
-    return Spec(region_mode=mode, lo=lo, hi=hi,
-                alpha_scale=_args.number("alpha_scale", alpha_scale, low=0.0, low_open=True),
-                rho=rho_code, eps=eps, mask_in_diff=_args.boolean("mask_in_diff", mask_in_diff),
-                unknown=None if region == "known" else norm, known=norm if region == "known" else None,
-                sobel=SOBEL_NONE, sobel_norm=None, penalty=0.0, grad_eps=1e-8, weights=(1.0, 1.0, 1.0))
+    return make_spec(no_mask="region='all' reads no trimap" if region == "all" else None,
+                     unknown_value=unknown_value, unknown_range=unknown_range, weight_given=weight_given,
+                     default_value=default_value, alpha_scale=alpha_scale, rho=rho_code, eps=eps,
+                     mask_in_diff=_args.boolean("mask_in_diff", mask_in_diff),
+                     unknown=None if region == "known" else norm, known=norm if region == "known" else None)
 
 
 def alpha_loss(
@@ -367,7 +375,6 @@ class AlphaLoss(LossModule):
 
 @_args.cached
 def vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, crop_size, weight_given) -> Spec:
-    mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, 0.5)
     if not isinstance(weights, (tuple, list)) or len(weights) != 3:
         raise ValueError(f"weights: expected (unknown, known, gradient), got {weights!r}")
     weights = (_args.number("weights[0]", weights[0]), _args.number("weights[1]", weights[1]),
@@ -375,10 +382,9 @@ def vitmatte_spec(unknown_value, unknown_range, alpha_scale, weights, crop_size,
     if crop_size is not None and (isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 1):
         raise ValueError(f"crop_size: expected a positive int or None, got {crop_size!r}")
     norm = Norm("vitmatte", crop_pixels=0 if crop_size is None else crop_size * crop_size)
-    return Spec(region_mode=mode, lo=lo, hi=hi,
-                alpha_scale=_args.number("alpha_scale", alpha_scale, low=0.0, low_open=True),
-                rho=RHOS["l1"], eps=0.0, mask_in_diff=True, unknown=norm, known=norm, sobel=SOBEL_DIFF,
-                sobel_norm=norm, penalty=0.01, grad_eps=1e-8, weights=weights)
+    return make_spec(no_mask=None, unknown_value=unknown_value, unknown_range=unknown_range,
+                     weight_given=weight_given, default_value=0.5, alpha_scale=alpha_scale, mask_in_diff=True,
+                     unknown=norm, known=norm, sobel=SOBEL_DIFF, sobel_norm=norm, penalty=0.01, weights=weights)
 
 
 def vitmatte_alpha_losses(

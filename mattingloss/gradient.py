@@ -31,7 +31,7 @@ import torch
 
 from . import _args, _codes
 from ._module import LossModule
-from .alpha import RHOS, Norm, Spec, _norm, run
+from .alpha import Norm, Spec, _norm, make_spec, run
 
 Tensor = torch.Tensor
 
@@ -58,17 +58,11 @@ def _gradient_spec(style, reduction, guard, penalty, grad_eps, mask_in_diff, alp
         raise ValueError(f"penalty: the 'gca' style has no penalty term, got {penalty}")
     mask_in_diff = default[3] if mask_in_diff is None else _args.boolean("mask_in_diff", mask_in_diff)
     grad_eps = _args.number("grad_eps", grad_eps, low=0.0, low_open=True)
-    if has_mask:
-        mode, lo, hi = _args.region_options(unknown_value, unknown_range, weight_given, _UNKNOWN_VALUE[style])
-    else:
-        if unknown_value is not None or unknown_range is not None:
-            raise ValueError("unknown_value/unknown_range: no trimap was given; drop them")
-        mode, lo, hi = _codes.MASK_ALL, 0.0, 0.0
-    return Spec(region_mode=mode, lo=lo, hi=hi,
-                alpha_scale=_args.number("alpha_scale", alpha_scale, low=0.0, low_open=True),
-                rho=RHOS["l1"], eps=0.0, mask_in_diff=mask_in_diff, unknown=None, known=None,
-                sobel=_codes.SOBEL_MAGNITUDE if style == "gca" else _codes.SOBEL_DIFF, sobel_norm=_norm(reduction, guard),
-                penalty=penalty, grad_eps=grad_eps, weights=(1.0, 1.0, 1.0))
+    return make_spec(no_mask=None if has_mask else "no trimap was given", unknown_value=unknown_value,
+                     unknown_range=unknown_range, weight_given=weight_given, default_value=_UNKNOWN_VALUE[style],
+                     alpha_scale=alpha_scale, mask_in_diff=mask_in_diff,
+                     sobel=_codes.SOBEL_MAGNITUDE if style == "gca" else _codes.SOBEL_DIFF,
+                     sobel_norm=_norm(reduction, guard), penalty=penalty, grad_eps=grad_eps)
 
 
 def gradient_loss(
