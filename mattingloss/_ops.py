@@ -71,6 +71,20 @@ def cuda_kernels_built() -> bool:
     return _CUDA_KERNELS_BUILT
 
 
+def scaled_gradient_fake(pred, reduction: int, fg, bg, grad_pred: bool, grad_fg: bool, grad_bg: bool) -> tuple:
+    """A fake kernel's (loss, scale, grad_pred, grad_fg, grad_bg) for an op of
+    ScaledGradientFunction's kind (DIM, composition): the loss (the per-pixel map
+    for reduction "none"), the per-sample scale, the requested gradients."""
+    acc = accumulation_dtype(pred)
+    return (
+        pred.new_empty(pred.shape if reduction == codes.NONE else (), dtype=acc),
+        pred.new_empty((pred.shape[0],), dtype=acc),
+        gradient_like(grad_pred, pred, pred),
+        gradient_like(grad_fg, fg, pred),
+        gradient_like(grad_bg, bg, pred),
+    )
+
+
 def gradient_like(wanted: bool, like, pred):
     """A fake kernel's gradient output: like's shape where wanted, else empty."""
     return like.new_empty(like.shape) if wanted else pred.new_empty((0,))

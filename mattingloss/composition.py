@@ -46,14 +46,7 @@ _LOSS, _GRADS = "CompositionLoss", "pred_alpha, fg and bg"
 @torch.library.register_fake("mattingloss::composition_loss_forward")
 def _composition_loss_forward_fake(pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale,
                                    count_channels, guard, reduction, grad_pred, grad_fg, grad_bg):
-    acc = _ops.accumulation_dtype(pred)
-    return (
-        pred.new_empty(pred.shape if reduction == _codes.NONE else (), dtype=acc),
-        pred.new_empty((pred.shape[0],), dtype=acc),
-        _ops.gradient_like(grad_pred, pred, pred),
-        _ops.gradient_like(grad_fg, fg, pred),
-        _ops.gradient_like(grad_bg, bg, pred),
-    )
+    return _ops.scaled_gradient_fake(pred, reduction, fg, bg, grad_pred, grad_fg, grad_bg)
 
 
 class CompositionLossFunction(_ops.ScaledGradientFunction):

@@ -25,15 +25,8 @@ dim_loss_forward = _ops.load_op("dim_loss_forward")
 @torch.library.register_fake("mattingloss::dim_loss_forward")
 def _dim_loss_forward_fake(pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps,
                            alpha_scale, color_scale, reduction, grad_pred, grad_fg, grad_bg):
-    acc = _ops.accumulation_dtype(pred)
-    return (
-        pred.new_empty(pred.shape if reduction == _codes.NONE else (), dtype=acc),
-        pred.new_empty((2,), dtype=acc),
-        pred.new_empty((pred.shape[0],), dtype=acc),
-        _ops.gradient_like(grad_pred, pred, pred),
-        _ops.gradient_like(grad_fg, fg, pred),
-        _ops.gradient_like(grad_bg, bg, pred),
-    )
+    loss, scale, *grads = _ops.scaled_gradient_fake(pred, reduction, fg, bg, grad_pred, grad_fg, grad_bg)
+    return loss, pred.new_empty((2,), dtype=loss.dtype), scale, *grads
 
 
 class DIMLossFunction(_ops.ScaledGradientFunction):
