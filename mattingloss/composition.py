@@ -54,13 +54,12 @@ class CompositionLossFunction(_ops.ScaledGradientFunction):
     intermediates, backward scales them (_ops.ScaledGradientFunction)."""
 
     @staticmethod
-    def forward(ctx, pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale,
-                count_channels, guard, reduction, grad_pred, grad_fg, grad_bg):
-        loss, scale, g_pred, g_fg, g_bg = _composition_loss_forward(
-            pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale, count_channels, guard,
-            reduction, grad_pred, grad_fg, grad_bg)
+    def forward(ctx, pred, image, fg, bg, mask, options: tuple):
+        # options: the op's 12 other arguments, in its order (mask_mode ... grad_bg), in one
+        # tuple: apply's own cost grows with the argument count (as DIMLossFunction).
+        loss, scale, g_pred, g_fg, g_bg = _composition_loss_forward(pred, image, fg, bg, mask, *options)
         # "none": grad_output is the (B,1,H,W) map, broadcast over fg/bg's channels
-        _ops.save_scaled_gradients(ctx, reduction, scale, {0: g_pred, 2: g_fg, 3: g_bg})
+        _ops.save_scaled_gradients(ctx, options[8], scale, {0: g_pred, 2: g_fg, 3: g_bg})
         return loss
 
 
@@ -110,11 +109,11 @@ def _run(config: Config, pred_alpha, image, fg, bg, trimap, weight, check_weight
     region = _args.read_region(trimap, weight, pred, config.mask_mode, config.mask_lo, config.mask_hi, check_weight,
                                optional=True, loss=_LOSS, grads=_GRADS)
     grad_on = torch.is_grad_enabled()
-    return CompositionLossFunction.apply(
-        pred, image, fg, bg, region.mask, region.mode, region.lo, region.hi, config.rho, config.eps,
-        config.color_scale, config.count_channels, config.guard, config.reduction,
+    return CompositionLossFunction.apply(pred, image, fg, bg, region.mask, (
+        region.mode, region.lo, region.hi, config.rho, config.eps, config.color_scale, config.count_channels,
+        config.guard, config.reduction,
         grad_on and pred.requires_grad, grad_on and fg.requires_grad, grad_on and bg.requires_grad,
-    )
+    ))
 
 
 def composition_loss(

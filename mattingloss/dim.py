@@ -34,13 +34,12 @@ class DIMLossFunction(_ops.ScaledGradientFunction):
     private intermediates (never returned), so backward may hand them over."""
 
     @staticmethod
-    def forward(ctx, pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale,
-                color_scale, reduction, grad_pred, grad_fg, grad_bg):
-        loss, components, scale, g_pred, g_fg, g_bg = dim_loss_forward(
-            pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale,
-            color_scale, reduction, grad_pred, grad_fg, grad_bg)
+    def forward(ctx, pred, alpha, mask, image, fg, bg, options: tuple):
+        # options: the op's 11 other arguments, in its order (mask_mode ... grad_bg). One
+        # tuple instead of 11 arguments: apply's own cost grows with the argument count.
+        loss, components, scale, g_pred, g_fg, g_bg = dim_loss_forward(pred, alpha, mask, image, fg, bg, *options)
         ctx.mark_non_differentiable(components)
-        _ops.save_scaled_gradients(ctx, reduction, scale, {0: g_pred, 4: g_fg, 5: g_bg})
+        _ops.save_scaled_gradients(ctx, options[7], scale, {0: g_pred, 4: g_fg, 5: g_bg})
         return loss, components
 
 
@@ -101,15 +100,14 @@ def _run(config: Config, pred_alpha, alpha, trimap, image, fg, bg, weight, retur
                                                             weight, check_weight)
     has_comp = image is not None
     grad_on = torch.is_grad_enabled()
-    loss, components = DIMLossFunction.apply(
-        pred, alpha, region.mask, image, fg, bg,
+    loss, components = DIMLossFunction.apply(pred, alpha, region.mask, image, fg, bg, (
         region.mode, region.lo, region.hi,
         config.wl if has_comp else 1.0,  # without image/fg/bg the loss is the alpha loss alone
         config.eps, config.alpha_scale, config.color_scale, config.reduction,
         grad_on and pred.requires_grad,
         grad_on and has_comp and fg.requires_grad,
         grad_on and has_comp and bg.requires_grad,
-    )
+    ))
     if return_components:
         return loss, components[0], components[1]
     return loss
