@@ -44,9 +44,11 @@ constexpr int kSlots = 16;      // rows a unit keeps of each kind (its windows s
 
 // ---------------------------------------------------------------- row kernels
 
-// out = sum_k w[k] * rows[k], element by element, in k order.
-template <int N, typename acc_t>
-ML_INLINE void combine_n(const acc_t* const* rows, const acc_t* w, int64_t n, acc_t* __restrict out) {
+// Calls epi(c, sum_k w[k] * rows[k][c]) for c in [0, n), k in order: a row
+// combination fused with what consumes it, in one loop with no intermediate
+// row (combine() is the one whose epilogue stores the row).
+template <int N, typename acc_t, typename Epilogue>
+ML_INLINE void fused_n(const acc_t* const* rows, const acc_t* w, int64_t n, Epilogue& epi) {
   const acc_t* r[N];
   acc_t k[N];
   for (int t = 0; t < N; ++t) {
@@ -57,22 +59,33 @@ ML_INLINE void combine_n(const acc_t* const* rows, const acc_t* w, int64_t n, ac
   for (int64_t c = 0; c < n; ++c) {
     acc_t s = 0;
     for (int t = 0; t < N; ++t) s += k[t] * r[t][c];
-    out[c] = s;
+    epi(c, s);
   }
 }
 
-template <typename acc_t>
-ML_CPU_CLONES void combine(const acc_t* const* rows, const acc_t* w, int count, int64_t n, acc_t* out) {
+template <typename acc_t, typename Epilogue>
+ML_INLINE void fused(const acc_t* w, int count, const acc_t* const* rows, int64_t n, Epilogue epi) {
   switch (count) {
-    case 1: return combine_n<1>(rows, w, n, out);
-    case 2: return combine_n<2>(rows, w, n, out);
-    case 3: return combine_n<3>(rows, w, n, out);
-    case 4: return combine_n<4>(rows, w, n, out);
-    case 5: return combine_n<5>(rows, w, n, out);
-    case 6: return combine_n<6>(rows, w, n, out);
-    case 7: return combine_n<7>(rows, w, n, out);
-    default: return combine_n<8>(rows, w, n, out);
+    case 1: return fused_n<1>(rows, w, n, epi);
+    case 2: return fused_n<2>(rows, w, n, epi);
+    case 3: return fused_n<3>(rows, w, n, epi);
+    case 4: return fused_n<4>(rows, w, n, epi);
+    case 5: return fused_n<5>(rows, w, n, epi);
+    case 6: return fused_n<6>(rows, w, n, epi);
+    case 7: return fused_n<7>(rows, w, n, epi);
+    default: return fused_n<8>(rows, w, n, epi);
   }
+}
+
+template <typename acc_t, typename Epilogue>
+ML_INLINE void fused(const Taps<acc_t>& taps, const acc_t* const* rows, int64_t n, Epilogue epi) {
+  fused(taps.weight, taps.count, rows, n, epi);
+}
+
+// out = sum_k w[k] * rows[k], element by element, in k order.
+template <typename acc_t>
+ML_CPU_CLONES void combine(const acc_t* const* rows, const acc_t* w, int count, int64_t n, acc_t* __restrict out) {
+  fused(w, count, rows, n, [out](int64_t c, acc_t s) { out[c] = s; });
 }
 
 // The tap lists of one 1D operation on lines of n_fine samples, by output
@@ -194,39 +207,6 @@ ML_CPU_CLONES void difference_row(const acc_t* __restrict p, const acc_t* __rest
                                   acc_t gt_scale, int64_t n, acc_t* __restrict d) {
   for (int64_t c = 0; c < n; ++c)
     d[c] = lap::level0_input(p[c], kScale ? g[c] : g[c], kMask ? m[c] : acc_t(1), kScale ? gt_scale : acc_t(1));
-}
-
-// Calls epi(c, sum_k w[k] * rows[k][c]) for c in [0, n): a row combination
-// fused with what consumes it, in one loop with no intermediate row. The sum
-// is the same as combine()'s, term for term.
-template <int N, typename acc_t, typename Epilogue>
-ML_INLINE void fused_n(const acc_t* const* rows, const acc_t* w, int64_t n, Epilogue& epi) {
-  const acc_t* r[N];
-  acc_t k[N];
-  for (int t = 0; t < N; ++t) {
-    r[t] = rows[t];
-    k[t] = w[t];
-  }
-#pragma GCC ivdep
-  for (int64_t c = 0; c < n; ++c) {
-    acc_t s = 0;
-    for (int t = 0; t < N; ++t) s += k[t] * r[t][c];
-    epi(c, s);
-  }
-}
-
-template <typename acc_t, typename Epilogue>
-ML_INLINE void fused(const Taps<acc_t>& taps, const acc_t* const* rows, int64_t n, Epilogue epi) {
-  switch (taps.count) {
-    case 1: return fused_n<1>(rows, taps.weight, n, epi);
-    case 2: return fused_n<2>(rows, taps.weight, n, epi);
-    case 3: return fused_n<3>(rows, taps.weight, n, epi);
-    case 4: return fused_n<4>(rows, taps.weight, n, epi);
-    case 5: return fused_n<5>(rows, taps.weight, n, epi);
-    case 6: return fused_n<6>(rows, taps.weight, n, epi);
-    case 7: return fused_n<7>(rows, taps.weight, n, epi);
-    default: return fused_n<8>(rows, taps.weight, n, epi);
-  }
 }
 
 // One row of L = x - up (up: the combination of up() rows): the loss terms
