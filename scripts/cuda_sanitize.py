@@ -909,6 +909,106 @@ def case_strip_alpha_none_vec(device):
     return run_alpha(device, 2, 24, 64, "f32", "same", mask="equal", rho="l1", reduction="none")
 
 
+# The vector-only instances (float32 pred and alpha, ViTMatte's parameters, Sobel difference, every
+# pointer aligned and W % 4 == 0): one per trimap dtype (float32 or none, uint8) and alpha_scale (1: no
+# division, else divided), 4 rows per loop iteration; any other trimap dtype, an unaligned view or an
+# odd width takes the fast instance with the element path. Each case below names the instance it hits.
+
+def _trio_vec(device, B, H, W, *, trimap=torch.float32, unit=False, mask="equal", offset=0, weights=None,
+              key=()):
+    """vitmatte_alpha_losses on float32 pred and alpha with the trimap in `trimap`'s dtype; unit:
+    alpha / 255 and alpha_scale 1 (the trimap keeps 0/128/255)."""
+    x = ag_inputs(B, H, W, "f32", "same", mask, key=("vec", str(trimap), unit) + key)
+    if unit:
+        x["alpha"] = x["alpha"] / 255
+    x["trimap"] = x["trimap"].to(trimap)
+    x = to_device(x, device, offset=offset)
+    p = x["pred_alpha"].requires_grad_()
+    args = {} if mask == "all" else {"trimap": x["trimap"]}
+    if mask == "range":
+        args["unknown_range"] = (85.0, 170.0)
+    elif mask == "equal":
+        args["unknown_value"] = 128.0
+    scale = 1.0 if unit else 255.0
+    if mask == "all":  # vitmatte_alpha_losses needs a trimap: the gradient loss, ViTMatte's style
+        return _grads(mattingloss.gradient_loss(p, x["alpha"], alpha_scale=scale, style="vitmatte"), {"pred": p},
+                      device, B, H, W)
+    extra = {} if weights is None else {"weights": weights}
+    total, unknown, known, penalty = mattingloss.vitmatte_alpha_losses(
+        p, x["alpha"], alpha_scale=scale, **args, **extra)
+    result = _grads(total, {"pred": p}, device, B, H, W)
+    result.update(unknown=unknown.detach(), known=known.detach(), penalty=penalty.detach())
+    return result
+
+
+@case(needs=AG)
+def case_vec_f32_trimap_unit_scale(device):
+    # <float trimap, alpha_scale 1>: the benchmark's float32 row; 3x3 tiles, partial last ones, warps of
+    # 2 rows (not a multiple of the 4-row unroll), three gradient maps.
+    return _trio_vec(device, 2, 130, 244, unit=True, weights=(1.0, 0.5, 2.0))
+
+
+@case(needs=AG)
+def case_vec_f32_trimap_divided_range(device):
+    # <float trimap, divided>, unknown as a range; H = 67: warps of 16, 3 and 0 rows.
+    return _trio_vec(device, 1, 67, 128, mask="range")
+
+
+@case(needs=AG)
+def case_vec_uint8_trimap_unit_scale(device):
+    # <uint8 trimap, alpha_scale 1>: 4-byte trimap loads; W = 4 (one lane) and a 16-row warp.
+    wide = _trio_vec(device, 2, 35, 252, trimap=torch.uint8, unit=True)
+    thin = _trio_vec(device, 1, 17, 4, trimap=torch.uint8, unit=True, key=("thin",))
+    return {**wide, **{f"thin_{k}": v for k, v in thin.items()}}
+
+
+@case(needs=AG)
+def case_vec_uint8_trimap_divided(device):
+    # <uint8 trimap, divided>; rows 1..5 of a warp: every exit point of the unrolled loop.
+    out = {}
+    for H in (1, 2, 3, 4, 5, 18):
+        r = _trio_vec(device, 1, H, 124, trimap=torch.uint8, key=(H,))
+        out.update({f"{H}_{k}": v for k, v in r.items()})
+    return out
+
+
+@case(needs=AG)
+def case_vec_no_trimap_both_scales(device):
+    # No trimap (gradient_loss, ViTMatte's style, every pixel): the float instance, the mask never
+    # read; both scales.
+    unit = _trio_vec(device, 1, 40, 128, mask="all", unit=True)
+    div = _trio_vec(device, 1, 40, 128, mask="all", key=("div",))
+    return {**unit, **{f"div_{k}": v for k, v in div.items()}}
+
+
+@case(needs=AG)
+def case_vec_other_trimap_dtypes_fall_back(device):
+    # float16 / float64 trimaps: no vector-only instance, the fast one with its element path.
+    out = {}
+    for dt in (torch.float16, torch.float64, torch.bfloat16):
+        r = _trio_vec(device, 1, 20, 128, trimap=dt, unit=True, key=(str(dt),))
+        out.update({f"{str(dt)[6:]}_{k}": v for k, v in r.items()})
+    return out
+
+
+@case(needs=AG)
+def case_vec_unaligned_and_odd_fall_back(device):
+    # The same inputs, unaligned views (offset 1) or W % 4 != 0: the fast instance's element path.
+    unaligned = _trio_vec(device, 2, 18, 128, trimap=torch.uint8, unit=True, offset=1)
+    odd = _trio_vec(device, 1, 19, 127, unit=True, key=("odd",))
+    return {**unaligned, **{f"odd_{k}": v for k, v in odd.items()}}
+
+
+@case(needs=AG)
+def case_vec_f64_unchanged(device):
+    # float64 pred: its own instance (no vector-only one); W % 4 == 0, alpha_scale 1.
+    x = to_device(ag_inputs(1, 21, 124, "f64", "same", "equal", key=("vec64",)), device)
+    x["alpha"] = x["alpha"] / 255
+    p = x["pred_alpha"].requires_grad_()
+    total, *_ = mattingloss.vitmatte_alpha_losses(p, x["alpha"], x["trimap"], alpha_scale=1.0, unknown_value=128.0)
+    return _grads(total, {"pred": p}, device)
+
+
 # --------------------------------------------------------------------------- cases: temporal (RVM)
 # csrc/cuda/temporal_kernel.cu: one block (128 threads) per 512 pixels of one sample, each thread
 # walking its 4 pixels through the T frames (vector path where H*W % 4 == 0 and aligned); the

@@ -31,11 +31,13 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Pixels one warp handles per iteration of the steady loop, by a substring of
-# the (demangled) kernel name. alpha_sobel_kernel: 30 lanes of 32 own 4
-# consecutive pixels of a row each (lanes 0 and 31 are the halo), one row per
-# iteration (csrc/cuda/alpha_sobel_kernel.cu).
-PIXELS = {"alpha_sobel_kernel": 120}
+# Pixels one warp handles per iteration of the steady loop, by a regular
+# expression searched in the (demangled) kernel name, the first that matches.
+# alpha_sobel_kernel: 30 lanes of 32 own 4 consecutive pixels of a row each
+# (lanes 0 and 31 are the halo), one row per iteration, 4 rows in the
+# vector-only instances (7th template argument kVecOnly true: unrolled by 4)
+# (csrc/cuda/alpha_sobel_kernel.cu).
+PIXELS = [(r"alpha_sobel_kernel<(?:[^,<>]+, ){6}true,", 480), (r"alpha_sobel_kernel<", 120)]
 
 
 def tool(name: str) -> str:
@@ -203,7 +205,7 @@ def main() -> int:
             with_store = [lp for lp in found if lp[3]]
             steady = max(with_store or found, key=lambda lp: lp[2])
         if steady:
-            pixels = args.pixels or next((v for k, v in PIXELS.items() if k in name), None)
+            pixels = args.pixels or next((v for k, v in PIXELS if re.search(k, name)), None)
             line = f"  steady loop {steady[0]:#06x}..{steady[1]:#06x}: {steady[2]} instructions"
             if pixels:
                 line += f", {pixels} pixels per warp-iteration: {steady[2] / pixels:.2f} warp-instructions per pixel"

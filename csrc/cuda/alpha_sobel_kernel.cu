@@ -119,14 +119,30 @@ struct Strip {
   __device__ int64_t at(int64_t y, int64_t W) const { return base + y * W + x0; }
 };
 
+// One row of each sliding window: pred and ground truth (row r), the region
+// weight and the derivatives ex/ey, and (kVecOnly) the raw loads of pred and
+// gt. A step reads three rows as (old, mid, new): pred, gt, ex and ey at rows
+// old..new, the weight at mid and new; kVecOnly loads the next row into a 4th.
+template <typename acc_t, typename RawP, typename RawG>
+struct WindowRow {
+  acc_t p[kAgCols], g[kAgCols], w[kAgCols], ex[kAgCols], ey[kAgCols];
+  RawP rp;
+  RawG rg;
+};
+
 // PredT, GtT, MaskT: the inputs' element types (gpu::Dyn: read through a
 // dtype switch after the loads). kFast: the parameters are ViTMatte's and
 // GCA's (L1 of the masked difference, a 0/1 region), so the per-pixel math's
 // branches on them fold at compile time (with them, the loop is 1.7x longer).
-// Per sobel style, one instance for float32 pred and ground truth with kFast,
-// one for any other case, one for float64 (alpha_sobel_forward's launch).
+// kVecOnly: the launch has vec (below), so every strip is C columns or none
+// and no element path is compiled; the loop is unrolled by 4, the longest
+// lifetime of a row (pred, loaded one step ahead, is read for 3 more), so
+// sliding the windows is register renaming, not copies. kUnitScale:
+// alpha_scale is 1, and gt / 1 is gt (IEEE: exact, whatever gt is; a NaN stays
+// a NaN), so the division is skipped. Instances: alpha_sobel_forward's launch.
 // vec: every pointer aligned to kAgCols elements and W % kAgCols == 0.
-template <typename acc_t, int64_t kSobel, typename PredT, typename GtT, typename MaskT, bool kFast>
+template <typename acc_t, int64_t kSobel, typename PredT, typename GtT, typename MaskT, bool kFast, bool kVecOnly,
+          bool kUnitScale>
 __global__ void __launch_bounds__(kAgThreads)
     alpha_sobel_kernel(const AlphaGradArgs<acc_t> a, const int64_t tiles_x, const int64_t tiles_per_sample,
                        const bool vec, acc_t* scratch, unsigned int* counter) {
@@ -138,6 +154,7 @@ __global__ void __launch_bounds__(kAgThreads)
   using RawP = typename gpu::RawOf<PredT, C>::type;
   using RawG = typename gpu::RawOf<GtT, C>::type;
   using RawM = typename gpu::RawOf<MaskT, C>::type;
+  using Row = WindowRow<acc_t, RawP, RawG>;
   const int64_t H = a.height, W = a.width;
   const Strip s(H, W, tiles_x, tiles_per_sample);
   AlphaGradParams<acc_t> P = a.params;
@@ -151,22 +168,50 @@ __global__ void __launch_bounds__(kAgThreads)
   const int64_t plane = a.batch * H * W;
   const bool has_mask = a.mask.data != nullptr;
 
+  // Whether column i of a strip with n columns in the image is in it: with
+  // kVecOnly n is C or 0, so one test serves the C columns.
+  auto in_cols = [](int n, int i) { return kVecOnly ? n != 0 : i < n; };
+  // C elements of an input at row y (zero bits outside the image: +0 in every
+  // dtype); kVecOnly: the strip is C columns or none.
+  auto load_vec = [&](auto tag, const Input& in, int64_t y, auto& raw) {
+    raw = {};
+    if (s.n(y, H) == C) raw = gpu::load_raw_t<decltype(tag), C>(in, s.at(y, W), C, true);
+  };
   auto load_pg = [&](int64_t y, RawP& rp, RawG& rg) {
-    const int n = s.n(y, H);
-    const bool v = vec && n == C;
-    rp = gpu::load_raw_t<PredT, C>(a.pred, s.at(y, W), n, v);
-    rg = gpu::load_raw_t<GtT, C>(a.gt, s.at(y, W), n, v);
+    if constexpr (kVecOnly) {
+      load_vec(PredT{}, a.pred, y, rp);
+      load_vec(GtT{}, a.gt, y, rg);
+    } else {
+      const int n = s.n(y, H);
+      const bool v = vec && n == C;
+      rp = gpu::load_raw_t<PredT, C>(a.pred, s.at(y, W), n, v);
+      rg = gpu::load_raw_t<GtT, C>(a.gt, s.at(y, W), n, v);
+    }
   };
   auto load_m = [&](int64_t y, RawM& rm) {
     if (!has_mask) return;
-    const int n = s.n(y, H);
-    rm = gpu::load_raw_t<MaskT, C>(a.mask, s.at(y, W), n, vec && n == C);
+    if constexpr (kVecOnly) {
+      load_vec(MaskT{}, a.mask, y, rm);
+    } else {
+      const int n = s.n(y, H);
+      rm = gpu::load_raw_t<MaskT, C>(a.mask, s.at(y, W), n, vec && n == C);
+    }
   };
   auto to_pg = [&](const RawP& rp, const RawG& rg, acc_t* p, acc_t* g) {
     gpu::convert_t<PredT, C>(a.pred, rp, p);
     gpu::convert_t<GtT, C>(a.gt, rg, g);
 #pragma unroll
-    for (int i = 0; i < C; ++i) g[i] = ground_truth(P, g[i]);  // 0 outside the image too
+    for (int i = 0; i < C; ++i) {
+      if constexpr (!kUnitScale) g[i] = ground_truth(P, g[i]);  // 0 outside the image too
+    }
+  };
+  // region_weight for kFast's modes (binary: equal, range, or every pixel, not
+  // kWeight), its tests made and selected by the uniform mode, not branched on
+  // per element: the same comparisons, the same 0 or 1.
+  const bool mode_equal = P.mask_mode == kUnknownEqual, mode_range = P.mask_mode == kUnknownRange;
+  auto binary_inside = [&](acc_t t) {
+    const bool eq = t == P.mask_lo, in_range = (t > P.mask_lo) & (t < P.mask_hi);
+    return mode_equal ? eq : (mode_range ? in_range : true);
   };
   // The region weight of row y: 0 outside the image (F.conv2d's padding of the mask product).
   auto to_w = [&](int64_t y, const RawM& rm, acc_t* w) {
@@ -179,52 +224,46 @@ __global__ void __launch_bounds__(kAgThreads)
     }
     const int n = s.n(y, H);
 #pragma unroll
-    for (int i = 0; i < C; ++i) w[i] = i < n ? region_weight(stored[i], P.mask_mode, P.mask_lo, P.mask_hi) : acc_t(0);
+    for (int i = 0; i < C; ++i) {
+      if constexpr (kVecOnly) {
+        w[i] = in_cols(n, i) && binary_inside(stored[i]) ? acc_t(1) : acc_t(0);
+      } else {
+        w[i] = in_cols(n, i) ? region_weight(stored[i], P.mask_mode, P.mask_lo, P.mask_hi) : acc_t(0);
+      }
+    }
   };
 
   Partial<acc_t> mine{};
   if (s.rows > 0) {  // uniform across the warp: every shuffle below runs with all 32 lanes
-    // Rows y, y+1 of pred and gt, row y of the weight, rows y-1 and y of ex and ey
-    // (y the output row at the top of an iteration; the stencil's window).
-    acc_t p0[C] = {}, p1[C] = {}, g0[C] = {}, g1[C] = {}, w0[C] = {};
-    acc_t ex0[C] = {}, ex1[C] = {}, ey0[C] = {}, ey1[C] = {};
     RawP rp{};
     RawG rg{};
     RawM rm{};
-    if constexpr (kStencil) {
-      RawP ap, bp;
-      RawG ag, bg;
-      load_pg(s.y0 - 2, ap, ag);
-      load_pg(s.y0 - 1, bp, bg);
-      load_pg(s.y0, rp, rg);
-      load_m(s.y0 - 1, rm);
-      to_pg(ap, ag, p0, g0);
-      to_pg(bp, bg, p1, g1);
-    } else {
-      load_pg(s.y0, rp, rg);
-      load_m(s.y0, rm);
-    }
-    // Iterations j < 0 only fill the window (the derivatives at y0-1 and y0).
-#pragma unroll 1
-    for (int j = kStencil ? -2 : 0; j < s.rows; ++j) {
+    // One row: y = y0 + j is the output row (j < 0: the window's fill). o, m, n:
+    // the window rows (old, mid, new) of the stencil, n the one this step fills;
+    // kVecOnly: q gets the next row's raw pred and gt (n has this one's).
+    auto step = [&](const int j, Row& o, Row& m, Row& n, Row& q) {
       const int64_t y = s.y0 + j;
-      acc_t p2[C], g2[C], w1[C];  // rows y + kAhead, y + kAheadW
-      to_pg(rp, rg, p2, g2);
-      to_w(y + kAheadW, rm, w1);
+      // pred and gt at row y + kAhead, the weight at y + kAheadW, ex/ey at y + 1.
+      to_pg(kVecOnly ? n.rp : rp, kVecOnly ? n.rg : rg, n.p, n.g);
+      to_w(y + kAheadW, rm, n.w);
       if (j + 1 < s.rows) {  // the next row's loads, in flight while this one is computed
-        load_pg(y + 1 + kAhead, rp, rg);
+        load_pg(y + 1 + kAhead, kVecOnly ? q.rp : rp, kVecOnly ? q.rg : rg);
         load_m(y + 1 + kAheadW, rm);
       }
-      acc_t ex2[C] = {}, ey2[C] = {};  // at row y+1
+#pragma unroll
+      for (int i = 0; i < C; ++i) {
+        n.ex[i] = acc_t(0);
+        n.ey[i] = acc_t(0);
+      }
       if constexpr (kStencil) {
         // Column pass at the strip's columns and one either side (from the neighbour lanes).
         acc_t sp[C + 2], dp[C + 2], sg[C + 2], dg[C + 2];
 #pragma unroll
         for (int i = 0; i < C; ++i) {
-          sp[i + 1] = sobel_smooth(p0[i], p1[i], p2[i]);
-          dp[i + 1] = sobel_diff(p0[i], p2[i]);
-          sg[i + 1] = sobel_smooth(g0[i], g1[i], g2[i]);
-          dg[i + 1] = sobel_diff(g0[i], g2[i]);
+          sp[i + 1] = sobel_smooth(o.p[i], m.p[i], n.p[i]);
+          dp[i + 1] = sobel_diff(o.p[i], n.p[i]);
+          sg[i + 1] = sobel_smooth(o.g[i], m.g[i], n.g[i]);
+          dg[i + 1] = sobel_diff(o.g[i], n.g[i]);
         }
         sp[0] = from_left(sp[C]);
         dp[0] = from_left(dp[C]);
@@ -240,10 +279,10 @@ __global__ void __launch_bounds__(kAgThreads)
         for (int i = 0; i < C; ++i) {
           SobelResult<acc_t> r;
           sobel_pixel(P, sobel_diff(sp[i], sp[i + 2]), sobel_smooth(dp[i], dp[i + 1], dp[i + 2]),
-                      sobel_diff(sg[i], sg[i + 2]), sobel_smooth(dg[i], dg[i + 1], dg[i + 2]), w1[i], r);
-          const bool in = i < ne;  // the derivatives are 0 outside the image (the adjoint's padding)
-          ex2[i] = in ? r.ex : acc_t(0);
-          ey2[i] = in ? r.ey : acc_t(0);
+                      sobel_diff(sg[i], sg[i + 2]), sobel_smooth(dg[i], dg[i + 1], dg[i + 2]), n.w[i], r);
+          const bool in = in_cols(ne, i);  // the derivatives are 0 outside the image (the adjoint's padding)
+          n.ex[i] = in ? r.ex : acc_t(0);
+          n.ey[i] = in ? r.ey : acc_t(0);
           if (in && own) {
             mine.v[kSumSobelX] += r.sx;
             mine.v[kSumSobelY] += r.sy;
@@ -258,8 +297,8 @@ __global__ void __launch_bounds__(kAgThreads)
           acc_t cx[C + 2], cy[C + 2];
 #pragma unroll
           for (int i = 0; i < C; ++i) {
-            cx[i + 1] = sobel_adjoint_col_x(ex0[i], ex1[i], ex2[i]);
-            cy[i + 1] = sobel_adjoint_col_y(ey0[i], ey2[i]);
+            cx[i + 1] = sobel_adjoint_col_x(o.ex[i], m.ex[i], n.ex[i]);
+            cy[i + 1] = sobel_adjoint_col_y(o.ey[i], n.ey[i]);
           }
           cx[0] = from_left(cx[C]);
           cy[0] = from_left(cy[C]);
@@ -268,15 +307,15 @@ __global__ void __launch_bounds__(kAgThreads)
 #pragma unroll
           for (int i = 0; i < C; ++i) adj[i] = sobel_adjoint_row(cx[i], cx[i + 2], cy[i], cy[i + 1], cy[i + 2]);
         }
-        const acc_t* p = kStencil ? p0 : p2;  // row y
-        const acc_t* g = kStencil ? g0 : g2;
-        const acc_t* w = kStencil ? w0 : w1;
+        const acc_t* p = kStencil ? o.p : n.p;  // row y
+        const acc_t* g = kStencil ? o.g : n.g;
+        const acc_t* w = kStencil ? m.w : n.w;
         acc_t grad[kMaxGroups][C], value[C];
 #pragma unroll
         for (int i = 0; i < C; ++i) {
           PointResult<acc_t> pt;
           alpha_pixel(P, p[i], g[i], w[i], pt);
-          if (s.owner && i < s.ncol) {
+          if (s.owner && in_cols(s.ncol, i)) {
             mine.v[kSumUnknown] += pt.unknown;
             mine.v[kSumKnown] += pt.known;
             mine.v[kSumWUnknown] += pt.w;
@@ -288,29 +327,78 @@ __global__ void __launch_bounds__(kAgThreads)
         }
         if (s.owner && s.ncol > 0) {
           const int64_t off = s.at(y, W);
-          const bool v = vec && s.ncol == C;
+          const bool v = kVecOnly || (vec && s.ncol == C);
           // (per-pixel values only without a Sobel term: the host's check)
           if (!kStencil && a.values.data) gpu::store_as<C, acc_t>(a.values.data, off, s.ncol, v, value);
           if (a.grad.data) {
 #pragma unroll  // constant indices keep grad in registers
             for (int k = 0; k < kMaxGroups; ++k) {
-              if (k < a.groups) gpu::store_t<PredT, C>(a.grad, k * plane + off, s.ncol, v, grad[k]);
+              if (k < a.groups) {
+                if constexpr (kVecOnly) {
+                  // float32 maps, one 16-byte store: nvcc split a Pack's or a float4's
+                  // assignment into 4 here; __stwb is st.global.wb.v4 (a plain store's policy).
+                  float* dst = static_cast<float*>(a.grad.data) + k * plane + off;
+                  __stwb(reinterpret_cast<float4*>(dst), make_float4(grad[k][0], grad[k][1], grad[k][2], grad[k][3]));
+                } else {
+                  gpu::store_t<PredT, C>(a.grad, k * plane + off, s.ncol, v, grad[k]);
+                }
+              }
             }
           }
         }
       }
-      if constexpr (kStencil) {  // slide the windows down one row
+    };
+
+    // The window before the first step: pred and gt at rows y0-2 and y0-1 (stencil),
+    // zeros elsewhere (ex, ey at y0-2 and y0-1 are the fill steps' to make).
+    Row r0{}, r1{}, r2{}, r3{};
+    RawP& rp0 = kVecOnly ? r2.rp : rp;  // the first step's row
+    RawG& rg0 = kVecOnly ? r2.rg : rg;
+    if constexpr (kStencil) {
+      RawP ap, bp;
+      RawG ag, bg;
+      load_pg(s.y0 - 2, ap, ag);
+      load_pg(s.y0 - 1, bp, bg);
+      load_pg(s.y0, rp0, rg0);
+      load_m(s.y0 - 1, rm);
+      to_pg(ap, ag, r0.p, r0.g);
+      to_pg(bp, bg, r1.p, r1.g);
+    } else {
+      load_pg(s.y0, rp0, rg0);
+      load_m(s.y0, rm);
+    }
+    // Iterations j < 0 only fill the window (the derivatives at y0-1 and y0).
+    int j = kStencil ? -2 : 0;
+    if constexpr (kVecOnly) {
+      // Unrolled by 4, the rows' roles rotating: no copies.
+#pragma unroll 1
+      while (true) {
+        step(j, r0, r1, r2, r3);
+        if (++j >= s.rows) break;
+        step(j, r1, r2, r3, r0);
+        if (++j >= s.rows) break;
+        step(j, r2, r3, r0, r1);
+        if (++j >= s.rows) break;
+        step(j, r3, r0, r1, r2);
+        if (++j >= s.rows) break;
+      }
+    } else {
+#pragma unroll 1
+      for (; j < s.rows; ++j) {
+        step(j, r0, r1, r2, r2);
+        if constexpr (kStencil) {  // slide the windows down one row
 #pragma unroll
-        for (int i = 0; i < C; ++i) {
-          p0[i] = p1[i];
-          p1[i] = p2[i];
-          g0[i] = g1[i];
-          g1[i] = g2[i];
-          w0[i] = w1[i];
-          ex0[i] = ex1[i];
-          ex1[i] = ex2[i];
-          ey0[i] = ey1[i];
-          ey1[i] = ey2[i];
+          for (int i = 0; i < C; ++i) {
+            r0.p[i] = r1.p[i];
+            r1.p[i] = r2.p[i];
+            r0.g[i] = r1.g[i];
+            r1.g[i] = r2.g[i];
+            r1.w[i] = r2.w[i];
+            r0.ex[i] = r1.ex[i];
+            r1.ex[i] = r2.ex[i];
+            r0.ey[i] = r1.ey[i];
+            r1.ey[i] = r2.ey[i];
+          }
         }
       }
     }
@@ -385,18 +473,52 @@ bool fast_params(const AlphaGradArgs<acc_t>& a) {
          a.params.mask_in_diff && a.params.binary_mask;
 }
 
+// The vector-only instances (fast parameters, vec): a float32 or uint8 trimap
+// (or none: any, the mask is not read), alpha_scale 1 or not; false for a
+// trimap of another dtype. Only the Sobel difference (ViTMatte, the
+// benchmark's trio) has them: each instance costs build time and size (issue 30).
+template <int64_t kSobel, typename MaskT>
+void launch_vec_scale(const AlphaGradArgs<float>& a, const TileGrid& t, float* scratch, unsigned int* counter,
+                      cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned int>(t.blocks));
+  if (a.params.alpha_scale == 1.0f) {
+    alpha_sobel_kernel<float, kSobel, float, float, MaskT, true, true, true>
+        <<<grid, kAgThreads, 0, stream>>>(a, t.tiles_x, t.tiles_per_sample, true, scratch, counter);
+  } else {
+    alpha_sobel_kernel<float, kSobel, float, float, MaskT, true, true, false>
+        <<<grid, kAgThreads, 0, stream>>>(a, t.tiles_x, t.tiles_per_sample, true, scratch, counter);
+  }
+}
+
+template <int64_t kSobel>
+bool launch_vec(const AlphaGradArgs<float>& a, const TileGrid& t, float* scratch, unsigned int* counter,
+                cudaStream_t stream) {
+  if constexpr (kSobel == kSobelDiff) {
+    if (a.mask.data == nullptr || a.mask.dtype == Dtype::kFloat) {
+      launch_vec_scale<kSobel, float>(a, t, scratch, counter, stream);
+      return true;
+    }
+    if (a.mask.dtype == Dtype::kUInt8) {
+      launch_vec_scale<kSobel, uint8_t>(a, t, scratch, counter, stream);
+      return true;
+    }
+  }
+  return false;
+}
+
 template <int64_t kSobel, typename acc_t>
 void launch_style(const AlphaGradArgs<acc_t>& a, const TileGrid& t, bool vec, acc_t* scratch, unsigned int* counter,
                   cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned int>(t.blocks));
   if constexpr (std::is_same_v<acc_t, double>) {  // a float64 prediction: the accumulation type's
-    alpha_sobel_kernel<double, kSobel, double, gpu::Dyn, gpu::Dyn, false>
+    alpha_sobel_kernel<double, kSobel, double, gpu::Dyn, gpu::Dyn, false, false, false>
         <<<grid, kAgThreads, 0, stream>>>(a, t.tiles_x, t.tiles_per_sample, vec, scratch, counter);
   } else if (fast_params(a)) {
-    alpha_sobel_kernel<float, kSobel, float, float, gpu::Dyn, true>
+    if (vec && launch_vec<kSobel>(a, t, scratch, counter, stream)) return;
+    alpha_sobel_kernel<float, kSobel, float, float, gpu::Dyn, true, false, false>
         <<<grid, kAgThreads, 0, stream>>>(a, t.tiles_x, t.tiles_per_sample, vec, scratch, counter);
   } else {
-    alpha_sobel_kernel<float, kSobel, gpu::Dyn, gpu::Dyn, gpu::Dyn, false>
+    alpha_sobel_kernel<float, kSobel, gpu::Dyn, gpu::Dyn, gpu::Dyn, false, false, false>
         <<<grid, kAgThreads, 0, stream>>>(a, t.tiles_x, t.tiles_per_sample, vec, scratch, counter);
   }
 }
