@@ -914,15 +914,15 @@ def case_strip_alpha_none_vec(device):
 # division, else divided), 4 rows per loop iteration; any other trimap dtype, an unaligned view or an
 # odd width takes the fast instance with the element path. Each case below names the instance it hits.
 
-def _trio_vec(device, B, H, W, *, trimap=torch.float32, unit=False, mask="equal", offset=0, weights=None,
-              key=()):
+def _trio_vec(device, B, H, W, *, trimap=torch.float32, unit=False, mask="equal", offset=0, offset_only=None,
+              weights=None, key=()):
     """vitmatte_alpha_losses on float32 pred and alpha with the trimap in `trimap`'s dtype; unit:
     alpha / 255 and alpha_scale 1 (the trimap keeps 0/128/255)."""
     x = ag_inputs(B, H, W, "f32", "same", mask, key=("vec", str(trimap), unit) + key)
     if unit:
         x["alpha"] = x["alpha"] / 255
     x["trimap"] = x["trimap"].to(trimap)
-    x = to_device(x, device, offset=offset)
+    x = to_device(x, device, offset=offset, offset_only=offset_only)
     p = x["pred_alpha"].requires_grad_()
     args = {} if mask == "all" else {"trimap": x["trimap"]}
     if mask == "range":
@@ -983,7 +983,8 @@ def case_vec_no_trimap_both_scales(device):
 
 @case(needs=AG)
 def case_vec_other_trimap_dtypes_fall_back(device):
-    # float16 / float64 trimaps: no vector-only instance, the fast one with its element path.
+    # float16 / bfloat16 trimaps: no vector-only instance, the fast one with its element path. (A
+    # float64 trimap with float32 pred becomes a 0/1 uint8 mask in Python: the uint8 instance.)
     out = {}
     for dt in (torch.float16, torch.float64, torch.bfloat16):
         r = _trio_vec(device, 1, 20, 128, trimap=dt, unit=True, key=(str(dt),))
@@ -997,6 +998,37 @@ def case_vec_unaligned_and_odd_fall_back(device):
     unaligned = _trio_vec(device, 2, 18, 128, trimap=torch.uint8, unit=True, offset=1)
     odd = _trio_vec(device, 1, 19, 127, unit=True, key=("odd",))
     return {**unaligned, **{f"odd_{k}": v for k, v in odd.items()}}
+
+
+@case(needs=AG)
+def case_vec_uint8_mask_alignment(device):
+    # The uint8 mask's own alignment check: offset 2 (not 4-byte aligned) falls back to the fast
+    # instance, offset 4 keeps the vector-only one.
+    out = {}
+    for offset in (2, 4):
+        r = _trio_vec(device, 1, 18, 128, trimap=torch.uint8, unit=True, offset=offset, offset_only="trimap",
+                      key=("mask", offset))
+        out.update({f"offset{offset}_{k}": v for k, v in r.items()})
+    return out
+
+
+@case(needs=AG)
+def case_vec_bitwise_equals_fast_instance(device):
+    # The vector-only instances must give the fast instance's bits: the same inputs as aligned
+    # views (vector-only) and as offset-1 views (the fast instance, same tiling), both scales,
+    # both typed trimaps. The CPU comparison allows a tolerance; this does not.
+    out = {}
+    for trimap in (torch.float32, torch.uint8):
+        for unit in (True, False):
+            key = ("cross", str(trimap), unit)
+            vec = _trio_vec(device, 2, 18, 128, trimap=trimap, unit=unit, key=key)
+            fast = _trio_vec(device, 2, 18, 128, trimap=trimap, unit=unit, offset=1, key=key)
+            differing = bitwise_equal(vec, fast)
+            if differing:
+                raise AssertionError(f"trimap {trimap}, unit scale {unit}: vector-only and fast instances "
+                                     f"differ in {', '.join(differing)}")
+            out.update({f"{str(trimap)[6:]}_{unit}_{k}": v for k, v in vec.items()})
+    return out
 
 
 @case(needs=AG)

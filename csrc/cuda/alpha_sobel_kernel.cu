@@ -26,6 +26,12 @@
 #include "../common/cuda_reduce.cuh"
 #include "alpha_sobel_kernel.h"
 
+// The vector-only instances skip g / 1 (exact in IEEE arithmetic) and every
+// kernel must match the CPU's results: flushing subnormals would break both.
+#ifdef __USE_FAST_MATH__
+#error "mattingloss's CUDA kernels need IEEE arithmetic: build without --use_fast_math"
+#endif
+
 namespace mattingloss {
 namespace {
 
@@ -202,6 +208,7 @@ __global__ void __launch_bounds__(kAgThreads)
     gpu::convert_t<GtT, C>(a.gt, rg, g);
 #pragma unroll
     for (int i = 0; i < C; ++i) {
+      // kUnitScale: g / 1 is g bitwise (IEEE division; no flush to zero in this build)
       if constexpr (!kUnitScale) g[i] = ground_truth(P, g[i]);  // 0 outside the image too
     }
   };
@@ -336,9 +343,14 @@ __global__ void __launch_bounds__(kAgThreads)
               if (k < a.groups) {
                 if constexpr (kVecOnly) {
                   // float32 maps, one 16-byte store: nvcc split a Pack's or a float4's
-                  // assignment into 4 here; __stwb is st.global.wb.v4 (a plain store's policy).
+                  // assignment into 4 here. A plain (weak) st.global.v4 (__stwb would be a
+                  // STRONG.SM store). 16-byte aligned: the launcher checks the base, off is a
+                  // multiple of 4 floats.
+                  static_assert(std::is_same_v<PredT, float>, "vector-only instances store float32 maps");
                   float* dst = static_cast<float*>(a.grad.data) + k * plane + off;
-                  __stwb(reinterpret_cast<float4*>(dst), make_float4(grad[k][0], grad[k][1], grad[k][2], grad[k][3]));
+                  asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(dst), "f"(grad[k][0]),
+                               "f"(grad[k][1]), "f"(grad[k][2]), "f"(grad[k][3])
+                               : "memory");
                 } else {
                   gpu::store_t<PredT, C>(a.grad, k * plane + off, s.ncol, v, grad[k]);
                 }
