@@ -11,8 +11,11 @@
 #include <cmath>
 #include <cstdint>
 
-#include "common/defs.h"
 #include "codes.h"
+#include "common/defs.h"
+#if defined(__CUDACC__) || defined(MATTINGLOSS_CUDA)
+#include "common/cuda_launch.h"
+#endif
 
 namespace mattingloss {
 namespace composition {
@@ -173,6 +176,21 @@ struct EndOfPass {
     return grad_scale(a.params, sample, total, a.batch);
   }
 };
+
+// The backends' entry points, called by composition_host.cpp: the CPU kernel
+// (cpu/composition_cpu.cpp) and the CUDA launch (cuda/composition_kernel.cu),
+// which enqueues the whole forward on `stream`: one kernel whose last block
+// (elected through `counter`, which must be 0) does the ordered final
+// reduction; `scratch` holds gpu::point_scratch_sums() CompSums. Returns the
+// launch status.
+template <typename acc_t>
+void composition_cpu(const ForwardArgs<acc_t>& args);
+
+#if defined(__CUDACC__) || defined(MATTINGLOSS_CUDA)
+template <typename acc_t>
+cudaError_t launch_composition_forward(const ForwardArgs<acc_t>& args, CompSums<acc_t>* scratch,
+                                       unsigned int* counter, cudaStream_t stream);
+#endif
 
 }  // namespace composition
 }  // namespace mattingloss

@@ -1,15 +1,36 @@
-#include "composition_host.h"
-
+// Host side of the composition loss, the op's only torch-including file:
+// checks the raw op's arguments (the Python API checks first, with friendlier
+// messages; these keep a direct torch.ops call from reading out of bounds),
+// allocates the outputs, fills ForwardArgs and runs the backend's kernel
+// (../composition.h declares both); the CPU and CUDA registrations.
+#include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <c10/util/ArrayRef.h>
 #include <c10/util/Exception.h>
+#include <torch/library.h>
 
 #include <cmath>
+#include <optional>
+#include <tuple>
 
 #include "common/host_tensors.h"
+#include "composition.h"
+#ifdef MATTINGLOSS_CUDA
+#include "common/cuda_host.h"
+#endif
 
 namespace mattingloss {
 namespace composition {
 namespace {
+
+using ForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+struct ForwardOp {
+  ForwardResult outputs;  // (loss, scale, grad_pred, grad_fg, grad_bg)
+  ForwardArgs<float> f32;
+  ForwardArgs<double> f64;
+  bool use_double = false;
+};
 
 template <typename acc_t>
 void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
@@ -49,8 +70,6 @@ void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& image
   a.scale = scale.mutable_data_ptr<acc_t>();
 }
 
-}  // namespace
-
 ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
                           const at::Tensor& bg, const std::optional<at::Tensor>& mask, int64_t mask_mode,
                           double mask_lo, double mask_hi, int64_t rho, double eps, c10::ArrayRef<double> color_scale,
@@ -87,6 +106,43 @@ ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& image, const
   });
   return op;
 }
+
+}  // namespace
+
+template <typename acc_t>
+void run(CpuBackend, const ForwardArgs<acc_t>& a, const at::Tensor&) {
+  composition_cpu(a);
+}
+
+#ifdef MATTINGLOSS_CUDA
+// No host synchronisation: everything, the final reduction included, is
+// enqueued on the current stream.
+template <typename acc_t>
+void run(CudaBackend, const ForwardArgs<acc_t>& a, const at::Tensor& pred) {
+  launch_with_ticket<acc_t>(pred, gpu::point_scratch_sums(a.batch, a.pixels), &launch_composition_forward<acc_t>, a);
+}
+#endif
+
+template <typename Backend>
+ForwardResult composition_loss_forward(const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
+                                       const at::Tensor& bg, const std::optional<at::Tensor>& mask, int64_t mask_mode,
+                                       double mask_lo, double mask_hi, int64_t rho, double eps,
+                                       c10::ArrayRef<double> color_scale, bool count_channels, double guard,
+                                       int64_t reduction, bool grad_pred, bool grad_fg, bool grad_bg) {
+  return run_op<Backend>(pred, [&] {
+    return prepare_forward(pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale,
+                           count_channels, guard, reduction, grad_pred, grad_fg, grad_bg);
+  });
+}
+
+TORCH_LIBRARY_IMPL(mattingloss, CPU, m) {
+  m.impl("composition_loss_forward", &composition_loss_forward<CpuBackend>);
+}
+#ifdef MATTINGLOSS_CUDA
+TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) {
+  m.impl("composition_loss_forward", &composition_loss_forward<CudaBackend>);
+}
+#endif
 
 }  // namespace composition
 }  // namespace mattingloss

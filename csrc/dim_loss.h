@@ -10,6 +10,9 @@
 
 #include "codes.h"
 #include "common/defs.h"
+#if defined(__CUDACC__) || defined(MATTINGLOSS_CUDA)
+#include "common/cuda_launch.h"
+#endif
 
 namespace mattingloss {
 
@@ -183,5 +186,19 @@ struct EndOfPass {
     return grad_scale(a.params, sample, total, a.batch);
   }
 };
+
+// The backends' entry points, called by dim_loss_host.cpp: the CPU kernel
+// (cpu/dim_loss_cpu.cpp) and the CUDA launch (cuda/dim_loss_kernel.cu), which
+// enqueues the whole forward on `stream`: one kernel whose last block (elected
+// through `counter`, which must be 0) does the ordered final reduction;
+// `scratch` holds gpu::point_scratch_sums() Sums. Returns the launch status.
+template <typename acc_t>
+void dim_loss_cpu(const ForwardArgs<acc_t>& args);
+
+#if defined(__CUDACC__) || defined(MATTINGLOSS_CUDA)
+template <typename acc_t>
+cudaError_t launch_dim_loss_forward(const ForwardArgs<acc_t>& args, Sums<acc_t>* scratch, unsigned int* counter,
+                                    cudaStream_t stream);
+#endif
 
 }  // namespace mattingloss

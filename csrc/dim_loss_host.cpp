@@ -1,12 +1,33 @@
-#include "dim_loss_host.h"
-
+// Host side of the DIM loss, the op's only torch-including file: checks the
+// raw op's arguments (the Python API checks first and with friendlier
+// messages; these keep a direct torch.ops call from reading out of bounds),
+// allocates the outputs, fills ForwardArgs and runs the backend's kernel
+// (../dim_loss.h declares both); the CPU and CUDA registrations.
+#include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
+#include <torch/library.h>
+
+#include <optional>
+#include <tuple>
 
 #include "common/host_tensors.h"
+#include "dim_loss.h"
+#ifdef MATTINGLOSS_CUDA
+#include "common/cuda_host.h"
+#endif
 
 namespace mattingloss {
 namespace {
+
+using ForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+struct ForwardOp {
+  ForwardResult outputs;  // (loss, components, scale, grad_pred, grad_fg, grad_bg)
+  ForwardArgs<float> f32;
+  ForwardArgs<double> f64;
+  bool use_double = false;
+};
 
 template <typename acc_t>
 void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& alpha, const at::Tensor& mask,
@@ -44,8 +65,6 @@ void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& alpha
   a.scale = scale.mutable_data_ptr<acc_t>();
 }
 
-}  // namespace
-
 ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& alpha, const at::Tensor& mask,
                           const std::optional<at::Tensor>& image, const std::optional<at::Tensor>& fg,
                           const std::optional<at::Tensor>& bg, int64_t mask_mode, double mask_lo,
@@ -82,5 +101,38 @@ ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& alpha, const
   });
   return op;
 }
+
+}  // namespace
+
+template <typename acc_t>
+void run(CpuBackend, const ForwardArgs<acc_t>& a, const at::Tensor&) {
+  dim_loss_cpu(a);
+}
+
+#ifdef MATTINGLOSS_CUDA
+// No host synchronisation: everything, the final reduction included, is
+// enqueued on the current stream.
+template <typename acc_t>
+void run(CudaBackend, const ForwardArgs<acc_t>& a, const at::Tensor& pred) {
+  launch_with_ticket<acc_t>(pred, gpu::point_scratch_sums(a.batch, a.pixels), &launch_dim_loss_forward<acc_t>, a);
+}
+#endif
+
+template <typename Backend>
+ForwardResult dim_loss_forward(const at::Tensor& pred, const at::Tensor& alpha, const at::Tensor& mask,
+                               const std::optional<at::Tensor>& image, const std::optional<at::Tensor>& fg,
+                               const std::optional<at::Tensor>& bg, int64_t mask_mode, double mask_lo,
+                               double mask_hi, double wl, double eps, double alpha_scale, double color_scale,
+                               int64_t reduction, bool grad_pred, bool grad_fg, bool grad_bg) {
+  return run_op<Backend>(pred, [&] {
+    return prepare_forward(pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale,
+                           color_scale, reduction, grad_pred, grad_fg, grad_bg);
+  });
+}
+
+TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("dim_loss_forward", &dim_loss_forward<CpuBackend>); }
+#ifdef MATTINGLOSS_CUDA
+TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) { m.impl("dim_loss_forward", &dim_loss_forward<CudaBackend>); }
+#endif
 
 }  // namespace mattingloss

@@ -4,8 +4,6 @@
 // loop the compiler vectorizes, the terms summed into kLanes independent accumulators. Chunk and
 // lane layout never depend on the thread count, so the loss and gradients are
 // bitwise the same with 1 or N threads.
-#include <torch/library.h>
-
 #include <algorithm>
 #include <memory>
 #include <type_traits>
@@ -14,7 +12,6 @@
 #include "../common/cpu_convert.h"
 #include "../common/cpu_reduce.h"
 #include "../composition.h"
-#include "../composition_host.h"
 
 namespace mattingloss {
 namespace composition {
@@ -156,19 +153,16 @@ void run_mode(const ForwardArgs<acc_t>& a) {
   }
 }
 
-struct CompositionCpu : CpuBackend {
-  template <typename acc_t>
-  static void run(const ForwardArgs<acc_t>& a, const at::Tensor&) {
-    const bool all_u8 = (!a.mask.data || is_uint8(a.mask)) && is_uint8(a.image) && is_uint8(a.fg) && is_uint8(a.bg);
-    with_target_type<acc_t>(all_u8, [&](auto data) { run_mode<decltype(data)>(a); });
-  }
-};
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) {
-  m.impl("composition_loss_forward", &composition_loss_forward<CompositionCpu>);
+template <typename acc_t>
+void composition_cpu(const ForwardArgs<acc_t>& a) {
+  const bool all_u8 = (!a.mask.data || is_uint8(a.mask)) && is_uint8(a.image) && is_uint8(a.fg) && is_uint8(a.bg);
+  with_target_type<acc_t>(all_u8, [&](auto data) { run_mode<decltype(data)>(a); });
 }
+
+template void composition_cpu<float>(const ForwardArgs<float>&);
+template void composition_cpu<double>(const ForwardArgs<double>&);
 
 }  // namespace composition
 }  // namespace mattingloss

@@ -3,8 +3,6 @@
 // the compiler vectorizes, and the terms are summed into kLanes independent
 // accumulators. Chunk and lane layout never depend on the thread count, so
 // the loss and gradients are bitwise the same with 1 or N threads.
-#include <torch/library.h>
-
 #include <algorithm>
 #include <memory>
 #include <type_traits>
@@ -13,7 +11,6 @@
 #include "../common/cpu_convert.h"
 #include "../common/cpu_reduce.h"
 #include "../dim_loss.h"
-#include "../dim_loss_host.h"
 
 namespace mattingloss {
 namespace {
@@ -165,19 +162,18 @@ void run_targets(const ForwardArgs<acc_t>& a) {
   with_target_type<acc_t>(all_u8, [&](auto data) { run_mode<kComp, decltype(data)>(a); });
 }
 
-struct DimCpu : CpuBackend {
-  template <typename acc_t>
-  static void run(const ForwardArgs<acc_t>& a, const at::Tensor&) {
-    if (a.has_comp) {
-      run_targets<true>(a);
-    } else {
-      run_targets<false>(a);
-    }
-  }
-};
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("dim_loss_forward", &dim_loss_forward<DimCpu>); }
+template <typename acc_t>
+void dim_loss_cpu(const ForwardArgs<acc_t>& a) {
+  if (a.has_comp) {
+    run_targets<true>(a);
+  } else {
+    run_targets<false>(a);
+  }
+}
+
+template void dim_loss_cpu<float>(const ForwardArgs<float>&);
+template void dim_loss_cpu<double>(const ForwardArgs<double>&);
 
 }  // namespace mattingloss

@@ -10,7 +10,6 @@
 #include "../common/cuda_memory.cuh"
 #include "../common/cuda_reduce.cuh"
 #include "../composition.h"
-#include "composition_kernel.h"
 
 namespace mattingloss {
 namespace composition {

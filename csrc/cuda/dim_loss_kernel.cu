@@ -8,7 +8,6 @@
 #include "../common/cuda_memory.cuh"
 #include "../common/cuda_reduce.cuh"
 #include "../dim_loss.h"
-#include "dim_loss_kernel.h"
 
 namespace mattingloss {
 namespace {
