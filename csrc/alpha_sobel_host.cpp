@@ -358,18 +358,9 @@ Tensors3 alpha_sobel_prescaled(const at::Tensor& pred, const at::Tensor& gt, con
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) {
-  m.impl("alpha_sobel_forward", &alpha_sobel_forward<CpuBackend>);
-  m.impl("alpha_sobel_weights", &alpha_sobel_weights<CpuBackend>);
-  m.impl("alpha_sobel_compose", &alpha_sobel_compose<CpuBackend>);
-}
-#ifdef MATTINGLOSS_CUDA
-TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) {
-  m.impl("alpha_sobel_forward", &alpha_sobel_forward<CudaBackend>);
-  m.impl("alpha_sobel_weights", &alpha_sobel_weights<CudaBackend>);
-  m.impl("alpha_sobel_compose", &alpha_sobel_compose<CudaBackend>);
-}
-#endif
+MATTINGLOSS_IMPL("alpha_sobel_forward", alpha_sobel_forward)
+MATTINGLOSS_IMPL("alpha_sobel_weights", alpha_sobel_weights)
+MATTINGLOSS_IMPL("alpha_sobel_compose", alpha_sobel_compose)
 TORCH_LIBRARY_IMPL(mattingloss, CompositeExplicitAutograd, m) {
   m.impl("alpha_sobel_prescaled", &alpha_sobel_prescaled);
 }

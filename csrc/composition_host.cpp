@@ -13,11 +13,8 @@
 #include <optional>
 #include <tuple>
 
-#include "common/host_tensors.h"
+#include "common/pointwise_host.h"
 #include "composition.h"
-#ifdef MATTINGLOSS_CUDA
-#include "common/cuda_host.h"
-#endif
 
 namespace mattingloss {
 namespace composition {
@@ -51,23 +48,9 @@ void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& image
   P.mask_mode = mask_mode;
   P.rho = rho;
   P.reduction = reduction;
-  a.batch = pred.size(0);
-  a.pixels = pred.size(2) * pred.size(3);
-  a.pred = input(pred, "pred_alpha");
-  if (mask_mode != kAllPixels) a.mask = input(*mask, "mask");
-  a.image = input(image, "image");
-  a.fg = input(fg, "fg");
-  a.bg = input(bg, "bg");
   const auto& [loss, scale, grad_pred, grad_fg, grad_bg] = out;
-  a.grad_pred = output(grad_pred);
-  a.grad_fg = output(grad_fg);
-  a.grad_bg = output(grad_bg);
-  if (reduction == kNone) {
-    a.loss_map = loss.mutable_data_ptr<acc_t>();
-  } else {
-    a.loss = loss.mutable_data_ptr<acc_t>();
-  }
-  a.scale = scale.mutable_data_ptr<acc_t>();
+  fill_io(a, pred, mask_mode != kAllPixels ? &*mask : nullptr, &image, &fg, &bg, reduction, loss, scale, grad_pred,
+          grad_fg, grad_bg);
 }
 
 ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
@@ -109,20 +92,6 @@ ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& image, const
 
 }  // namespace
 
-template <typename acc_t>
-void run(CpuBackend, const ForwardArgs<acc_t>& a, const at::Tensor&) {
-  composition_cpu(a);
-}
-
-#ifdef MATTINGLOSS_CUDA
-// No host synchronisation: everything, the final reduction included, is
-// enqueued on the current stream.
-template <typename acc_t>
-void run(CudaBackend, const ForwardArgs<acc_t>& a, const at::Tensor& pred) {
-  launch_with_ticket<acc_t>(pred, gpu::point_scratch_sums(a.batch, a.pixels), &launch_composition_forward<acc_t>, a);
-}
-#endif
-
 template <typename Backend>
 ForwardResult composition_loss_forward(const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
                                        const at::Tensor& bg, const std::optional<at::Tensor>& mask, int64_t mask_mode,
@@ -135,14 +104,7 @@ ForwardResult composition_loss_forward(const at::Tensor& pred, const at::Tensor&
   });
 }
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) {
-  m.impl("composition_loss_forward", &composition_loss_forward<CpuBackend>);
-}
-#ifdef MATTINGLOSS_CUDA
-TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) {
-  m.impl("composition_loss_forward", &composition_loss_forward<CudaBackend>);
-}
-#endif
+MATTINGLOSS_IMPL("composition_loss_forward", composition_loss_forward)
 
 }  // namespace composition
 }  // namespace mattingloss

@@ -11,11 +11,8 @@
 #include <optional>
 #include <tuple>
 
-#include "common/host_tensors.h"
+#include "common/pointwise_host.h"
 #include "dim_loss.h"
-#ifdef MATTINGLOSS_CUDA
-#include "common/cuda_host.h"
-#endif
 
 namespace mattingloss {
 namespace {
@@ -41,26 +38,11 @@ void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& alpha
   }
   a.params = {acc_t(wl),          acc_t(1.0 - wl), acc_t(eps * eps), acc_t(alpha_scale), acc_t(color_scale),
               acc_t(mask_lo),     acc_t(mask_hi),  mask_mode,         reduction};
-  a.batch = pred.size(0);
-  a.pixels = pred.size(2) * pred.size(3);
   a.has_comp = image.has_value();
-  a.pred = input(pred, "pred_alpha");
-  a.alpha = input(alpha, "alpha");
-  a.mask = input(mask, "mask");
-  if (a.has_comp) {
-    a.image = input(*image, "image");
-    a.fg = input(*fg, "fg");
-    a.bg = input(*bg, "bg");
-  }
   const auto& [loss, components, scale, grad_pred, grad_fg, grad_bg] = out;
-  a.grad_pred = output(grad_pred);
-  a.grad_fg = output(grad_fg);
-  a.grad_bg = output(grad_bg);
-  if (reduction == kNone) {
-    a.loss_map = loss.mutable_data_ptr<acc_t>();
-  } else {
-    a.loss = loss.mutable_data_ptr<acc_t>();
-  }
+  fill_io(a, pred, &mask, optional_ptr(image), optional_ptr(fg), optional_ptr(bg), reduction, loss, scale, grad_pred,
+          grad_fg, grad_bg);
+  a.alpha = input(alpha, "alpha");
   a.components = components.mutable_data_ptr<acc_t>();
   a.scale = scale.mutable_data_ptr<acc_t>();
 }
@@ -104,20 +86,6 @@ ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& alpha, const
 
 }  // namespace
 
-template <typename acc_t>
-void run(CpuBackend, const ForwardArgs<acc_t>& a, const at::Tensor&) {
-  dim_loss_cpu(a);
-}
-
-#ifdef MATTINGLOSS_CUDA
-// No host synchronisation: everything, the final reduction included, is
-// enqueued on the current stream.
-template <typename acc_t>
-void run(CudaBackend, const ForwardArgs<acc_t>& a, const at::Tensor& pred) {
-  launch_with_ticket<acc_t>(pred, gpu::point_scratch_sums(a.batch, a.pixels), &launch_dim_loss_forward<acc_t>, a);
-}
-#endif
-
 template <typename Backend>
 ForwardResult dim_loss_forward(const at::Tensor& pred, const at::Tensor& alpha, const at::Tensor& mask,
                                const std::optional<at::Tensor>& image, const std::optional<at::Tensor>& fg,
@@ -130,9 +98,6 @@ ForwardResult dim_loss_forward(const at::Tensor& pred, const at::Tensor& alpha, 
   });
 }
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("dim_loss_forward", &dim_loss_forward<CpuBackend>); }
-#ifdef MATTINGLOSS_CUDA
-TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) { m.impl("dim_loss_forward", &dim_loss_forward<CudaBackend>); }
-#endif
+MATTINGLOSS_IMPL("dim_loss_forward", dim_loss_forward)
 
 }  // namespace mattingloss

@@ -154,9 +154,6 @@ LaplacianResult laplacian_loss_forward(const at::Tensor& pred, const at::Tensor&
   });
 }
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("laplacian_loss_forward", &laplacian_loss_forward<CpuBackend>); }
-#ifdef MATTINGLOSS_CUDA
-TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) { m.impl("laplacian_loss_forward", &laplacian_loss_forward<CudaBackend>); }
-#endif
+MATTINGLOSS_IMPL("laplacian_loss_forward", laplacian_loss_forward)
 
 }  // namespace mattingloss

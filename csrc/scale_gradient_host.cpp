@@ -96,9 +96,6 @@ void scale_gradient(at::TensorList grads, const at::Tensor& grad_output, const s
   }
 }
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("scale_gradient_", &scale_gradient<CpuBackend>); }
-#ifdef MATTINGLOSS_CUDA
-TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) { m.impl("scale_gradient_", &scale_gradient<CudaBackend>); }
-#endif
+MATTINGLOSS_IMPL("scale_gradient_", scale_gradient)
 
 }  // namespace mattingloss

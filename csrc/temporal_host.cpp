@@ -132,9 +132,6 @@ TemporalResult temporal_loss_forward(const at::Tensor& pred_fgr, const at::Tenso
   });
 }
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("temporal_loss_forward", &temporal_loss_forward<CpuBackend>); }
-#ifdef MATTINGLOSS_CUDA
-TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) { m.impl("temporal_loss_forward", &temporal_loss_forward<CudaBackend>); }
-#endif
+MATTINGLOSS_IMPL("temporal_loss_forward", temporal_loss_forward)
 
 }  // namespace mattingloss

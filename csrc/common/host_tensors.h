@@ -7,6 +7,7 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
+#include <torch/library.h>
 
 #include "defs.h"
 
@@ -121,3 +122,15 @@ auto run_op(const at::Tensor& on, const Prepare& prepare, const Run& run) {
 }
 
 }  // namespace mattingloss
+
+// Registers fn<CpuBackend> as the CPU kernel of op `name` and, in CUDA builds
+// (setup.py defines MATTINGLOSS_CUDA; the op's file then includes
+// cuda_host.h), fn<CudaBackend> as its CUDA kernel.
+#ifdef MATTINGLOSS_CUDA
+#define MATTINGLOSS_IMPL(name, fn)                                            \
+  TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl(name, &fn<CpuBackend>); } \
+  TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) { m.impl(name, &fn<CudaBackend>); }
+#else
+#define MATTINGLOSS_IMPL(name, fn) \
+  TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl(name, &fn<CpuBackend>); }
+#endif
