@@ -103,9 +103,11 @@ def extension():
     nvcc = ["-O3", "--expt-relaxed-constexpr"]
     if os.environ.get("MATTINGLOSS_PTXAS_VERBOSE"):
         nvcc.append("-Xptxas=-v")
+    # MATTINGLOSS_CUDA: each op's host file registers its CUDA kernels too (and
+    # the op headers declare the launchers), which a CPU-only build leaves out.
     return (
-        CUDAExtension("mattingloss._C", sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc},
-                      extra_link_args=link),
+        CUDAExtension("mattingloss._C", sources, define_macros=[("MATTINGLOSS_CUDA", None)],
+                      extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=link),
         BuildExtension,
     )
 

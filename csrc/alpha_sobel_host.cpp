@@ -1,15 +1,64 @@
-#include "alpha_sobel_host.h"
-
+// Host side of alpha_sobel_forward, _weights, _compose and _prescaled, the
+// ops' only torch-including file: checks the raw ops' arguments (the Python
+// API checks first, with friendlier messages; these keep a direct torch.ops
+// call from reading out of bounds), allocates the outputs, fills the kernels'
+// argument structs and runs the backend's kernels (../alpha_sobel.h declares
+// them); the CPU and CUDA registrations.
+#include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
+#include <torch/library.h>
 
 #include <cmath>
+#include <optional>
+#include <tuple>
 #include <type_traits>
 
+#include "alpha_sobel.h"
 #include "common/host_tensors.h"
+#ifdef MATTINGLOSS_CUDA
+#include "common/cuda_host.h"
+#endif
 
 namespace mattingloss {
 namespace {
+
+using AlphaGradResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;  // (sums, grad, values)
+
+struct AlphaGradOp {
+  AlphaGradResult outputs;
+  AlphaGradArgs<float> f32;
+  AlphaGradArgs<double> f64;
+  bool use_double = false;
+};
+
+// alpha_sobel_weights: the weight sums of alpha_sobel_forward alone (one read of the mask).
+struct AlphaWeightsOp {
+  at::Tensor outputs;  // the sums (B, kAgSums): the weight columns, 0 in the others
+  AlphaGradArgs<float> f32;
+  AlphaGradArgs<double> f64;
+  bool use_double = false;
+};
+
+// alpha_sobel_compose: (total, components, factors) from the sums.
+using AlphaComposeResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+
+// What a backend's compose gets: the parameters and where the sums are read
+// and the results written.
+template <typename acc_t>
+struct ComposeCall {
+  AlphaComposeParams<acc_t> params;
+  const acc_t* sums = nullptr;
+  acc_t *total = nullptr, *components = nullptr, *factors = nullptr;
+};
+
+struct AlphaComposeOp {
+  AlphaComposeResult outputs;
+  ComposeCall<float> f32;
+  ComposeCall<double> f64;
+  bool use_double = false;
+};
 
 // The map of each of the 3 terms (group) and the number of maps (groups).
 void check_groups(at::IntArrayRef group, int64_t groups) {
@@ -83,8 +132,6 @@ void fill(AlphaGradArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& gt,
   a.sums = sums.mutable_data_ptr<acc_t>();
 }
 
-}  // namespace
-
 AlphaGradOp prepare_alpha_sobel(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& mask,
                                    int64_t mask_mode, double mask_lo, double mask_hi, double alpha_scale,
                                    int64_t rho, double eps, bool mask_in_diff, bool unknown_term, bool known_term,
@@ -132,15 +179,13 @@ AlphaWeightsOp prepare_alpha_weights(const at::Tensor& pred, const std::optional
   check_pred_and_mask(pred, mask, mask_mode);
   AlphaWeightsOp op;
   op.use_double = pred.scalar_type() == at::kDouble;
-  op.sums = at::empty({pred.size(0), kAgSums}, pred.options().dtype(op.use_double ? at::kDouble : at::kFloat));
+  op.outputs = at::empty({pred.size(0), kAgSums}, pred.options().dtype(op.use_double ? at::kDouble : at::kFloat));
   for_acc_type(op, [&](auto& args) {
     fill_region(args, pred, mask, mask_mode, mask_lo, mask_hi);
-    args.sums = op.sums.mutable_data_ptr<std::remove_pointer_t<decltype(args.sums)>>();
+    args.sums = op.outputs.mutable_data_ptr<std::remove_pointer_t<decltype(args.sums)>>();
   });
   return op;
 }
-
-namespace {
 
 template <typename acc_t>
 void fill_compose(AlphaComposeParams<acc_t>& C, int64_t batch, int64_t pixels, at::IntArrayRef norm,
@@ -159,8 +204,6 @@ void fill_compose(AlphaComposeParams<acc_t>& C, int64_t batch, int64_t pixels, a
   C.penalty = acc_t(penalty);
   C.count_all = count_all;
 }
-
-}  // namespace
 
 AlphaComposeOp prepare_alpha_compose(const at::Tensor& sums, int64_t pixels, at::IntArrayRef norm,
                                      at::ArrayRef<double> guard, int64_t crop_pixels, double penalty,
@@ -185,10 +228,141 @@ AlphaComposeOp prepare_alpha_compose(const at::Tensor& sums, int64_t pixels, at:
   op.use_double = sums.scalar_type() == at::kDouble;
   op.outputs = AlphaComposeResult(at::empty({}, sums.options()), at::empty({3}, sums.options()),
                                   at::empty({groups, B}, sums.options()));
-  for_acc_type(op, [&](auto& params) {
-    fill_compose(params, B, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all);
+  const auto& [total, components, factors] = op.outputs;
+  for_acc_type(op, [&](auto& call) {
+    using acc_t = decltype(call.params.penalty);
+    fill_compose(call.params, B, pixels, norm, guard, crop_pixels, penalty, weights, group, groups, count_all);
+    call.sums = sums.const_data_ptr<acc_t>();
+    call.total = total.mutable_data_ptr<acc_t>();
+    call.components = components.mutable_data_ptr<acc_t>();
+    call.factors = factors.mutable_data_ptr<acc_t>();
   });
   return op;
+}
+
+// Each backend's kernels.
+template <typename acc_t>
+void forward(CpuBackend, const AlphaGradArgs<acc_t>& a, const at::Tensor&) {
+  alpha_sobel_cpu(a);
+}
+template <typename acc_t>
+void weights(CpuBackend, const AlphaGradArgs<acc_t>& a, const at::Tensor&) {
+  alpha_sobel_weights_cpu(a);
+}
+template <typename acc_t>
+void compose(CpuBackend, const ComposeCall<acc_t>& c) {
+  compose_alpha_losses(c.params, c.sums, c.total, c.components, c.factors);
+}
+
+#ifdef MATTINGLOSS_CUDA
+// No host synchronisation.
+template <typename acc_t>
+void forward(CudaBackend, const AlphaGradArgs<acc_t>& a, const at::Tensor& pred) {
+  launch_with_ticket<acc_t>(pred, alpha_sobel_scratch(a.batch, a.height, a.width), &launch_alpha_sobel_forward<acc_t>,
+                            a);
+}
+template <typename acc_t>
+void weights(CudaBackend, const AlphaGradArgs<acc_t>& a, const at::Tensor& pred) {
+  launch_with_ticket<acc_t>(pred, alpha_sobel_scratch(a.batch, a.height, a.width), &launch_alpha_sobel_weights<acc_t>,
+                            a);
+}
+template <typename acc_t>
+void compose(CudaBackend, const ComposeCall<acc_t>& c) {
+  C10_CUDA_CHECK(launch_alpha_sobel_compose(c.params, c.sums, c.total, c.components, c.factors,
+                                            c10::cuda::getCurrentCUDAStream()));
+}
+#endif
+
+template <typename Backend>
+AlphaGradResult alpha_sobel_forward(const at::Tensor& pred, const at::Tensor& gt,
+                                    const std::optional<at::Tensor>& mask, int64_t mask_mode, double mask_lo,
+                                    double mask_hi, double alpha_scale, int64_t rho, double eps, bool mask_in_diff,
+                                    bool unknown_term, bool known_term, int64_t sobel, double grad_eps,
+                                    at::ArrayRef<double> coef, at::IntArrayRef group, int64_t groups, bool grad,
+                                    bool per_pixel, const std::optional<at::Tensor>& factors) {
+  return run_op<Backend>(
+      pred,
+      [&] {
+        return prepare_alpha_sobel(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps, mask_in_diff,
+                                   unknown_term, known_term, sobel, grad_eps, coef, group, groups, grad, per_pixel,
+                                   factors);
+      },
+      [&](const auto& a) { forward(Backend{}, a, pred); });
+}
+
+template <typename Backend>
+at::Tensor alpha_sobel_weights(const at::Tensor& pred, const std::optional<at::Tensor>& mask, int64_t mask_mode,
+                               double mask_lo, double mask_hi) {
+  return run_op<Backend>(
+      pred, [&] { return prepare_alpha_weights(pred, mask, mask_mode, mask_lo, mask_hi); },
+      [&](const auto& a) { weights(Backend{}, a, pred); });
+}
+
+template <typename Backend>
+AlphaComposeResult alpha_sobel_compose(const at::Tensor& sums, int64_t pixels, at::IntArrayRef norm,
+                                       at::ArrayRef<double> guard, int64_t crop_pixels, double penalty,
+                                       at::ArrayRef<double> weights, at::IntArrayRef group, int64_t groups,
+                                       bool count_all) {
+  return run_op<Backend>(
+      sums,
+      [&] {
+        return prepare_alpha_compose(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups,
+                                     count_all);
+      },
+      [&](const auto& c) { compose(Backend{}, c); });
+}
+
+// alpha_sobel_prescaled: the alpha losses with their final gradient in one
+// call, through the dispatcher (so on every backend): the weight sums
+// (alpha_sobel_weights), the gradient maps' factors from them (_compose),
+// the pass with those factors (_forward: one map, the total's gradient) and
+// the losses from its sums (_compose). The same four ops the Python code would
+// call, bitwise the same results: one crossing from Python instead of four,
+// with no Python between the kernels.
+using Tensors3 = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+
+Tensors3 alpha_sobel_prescaled(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& mask,
+                                  int64_t mask_mode, double mask_lo, double mask_hi, double alpha_scale, int64_t rho,
+                                  double eps, bool mask_in_diff, bool unknown_term, bool known_term, int64_t sobel,
+                                  double grad_eps, at::ArrayRef<double> coef, at::IntArrayRef group, int64_t groups,
+                                  at::IntArrayRef norm, at::ArrayRef<double> guard, int64_t crop_pixels,
+                                  double penalty, at::ArrayRef<double> weights) {
+  static const auto weights_op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mattingloss::alpha_sobel_weights", "")
+          .typed<at::Tensor(const at::Tensor&, const std::optional<at::Tensor>&, int64_t, double, double)>();
+  static const auto compose_op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mattingloss::alpha_sobel_compose", "")
+          .typed<Tensors3(const at::Tensor&, int64_t, at::IntArrayRef, at::ArrayRef<double>, int64_t, double,
+                          at::ArrayRef<double>, at::IntArrayRef, int64_t, bool)>();
+  static const auto forward_op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mattingloss::alpha_sobel_forward", "")
+          .typed<Tensors3(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, int64_t, double,
+                          double, double, int64_t, double, bool, bool, bool, int64_t, double, at::ArrayRef<double>,
+                          at::IntArrayRef, int64_t, bool, bool, const std::optional<at::Tensor>&)>();
+  const at::Tensor weight_sums = weights_op.call(pred, mask, mask_mode, mask_lo, mask_hi);  // checks pred's shape
+  const int64_t pixels = pred.size(2) * pred.size(3);
+  auto compose = [&](const at::Tensor& sums) {
+    return compose_op.call(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups,
+                           mask_mode == kAllPixels);
+  };
+  const std::optional<at::Tensor> factors = std::get<2>(compose(weight_sums));
+  const auto [sums, maps, values] =
+      forward_op.call(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps, mask_in_diff, unknown_term,
+                      known_term, sobel, grad_eps, coef, group, groups, true, false, factors);
+  const auto [total, components, unused] = compose(sums);
+  return {total, components, maps.select(0, 0)};  // the one map: pred's shape, no view op in Python
+}
+
+}  // namespace
+
+MATTINGLOSS_IMPL("alpha_sobel_forward", alpha_sobel_forward)
+MATTINGLOSS_IMPL("alpha_sobel_weights", alpha_sobel_weights)
+MATTINGLOSS_IMPL("alpha_sobel_compose", alpha_sobel_compose)
+TORCH_LIBRARY_IMPL(mattingloss, CompositeExplicitAutograd, m) {
+  m.impl("alpha_sobel_prescaled", &alpha_sobel_prescaled);
 }
 
 }  // namespace mattingloss

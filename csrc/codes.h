@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace mattingloss {
 
@@ -14,6 +15,19 @@ enum MaskMode : int64_t {
   kWeight = 2,        // w = t (non-negative weights, soft masks)
   kAllPixels = 3,     // no trimap or weight: w = 1, the mask is not read
 };
+
+// f(std::integral_constant<int64_t, mode>()): a CPU kernel's mask mode as a
+// template constant, so that its loops' select folds away; the one switch over
+// the modes.
+template <typename F>
+void with_mask_mode(int64_t mode, const F& f) {
+  switch (mode) {
+    case kUnknownEqual: return f(std::integral_constant<int64_t, kUnknownEqual>());
+    case kUnknownRange: return f(std::integral_constant<int64_t, kUnknownRange>());
+    case kWeight: return f(std::integral_constant<int64_t, kWeight>());
+    default: return f(std::integral_constant<int64_t, kAllPixels>());
+  }
+}
 
 // Reductions of the DIM and composition ops.
 enum Reduction : int64_t { kMean = 0, kSample = 1, kSum = 2, kNone = 3 };

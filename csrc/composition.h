@@ -10,9 +10,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
-#include "common/defs.h"
 #include "codes.h"
+#include "common/defs.h"
+#include "common/pointwise.h"
 
 namespace mattingloss {
 namespace composition {
@@ -136,40 +138,68 @@ ML_INLINE acc_t grad_scale(const Params<acc_t>& P, const CompSums<acc_t>& sample
   return acc_t(1);
 }
 
-// What a backend's forward kernel gets: raw pointers with their dtypes (read
-// as stored, converted per element), sizes and the parameters. Plain data
-// with no ATen types, so the .cu file needs no torch headers. Filled by
-// prepare_forward() in composition_host.cpp.
+// What a backend's forward kernel gets: the inputs and outputs (read as
+// stored, converted per element; mask.data is null for kAllPixels and alpha is
+// not read) and the parameters. Plain data with no ATen types, so the .cu file
+// needs no torch headers. Filled by prepare_forward() in composition_host.cpp.
 template <typename acc_t>
-struct ForwardArgs {
+struct CompositionPointwise;
+
+template <typename acc_t>
+struct ForwardArgs : PointwiseIO<acc_t> {
+  using Policy = CompositionPointwise<acc_t>;
   Params<acc_t> params;
-  int64_t batch = 0;
-  int64_t pixels = 0;  // H * W per sample
-  Input pred, mask, image, fg, bg;  // mask.data is null for kAllPixels
-  Output grad_pred, grad_fg, grad_bg;  // per-pixel gradients before the reduction's scale
-  acc_t* loss_map = nullptr;  // (B,1,H,W) per-pixel loss, only for reduction="none"
-  acc_t* loss = nullptr;      // the scalar loss, except for reduction="none"
-  acc_t* scale = nullptr;     // (B,) backward scale per sample
 };
 
-// The end of the pass on both backends (common/cpu_reduce.h reduce_chunks,
-// common/cuda_reduce.cuh finish_per_sample): the loss and the per-sample
-// backward scales from the per-sample sums. With no mask every pixel counts
-// 1: the counts are set exactly, whatever acc_t's integer range.
+// The composition loss as a pointwise policy (common/pointwise.h): the
+// per-pixel math above, its rho a kernel constant, and the end of the pass on
+// both backends: the loss and the per-sample backward scales from the
+// per-sample sums. With no mask every pixel counts 1: the counts are set
+// exactly, whatever acc_t's integer range.
 template <typename acc_t>
-struct EndOfPass {
-  const ForwardArgs<acc_t>& a;
+struct CompositionPointwise {
+  using Acc = acc_t;
+  using Args = ForwardArgs<acc_t>;
+  using Params = composition::Params<acc_t>;
+  using Sums = CompSums<acc_t>;
+  static constexpr int kTerms = 1;
+  static constexpr bool kReadsAlpha = false;
+  static constexpr bool kHasAllPixels = true;
+  static constexpr bool kRawLoadsFirst = std::is_same_v<acc_t, float>;  // float64's spill (sm_90)
+
+  template <typename F>
+  static void with_variant(const Args& a, const F& f) {
+    switch (a.params.rho) {
+      case kL1: return f(std::true_type(), std::integral_constant<int64_t, kL1>());
+      case kCharbonnier: return f(std::true_type(), std::integral_constant<int64_t, kCharbonnier>());
+      default: return f(std::true_type(), std::integral_constant<int64_t, kL2>());
+    }
+  }
+  template <int64_t kRho>
+  ML_INLINE static Params with_rho(Params P) {
+    P.rho = kRho;  // a constant: the other rhos' code folds away
+    return P;
+  }
+  template <bool kComp, bool kColorGrads>
+  ML_INLINE static void pixel(const Params& P, acc_t p, acc_t, acc_t t, const acc_t* img, const acc_t* fg,
+                              const acc_t* bg, PointResult<acc_t, 1>& r) {
+    composition_pixel<kColorGrads>(P, p, t, img, fg, bg, r.term[0], r.weight, r.grad_pred, r.grad_fg, r.grad_bg);
+  }
+  ML_INLINE static acc_t loss(const Params&, const acc_t* terms) { return terms[0]; }
+  ML_INLINE static Sums sums(const PointResult<acc_t, 1>& r) { return {r.term[0], r.weight}; }
+
+  const Args& a;
   acc_t* scale_out;  // a.scale
-  ML_INLINE void fix(CompSums<acc_t>& s) const {
+  ML_INLINE void fix(Sums& s) const {
     if (a.params.mask_mode == kAllPixels) s.weight = acc_t(a.pixels);
   }
-  ML_INLINE CompSums<acc_t> contribution(const CompSums<acc_t>& s) const { return sample_contribution(a.params, s); }
-  ML_INLINE void finish(CompSums<acc_t>& total) const {
+  ML_INLINE Sums contribution(const Sums& s) const { return sample_contribution(a.params, s); }
+  ML_INLINE void finish(Sums& total) const {
     if (a.params.mask_mode == kAllPixels && a.params.reduction != kSample)
       total.weight = acc_t(double(a.pixels) * double(a.batch));
     if (a.loss) *a.loss = finalize(a.params, total, a.batch);
   }
-  ML_INLINE acc_t scale(const CompSums<acc_t>& sample, const CompSums<acc_t>& total) const {
+  ML_INLINE acc_t scale(const Sums& sample, const Sums& total) const {
     return grad_scale(a.params, sample, total, a.batch);
   }
 };

@@ -1,15 +1,33 @@
-#include "composition_host.h"
-
+// Host side of the composition loss, the op's only torch-including file:
+// checks the raw op's arguments (the Python API checks first, with friendlier
+// messages; these keep a direct torch.ops call from reading out of bounds),
+// allocates the outputs, fills ForwardArgs and runs the backend's kernel
+// (../composition.h declares both); the CPU and CUDA registrations.
+#include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <c10/util/ArrayRef.h>
 #include <c10/util/Exception.h>
+#include <torch/library.h>
 
 #include <cmath>
+#include <optional>
+#include <tuple>
 
-#include "common/host_tensors.h"
+#include "common/pointwise_host.h"
+#include "composition.h"
 
 namespace mattingloss {
 namespace composition {
 namespace {
+
+using ForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+struct ForwardOp {
+  ForwardResult outputs;  // (loss, scale, grad_pred, grad_fg, grad_bg)
+  ForwardArgs<float> f32;
+  ForwardArgs<double> f64;
+  bool use_double = false;
+};
 
 template <typename acc_t>
 void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
@@ -30,26 +48,10 @@ void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& image
   P.mask_mode = mask_mode;
   P.rho = rho;
   P.reduction = reduction;
-  a.batch = pred.size(0);
-  a.pixels = pred.size(2) * pred.size(3);
-  a.pred = input(pred, "pred_alpha");
-  if (mask_mode != kAllPixels) a.mask = input(*mask, "mask");
-  a.image = input(image, "image");
-  a.fg = input(fg, "fg");
-  a.bg = input(bg, "bg");
   const auto& [loss, scale, grad_pred, grad_fg, grad_bg] = out;
-  a.grad_pred = output(grad_pred);
-  a.grad_fg = output(grad_fg);
-  a.grad_bg = output(grad_bg);
-  if (reduction == kNone) {
-    a.loss_map = loss.mutable_data_ptr<acc_t>();
-  } else {
-    a.loss = loss.mutable_data_ptr<acc_t>();
-  }
-  a.scale = scale.mutable_data_ptr<acc_t>();
+  fill_io(a, pred, mask_mode != kAllPixels ? &*mask : nullptr, &image, &fg, &bg, reduction, loss, scale, grad_pred,
+          grad_fg, grad_bg);
 }
-
-}  // namespace
 
 ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
                           const at::Tensor& bg, const std::optional<at::Tensor>& mask, int64_t mask_mode,
@@ -87,6 +89,22 @@ ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& image, const
   });
   return op;
 }
+
+}  // namespace
+
+template <typename Backend>
+ForwardResult composition_loss_forward(const at::Tensor& pred, const at::Tensor& image, const at::Tensor& fg,
+                                       const at::Tensor& bg, const std::optional<at::Tensor>& mask, int64_t mask_mode,
+                                       double mask_lo, double mask_hi, int64_t rho, double eps,
+                                       c10::ArrayRef<double> color_scale, bool count_channels, double guard,
+                                       int64_t reduction, bool grad_pred, bool grad_fg, bool grad_bg) {
+  return run_op<Backend>(pred, [&] {
+    return prepare_forward(pred, image, fg, bg, mask, mask_mode, mask_lo, mask_hi, rho, eps, color_scale,
+                           count_channels, guard, reduction, grad_pred, grad_fg, grad_bg);
+  });
+}
+
+MATTINGLOSS_IMPL("composition_loss_forward", composition_loss_forward)
 
 }  // namespace composition
 }  // namespace mattingloss

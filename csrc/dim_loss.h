@@ -7,9 +7,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "codes.h"
 #include "common/defs.h"
+#include "common/pointwise.h"
 
 namespace mattingloss {
 
@@ -36,18 +38,15 @@ struct Sums {
   }
 };
 
-// Everything one pixel contributes. Gradients are of the per-pixel loss
+// What one pixel contributes: its terms, in Sums' order,
+//   term[kAlphaTerm]  w * sqrt((p - a)^2 + eps^2)
+//   term[kCompTerm]   w * sum_c sqrt((c_p - c_g)^2 + eps^2) / color_scale
+// and the gradients of the per-pixel loss
 //   w * (wl * alpha_term + (1 - wl) * comp_term / 3)
 // i.e. not yet multiplied by the reduction's scale (1/N for "mean").
+constexpr int kAlphaTerm = 0, kCompTerm = 1;
 template <typename acc_t>
-struct PixelResult {
-  acc_t weight;
-  acc_t alpha_term;  // w * sqrt((p - a)^2 + eps^2)
-  acc_t comp_term;   // w * sum_c sqrt((c_p - c_g)^2 + eps^2) / color_scale
-  acc_t grad_pred;
-  acc_t grad_fg[3];
-  acc_t grad_bg[3];
-};
+using PixelResult = PointResult<acc_t, 2>;
 
 template <typename acc_t>
 ML_INLINE acc_t unknown_weight(acc_t t, const LossParams<acc_t>& P) {
@@ -74,7 +73,7 @@ ML_INLINE void dim_pixel(const LossParams<acc_t>& P, acc_t p, acc_t alpha, acc_t
   const acc_t da = p - alpha / P.alpha_scale;  // divided, as the reference: see the note above
   const acc_t ra = sqrt(da * da + P.eps2);
   r.weight = w;
-  r.alpha_term = w * ra;
+  r.term[kAlphaTerm] = w * ra;
   acc_t dp = P.wl * (da / ra);
   acc_t comp = 0;
   if (kComp) {
@@ -94,7 +93,7 @@ ML_INLINE void dim_pixel(const LossParams<acc_t>& P, acc_t p, acc_t alpha, acc_t
     }
     dp += comp_slope * dcomp;
   }
-  r.comp_term = w * comp * (acc_t(1) / P.color_scale);
+  r.term[kCompTerm] = w * comp * (acc_t(1) / P.color_scale);
   r.grad_pred = w * dp;
 }
 
@@ -147,39 +146,70 @@ ML_INLINE acc_t grad_scale(const LossParams<acc_t>& P, const Sums<acc_t>& sample
   return acc_t(1);
 }
 
-// What a backend's DIM forward kernel gets: raw pointers, the dtype of each
-// input (read as stored, converted per element to the accumulation type), sizes
-// and the loss parameters. Plain data with no ATen types, so the .cu file needs
-// no torch headers. Filled by prepare_forward() in dim_loss_host.cpp.
+// What a backend's DIM forward kernel gets: the inputs and outputs (read as
+// stored, converted per element to the accumulation type), the loss
+// parameters and where the components go. Plain data with no ATen types, so
+// the .cu file needs no torch headers. Filled by prepare_forward() in
+// dim_loss_host.cpp.
 template <typename acc_t>
-struct ForwardArgs {
+struct DimPointwise;
+
+template <typename acc_t>
+struct ForwardArgs : PointwiseIO<acc_t> {
+  using Policy = DimPointwise<acc_t>;
   LossParams<acc_t> params;
-  int64_t batch = 0;
-  int64_t pixels = 0;  // H * W per sample
-  bool has_comp = false;
-  Input pred, alpha, mask, image, fg, bg;
-  Output grad_pred, grad_fg, grad_bg;  // per-pixel gradients, before the reduction's scale
-  acc_t* loss_map = nullptr;    // (B,1,H,W) per-pixel loss, only for reduction="none"
-  acc_t* loss = nullptr;        // the scalar loss, except for reduction="none"
+  bool has_comp = false;        // image, fg and bg given
   acc_t* components = nullptr;  // [alpha loss, comp loss]
-  acc_t* scale = nullptr;       // (B,) backward scale per sample
 };
 
-// The end of the pass on both backends (common/cpu_reduce.h reduce_chunks,
-// common/cuda_reduce.cuh finish_per_sample): from the per-sample sums, the
-// loss, its components and the per-sample backward scales.
+// The DIM loss as a pointwise policy (common/pointwise.h): the per-pixel math
+// above, one rho (Charbonnier's root), and the end of the pass on both
+// backends: from the per-sample sums, the loss, its components and the
+// per-sample backward scales.
 template <typename acc_t>
-struct EndOfPass {
-  const ForwardArgs<acc_t>& a;
-  acc_t* scale_out;  // a.scale
-  ML_INLINE void fix(Sums<acc_t>&) const {}
-  ML_INLINE Sums<acc_t> contribution(const Sums<acc_t>& s) const { return sample_contribution(s, a.params.reduction); }
-  ML_INLINE void finish(Sums<acc_t>& total) const {
-    acc_t loss;
-    finalize(a.params, total, a.batch, &loss, a.components, a.components + 1);
-    if (a.loss) *a.loss = loss;
+struct DimPointwise {
+  using Acc = acc_t;
+  using Args = ForwardArgs<acc_t>;
+  using Params = LossParams<acc_t>;
+  using Sums = mattingloss::Sums<acc_t>;
+  static constexpr int kTerms = 2;
+  static constexpr bool kReadsAlpha = true;
+  static constexpr bool kHasAllPixels = false;
+  static constexpr bool kRawLoadsFirst = true;  // no spills in float64 either (sm_90: 146 registers)
+
+  template <typename F>
+  static void with_variant(const Args& a, const F& f) {
+    using Charbonnier = std::integral_constant<int64_t, kCharbonnier>;
+    if (a.has_comp) {
+      f(std::true_type(), Charbonnier());
+    } else {
+      f(std::false_type(), Charbonnier());
+    }
   }
-  ML_INLINE acc_t scale(const Sums<acc_t>& sample, const Sums<acc_t>& total) const {
+  template <int64_t kRho>
+  ML_INLINE static Params with_rho(const Params& P) {
+    return P;
+  }
+  template <bool kComp, bool kColorGrads>
+  ML_INLINE static void pixel(const Params& P, acc_t p, acc_t alpha, acc_t t, const acc_t* img, const acc_t* fg,
+                              const acc_t* bg, PixelResult<acc_t>& r) {
+    dim_pixel<kComp>(P, p, alpha, t, img, fg, bg, r);
+  }
+  ML_INLINE static acc_t loss(const Params& P, const acc_t* terms) {
+    return pixel_loss(P, terms[kAlphaTerm], terms[kCompTerm]);
+  }
+  ML_INLINE static Sums sums(const PixelResult<acc_t>& r) { return {r.term[kAlphaTerm], r.term[kCompTerm], r.weight}; }
+
+  const Args& a;
+  acc_t* scale_out;  // a.scale
+  ML_INLINE void fix(Sums&) const {}
+  ML_INLINE Sums contribution(const Sums& s) const { return sample_contribution(s, a.params.reduction); }
+  ML_INLINE void finish(Sums& total) const {
+    acc_t value;
+    finalize(a.params, total, a.batch, &value, a.components, a.components + 1);
+    if (a.loss) *a.loss = value;
+  }
+  ML_INLINE acc_t scale(const Sums& sample, const Sums& total) const {
     return grad_scale(a.params, sample, total, a.batch);
   }
 };

@@ -1,12 +1,30 @@
-#include "dim_loss_host.h"
-
+// Host side of the DIM loss, the op's only torch-including file: checks the
+// raw op's arguments (the Python API checks first and with friendlier
+// messages; these keep a direct torch.ops call from reading out of bounds),
+// allocates the outputs, fills ForwardArgs and runs the backend's kernel
+// (../dim_loss.h declares both); the CPU and CUDA registrations.
+#include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
+#include <torch/library.h>
 
-#include "common/host_tensors.h"
+#include <optional>
+#include <tuple>
+
+#include "common/pointwise_host.h"
+#include "dim_loss.h"
 
 namespace mattingloss {
 namespace {
+
+using ForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+struct ForwardOp {
+  ForwardResult outputs;  // (loss, components, scale, grad_pred, grad_fg, grad_bg)
+  ForwardArgs<float> f32;
+  ForwardArgs<double> f64;
+  bool use_double = false;
+};
 
 template <typename acc_t>
 void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& alpha, const at::Tensor& mask,
@@ -20,31 +38,14 @@ void fill(ForwardArgs<acc_t>& a, const at::Tensor& pred, const at::Tensor& alpha
   }
   a.params = {acc_t(wl),          acc_t(1.0 - wl), acc_t(eps * eps), acc_t(alpha_scale), acc_t(color_scale),
               acc_t(mask_lo),     acc_t(mask_hi),  mask_mode,         reduction};
-  a.batch = pred.size(0);
-  a.pixels = pred.size(2) * pred.size(3);
   a.has_comp = image.has_value();
-  a.pred = input(pred, "pred_alpha");
-  a.alpha = input(alpha, "alpha");
-  a.mask = input(mask, "mask");
-  if (a.has_comp) {
-    a.image = input(*image, "image");
-    a.fg = input(*fg, "fg");
-    a.bg = input(*bg, "bg");
-  }
   const auto& [loss, components, scale, grad_pred, grad_fg, grad_bg] = out;
-  a.grad_pred = output(grad_pred);
-  a.grad_fg = output(grad_fg);
-  a.grad_bg = output(grad_bg);
-  if (reduction == kNone) {
-    a.loss_map = loss.mutable_data_ptr<acc_t>();
-  } else {
-    a.loss = loss.mutable_data_ptr<acc_t>();
-  }
+  fill_io(a, pred, &mask, optional_ptr(image), optional_ptr(fg), optional_ptr(bg), reduction, loss, scale, grad_pred,
+          grad_fg, grad_bg);
+  a.alpha = input(alpha, "alpha");
   a.components = components.mutable_data_ptr<acc_t>();
   a.scale = scale.mutable_data_ptr<acc_t>();
 }
-
-}  // namespace
 
 ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& alpha, const at::Tensor& mask,
                           const std::optional<at::Tensor>& image, const std::optional<at::Tensor>& fg,
@@ -82,5 +83,21 @@ ForwardOp prepare_forward(const at::Tensor& pred, const at::Tensor& alpha, const
   });
   return op;
 }
+
+}  // namespace
+
+template <typename Backend>
+ForwardResult dim_loss_forward(const at::Tensor& pred, const at::Tensor& alpha, const at::Tensor& mask,
+                               const std::optional<at::Tensor>& image, const std::optional<at::Tensor>& fg,
+                               const std::optional<at::Tensor>& bg, int64_t mask_mode, double mask_lo,
+                               double mask_hi, double wl, double eps, double alpha_scale, double color_scale,
+                               int64_t reduction, bool grad_pred, bool grad_fg, bool grad_bg) {
+  return run_op<Backend>(pred, [&] {
+    return prepare_forward(pred, alpha, mask, image, fg, bg, mask_mode, mask_lo, mask_hi, wl, eps, alpha_scale,
+                           color_scale, reduction, grad_pred, grad_fg, grad_bg);
+  });
+}
+
+MATTINGLOSS_IMPL("dim_loss_forward", dim_loss_forward)
 
 }  // namespace mattingloss

@@ -1,14 +1,35 @@
-#include "laplacian_host.h"
-
+// Host side of the Laplacian loss, the op's only torch-including file: checks
+// the raw op's arguments (the Python API checks first, with friendlier
+// messages; these keep a direct torch.ops call from reading out of bounds),
+// allocates the outputs and scratch, fills lap::Args and runs the backend's
+// kernel (../laplacian.h declares both); the CPU and CUDA registrations.
+#include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <c10/util/ArrayRef.h>
 #include <c10/util/Exception.h>
+#include <torch/library.h>
 
-#include <type_traits>
+#include <optional>
+#include <tuple>
 
 #include "common/host_tensors.h"
+#include "laplacian.h"
+#ifdef MATTINGLOSS_CUDA
+#include "common/cuda_host.h"
+#endif
 
 namespace mattingloss {
 namespace {
+
+using LaplacianResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;  // loss, level_losses, grad_pred
+
+struct LaplacianOp {
+  LaplacianResult outputs;
+  at::Tensor scratch;
+  lap::Args<float> f32;
+  lap::Args<double> f64;
+  bool use_double = false;
+};
 
 void check_like(const at::Tensor& t, const char* name, const at::Tensor& pred) {
   TORCH_CHECK(t.sizes() == pred.sizes(), "mattingloss: ", name, " has shape ", t.sizes(), ", expected ",
@@ -38,8 +59,6 @@ void fill(lap::Args<acc_t>& a, const lap::Geometry& geo, const at::Tensor& pred,
   a.level_losses = level_losses.mutable_data_ptr<acc_t>();
   a.scratch = op.scratch.mutable_data_ptr<acc_t>();
 }
-
-}  // namespace
 
 LaplacianOp prepare_laplacian(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& weight,
                               int64_t levels, c10::ArrayRef<double> level_weights, int64_t padding,
@@ -103,5 +122,38 @@ LaplacianOp prepare_laplacian(const at::Tensor& pred, const at::Tensor& gt, cons
   for_acc_type(op, finish);
   return op;
 }
+
+}  // namespace
+
+template <typename acc_t>
+void run(CpuBackend, const lap::Args<acc_t>& a, const at::Tensor&) {
+  laplacian_cpu(a);
+}
+
+#ifdef MATTINGLOSS_CUDA
+// No host synchronisation.
+template <typename acc_t>
+void run(CudaBackend, const lap::Args<acc_t>& args, const at::Tensor& pred) {
+  const LapCudaLayout layout = lap_cuda_layout(args.geo, args.planes, args.weight_mode, args.grad.data != nullptr);
+  const auto acc = sizeof(acc_t) == sizeof(double) ? at::kDouble : at::kFloat;
+  at::Tensor partials = at::empty({layout.total}, pred.options().dtype(acc));
+  C10_CUDA_CHECK(launch_laplacian_forward(args, layout, partials.mutable_data_ptr<acc_t>(),
+                                          c10::cuda::getCurrentCUDAStream()));
+}
+#endif
+
+template <typename Backend>
+LaplacianResult laplacian_loss_forward(const at::Tensor& pred, const at::Tensor& gt,
+                                       const std::optional<at::Tensor>& weight, int64_t levels,
+                                       c10::ArrayRef<double> level_weights, int64_t padding, bool crop_to_even,
+                                       int64_t weight_mode, double gt_scale, double mask_numer, bool grad_pred,
+                                       const std::optional<at::Tensor>& grad_base, double grad_coef) {
+  return run_op<Backend>(pred, [&] {
+    return prepare_laplacian(pred, gt, weight, levels, level_weights, padding, crop_to_even, weight_mode, gt_scale,
+                             mask_numer, grad_pred, grad_base, grad_coef);
+  });
+}
+
+MATTINGLOSS_IMPL("laplacian_loss_forward", laplacian_loss_forward)
 
 }  // namespace mattingloss

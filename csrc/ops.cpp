@@ -92,7 +92,7 @@ TORCH_LIBRARY(mattingloss, m) {
       "-> (Tensor total, Tensor components, Tensor factors)");
   // weights, compose, forward with the factors, compose: the losses and the
   // total's gradient (B, 1, H, W) of one prescaled call in one op (every
-  // backend: csrc/alpha_sobel_prescaled.cpp). Arguments: _forward's, then
+  // backend: csrc/alpha_sobel_host.cpp). Arguments: _forward's, then
   // _compose's that are not derived from them.
   m.def(
       "alpha_sobel_prescaled(Tensor pred_alpha, Tensor alpha, Tensor? mask, int mask_mode, float mask_lo, "

@@ -7,6 +7,9 @@
 #include <cstdint>
 
 #include "common/defs.h"
+#if defined(__CUDACC__) || defined(MATTINGLOSS_CUDA)
+#include <cuda_runtime_api.h>
+#endif
 
 namespace mattingloss {
 
@@ -30,5 +33,17 @@ ML_INLINE acc_t sample_factor(const ScaleGradientArgs<acc_t>& a, int64_t s) {
   if (a.scale == nullptr) return g;
   return a.scale[a.per_sample_scale ? s : 0] * g;
 }
+
+// The backends' entry points, called by scale_gradient_host.cpp: the CPU
+// kernel (cpu/scale_gradient_cpu.cpp) and, below, the CUDA launch
+// (cuda/scale_gradient_kernel.cu).
+template <typename acc_t>
+void scale_gradient_cpu(const ScaleGradientArgs<acc_t>& args);
+
+#if defined(__CUDACC__) || defined(MATTINGLOSS_CUDA)
+// Enqueues scale_gradient_ (args.out overwritten in place): one grid-stride kernel.
+template <typename acc_t>
+cudaError_t launch_scale_gradient(const ScaleGradientArgs<acc_t>& args, cudaStream_t stream);
+#endif
 
 }  // namespace mattingloss

@@ -1,11 +1,31 @@
-#include "scale_gradient_host.h"
-
+// Host side of scale_gradient_, the op's only torch-including file: checks
+// the raw op's arguments, fills one argument struct per gradient and runs the
+// backend's kernel (../scale_gradient.h declares both); the CPU and CUDA
+// registrations.
+#include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
+#include <torch/library.h>
+
+#include <optional>
+#include <tuple>
+#include <vector>
 
 #include "common/host_tensors.h"
+#include "scale_gradient.h"
+#ifdef MATTINGLOSS_CUDA
+#include "common/cuda_host.h"
+#endif
 
 namespace mattingloss {
 namespace {
+
+struct ScaleGradientOp {
+  ScaleGradientArgs<float> f32;
+  ScaleGradientArgs<double> f64;
+  bool use_double = false;
+  at::Tensor grad_output, scale;  // in the accumulation type (kept alive while it runs)
+  std::tuple<> outputs;           // none: the gradient is scaled in place
+};
 
 // A factor tensor in the gradient's accumulation type: 1 value, or one per sample.
 at::Tensor factor_input(const at::Tensor& t, const char* name, const at::Tensor& grad, at::ScalarType acc,
@@ -23,8 +43,6 @@ at::Tensor factor_input(const at::Tensor& t, const char* name, const at::Tensor&
   // loss): its factor converted, the rare path.
   return t.scalar_type() == acc ? t.contiguous() : t.to(acc).contiguous();
 }
-
-}  // namespace
 
 ScaleGradientOp prepare_scale_gradient(const at::Tensor& grad, const at::Tensor& grad_output,
                                        const std::optional<at::Tensor>& scale, bool shared_scale) {
@@ -54,5 +72,30 @@ ScaleGradientOp prepare_scale_gradient(const at::Tensor& grad, const at::Tensor&
   });
   return op;
 }
+
+}  // namespace
+
+template <typename acc_t>
+void run(CpuBackend, const ScaleGradientArgs<acc_t>& a, const at::Tensor&) {
+  scale_gradient_cpu(a);
+}
+
+#ifdef MATTINGLOSS_CUDA
+// No host synchronisation.
+template <typename acc_t>
+void run(CudaBackend, const ScaleGradientArgs<acc_t>& a, const at::Tensor&) {
+  C10_CUDA_CHECK(launch_scale_gradient(a, c10::cuda::getCurrentCUDAStream()));
+}
+#endif
+
+template <typename Backend>
+void scale_gradient(at::TensorList grads, const at::Tensor& grad_output, const std::optional<at::Tensor>& scale,
+                    bool shared_scale) {
+  for (const at::Tensor& grad : grads) {
+    run_op<Backend>(grad, [&] { return prepare_scale_gradient(grad, grad_output, scale, shared_scale); });
+  }
+}
+
+MATTINGLOSS_IMPL("scale_gradient_", scale_gradient)
 
 }  // namespace mattingloss

@@ -24,6 +24,9 @@
 #include <cstdint>
 
 #include "common/defs.h"
+#if defined(__CUDACC__) || defined(MATTINGLOSS_CUDA)
+#include <cuda_runtime_api.h>
+#endif
 
 namespace mattingloss {
 
@@ -142,5 +145,28 @@ template <typename acc_t>
 ML_INLINE TemporalSums<double> widen(const TemporalSums<acc_t>& s) {
   return {double(s.pha_l1), double(s.pha_coh), double(s.fgr_l1), double(s.fgr_coh)};
 }
+
+// The backends' entry points, called by temporal_host.cpp: the CPU kernel
+// (cpu/temporal_cpu.cpp) and, below, the CUDA launch (cuda/temporal_kernel.cu).
+template <typename acc_t>
+void temporal_cpu(const TemporalArgs<acc_t>& args);
+
+#if defined(__CUDACC__) || defined(MATTINGLOSS_CUDA)
+constexpr int kTemporalThreads = 128;        // threads per block (small blocks: many per SM for 288x512 clips)
+constexpr int kTemporalPixelsPerThread = 4;  // one vector load per input, frame and thread
+constexpr int64_t kTemporalChunk = kTemporalThreads * kTemporalPixelsPerThread;  // pixels per block
+
+// Scratch the launch needs: one partial TemporalSums<acc_t> per block.
+inline int64_t temporal_cuda_blocks(int64_t batch, int64_t pixels) {
+  return batch * ((pixels + kTemporalChunk - 1) / kTemporalChunk);
+}
+
+// Enqueues the whole forward on `stream`: one kernel whose last block (elected
+// through `counter`, which must be 0) adds the partials up in a fixed order
+// and writes the terms and the total. Returns the launch status.
+template <typename acc_t>
+cudaError_t launch_temporal_forward(const TemporalArgs<acc_t>& args, TemporalSums<acc_t>* scratch,
+                                    unsigned int* counter, cudaStream_t stream);
+#endif
 
 }  // namespace mattingloss

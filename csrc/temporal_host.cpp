@@ -1,14 +1,33 @@
-#include "temporal_host.h"
-
+// Host side of temporal_loss_forward, the op's only torch-including file:
+// checks the raw op's arguments (the Python API checks first, with friendlier
+// messages; these keep a direct torch.ops call from reading out of bounds),
+// allocates the outputs, fills TemporalArgs and runs the backend's kernel
+// (../temporal.h declares both); the CPU and CUDA registrations.
+#include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
+#include <torch/library.h>
 
-#include <cmath>
+#include <tuple>
 
 #include "common/host_tensors.h"
+#include "temporal.h"
+#ifdef MATTINGLOSS_CUDA
+#include "common/cuda_host.h"
+#endif
 
 namespace mattingloss {
 namespace {
+
+// (total, terms, grad_fgr, grad_pha)
+using TemporalResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+struct TemporalOp {
+  TemporalResult outputs;
+  TemporalArgs<float> f32;
+  TemporalArgs<double> f64;
+  bool use_double = false;
+};
 
 void check_video(const at::Tensor& t, const char* name, const at::Tensor& pha, int64_t channels) {
   TORCH_CHECK(t.dim() == 5 && t.size(0) == pha.size(0) && t.size(1) == pha.size(1) && t.size(2) == channels &&
@@ -50,8 +69,6 @@ void fill(TemporalArgs<acc_t>& a, const at::Tensor& pred_fgr, const at::Tensor& 
   a.terms = terms.mutable_data_ptr<acc_t>();
 }
 
-}  // namespace
-
 TemporalOp prepare_temporal(const at::Tensor& pred_fgr, const at::Tensor& pred_pha, const at::Tensor& true_fgr,
                             const at::Tensor& true_pha, double true_fgr_scale, double true_pha_scale,
                             double w_pha_l1, double w_pha_coherence, double w_fgr_l1, double w_fgr_coherence,
@@ -88,5 +105,33 @@ TemporalOp prepare_temporal(const at::Tensor& pred_fgr, const at::Tensor& pred_p
   });
   return op;
 }
+
+}  // namespace
+
+template <typename acc_t>
+void run(CpuBackend, const TemporalArgs<acc_t>& a, const at::Tensor&) {
+  temporal_cpu(a);
+}
+
+#ifdef MATTINGLOSS_CUDA
+// No host synchronisation (CUDA-graph safe).
+template <typename acc_t>
+void run(CudaBackend, const TemporalArgs<acc_t>& a, const at::Tensor& like) {
+  launch_with_ticket<acc_t>(like, temporal_cuda_blocks(a.batch, a.pixels), &launch_temporal_forward<acc_t>, a);
+}
+#endif
+
+template <typename Backend>
+TemporalResult temporal_loss_forward(const at::Tensor& pred_fgr, const at::Tensor& pred_pha,
+                                     const at::Tensor& true_fgr, const at::Tensor& true_pha, double true_fgr_scale,
+                                     double true_pha_scale, double w_pha_l1, double w_pha_coherence, double w_fgr_l1,
+                                     double w_fgr_coherence, bool grad_fgr, bool grad_pha) {
+  return run_op<Backend>(pred_pha, [&] {
+    return prepare_temporal(pred_fgr, pred_pha, true_fgr, true_pha, true_fgr_scale, true_pha_scale, w_pha_l1,
+                            w_pha_coherence, w_fgr_l1, w_fgr_coherence, grad_fgr, grad_pha);
+  });
+}
+
+MATTINGLOSS_IMPL("temporal_loss_forward", temporal_loss_forward)
 
 }  // namespace mattingloss

@@ -406,8 +406,8 @@ def _mask_args(x: dict, mask: str) -> dict:
 
 
 # --------------------------------------------------------------------------- cases: composition loss
-# csrc/cuda/composition_kernel.cu: one block per 1024 pixels of one sample (vector path where
-# H*W % 4 == 0 and every pointer is 16-byte aligned), then the last block's finish: a block
+# csrc/common/cuda_pointwise.cuh (DIM's driver too): one block per 1024 pixels of one sample
+# (vector path where H*W % 4 == 0 and every pointer is 16-byte aligned), then the last block's finish: a block
 # per sample when a sample has >= 256 chunks, else a warp per sample (striding past 8 samples).
 # kAllPixels (no mask) writes the weights from the shape; rho is a template parameter.
 

@@ -77,8 +77,8 @@ Sums sum_samples(const std::vector<Sums>& partial, std::vector<Sums>& sample_sum
 }
 
 // The pointwise losses' pass: chunk_partials, then sum_samples, then the
-// loss's end of the pass (the same EndOfPass, <loss>.h, as the CUDA
-// backend's gpu::finish_per_sample): end.fix(sample) adjusts a sample's sums,
+// loss's end of the pass (the same object, its policy in <loss>.h, as the
+// CUDA backend's gpu::finish_per_sample): end.fix(sample) adjusts a sample's sums,
 // end.contribution(sample) is what it adds to the batch total,
 // end.finish(total) writes the loss and end.scale(sample, total) each
 // sample's backward scale into end.scale_out.

@@ -21,8 +21,7 @@
 
 namespace mattingloss {
 
-// What a CUDA backend of a templated host op (<loss>_host.h) gives besides
-// its run<acc_t>.
+// The CUDA backend tag of run_op (common/host_tensors.h): its device guard.
 struct CudaBackend {
   using Guard = c10::cuda::CUDAGuard;
 };

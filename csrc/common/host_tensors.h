@@ -7,6 +7,7 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
+#include <torch/library.h>
 
 #include "defs.h"
 
@@ -79,8 +80,9 @@ inline at::Tensor gradient_buffer(bool wanted, const at::Tensor& like, const at:
   return at::empty(like.sizes(), like.options());
 }
 
-// What the CPU backend of a templated host op (<loss>_host.h) gives besides
-// its run<acc_t>: no device to set.
+// The backend tags of an op's host side (common/cuda_host.h has CudaBackend):
+// each op overloads `run(CpuBackend, args, on)` (and its CUDA twin) with its
+// kernel's entry point, and run_op picks one by the tag.
 struct CpuBackend {
   struct Guard {
     explicit Guard(const c10::Device&) {}
@@ -98,12 +100,37 @@ void for_acc_type(Op& op, const F& f) {
   }
 }
 
-// Backend::run(args, extra...) in the op's accumulation type, then the op's
-// outputs: every loss's host forward ends so.
-template <typename Backend, typename Op, typename... Extra>
-auto run_in_acc_type(Op& op, const Extra&... extra) {
-  for_acc_type(op, [&](const auto& args) { Backend::run(args, extra...); });
+// Every op's host forward, written once: under the device guard of `on`,
+// prepare() checks the raw op's arguments, allocates the outputs and fills the
+// kernel arguments of both accumulation types; then the backend's kernel runs
+// in the op's accumulation type, through `run(Backend{}, args, on)` unless a
+// `run(args)` is given (an op with two kernels on the same arguments).
+template <typename Backend, typename Prepare>
+auto run_op(const at::Tensor& on, const Prepare& prepare) {
+  const typename Backend::Guard guard(on.device());
+  auto op = prepare();
+  for_acc_type(op, [&](const auto& args) { run(Backend{}, args, on); });
+  return op.outputs;
+}
+
+template <typename Backend, typename Prepare, typename Run>
+auto run_op(const at::Tensor& on, const Prepare& prepare, const Run& run) {
+  const typename Backend::Guard guard(on.device());
+  auto op = prepare();
+  for_acc_type(op, run);
   return op.outputs;
 }
 
 }  // namespace mattingloss
+
+// Registers fn<CpuBackend> as the CPU kernel of op `name` and, in CUDA builds
+// (setup.py defines MATTINGLOSS_CUDA; the op's file then includes
+// cuda_host.h), fn<CudaBackend> as its CUDA kernel.
+#ifdef MATTINGLOSS_CUDA
+#define MATTINGLOSS_IMPL(name, fn)                                            \
+  TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl(name, &fn<CpuBackend>); } \
+  TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) { m.impl(name, &fn<CudaBackend>); }
+#else
+#define MATTINGLOSS_IMPL(name, fn) \
+  TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl(name, &fn<CpuBackend>); }
+#endif

@@ -20,8 +20,6 @@
 // error there instead.
 #pragma GCC optimize("fp-contract=off")
 
-#include <torch/library.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -29,7 +27,6 @@
 #include <vector>
 
 #include "../alpha_sobel.h"
-#include "../alpha_sobel_host.h"
 #include "../common/cpu_convert.h"
 #include "../common/cpu_lanes.h"
 #include "../common/cpu_parallel.h"
@@ -543,48 +540,21 @@ void run_sobel(const AlphaGradArgs<acc_t>& a) {
   }
 }
 
-template <typename acc_t>
-void run_weights(const AlphaGradArgs<acc_t>& a) {
-  switch (a.params.mask_mode) {
-    case kUnknownEqual: return weights<kUnknownEqual>(a);
-    case kUnknownRange: return weights<kUnknownRange>(a);
-    case kWeight: return weights<kWeight>(a);
-    default: return weights<kAllPixels>(a);
-  }
-}
-
-template <typename acc_t>
-void run(const AlphaGradArgs<acc_t>& a) {
-  switch (a.params.mask_mode) {
-    case kUnknownEqual: return run_sobel<kUnknownEqual>(a);
-    case kUnknownRange: return run_sobel<kUnknownRange>(a);
-    case kWeight: return run_sobel<kWeight>(a);
-    default: return run_sobel<kAllPixels>(a);
-  }
-}
-
-struct AlphaSobelCpu : CpuBackend {
-  template <typename acc_t>
-  static void forward(const AlphaGradArgs<acc_t>& a, const at::Tensor&) {
-    run(a);
-  }
-  template <typename acc_t>
-  static void weights(const AlphaGradArgs<acc_t>& a, const at::Tensor&) {
-    run_weights(a);
-  }
-  template <typename acc_t>
-  static void compose(const AlphaComposeParams<acc_t>& params, const acc_t* sums, acc_t* total, acc_t* components,
-                      acc_t* factors) {
-    compose_alpha_losses(params, sums, total, components, factors);
-  }
-};
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) {
-  m.impl("alpha_sobel_forward", &alpha_sobel_forward<AlphaSobelCpu>);
-  m.impl("alpha_sobel_weights", &alpha_sobel_weights<AlphaSobelCpu>);
-  m.impl("alpha_sobel_compose", &alpha_sobel_compose<AlphaSobelCpu>);
+template <typename acc_t>
+void alpha_sobel_cpu(const AlphaGradArgs<acc_t>& a) {
+  with_mask_mode(a.params.mask_mode, [&](auto mode) { run_sobel<decltype(mode)::value>(a); });
 }
+
+template <typename acc_t>
+void alpha_sobel_weights_cpu(const AlphaGradArgs<acc_t>& a) {
+  with_mask_mode(a.params.mask_mode, [&](auto mode) { weights<decltype(mode)::value>(a); });
+}
+
+template void alpha_sobel_cpu<float>(const AlphaGradArgs<float>&);
+template void alpha_sobel_cpu<double>(const AlphaGradArgs<double>&);
+template void alpha_sobel_weights_cpu<float>(const AlphaGradArgs<float>&);
+template void alpha_sobel_weights_cpu<double>(const AlphaGradArgs<double>&);
 
 }  // namespace mattingloss

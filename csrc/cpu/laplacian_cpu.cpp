@@ -20,8 +20,6 @@
 // for any row), each row is filtered along its length by the interior
 // formulas with the lists at its two ends. The loops are plain arithmetic the
 // compiler vectorizes, compiled per instruction set (ML_CPU_CLONES).
-#include <torch/library.h>
-
 #include <algorithm>
 #include <type_traits>
 #include <vector>
@@ -31,7 +29,6 @@
 #include "../common/cpu_parallel.h"
 #include "../common/cpu_rows.h"
 #include "../laplacian.h"
-#include "../laplacian_host.h"
 
 namespace mattingloss {
 namespace {
@@ -626,15 +623,14 @@ void run_levels(const Args<acc_t>& a) {
   }
 }
 
-struct LaplacianCpu : CpuBackend {
-  template <typename acc_t>
-  static void run(const Args<acc_t>& a, const at::Tensor&) {
-    run_levels(a);
-  }
-};
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("laplacian_loss_forward", &laplacian_loss_forward<LaplacianCpu>); }
+template <typename acc_t>
+void laplacian_cpu(const lap::Args<acc_t>& a) {
+  run_levels(a);
+}
+
+template void laplacian_cpu<float>(const lap::Args<float>&);
+template void laplacian_cpu<double>(const lap::Args<double>&);
 
 }  // namespace mattingloss

@@ -2,14 +2,12 @@
 // in place (or converted into a staging row when it is not the accumulation
 // type), multiplied by the sample's factor and written back. A sample whose
 // factor is 1 is left as it is.
-#include <torch/library.h>
-
 #include <algorithm>
 
 #include "../common/cpu_convert.h"
 #include "../common/cpu_parallel.h"
 #include "../common/cpu_rows.h"
-#include "../scale_gradient_host.h"
+#include "../scale_gradient.h"
 
 namespace mattingloss {
 namespace {
@@ -41,15 +39,14 @@ void scale(const ScaleGradientArgs<acc_t>& a) {
   });
 }
 
-struct ScaleGradientCpu : CpuBackend {
-  template <typename acc_t>
-  static void run(const ScaleGradientArgs<acc_t>& a) {
-    scale(a);
-  }
-};
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("scale_gradient_", &scale_gradient<ScaleGradientCpu>); }
+template <typename acc_t>
+void scale_gradient_cpu(const ScaleGradientArgs<acc_t>& a) {
+  scale(a);
+}
+
+template void scale_gradient_cpu<float>(const ScaleGradientArgs<float>&);
+template void scale_gradient_cpu<double>(const ScaleGradientArgs<double>&);
 
 }  // namespace mattingloss

@@ -6,8 +6,6 @@
 // final. The terms go into kLanes accumulators in pixel order; chunk and lane
 // layout depend on the shape only, so results are bitwise the same with 1 or N
 // threads. Chunk partials are added up in double, in chunk order.
-#include <torch/library.h>
-
 #include <algorithm>
 #include <memory>
 #include <type_traits>
@@ -16,7 +14,6 @@
 #include "../common/cpu_convert.h"
 #include "../common/cpu_reduce.h"
 #include "../temporal.h"
-#include "../temporal_host.h"
 
 namespace mattingloss {
 namespace {
@@ -198,16 +195,14 @@ void forward(const TemporalArgs<acc_t>& a) {
   temporal_finalize(a, total);
 }
 
-struct TemporalCpu : CpuBackend {
-  template <typename acc_t>
-  static void run(const TemporalArgs<acc_t>& a, const at::Tensor&) {
-    with_target_type<acc_t>(is_uint8(a.true_pha) && is_uint8(a.true_fgr),
-                            [&](auto data) { forward<decltype(data)>(a); });
-  }
-};
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("temporal_loss_forward", &temporal_loss_forward<TemporalCpu>); }
+template <typename acc_t>
+void temporal_cpu(const TemporalArgs<acc_t>& a) {
+  with_target_type<acc_t>(is_uint8(a.true_pha) && is_uint8(a.true_fgr), [&](auto data) { forward<decltype(data)>(a); });
+}
+
+template void temporal_cpu<float>(const TemporalArgs<float>&);
+template void temporal_cpu<double>(const TemporalArgs<double>&);
 
 }  // namespace mattingloss

@@ -1,5 +1,5 @@
 // CUDA backend of alpha_sobel_forward, a register-blocked stencil: one block
-// per kAgTileH x kAgTileW tile of one sample (alpha_sobel_kernel.h; the tiling
+// per kAgTileH x kAgTileW tile of one sample (../alpha_sobel.h; the tiling
 // depends on the shape alone), each warp walking kAgWarpRows rows of it
 // downward, each lane kAgCols consecutive pixels of a row. The 3-row windows
 // (pred and ground truth for the Sobel responses, the derivatives ex/ey for the
@@ -24,7 +24,6 @@
 #include "../alpha_sobel.h"
 #include "../common/cuda_memory.cuh"
 #include "../common/cuda_reduce.cuh"
-#include "alpha_sobel_kernel.h"
 
 // The vector-only instances skip g / 1 (exact in IEEE arithmetic) and every
 // kernel must match the CPU's results: flushing subnormals would break both.

@@ -41,7 +41,6 @@
 #include "../common/cuda_memory.cuh"
 #include "../common/cuda_reduce.cuh"
 #include "../laplacian.h"
-#include "laplacian_kernel.h"
 
 namespace mattingloss {
 namespace {

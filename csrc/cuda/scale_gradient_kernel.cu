@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "../common/cuda_memory.cuh"
-#include "scale_gradient_kernel.h"
+#include "../scale_gradient.h"
 
 namespace mattingloss {
 namespace {

@@ -12,7 +12,6 @@
 #include "../common/cuda_memory.cuh"
 #include "../common/cuda_reduce.cuh"
 #include "../temporal.h"
-#include "temporal_kernel.h"
 
 namespace mattingloss {
 namespace {
