@@ -62,8 +62,8 @@ def test_driver_dry_run_on_cpu_is_deterministic(tmp_path):
     report = tmp_path / "r.json"
     assert cuda_sanitize.main(["--device", "cpu", "--repeat", "2", "-k", "unaligned", "--json", str(report)]) == 0
     data = json.loads(report.read_text())
-    # the unaligned-view cases of every op: DIM (5), composition (2), Laplacian, alpha (3), temporal
-    assert data["ran"] == 12 and data["nondeterministic"] == 0 and data["skipped"] == 0
+    # the unaligned-view cases of every op: DIM (5), composition (2), Laplacian, alpha (4), temporal
+    assert data["ran"] == 13 and data["nondeterministic"] == 0 and data["skipped"] == 0
 
 
 def test_driver_runs_every_op():
