@@ -47,7 +47,9 @@ inline MetricsArgs prepare_metrics(const at::Tensor& pred, const at::Tensor& gt,
   TORCH_CHECK(region.scalar_type() == at::kByte, "mattingloss: region must be a uint8 0/1 mask");
   TORCH_CHECK(convention >= 0 && convention < kConventions, "mattingloss: unknown convention ", convention);
   TORCH_CHECK(thresholds.size() == kLevels, "mattingloss: expected ", kLevels, " thresholds");
-  TORCH_CHECK(taps.size() == 2 * kTaps, "mattingloss: expected ", 2 * kTaps, " filter taps");
+  // p3m's filter is scipy's 13-tap Gaussian and its derivative; the others' the 9 + 9 factors
+  const size_t n_taps = convention == kP3m ? 2 * kP3mTaps : 2 * kTaps;
+  TORCH_CHECK(taps.size() == n_taps, "mattingloss: expected ", n_taps, " filter taps for convention ", convention);
   const int64_t B = pred.size(0), H = pred.size(2), W = pred.size(3);
   TORCH_CHECK(H * W < std::numeric_limits<int32_t>::max(), "mattingloss: matting_metrics handles images of fewer "
               "than 2^31 pixels");
@@ -56,18 +58,34 @@ inline MetricsArgs prepare_metrics(const at::Tensor& pred, const at::Tensor& gt,
   a.params.pred_factor = pred_factor;
   a.params.gt_factor = gt_factor;
   for (int i = 0; i < kLevels; ++i) a.params.thresholds[i] = thresholds[i];
-  for (int k = 0; k < kTaps; ++k) {
-    a.params.taps_g[k] = taps[k];
-    a.params.taps_d[k] = taps[kTaps + k];
+  if (convention == kP3m) {
+    for (int k = 0; k < kP3mTaps; ++k) {
+      a.params.p3m_g[k] = taps[k];
+      a.params.p3m_d[k] = taps[kP3mTaps + k];
+    }
+    // scipy pairs the taps of a symmetric or antisymmetric kernel (metrics.h p3m_sym,
+    // p3m_anti): the kernels reproduce those sums only
+    for (int k = 0; k < kP3mTaps; ++k)
+      TORCH_CHECK(a.params.p3m_g[k] == a.params.p3m_g[kP3mTaps - 1 - k] &&
+                      a.params.p3m_d[k] == -a.params.p3m_d[kP3mTaps - 1 - k],
+                  "mattingloss: matting_metrics expects a symmetric Gaussian and an antisymmetric derivative");
+  } else {
+    for (int k = 0; k < kTaps; ++k) {
+      a.params.taps_g[k] = taps[k];
+      a.params.taps_d[k] = taps[kTaps + k];
+    }
   }
   // the kernels pair the taps (metrics.h dot_sym, dot_anti)
-  for (int k = 0; k < kTaps; ++k)
+  for (int k = 0; k < kTaps && convention != kP3m; ++k)
     TORCH_CHECK(a.params.taps_g[k] == a.params.taps_g[kTaps - 1 - k] &&
                     a.params.taps_d[k] == -a.params.taps_d[kTaps - 1 - k],
                 "mattingloss: matting_metrics expects a symmetric Gaussian factor and an antisymmetric "
                 "derivative factor");
-  a.pred = {pred.const_data_ptr(), metrics_dtype(pred, "pred"), pred_factor};
-  a.gt = {gt.const_data_ptr(), metrics_dtype(gt, "gt"), gt_factor};
+  // p3m reads 0..1 alphas: x / scale, with scale = 255 / factor (exact for the
+  // scales 1 and 255)
+  a.pred = {pred.const_data_ptr(), metrics_dtype(pred, "pred"), pred_factor,
+            convention == kP3m ? 255.0 / pred_factor : 0.0};
+  a.gt = {gt.const_data_ptr(), metrics_dtype(gt, "gt"), gt_factor, convention == kP3m ? 255.0 / gt_factor : 0.0};
   a.region = region.const_data_ptr<uint8_t>();
   a.batch = B;
   a.height = H;
