@@ -15,6 +15,9 @@
 #include <cstdint>
 
 #include "common/defs.h"
+#if defined(__CUDACC__) || defined(MATTINGLOSS_CUDA)
+#include <cuda_runtime_api.h>
+#endif
 
 namespace mattingloss {
 namespace metrics {
@@ -118,7 +121,7 @@ ML_INLINE double normalise(const Norm& n, double a) {
   return n.clamp ? fmin(fmax(r, 0.0), 1.0) : r;
 }
 
-// One filter pass, with the taps' symmetry (checked in metrics_host.h): the Gaussian
+// One filter pass, with the taps' symmetry (checked in metrics_host.cpp): the Gaussian
 // factor is symmetric (w[k] == w[8-k]) and its derivative antisymmetric (w[k] ==
 // -w[8-k], w[4] == 0), so each pair of taps costs one product:
 //   dot_sym  = w4 v4 + w3 (v3 + v5) + w2 (v2 + v6) + w1 (v1 + v7) + w0 (v0 + v8),
@@ -394,6 +397,33 @@ ML_INLINE uint32_t tie_key(int64_t convention, int64_t y, int64_t x, int64_t H, 
 ML_INLINE bool background_wins(int64_t convention, int64_t background, uint64_t best) {
   return convention == kGca && uint64_t(background) >= uint64_t(packed_size(best));
 }
+
+// The backends' entry points, called by metrics_host.cpp: the CPU kernel
+// (cpu/metrics_cpu.cpp) and, below, the CUDA launch (cuda/metrics_kernel.cu).
+// Both write args.sums (and args.levels when set) for every sample.
+void metrics_cpu(const MetricsArgs& args);
+
+#if defined(__CUDACC__) || defined(MATTINGLOSS_CUDA)
+// Device scratch of one call (sizes in elements; B samples of N = H * W pixels).
+struct MetricsScratch {
+  Norm* norms;                 // 2B: pred's and gt's normalisation per sample
+  uint8_t* q;                  // B*N: thresholds reached
+  uint8_t* level;              // B*N: the level plane (the levels output when requested)
+  int32_t* parent;             // B*N
+  uint32_t* size;              // B*N
+  uint32_t* key;               // B*N
+  unsigned long long* best;    // B
+  unsigned long long* masked;  // B (p3m: its qmax after the thresholds)
+  double* rows;                // B*H*kSums
+};
+constexpr int kScratchBuffers = 9;
+
+// Bytes of each scratch buffer, in MetricsScratch order (levels: 0 when the output is used).
+void metrics_scratch_sizes(int64_t B, int64_t H, int64_t W, bool own_levels, int64_t bytes[kScratchBuffers]);
+
+// Enqueues the whole computation on `stream` (no host synchronisation).
+cudaError_t launch_matting_metrics(const MetricsArgs& args, const MetricsScratch& s, cudaStream_t stream);
+#endif
 
 }  // namespace metrics
 }  // namespace mattingloss

@@ -14,7 +14,6 @@
 #pragma GCC optimize("fp-contract=off")  // products rounded on their own, as the references and the CUDA kernel
 
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -28,7 +27,6 @@
 
 #include "../common/cpu_convert.h"
 #include "../metrics.h"
-#include "../metrics_host.h"
 
 namespace mattingloss {
 namespace metrics {
@@ -1021,13 +1019,9 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
     for (int k = 0; k < kSums; ++k) out[k] += rows[y * kSums + k];
 }
 
-MetricsResult matting_metrics_cpu(const at::Tensor& pred, const at::Tensor& gt, const at::Tensor& region,
-                                  int64_t convention, double pred_factor, double gt_factor,
-                                  c10::ArrayRef<double> thresholds, c10::ArrayRef<double> taps, bool gradient,
-                                  bool connectivity, bool levels) {
-  MetricsResult out;
-  const MetricsArgs args = prepare_metrics(pred, gt, region, convention, pred_factor, gt_factor, thresholds, taps,
-                                           gradient, connectivity, levels, out);
+}  // namespace
+
+void metrics_cpu(const MetricsArgs& args) {
   // A batch: whole samples per thread when they share out evenly (or there are at least
   // two per thread), the parallel loops inside a sample then running inline; else one
   // sample after the other, each parallel inside. A sample's numbers do not depend on
@@ -1040,12 +1034,7 @@ MetricsResult matting_metrics_cpu(const at::Tensor& pred, const at::Tensor& gt, 
   } else {
     for (int64_t b = 0; b < args.batch; ++b) metrics_sample(args, b);
   }
-  return out;
 }
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("matting_metrics", &matting_metrics_cpu); }
 
 }  // namespace metrics
 }  // namespace mattingloss

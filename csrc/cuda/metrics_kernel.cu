@@ -20,7 +20,7 @@
 // block reductions, ordered final sums.
 #include <cub/block/block_reduce.cuh>
 
-#include "metrics_kernel.h"
+#include "../metrics.h"
 
 namespace mattingloss {
 namespace metrics {
@@ -263,7 +263,7 @@ __global__ void k_final(MetricsArgs A, const double* rows) {
 
 }  // namespace
 
-void metrics_scratch_sizes(int64_t B, int64_t H, int64_t W, bool own_levels, int64_t bytes[9]) {
+void metrics_scratch_sizes(int64_t B, int64_t H, int64_t W, bool own_levels, int64_t bytes[kScratchBuffers]) {
   const int64_t n = B * H * W;
   bytes[0] = 2 * B * int64_t(sizeof(Norm));
   bytes[1] = n;

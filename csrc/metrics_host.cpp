@@ -1,27 +1,33 @@
-// Host-side glue shared by the CPU and CUDA registrations of matting_metrics:
+// Host side of the evaluation metrics, the op's only torch-including file:
 // checks the raw op's arguments (mattingloss/metrics.py checks first, with
 // friendlier messages; these keep a direct torch.ops call from reading out of
-// bounds), allocates the outputs and fills the kernels' arguments.
-#pragma once
-
+// bounds), allocates the outputs and the CUDA scratch, fills MetricsArgs and
+// runs the backend's kernel (../metrics.h declares both); the CPU and CUDA
+// registrations. The schema is in ops.cpp with every other op's.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/ArrayRef.h>
 #include <c10/util/Exception.h>
+#include <torch/library.h>
 
 #include <limits>
 #include <tuple>
 
 #include "common/defs.h"
+#include "common/host_tensors.h"
 #include "metrics.h"
+#ifdef MATTINGLOSS_CUDA
+#include "common/cuda_host.h"
+#endif
 
 namespace mattingloss {
 namespace metrics {
+namespace {
 
 // (sums (B, kSums) float64, levels (B, 1, H, W) uint8 or (0,))
 using MetricsResult = std::tuple<at::Tensor, at::Tensor>;
 
-inline Dtype metrics_dtype(const at::Tensor& t, const char* name) {
+Dtype metrics_dtype(const at::Tensor& t, const char* name) {
   switch (t.scalar_type()) {
     case at::kByte: return Dtype::kUInt8;
     case at::kFloat: return Dtype::kFloat;
@@ -31,7 +37,7 @@ inline Dtype metrics_dtype(const at::Tensor& t, const char* name) {
   }
 }
 
-inline MetricsArgs prepare_metrics(const at::Tensor& pred, const at::Tensor& gt, const at::Tensor& region,
+MetricsArgs prepare_metrics(const at::Tensor& pred, const at::Tensor& gt, const at::Tensor& region,
                                    int64_t convention, double pred_factor, double gt_factor,
                                    c10::ArrayRef<double> thresholds, c10::ArrayRef<double> taps, bool gradient,
                                    bool connectivity, bool levels, MetricsResult& out) {
@@ -100,6 +106,54 @@ inline MetricsArgs prepare_metrics(const at::Tensor& pred, const at::Tensor& gt,
   out = {sums, lv};
   return a;
 }
+
+}  // namespace
+
+void run(CpuBackend, const MetricsArgs& args, const at::Tensor&) { metrics_cpu(args); }
+
+#ifdef MATTINGLOSS_CUDA
+// Scratch from the caching allocator, the launch on the current stream: no
+// host synchronisation (CUDA-graph safe).
+void run(CudaBackend, const MetricsArgs& args, const at::Tensor& pred) {
+  TORCH_CHECK(args.batch <= 65535, "mattingloss: matting_metrics on CUDA takes at most 65535 samples per call");
+  int64_t bytes[kScratchBuffers];
+  metrics_scratch_sizes(args.batch, args.height, args.width, args.levels == nullptr, bytes);
+  int64_t total = 0;
+  int64_t offset[kScratchBuffers];
+  for (int k = 0; k < kScratchBuffers; ++k) {
+    offset[k] = total;
+    total += (bytes[k] + 255) / 256 * 256;  // each buffer 256-byte aligned
+  }
+  at::Tensor scratch = at::empty({total > 0 ? total : 1}, pred.options().dtype(at::kByte));
+  char* base = reinterpret_cast<char*>(scratch.mutable_data_ptr<uint8_t>());
+  MetricsScratch s;
+  s.norms = reinterpret_cast<Norm*>(base + offset[0]);
+  s.q = reinterpret_cast<uint8_t*>(base + offset[1]);
+  s.level = args.levels ? args.levels : reinterpret_cast<uint8_t*>(base + offset[2]);
+  s.parent = reinterpret_cast<int32_t*>(base + offset[3]);
+  s.size = reinterpret_cast<uint32_t*>(base + offset[4]);
+  s.key = reinterpret_cast<uint32_t*>(base + offset[5]);
+  s.best = reinterpret_cast<unsigned long long*>(base + offset[6]);
+  s.masked = reinterpret_cast<unsigned long long*>(base + offset[7]);
+  s.rows = reinterpret_cast<double*>(base + offset[8]);
+  C10_CUDA_CHECK(launch_matting_metrics(args, s, c10::cuda::getCurrentCUDAStream()));
+}
+#endif
+
+template <typename Backend>
+MetricsResult matting_metrics(const at::Tensor& pred, const at::Tensor& gt, const at::Tensor& region,
+                              int64_t convention, double pred_factor, double gt_factor,
+                              c10::ArrayRef<double> thresholds, c10::ArrayRef<double> taps, bool gradient,
+                              bool connectivity, bool levels) {
+  const typename Backend::Guard guard(pred.device());
+  MetricsResult out;
+  const MetricsArgs args = prepare_metrics(pred, gt, region, convention, pred_factor, gt_factor, thresholds, taps,
+                                           gradient, connectivity, levels, out);
+  run(Backend{}, args, pred);
+  return out;
+}
+
+MATTINGLOSS_IMPL("matting_metrics", matting_metrics)
 
 }  // namespace metrics
 }  // namespace mattingloss
