@@ -15,11 +15,14 @@
 #include <cstdint>
 
 #include "common/defs.h"
+#if defined(__CUDACC__) || defined(MATTINGLOSS_CUDA)
+#include <cuda_runtime_api.h>
+#endif
 
 namespace mattingloss {
 namespace metrics {
 
-enum Convention : int64_t { kDimMatlab = 0, kMmagic = 1, kGca = 2, kRvm = 3, kConventions = 4 };
+enum Convention : int64_t { kDimMatlab = 0, kMmagic = 1, kGca = 2, kRvm = 3, kP3m = 4, kConventions = 5 };
 
 // The conventions whose alphas are single precision, a = single(v) / 255, with
 // thresholds and phi compared in single: MATLAB's casts, and RVM's float32 arrays
@@ -43,15 +46,23 @@ constexpr int kTaps = 9;    // the derivative-of-Gaussian filter: sigma 1.4, eps
 constexpr int kHalf = 4;
 constexpr int kLevels = 11;  // thresholds 0, 0.1, ..., 1: index 10 is l = 1
 constexpr uint8_t kNoLevel = 255;
+// P3M's filter: scipy.ndimage.gaussian_filter(sigma=1.4) at truncate 4.0 ->
+// radius int(4 * 1.4 + 0.5) = 6.
+constexpr int kP3mTaps = 13;
+constexpr int kP3mHalf = 6;
 
 #if defined(__CUDA_ARCH__)
 ML_INLINE double mul_rn(double a, double b) { return __dmul_rn(a, b); }
 ML_INLINE double add_rn(double a, double b) { return __dadd_rn(a, b); }
 ML_INLINE float mulf_rn(float a, float b) { return __fmul_rn(a, b); }
+ML_INLINE float addf_rn(float a, float b) { return __fadd_rn(a, b); }
+ML_INLINE float sqrtf_rn(float a) { return __fsqrt_rn(a); }
 #else
 ML_INLINE double mul_rn(double a, double b) { return a * b; }
 ML_INLINE double add_rn(double a, double b) { return a + b; }
 ML_INLINE float mulf_rn(float a, float b) { return a * b; }
+ML_INLINE float addf_rn(float a, float b) { return a + b; }
+ML_INLINE float sqrtf_rn(float a) { return sqrtf(a); }
 #endif
 
 struct Params {
@@ -60,6 +71,10 @@ struct Params {
   double thresholds[kLevels];     // MATLAB's 0:0.1:1 or np.arange(0, 1.1, 0.1)
   double taps_g[kTaps];           // the Gaussian factor of the filter, unit norm
   double taps_d[kTaps];           // its derivative's factor, unit norm
+  // p3m: the weights scipy's correlate1d receives from gaussian_filter1d (sigma 1.4,
+  // radius 6): order 0 (symmetric) and order 1 (antisymmetric), already reversed.
+  double p3m_g[kP3mTaps];
+  double p3m_d[kP3mTaps];
 };
 
 // How an image is normalised before the filter: v = a / 255 (pre_div 1), single(a) / 255
@@ -77,6 +92,7 @@ struct Norm {
 //               max - min <= DBL_EPSILON, shift 0 - min*scale;
 //   gca:        A / 255;
 //   rvm:        cv2.normalize of the float32 alphas single(A) / 255, as mmagic's.
+//   (p3m filters its 0..1 alphas as they are: p3m_gradient_term, no Norm.)
 ML_INLINE Norm make_norm(int64_t convention, double lo, double hi) {
   Norm n{1.0, 0.0, 0, 0};
   if (convention == kDimMatlab) {
@@ -105,7 +121,7 @@ ML_INLINE double normalise(const Norm& n, double a) {
   return n.clamp ? fmin(fmax(r, 0.0), 1.0) : r;
 }
 
-// One filter pass, with the taps' symmetry (checked in metrics_host.h): the Gaussian
+// One filter pass, with the taps' symmetry (checked in metrics_host.cpp): the Gaussian
 // factor is symmetric (w[k] == w[8-k]) and its derivative antisymmetric (w[k] ==
 // -w[8-k], w[4] == 0), so each pair of taps costs one product:
 //   dot_sym  = w4 v4 + w3 (v3 + v5) + w2 (v2 + v6) + w1 (v1 + v7) + w0 (v0 + v8),
@@ -141,7 +157,9 @@ ML_INLINE double gradient_term(int64_t convention, double amp_p, double amp_g) {
 //   dim_matlab: abs(single(p)-single(g))/255, ((single(p)-single(g))/255).^2: u = single(a);
 //   rvm:        float32 arrays single(p)/255 - single(g)/255, in single: u = single(a)/255;
 //   mmagic:     p/255 - g/255: u = a/255;
-//   gca:        (p - g)/255: u = a.
+//   gca:        (p - g)/255: u = a;
+//   p3m:        predict - alpha of its 0..1 float64 arrays: u = a (the p3m
+//               Image reads its 0..1 value, see scaled()).
 ML_INLINE double point_value(int64_t convention, double a) {
   if (convention == kDimMatlab) return double(float(a));
   if (convention == kRvm) return double(float(a) / 255.0f);
@@ -154,7 +172,7 @@ ML_INLINE void point_terms_u(int64_t convention, double u_p, double u_g, double&
     abs_e = double(fabsf(d));
     sq_e = double(mulf_rn(d, d));
   } else {
-    const double d = convention == kMmagic ? u_p - u_g : (u_p - u_g) / 255.0;
+    const double d = convention == kMmagic || convention == kP3m ? u_p - u_g : (u_p - u_g) / 255.0;
     abs_e = fabs(d);
     sq_e = mul_rn(d, d);
   }
@@ -178,8 +196,9 @@ ML_INLINE void add_point_sums(int64_t convention, double a_p, double a_g, bool i
 }
 
 // The alpha in [0, 1] that the connectivity thresholds and phi read: single(a)/255
-// (MATLAB) or a/255.0.
+// (MATLAB) or a/255.0; p3m's value is already its 0..1 alpha.
 ML_INLINE double conn_alpha(int64_t convention, double a) {
+  if (convention == kP3m) return a;
   return single_alpha(convention) ? double(float(a) / 255.0f) : a / 255.0;
 }
 
@@ -216,19 +235,40 @@ ML_INLINE double phi_double(double a, double l) {
   return d >= 0.15 ? 1.0 - d : 1.0;
 }
 
+// The l of a level as phi reads it: P3M stores it in a float32 l_map, so its
+// 0.6000000000000001 becomes float32 0.6 before pd - l_map (in float64).
+ML_INLINE double level_value(const Params& P, int level) {
+  return P.convention == kP3m ? double(float(P.thresholds[level])) : P.thresholds[level];
+}
+
+// P3M skips a threshold whose set is empty (no component: `continue`), so the
+// pixels still unassigned there keep l_map = -1, set to 1 at the end; the other
+// conventions give them the previous threshold. The sets are nested, so the
+// first empty one is qmax + 1 (qmax: the most thresholds any pixel's two alphas
+// both reach) and exactly the pixels at level qmax were unassigned there.
+ML_INLINE uint8_t p3m_level(uint8_t level, uint8_t qmax) {
+  return level == kNoLevel || (level == qmax && qmax < kLevels - 1) ? uint8_t(kLevels - 1) : level;
+}
+
 // |phi_p - phi_g| at a pixel whose l = thresholds[level].
 ML_INLINE double conn_term(const Params& P, double p, double g, int level) {
-  const double l = P.thresholds[level];
+  const double l = level_value(P, level);
   if (single_alpha(P.convention)) return double(fabsf(phi_single(float(p), float(l)) - phi_single(float(g), float(l))));
   return fabs(phi_double(p, l) - phi_double(g, l));
 }
 
-// An alpha image as the kernels read it: value i is data[i] * factor (0..255 scale).
+// An alpha image as the kernels read it: value i is data[i] * factor (0..255
+// scale), or for p3m data[i] / divisor (its 0..1 alpha: uint8 v / 255 as P3M's
+// np.array(Image.open(...)) / 255., a 0..1 float as it is; a product by 1/255
+// would not round as that division does).
 struct Image {
   const void* data = nullptr;
   Dtype dtype = Dtype::kFloat;
   double factor = 1.0;
+  double divisor = 0.0;  // p3m: 255 / factor (the matte's scale); 0: use factor
 };
+
+ML_INLINE double scaled(const Image& im, double raw) { return im.divisor != 0.0 ? raw / im.divisor : raw * im.factor; }
 
 struct MetricsArgs {
   Params params;
@@ -242,9 +282,9 @@ struct MetricsArgs {
 
 ML_INLINE double value(const Image& im, int64_t i) {
   switch (im.dtype) {
-    case Dtype::kUInt8: return double(static_cast<const uint8_t*>(im.data)[i]) * im.factor;
-    case Dtype::kFloat: return double(static_cast<const float*>(im.data)[i]) * im.factor;
-    default: return static_cast<const double*>(im.data)[i] * im.factor;
+    case Dtype::kUInt8: return scaled(im, double(static_cast<const uint8_t*>(im.data)[i]));
+    case Dtype::kFloat: return scaled(im, double(static_cast<const float*>(im.data)[i]));
+    default: return scaled(im, static_cast<const double*>(im.data)[i]);
   }
 }
 
@@ -262,6 +302,71 @@ ML_INLINE void column_pass(const Params& P, const Norm& n, const Image& im, int6
   }
   sg = dot_sym(P.taps_g, v);
   sd = dot_anti(P.taps_d, v);
+}
+
+// ------------------------------------------------------------ P3M's gradient
+// compute_gradient_whole_image: scipy.ndimage.gaussian_filter(a, sigma=1.4,
+// order=[1, 0] / [0, 1], output=np.float32): correlate1d along axis 0 (rows),
+// written to the float32 output, then along axis 1 from that float32 array;
+// 'reflect' borders. Its C loop (ni_filters.c NI_Correlate1D) sums a symmetric
+// or antisymmetric kernel in pairs, in double, in this order:
+//   out = v[6] * w[6]; out += (v[j] +/- v[12 - j]) * w[j] for j = 0 .. 5,
+// which these reproduce bit for bit (v: the 13 values under the kernel).
+ML_INLINE double p3m_sym(const double* w, const double* v) {
+  double acc = mul_rn(v[kP3mHalf], w[kP3mHalf]);
+  ML_UNROLL for (int j = 0; j < kP3mHalf; ++j) acc = add_rn(acc, mul_rn(add_rn(v[j], v[kP3mTaps - 1 - j]), w[j]));
+  return acc;
+}
+ML_INLINE double p3m_anti(const double* w, const double* v) {
+  double acc = mul_rn(v[kP3mHalf], w[kP3mHalf]);
+  ML_UNROLL for (int j = 0; j < kP3mHalf; ++j) acc = add_rn(acc, mul_rn(v[j] - v[kP3mTaps - 1 - j], w[j]));
+  return acc;
+}
+
+// scipy's 'reflect' extension (d c b a | a b c d | d c b a, repeated: period 2n,
+// which lines shorter than the radius reach).
+ML_INLINE int64_t reflect_index(int64_t i, int64_t n) {
+  const int64_t period = 2 * n;
+  int64_t m = i % period;
+  if (m < 0) m += period;
+  return m < n ? m : period - 1 - m;
+}
+
+// np.square(sqrt(px^2 + py^2) - sqrt(gx^2 + gy^2)) of the float32 filter outputs,
+// all in float32 as numpy computes it.
+ML_INLINE float p3m_magnitude(float x, float y) { return sqrtf_rn(addf_rn(mulf_rn(x, x), mulf_rn(y, y))); }
+ML_INLINE float p3m_gradient_term(float px, float py, float gx, float gy) {
+  const float e = p3m_magnitude(px, py) - p3m_magnitude(gx, gy);
+  return mulf_rn(e, e);
+}
+
+// The first pass at (y, x) of one image: the derivative (order [1, 0]'s) and the
+// Gaussian (order [0, 1]'s) along the rows, rounded to float32 as the output array.
+ML_INLINE void p3m_first_pass(const Params& P, const Image& im, int64_t y, int64_t x, int64_t H, int64_t W,
+                              float& d, float& s) {
+  double v[kP3mTaps];
+  ML_UNROLL for (int j = 0; j < kP3mTaps; ++j) v[j] = value(im, reflect_index(y + j - kP3mHalf, H) * W + x);
+  d = float(p3m_anti(P.p3m_d, v));
+  s = float(p3m_sym(P.p3m_g, v));
+}
+
+// The gradient term at (y, x) computed directly (13 first-pass values per image
+// and axis): what the CUDA kernel runs; the CPU keeps the first pass in planes.
+ML_INLINE float p3m_gradient_at(const Params& P, const Image& pred, const Image& gt, int64_t y, int64_t x, int64_t H,
+                                int64_t W) {
+  double dp[kP3mTaps], sp[kP3mTaps], dg[kP3mTaps], sg[kP3mTaps];
+  ML_UNROLL for (int j = 0; j < kP3mTaps; ++j) {
+    const int64_t xx = reflect_index(x + j - kP3mHalf, W);
+    float d, s;
+    p3m_first_pass(P, pred, y, xx, H, W, d, s);
+    dp[j] = d;
+    sp[j] = s;
+    p3m_first_pass(P, gt, y, xx, H, W, d, s);
+    dg[j] = d;
+    sg[j] = s;
+  }
+  return p3m_gradient_term(float(p3m_sym(P.p3m_g, dp)), float(p3m_anti(P.p3m_d, sp)), float(p3m_sym(P.p3m_g, dg)),
+                           float(p3m_anti(P.p3m_d, sg)));
 }
 
 // ------------------------------------------------------------ connected components
@@ -292,6 +397,33 @@ ML_INLINE uint32_t tie_key(int64_t convention, int64_t y, int64_t x, int64_t H, 
 ML_INLINE bool background_wins(int64_t convention, int64_t background, uint64_t best) {
   return convention == kGca && uint64_t(background) >= uint64_t(packed_size(best));
 }
+
+// The backends' entry points, called by metrics_host.cpp: the CPU kernel
+// (cpu/metrics_cpu.cpp) and, below, the CUDA launch (cuda/metrics_kernel.cu).
+// Both write args.sums (and args.levels when set) for every sample.
+void metrics_cpu(const MetricsArgs& args);
+
+#if defined(__CUDACC__) || defined(MATTINGLOSS_CUDA)
+// Device scratch of one call (sizes in elements; B samples of N = H * W pixels).
+struct MetricsScratch {
+  Norm* norms;                 // 2B: pred's and gt's normalisation per sample
+  uint8_t* q;                  // B*N: thresholds reached
+  uint8_t* level;              // B*N: the level plane (the levels output when requested)
+  int32_t* parent;             // B*N
+  uint32_t* size;              // B*N
+  uint32_t* key;               // B*N
+  unsigned long long* best;    // B
+  unsigned long long* masked;  // B (p3m: its qmax after the thresholds)
+  double* rows;                // B*H*kSums
+};
+constexpr int kScratchBuffers = 9;
+
+// Bytes of each scratch buffer, in MetricsScratch order (levels: 0 when the output is used).
+void metrics_scratch_sizes(int64_t B, int64_t H, int64_t W, bool own_levels, int64_t bytes[kScratchBuffers]);
+
+// Enqueues the whole computation on `stream` (no host synchronisation).
+cudaError_t launch_matting_metrics(const MetricsArgs& args, const MetricsScratch& s, cudaStream_t stream);
+#endif
 
 }  // namespace metrics
 }  // namespace mattingloss

@@ -108,4 +108,18 @@ TORCH_LIBRARY(mattingloss, m) {
   // (loss.backward() of a loss whose forward stored its final gradient) is left
   // as it is.
   m.def("scale_gradient_(Tensor(a!)[] grads, Tensor grad_output, Tensor? scale=None, bool shared_scale=True) -> ()");
+  // The evaluation metrics (mattingloss/metrics.py): per sample, the sums
+  // every convention's four metrics are made of (csrc/metrics.h MetricSum):
+  // SAD and MSE numerators over the region and over the whole image, the
+  // region's pixel count, the gradient and connectivity sums (0 where not
+  // requested), as float64 (B, 7); and, when `levels`, each pixel's
+  // connectivity level k (l = thresholds[k]) as uint8 (B, 1, H, W).
+  // pred, gt: (B, 1, H, W) uint8/float32/float64, 0..255 after * factor
+  // (convention 4, p3m: 0..1 as x / (255 / factor)); region: uint8 0/1;
+  // thresholds: 11; taps: the filter's Gaussian and derivative factors (9 + 9;
+  // p3m: scipy's 13 + 13 weights).
+  m.def(
+      "matting_metrics(Tensor pred, Tensor gt, Tensor region, int convention, float pred_factor, "
+      "float gt_factor, float[] thresholds, float[] taps, bool gradient, bool connectivity, bool levels) "
+      "-> (Tensor sums, Tensor levels)");
 }

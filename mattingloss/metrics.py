@@ -24,6 +24,12 @@ which cites the source file and function it reproduces; see docs/metrics.md):
                (whole frames): float32 alphas; ``sad`` holds its MAD (mean |e|
                x 1e3), ``mse`` its MSE (mean e^2 x 1e3); cv2 min-max gradient;
                thresholds compared in float32 (alpha 153 reaches 0.6).
+``p3m``        JizhiziLi/P3M core/evaluate.py's whole-image functions, with
+               region="all": float64 0..1 alphas; SAD/1000, MSE / (H*W);
+               scipy gaussian_filter (sigma 1.4, 13 taps, reflect, float32
+               output) gradient, float32 magnitudes, sum /10; skimage
+               components, np.arange thresholds, an empty threshold skipped
+               (its pixels keep l = 1), float32 l_map; Connectivity /1000.
 =============  ==================================================================
 
 The region: ``trimap == unknown_value`` (128), ``unknown_range=(lo, hi)`` (lo < t < hi)
@@ -48,7 +54,8 @@ MASK_EQUAL = _codes.MASK_EQUAL
 
 _matting_metrics = _ops.load_op("matting_metrics")
 
-CONVENTIONS = {"dim_matlab": 0, "mmagic": 1, "gca": 2, "rvm": 3}
+CONVENTIONS = {"dim_matlab": 0, "mmagic": 1, "gca": 2, "rvm": 3, "p3m": 4}
+_P3M = CONVENTIONS["p3m"]
 METRICS = ("sad", "mse", "grad", "conn")
 # csrc/metrics.h MetricSum
 _SAD_REGION, _SAD_ALL, _SQ_REGION, _SQ_ALL, _COUNT, _GRAD, _CONN, _SUMS = range(8)
@@ -61,7 +68,7 @@ def _matlab_colon(a: float, step: float, b: float) -> list:
 
 
 _ARANGE = [k * 0.1 for k in range(11)]  # np.arange(0, 1 + 0.1, 0.1): 0.6000000000000001, ...
-_THRESHOLDS = {0: _matlab_colon(0.0, 0.1, 1.0), 1: _ARANGE, 2: _ARANGE, 3: _ARANGE}
+_THRESHOLDS = {0: _matlab_colon(0.0, 0.1, 1.0), 1: _ARANGE, 2: _ARANGE, 3: _ARANGE, 4: _ARANGE}
 
 
 def _taps() -> list:
@@ -76,6 +83,25 @@ def _taps() -> list:
 
 
 _TAPS = _taps()
+
+# P3M's filter: the weights scipy.ndimage.gaussian_filter1d(sigma=1.4, order=0 / 1)
+# hands to correlate1d (radius int(4.0 * 1.4 + 0.5) = 6; exp(-x^2 / (2 sigma^2)) over
+# its sum, times -x / sigma^2 for order 1; reversed). Stored bit for bit as scipy
+# 1.17 / numpy 2.4 compute them, so that they do not depend on this platform's exp;
+# tests/test_metrics.py checks them against scipy's impulse response.
+_P3M_GAUSS = ["0x1.eb00c57c01f85p-16", "0x1.fbbf52acdeb97p-12", "0x1.3b3bc6b69e590p-8", "0x1.d6001ab2691aep-6",
+              "0x1.a4b65e2dfae10p-4", "0x1.c43152b579774p-3", "0x1.23cc64f804b28p-2"]
+_P3M_DERIV = ["-0x1.77c4823cf1d5ap-14", "-0x1.43d18703258dep-10", "-0x1.41aab5deeab8fp-7", "-0x1.67b1b663f79f2p-5",
+              "-0x1.ad4c601a05395p-4", "-0x1.cd6bcc8f61d2ap-4", "0x0.0p+0"]
+
+
+def _p3m_taps() -> list:
+    g = [float.fromhex(h) for h in _P3M_GAUSS]
+    d = [float.fromhex(h) for h in _P3M_DERIV]
+    return g + g[-2::-1] + d + [-v for v in d[-2::-1]]
+
+
+_P3M_TAPS = _p3m_taps()
 
 
 @torch.library.register_fake("mattingloss::matting_metrics")
@@ -147,9 +173,15 @@ def _sums(pred, gt, trimap, *, convention, scale, gt_scale, region, unknown_valu
     pf = _scale_factor("scale", scale, pred)
     gf = _scale_factor("gt_scale", gt_scale if gt_scale is not None else (scale if gt.dtype == pred.dtype else None),
                        gt)
-    mask = _region(trimap, pred, region, unknown_value, unknown_range)
     code = CONVENTIONS[convention]
-    return _matting_metrics(pred, gt, mask, code, pf, gf, _THRESHOLDS[code], _TAPS, gradient, connectivity, levels)
+    if code == _P3M and region != "all":
+        # its filter and components run over the whole image: a trimap region would
+        # count pixels of a computation it does not make
+        raise ValueError(f"region: convention='p3m' evaluates whole images (P3M's *_whole_img functions): "
+                         f"pass region='all' and no trimap, got region={region!r}")
+    mask = _region(trimap, pred, region, unknown_value, unknown_range)
+    taps = _P3M_TAPS if code == _P3M else _TAPS
+    return _matting_metrics(pred, gt, mask, code, pf, gf, _THRESHOLDS[code], taps, gradient, connectivity, levels)
 
 
 def _compose(sums: Tensor, convention: str) -> Dict[str, Tensor]:
@@ -164,6 +196,10 @@ def _compose(sums: Tensor, convention: str) -> Dict[str, Tensor]:
     elif convention == "rvm":  # means x 1e3 (its MAD in "sad"); NaN with no pixel, as np.mean
         sad = sums[:, _SAD_REGION] / count * 1e3
         mse = sums[:, _SQ_REGION] / count * 1e3
+    elif convention == "p3m":  # calculate_sad_mse_mad_whole_img, compute_gradient_whole_image (/10)
+        sad = sums[:, _SAD_ALL] / 1000
+        mse = sums[:, _SQ_ALL] / count
+        return {"sad": sad, "mse": mse, "grad": sums[:, _GRAD] / 10, "conn": sums[:, _CONN] / 1000}
     else:
         sad = sums[:, _SAD_REGION] / 1000
         mse = sums[:, _SQ_REGION] / (count + 1e-8)

@@ -1181,16 +1181,19 @@ def _metrics_case(convention, dtype, B, H, W):
         pred, gt, trimap = (t.to(device) for t in _metrics_inputs(B, H, W, (convention, str(dtype))))
         if dtype != torch.uint8:
             pred, gt = pred.to(dtype) / 255, gt.to(dtype) / 255
-        out = mattingloss.metrics.matting_metrics(pred, gt, trimap, convention)
-        out["levels"] = mattingloss.metrics.connectivity_levels(pred, gt, trimap, convention)
+        # p3m evaluates whole images only
+        where = {"region": "all"} if convention == "p3m" else {}
+        trimap = None if where else trimap
+        out = mattingloss.metrics.matting_metrics(pred, gt, trimap, convention, **where)
+        out["levels"] = mattingloss.metrics.connectivity_levels(pred, gt, trimap, convention, **where)
         return out
     run.__name__ = f"case_metrics_{convention}_{str(dtype).split('.')[-1]}_{B}x{H}x{W}"
     return run
 
 
-for _i, _conv in enumerate(("dim_matlab", "mmagic", "gca", "rvm")):
-    case(_metrics_case(_conv, (torch.uint8, torch.float64, torch.float32, torch.uint8)[_i], 2, 37 + 8 * _i,
-                       61 - 5 * _i),
+_METRICS_DTYPES = (torch.uint8, torch.float64, torch.float32, torch.uint8, torch.float64)
+for _i, _conv in enumerate(("dim_matlab", "mmagic", "gca", "rvm", "p3m")):
+    case(_metrics_case(_conv, _METRICS_DTYPES[_i], 2, 37 + 8 * _i, 61 - 5 * _i),
          needs=("mattingloss::matting_metrics",))
 
 

@@ -398,7 +398,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="unknown_value and unknown_range"):
         metrics.matting_metrics(p, p, t, unknown_value=128, unknown_range=(1, 2))
     with pytest.raises(ValueError, match="convention"):
-        metrics.MattingMetrics("p3m")
+        metrics.MattingMetrics("aim")
+    with pytest.raises(ValueError, match="region"):  # p3m: whole images only
+        metrics.matting_metrics(p, p, t, "p3m")
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
@@ -462,3 +464,141 @@ def test_nan_prediction(convention):
     out = metrics.matting_metrics(p, g, t, convention)
     assert math.isnan(float(out["sad"][0])) and math.isnan(float(out["mse"][0]))
     assert all(math.isfinite(float(out[k][1])) for k in metrics.METRICS)
+
+
+# ---------------------------------------------------------------- p3m (JizhiziLi/P3M core/evaluate.py)
+def _check_p3m(pred_t, gt_t, *, scale=None, gt_scale=None, threads=(None,)):
+    """p3m against R.p3m on the 0..1 arrays P3M reads (uint8 v / 255., floats as they
+    are): levels exactly, Gradient to 1e-12 (its per-pixel terms are float32 values
+    summed in float64: one float32 ulp off in a term above ~1e-5 of the sum shows)."""
+    outs = []
+    saved = torch.get_num_threads()
+    try:
+        for n in threads:
+            if n is not None:
+                torch.set_num_threads(n)
+            out = metrics.matting_metrics(pred_t, gt_t, None, "p3m", scale=scale, gt_scale=gt_scale, region="all")
+            lv = metrics.connectivity_levels(pred_t, gt_t, None, "p3m", scale=scale, gt_scale=gt_scale, region="all")
+            outs.append((out, lv))
+    finally:
+        torch.set_num_threads(saved)
+    out, lv = outs[0]
+    for o, l in outs[1:]:  # the same bits at any thread count
+        assert torch.equal(l, lv)
+        for k in metrics.METRICS:
+            assert torch.equal(o[k], out[k]), k
+
+    def unit(t, s):
+        s = s if s is not None else (255.0 if t.dtype == torch.uint8 else 1.0)
+        return t.double().numpy() / s
+
+    gs = gt_scale if gt_scale is not None else (scale if gt_t.dtype == pred_t.dtype else None)
+    for b in range(pred_t.shape[0]):
+        ref = R.p3m(unit(pred_t[b, 0], scale), unit(gt_t[b, 0], gs), with_levels=True)
+        np.testing.assert_array_equal(lv[b, 0].numpy(), ref["levels"], err_msg=f"p3m levels, sample {b}")
+        for k in metrics.METRICS:
+            got, want = float(out[k][b]), ref[k]
+            assert got == pytest.approx(want, rel=1e-12, abs=1e-15), (k, b, got, want)
+    return out
+
+
+def test_p3m_taps_are_scipys():
+    """The 13 + 13 weights the op receives are those scipy's gaussian_filter1d
+    correlates with (its impulse response, in float64, is the weights exactly,
+    reversed: out[y] = sum_j w[j] in[y + j - 6])."""
+    from scipy.ndimage import gaussian_filter1d
+    impulse = np.zeros(41)
+    impulse[20] = 1.0
+    for order, taps in ((0, metrics._P3M_TAPS[:13]), (1, metrics._P3M_TAPS[13:])):
+        response = gaussian_filter1d(impulse, 1.4, order=order, mode="constant")[14:27]
+        np.testing.assert_array_equal(response[::-1], np.asarray(taps))
+
+
+@pytest.mark.parametrize("kind", ["random", "blobs", "hard", "thin", "holes"])
+@pytest.mark.parametrize("shape", [(37, 53), (64, 64), (1, 19), (23, 1), (5, 3), (1, 1), (2, 7)])
+def test_p3m_equals_reference_uint8(kind, shape):
+    rng = np.random.default_rng(hash(("p3m", kind, shape)) % 2 ** 32)
+    cases = [_case(kind, rng, *shape) for _ in range(2)]
+    pred = _batch([c[0] for c in cases])
+    gt = _batch([c[1] for c in cases])
+    _check_p3m(pred, gt)
+
+
+def test_p3m_float_inputs_and_threads():
+    rng = np.random.default_rng(6)
+    cases = [_noisy_opaque(rng, 70, 131) for _ in range(3)]
+    pred8, gt8 = (_batch([c[i] for c in cases]) for i in range(2))
+    # floating 0..1, as P3M's network output: soft values between the uint8 levels
+    pred = (pred8.double() / 255 + torch.from_numpy(rng.uniform(-0.002, 0.002, pred8.shape))).clamp(0, 1)
+    _check_p3m(pred, gt8, threads=(1, 2, 3))  # float64 pred, uint8 gt (P3M's own case)
+    _check_p3m(pred.float(), gt8.float() / 255)
+    _check_p3m(pred8, gt8, threads=(1, 2))
+    # floating 0..255 with scale=255: the uint8 numbers exactly (v / 255 either way)
+    a = metrics.matting_metrics(pred8, gt8, None, "p3m", region="all")
+    b = metrics.matting_metrics(pred8.double(), gt8.float(), None, "p3m", region="all", scale=255, gt_scale=255)
+    for k in metrics.METRICS:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_p3m_levels_few_values():
+    rng = np.random.default_rng(9)
+    values = np.array([0, 25, 26, 51, 77, 102, 127, 153, 178, 204, 229, 230, 255])
+    for it in range(80):
+        H, W = (int(v) for v in rng.integers(1, 24, 2))
+        vals = rng.choice(values, size=int(rng.integers(2, 6)), replace=False)
+        gt = rng.choice(vals, (H, W)).astype(np.uint8)
+        pred = gt.copy() if it % 3 == 0 else rng.choice(vals, (H, W)).astype(np.uint8)
+        lv = metrics.connectivity_levels(_batch([pred]), _batch([gt]), None, "p3m", region="all")
+        ref = R.p3m(pred / 255.0, gt / 255.0, with_levels=True)["levels"]
+        np.testing.assert_array_equal(lv[0, 0].numpy(), ref, err_msg=f"case {it}")
+
+
+def test_p3m_empty_threshold_keeps_l_one():
+    """P3M skips a threshold with no component (`continue`): the pixels still in every
+    largest component up to there keep l = 1, where mmagic gives them the previous
+    threshold. Only those pixels change: in the second matte none is left (the
+    island leaves omega at 0.1, the rest at 0.3), so p3m's levels are mmagic's."""
+    flat = np.full((9, 11), 115, np.uint8)  # 0.45: thresholds 0.1 .. 0.4 reached, 0.5 empty
+    p, g = _batch([flat]), _batch([flat])
+    assert (metrics.connectivity_levels(p, g, None, "mmagic", region="all") == 4).all()
+    assert (metrics.connectivity_levels(p, g, None, "p3m", region="all") == 10).all()
+    _check_p3m(p, g)
+    pred = flat.copy()
+    pred[4, 5] = 160  # 0.627: phi = 1 - (0.627 - l) at mmagic's l = 0.4, 1 at p3m's l = 1
+    out = _check_p3m(_batch([pred]), g)
+    assert float(out["conn"][0]) == 0.0
+    mm = float(metrics.connectivity_error(_batch([pred]), g, None, "mmagic", region="all")[0])
+    assert mm == pytest.approx(R.mmagic(pred, flat, np.ones(flat.shape, bool))["conn"], rel=1e-12) and mm > 0
+    m = np.zeros((12, 12), np.uint8)
+    m[:, :6] = 51  # a wide area at 0.2
+    m[2:4, 9:11] = 150  # a small island reaching 0.5 (the last non-empty threshold)
+    lv_p3m = metrics.connectivity_levels(_batch([m]), _batch([m]), None, "p3m", region="all")
+    lv_mm = metrics.connectivity_levels(_batch([m]), _batch([m]), None, "mmagic", region="all")
+    assert torch.equal(lv_p3m, lv_mm) and int(lv_p3m.max()) == 2
+    _check_p3m(_batch([m]), _batch([m]))
+
+
+def test_p3m_scaling_differs():
+    """The whole-image formulas: SAD / 1000 and MSE / (H*W) over every pixel, as
+    mmagic's on the same whole-image region (its Gradient and Connectivity differ:
+    the reference tests above)."""
+    rng = np.random.default_rng(12)
+    pred, gt = (_batch([x]) for x in _case("blobs", rng, 40, 50)[:2])
+    a = metrics.matting_metrics(pred, gt, None, "p3m", region="all")
+    b = metrics.matting_metrics(pred, gt, None, "mmagic", region="all")
+    assert float(a["sad"][0]) == pytest.approx(float(b["sad"][0]), rel=1e-12)
+    assert float(a["mse"][0]) == pytest.approx(float(b["mse"][0]), rel=1e-12)
+
+
+def test_p3m_opcheck():
+    rng = np.random.default_rng(1)
+    pred, gt, _ = (_batch([x]) for x in _case("blobs", rng, 12, 10))
+    region = torch.ones_like(pred)
+    code = metrics.CONVENTIONS["p3m"]
+    for dtype in (torch.uint8, torch.float32, torch.float64):
+        args = (pred.to(dtype), gt, region, code, 1.0, 1.0, metrics._THRESHOLDS[code], metrics._P3M_TAPS, True,
+                True, True)
+        torch.library.opcheck(torch.ops.mattingloss.matting_metrics.default, args)
+    with pytest.raises(RuntimeError, match="taps"):  # the 9 + 9 taps of the other conventions
+        torch.ops.mattingloss.matting_metrics(pred, gt, region, code, 1.0, 1.0, metrics._THRESHOLDS[code],
+                                              metrics._TAPS, True, True, False)

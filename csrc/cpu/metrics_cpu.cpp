@@ -14,7 +14,6 @@
 #pragma GCC optimize("fp-contract=off")  // products rounded on their own, as the references and the CUDA kernel
 
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -28,7 +27,6 @@
 
 #include "../common/cpu_convert.h"
 #include "../metrics.h"
-#include "../metrics_host.h"
 
 namespace mattingloss {
 namespace metrics {
@@ -515,17 +513,24 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
 constexpr int64_t kTile = 8;
 constexpr int64_t kBand = 16;  // rows per parallel chunk (fixed: sums independent of threads)
 
-// A row of an image as 0..255 doubles: double(x) * factor, as ../metrics.h value().
+// A row of an image as ../metrics.h value() reads it: double(x) * factor (0..255),
+// or p3m's double(x) / divisor (0..1).
 template <typename T>
-ML_CPU_CLONES void load_row(const T* src, int64_t n, double factor, double* dst) {
+ML_CPU_CLONES void load_row(const T* src, int64_t n, double factor, double divisor, double* dst) {
+  if (divisor != 0.0) {
+    for (int64_t x = 0; x < n; ++x) dst[x] = double(src[x]) / divisor;
+    return;
+  }
   for (int64_t x = 0; x < n; ++x) dst[x] = double(src[x]) * factor;
 }
 
 void load_any(const Image& im, int64_t offset, int64_t n, double* dst) {
   switch (im.dtype) {
-    case Dtype::kUInt8: load_row(static_cast<const uint8_t*>(im.data) + offset, n, im.factor, dst); break;
-    case Dtype::kFloat: load_row(static_cast<const float*>(im.data) + offset, n, im.factor, dst); break;
-    default: load_row(static_cast<const double*>(im.data) + offset, n, im.factor, dst); break;
+    case Dtype::kUInt8:
+      load_row(static_cast<const uint8_t*>(im.data) + offset, n, im.factor, im.divisor, dst);
+      break;
+    case Dtype::kFloat: load_row(static_cast<const float*>(im.data) + offset, n, im.factor, im.divisor, dst); break;
+    default: load_row(static_cast<const double*>(im.data) + offset, n, im.factor, im.divisor, dst); break;
   }
 }
 
@@ -662,13 +667,13 @@ struct PhiTable {
   bool single = false;
   float f[kLevels][256];
   double d[kLevels][256];
-  void init(const Params& P, double factor) {
+  void init(const Params& P, const Image& im) {
     single = single_alpha(P.convention);
     for (int lv = 0; lv < kLevels; ++lv)
       for (int v = 0; v < 256; ++v) {
-        const double a = conn_alpha(P.convention, double(v) * factor);
+        const double a = conn_alpha(P.convention, scaled(im, double(v)));
         if (single) f[lv][v] = phi_single(float(a), float(P.thresholds[lv]));
-        else d[lv][v] = phi_double(a, P.thresholds[lv]);
+        else d[lv][v] = phi_double(a, level_value(P, lv));
       }
   }
 };
@@ -712,13 +717,14 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
   const Params& P = A.params;
   const int64_t H = A.height, W = A.width, tiles = (W + kTile - 1) / kTile;
   const bool u8 = pred.dtype == Dtype::kUInt8 && gt.dtype == Dtype::kUInt8;
+  const bool grad9 = A.gradient && P.convention != kP3m;  // p3m's filter: p3m_gradient_rows
   double up[256], ug[256];  // uint8: point_value per value
   if (u8)
     for (int v = 0; v < 256; ++v) {
-      up[v] = point_value(P.convention, double(v) * pred.factor);
-      ug[v] = point_value(P.convention, double(v) * gt.factor);
+      up[v] = point_value(P.convention, scaled(pred, double(v)));
+      ug[v] = point_value(P.convention, scaled(gt, double(v)));
     }
-  if (A.gradient) {
+  if (grad9) {
     // needed tiles of the output rows, and of the normalised rows (dilated by the
     // filter's reach: 4 rows, one tile on each side)
     const int64_t r0 = clamp_row(y0 - kHalf, H), r1 = clamp_row(y1 - 1 + kHalf, H) + 1;
@@ -749,6 +755,7 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
         case kDimMatlab: point_row_u8<kDimMatlab>(p8, g8, up, ug, reg, W, L); break;
         case kMmagic: point_row_u8<kMmagic>(p8, g8, up, ug, reg, W, L); break;
         case kRvm: point_row_u8<kRvm>(p8, g8, up, ug, reg, W, L); break;
+        case kP3m: point_row_u8<kP3m>(p8, g8, up, ug, reg, W, L); break;
         default: point_row_u8<kGca>(p8, g8, up, ug, reg, W, L); break;
       }
     } else {
@@ -758,10 +765,11 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
         case kDimMatlab: point_row<kDimMatlab>(s.ap.data(), s.ag.data(), reg, W, L); break;
         case kMmagic: point_row<kMmagic>(s.ap.data(), s.ag.data(), reg, W, L); break;
         case kRvm: point_row<kRvm>(s.ap.data(), s.ag.data(), reg, W, L); break;
+        case kP3m: point_row<kP3m>(s.ap.data(), s.ag.data(), reg, W, L); break;
         default: point_row<kGca>(s.ap.data(), s.ag.data(), reg, W, L); break;
       }
     }
-    if (A.gradient) {
+    if (grad9) {
       const int64_t r0 = clamp_row(y0 - kHalf, H);
       const double* rp[kTaps];
       const double* rg[kTaps];
@@ -834,12 +842,67 @@ void minmax_rows(const T* d, int64_t n, double f, double& lo, double& hi) {
   }
 }
 
+// P3M's gradient terms (../metrics.h p3m_first_pass, p3m_gradient_term) of the
+// region pixels, added to each row's kGrad sum: the first pass of both images
+// into float32 planes (as scipy's float32 output array holds it), then per row the
+// second pass along the reflected row.
+void p3m_gradient_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const uint8_t* region,
+                       double* rows) {
+  const Params& P = A.params;
+  const int64_t H = A.height, W = A.width, N = H * W;
+  std::vector<float> dp(static_cast<size_t>(N)), sp(dp.size()), dg(dp.size()), sg(dp.size());
+  at::parallel_for(0, H, kBand, [&](int64_t y0, int64_t y1) {
+    for (int64_t y = y0; y < y1; ++y)
+      for (int64_t x = 0; x < W; ++x) {
+        p3m_first_pass(P, pred, y, x, H, W, dp[y * W + x], sp[y * W + x]);
+        p3m_first_pass(P, gt, y, x, H, W, dg[y * W + x], sg[y * W + x]);
+      }
+  });
+  at::parallel_for(0, H, kBand, [&](int64_t y0, int64_t y1) {
+    // the row's four first-pass lines, reflected: column x - 6 at index x
+    std::vector<double> ext(static_cast<size_t>(4 * (W + 2 * kP3mHalf)));
+    double* e[4];
+    for (int j = 0; j < 4; ++j) e[j] = ext.data() + j * (W + 2 * kP3mHalf);
+    for (int64_t y = y0; y < y1; ++y) {
+      const float* src[4] = {&dp[y * W], &sp[y * W], &dg[y * W], &sg[y * W]};
+      for (int64_t i = 0; i < W + 2 * kP3mHalf; ++i) {
+        const int64_t xx = reflect_index(i - kP3mHalf, W);
+        for (int j = 0; j < 4; ++j) e[j][i] = double(src[j][xx]);
+      }
+      double t = 0.0;
+      for (int64_t x = 0; x < W; ++x) {
+        if (!region[y * W + x]) continue;
+        t += double(p3m_gradient_term(float(p3m_sym(P.p3m_g, e[0] + x)), float(p3m_anti(P.p3m_d, e[1] + x)),
+                                      float(p3m_sym(P.p3m_g, e[2] + x)), float(p3m_anti(P.p3m_d, e[3] + x))));
+      }
+      rows[y * kSums + kGrad] += t;
+    }
+  });
+}
+
+// The most thresholds any pixel's two alphas both reach (../metrics.h p3m_level).
+template <typename QRow>
+uint8_t max_reached(const QRow& q_row, int64_t H, int64_t W) {
+  const int64_t chunks = (H + kBand - 1) / kBand;
+  std::vector<uint8_t> best(static_cast<size_t>(chunks), 0);
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    std::vector<uint8_t> q(static_cast<size_t>(W));
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t y = c * kBand; y < std::min(H, (c + 1) * kBand); ++y) {
+        q_row(y, q.data());
+        for (int64_t x = 0; x < W; ++x) best[c] = std::max(best[c], q[x]);
+      }
+  });
+  return *std::max_element(best.begin(), best.end());
+}
+
 void metrics_sample(const MetricsArgs& A, int64_t b) {
   const Params& P = A.params;
   const int64_t H = A.height, W = A.width, N = H * W;
   const Image pred = sample_of(A.pred, b * N), gt = sample_of(A.gt, b * N);
   const uint8_t* region = A.region + b * N;
   const bool u8p = pred.dtype == Dtype::kUInt8, u8g = gt.dtype == Dtype::kUInt8;
+  const bool grad9 = A.gradient && P.convention != kP3m;  // the 9-tap filter with its normalisation
 
   static thread_local LabelScratch ls;
   // 1. per chunk of rows: each image's minimum and maximum (for its normalisation)
@@ -851,8 +914,8 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
       level = ls.level.data();
     }
     for (int v = 0; v < 256; ++v) {
-      reach_p[v] = reach(P, conn_alpha(P.convention, double(v) * pred.factor));
-      reach_g[v] = reach(P, conn_alpha(P.convention, double(v) * gt.factor));
+      reach_p[v] = reach(P, conn_alpha(P.convention, scaled(pred, double(v))));
+      reach_g[v] = reach(P, conn_alpha(P.convention, scaled(gt, double(v))));
     }
   }
   const int64_t chunks = (H + kBand - 1) / kBand;
@@ -860,7 +923,7 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t k0 = c * kBand * W, k1 = std::min(H, (c + 1) * kBand) * W;
-      if (A.gradient) {
+      if (grad9) {
         for (int j = 0; j < 2; ++j) {
           const Image& im = j ? gt : pred;
           double l = INFINITY, h = -INFINITY;
@@ -886,7 +949,7 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
     }
   });
   Normaliser np, ng;
-  if (A.gradient) {
+  if (grad9) {
     double lp = lo[0], hp = hi[0], lg = lo[1], hg = hi[1];
     for (int64_t c = 1; c < chunks; ++c) {
       lp = std::min(lp, lo[2 * c]);
@@ -918,11 +981,18 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
       }
     };
     connectivity_levels(P, q_row, H, W, ls, level);
+    if (P.convention == kP3m) {
+      const uint8_t qmax = max_reached(q_row, H, W);
+      if (qmax < kLevels - 1)
+        at::parallel_for(0, N, 1 << 16, [&](int64_t k0, int64_t k1) {
+          for (int64_t k = k0; k < k1; ++k) level[k] = p3m_level(level[k], qmax);
+        });
+    }
     if (u8p && u8g) {
       tp.reset(new PhiTable);
       tg.reset(new PhiTable);
-      tp->init(P, pred.factor);
-      tg->init(P, gt.factor);
+      tp->init(P, pred);
+      tg->init(P, gt);
     }
   }
 
@@ -931,7 +1001,7 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     BandScratch s;
     for (auto* v : {&s.ap, &s.ag, &s.staging, &s.amp_p, &s.amp_g}) v->assign(W, 0.0);
-    if (A.gradient) {
+    if (grad9) {
       for (auto* v : {&s.ring_p, &s.ring_g}) v->assign(kTaps * W, 0.0);
       for (auto* v : {&s.sg_p, &s.sd_p, &s.sg_g, &s.sd_g}) v->assign(W + 2 * kHalf + kTile, 0.0);
     }
@@ -940,6 +1010,8 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
                 rows.data());
   });
 
+  if (A.gradient && P.convention == kP3m) p3m_gradient_rows(A, pred, gt, region, rows.data());
+
   // 4. rows in order
   double* out = A.sums + b * kSums;
   for (int k = 0; k < kSums; ++k) out[k] = 0.0;
@@ -947,13 +1019,9 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
     for (int k = 0; k < kSums; ++k) out[k] += rows[y * kSums + k];
 }
 
-MetricsResult matting_metrics_cpu(const at::Tensor& pred, const at::Tensor& gt, const at::Tensor& region,
-                                  int64_t convention, double pred_factor, double gt_factor,
-                                  c10::ArrayRef<double> thresholds, c10::ArrayRef<double> taps, bool gradient,
-                                  bool connectivity, bool levels) {
-  MetricsResult out;
-  const MetricsArgs args = prepare_metrics(pred, gt, region, convention, pred_factor, gt_factor, thresholds, taps,
-                                           gradient, connectivity, levels, out);
+}  // namespace
+
+void metrics_cpu(const MetricsArgs& args) {
   // A batch: whole samples per thread when they share out evenly (or there are at least
   // two per thread), the parallel loops inside a sample then running inline; else one
   // sample after the other, each parallel inside. A sample's numbers do not depend on
@@ -966,12 +1034,7 @@ MetricsResult matting_metrics_cpu(const at::Tensor& pred, const at::Tensor& gt, 
   } else {
     for (int64_t b = 0; b < args.batch; ++b) metrics_sample(args, b);
   }
-  return out;
 }
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(mattingloss, CPU, m) { m.impl("matting_metrics", &matting_metrics_cpu); }
 
 }  // namespace metrics
 }  // namespace mattingloss

@@ -9,15 +9,18 @@
 //     MATLAB's column-major tie keys, mask counts), k_best (atomicMax of the
 //     packed (size, ~key): an integer max, the same in any order), k_levels
 //     (the first threshold whose largest component misses the pixel);
+//   k_qmax     p3m only, one block per sample: the most thresholds reached (its
+//              empty-threshold rule, ../metrics.h p3m_level);
 //   k_rows     one block per (row, sample): SAD/MSE terms, the filter
 //              computed directly (9 column passes of 9 taps per pixel, the CPU's
-//              rounding order), the connectivity term; cub::BlockReduce per row;
+//              rounding order; p3m: 13 first passes of 13 taps, float32 between
+//              the passes as scipy's), the connectivity term; cub::BlockReduce per row;
 //   k_final    per sample: rows added in row order.
 // Every float result is deterministic: integer atomics only, fixed-shape
 // block reductions, ordered final sums.
 #include <cub/block/block_reduce.cuh>
 
-#include "metrics_kernel.h"
+#include "../metrics.h"
 
 namespace mattingloss {
 namespace metrics {
@@ -31,6 +34,9 @@ struct MinOp {
 };
 struct MaxOp {
   __device__ __forceinline__ double operator()(double a, double b) const { return fmax(a, b); }
+};
+struct IntMaxOp {
+  __device__ __forceinline__ int operator()(int a, int b) const { return a > b ? a : b; }
 };
 
 inline int blocks_for(int64_t n) {
@@ -189,7 +195,18 @@ __global__ void k_levels(MetricsArgs A, int i, const uint8_t* q, const int32_t* 
   }
 }
 
-__global__ void k_rows(MetricsArgs A, const Norm* norms, uint8_t* level, double* rows) {
+__global__ void k_qmax(MetricsArgs A, const uint8_t* q, unsigned long long* qmax) {
+  using Reduce = cub::BlockReduce<int, kThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const int64_t b = blockIdx.x, N = A.height * A.width;
+  int m = 0;
+  for (int64_t k = threadIdx.x; k < N; k += blockDim.x) m = max(m, int(q[b * N + k]));
+  const int r = Reduce(tmp).Reduce(m, IntMaxOp());
+  if (threadIdx.x == 0) qmax[b] = (unsigned long long)r;
+}
+
+__global__ void k_rows(MetricsArgs A, const Norm* norms, uint8_t* level, const unsigned long long* qmax,
+                       double* rows) {
   using Reduce = cub::BlockReduce<double, kRowThreads>;
   __shared__ typename Reduce::TempStorage tmp;
   const Params& P = A.params;
@@ -197,7 +214,8 @@ __global__ void k_rows(MetricsArgs A, const Norm* norms, uint8_t* level, double*
   const Image pred = sample_of(A.pred, b * N), gt = sample_of(A.gt, b * N);
   const uint8_t* region = A.region + b * N;
   Norm np{}, ng{};
-  if (A.gradient) {
+  const bool p3m = P.convention == kP3m;
+  if (A.gradient && !p3m) {
     np = norms[2 * b];
     ng = norms[2 * b + 1];
   }
@@ -207,7 +225,9 @@ __global__ void k_rows(MetricsArgs A, const Norm* norms, uint8_t* level, double*
     const double a_p = value(pred, k), a_g = value(gt, k);
     const bool in = region[k] != 0;
     add_point_sums(P.convention, a_p, a_g, in, acc);
-    if (A.gradient && in) {
+    if (A.gradient && in && p3m) {
+      acc[kGrad] += double(p3m_gradient_at(P, pred, gt, y, x, H, W));
+    } else if (A.gradient && in) {
       double sgp[kTaps], sdp[kTaps], sgg[kTaps], sdg[kTaps];
       for (int j = 0; j < kTaps; ++j) {
         int64_t xx = x + j - kHalf;
@@ -220,11 +240,9 @@ __global__ void k_rows(MetricsArgs A, const Norm* norms, uint8_t* level, double*
       acc[kGrad] += gradient_term(P.convention, amp_p, amp_g);
     }
     if (A.connectivity) {
-      uint8_t lv = level[b * N + k];
-      if (lv == kNoLevel) {
-        lv = kLevels - 1;
-        level[b * N + k] = lv;
-      }
+      const uint8_t raw = level[b * N + k];
+      const uint8_t lv = p3m ? p3m_level(raw, uint8_t(qmax[b])) : (raw == kNoLevel ? uint8_t(kLevels - 1) : raw);
+      if (lv != raw) level[b * N + k] = lv;
       if (in) acc[kConn] += conn_term(P, conn_alpha(P.convention, a_p), conn_alpha(P.convention, a_g), lv);
     }
   }
@@ -245,7 +263,7 @@ __global__ void k_final(MetricsArgs A, const double* rows) {
 
 }  // namespace
 
-void metrics_scratch_sizes(int64_t B, int64_t H, int64_t W, bool own_levels, int64_t bytes[9]) {
+void metrics_scratch_sizes(int64_t B, int64_t H, int64_t W, bool own_levels, int64_t bytes[kScratchBuffers]) {
   const int64_t n = B * H * W;
   bytes[0] = 2 * B * int64_t(sizeof(Norm));
   bytes[1] = n;
@@ -261,7 +279,7 @@ void metrics_scratch_sizes(int64_t B, int64_t H, int64_t W, bool own_levels, int
 cudaError_t launch_matting_metrics(const MetricsArgs& A, const MetricsScratch& s, cudaStream_t stream) {
   const int64_t n = A.batch * A.height * A.width;
   const int blocks = blocks_for(n);
-  if (A.gradient) k_minmax<<<int(A.batch), kThreads, 0, stream>>>(A, s.norms);
+  if (A.gradient && A.params.convention != kP3m) k_minmax<<<int(A.batch), kThreads, 0, stream>>>(A, s.norms);
   if (A.connectivity) {
     k_reached<<<blocks, kThreads, 0, stream>>>(A, s.q, s.level);
     for (int i = 1; i < kLevels; ++i) {
@@ -272,8 +290,11 @@ cudaError_t launch_matting_metrics(const MetricsArgs& A, const MetricsScratch& s
       k_best<<<blocks, kThreads, 0, stream>>>(A, i, s.q, s.parent, s.size, s.key, s.best);
       k_levels<<<blocks, kThreads, 0, stream>>>(A, i, s.q, s.parent, s.best, s.masked, s.level);
     }
+    // masked is free again: p3m's qmax per sample
+    if (A.params.convention == kP3m) k_qmax<<<int(A.batch), kThreads, 0, stream>>>(A, s.q, s.masked);
   }
-  k_rows<<<dim3(unsigned(A.height), unsigned(A.batch)), kRowThreads, 0, stream>>>(A, s.norms, s.level, s.rows);
+  k_rows<<<dim3(unsigned(A.height), unsigned(A.batch)), kRowThreads, 0, stream>>>(A, s.norms, s.level, s.masked,
+                                                                                  s.rows);
   k_final<<<int(A.batch), 32, 0, stream>>>(A, s.rows);
   return cudaGetLastError();
 }

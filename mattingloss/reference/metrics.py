@@ -25,6 +25,11 @@ pixels counted (``trimap == 128`` in every source).
   ``MetricMAD``, ``MetricMSE``, ``MetricGRAD`` and ``MetricCONN`` on the float32
   frames ``cv2.imread(...).astype(np.float32) / 255`` that ``Evaluator.evaluate_worker``
   reads (whole frames: no trimap).
+* :func:`p3m`: JizhiziLi/P3M ``core/evaluate.py``: ``calculate_sad_mse_mad_whole_img``,
+  ``compute_gradient_whole_image`` and ``compute_connectivity_loss_whole_image``, on
+  the float64 0..1 arrays of ``core/test.py`` (``alpha = np.array(Image.open(...)) / 255.``;
+  the prediction is taken as float64 0..1 too). Whole images: no trimap. Its
+  inputs are 0..1, not 0..255 (see the function).
 
 Where a source's numbers depend on a detail, it is reproduced as it is:
 
@@ -335,6 +340,65 @@ def rvm(pred, gt, region, *, with_levels=False) -> dict:
     return _result(mad, mse, grad, conn, levels if with_levels else None)
 
 
+def largest_component_skimage(mask: np.ndarray):
+    """omega of P3M's compute_connectivity_loss_whole_image: skimage label(connectivity=1),
+    regionprops, argmax of the areas (labels number components in row-major order of
+    their first pixel: the first of equal sizes wins); None when the mask is empty
+    (P3M then skips the threshold)."""
+    from skimage.measure import label, regionprops
+    regions = regionprops(label(mask, connectivity=1))
+    if not regions:
+        return None
+    best = regions[int(np.argmax([r.area for r in regions]))]
+    omega = np.zeros(mask.shape, bool)
+    omega[best.coords[:, 0], best.coords[:, 1]] = True
+    return omega
+
+
+def p3m(pred, gt, *, with_levels=False) -> dict:
+    """JizhiziLi/P3M core/evaluate.py's whole-image metrics (module docstring). pred, gt:
+    (H, W) alphas in [0, 1] (float64 as P3M's test.py has them; a uint8 matte v is v / 255.).
+    sad = sum |e| / 1000, mse = sum e^2 / (H*W), grad = sum / 10, conn = sum / 1000."""
+    from scipy.ndimage import gaussian_filter
+    p = np.asarray(pred, np.float64)
+    g = np.asarray(gt, np.float64)
+    h, w = p.shape
+    # calculate_sad_mse_mad_whole_img
+    e = p - g
+    sad = float(np.sum(np.abs(e))) / 1000
+    mse = float(np.sum(e ** 2)) / (h * w)
+    # compute_gradient_whole_image: float32 filter outputs (the first axis's result
+    # is stored in the float32 output before the second axis reads it), magnitudes
+    # and squared differences in float32. P3M sums them in float32 (numpy's pairwise
+    # sum, ~1e-7 relative from this float64 sum of the same float32 values).
+    mags = []
+    for a in (p, g):
+        ax = gaussian_filter(a, sigma=1.4, order=[1, 0], output=np.float32)
+        ay = gaussian_filter(a, sigma=1.4, order=[0, 1], output=np.float32)
+        mags.append(np.sqrt(ax ** 2 + ay ** 2))
+    err = np.square(mags[0] - mags[1])
+    assert err.dtype == np.float32
+    grad = float(np.sum(err, dtype=np.float64)) / 10
+    # compute_connectivity_loss_whole_image: np.arange thresholds compared in float64;
+    # a threshold with no component is skipped (`continue`), so pixels unassigned
+    # there keep -1 and end at l = 1; l_map is float32.
+    levels = np.full(p.shape, -1, np.int64)
+    for i in range(1, len(NUMPY_THRESHOLDS)):
+        t = NUMPY_THRESHOLDS[i]
+        omega = largest_component_skimage((p >= t) & (g >= t))
+        if omega is None:
+            continue
+        levels[(levels == -1) & ~omega] = i - 1
+    levels[levels == -1] = len(NUMPY_THRESHOLDS) - 1
+    lmap = np.asarray(NUMPY_THRESHOLDS)[levels].astype(np.float32)
+    pd, gd = p - lmap, g - lmap  # float64 - float32: float64
+    pphi = 1 - pd * (pd >= 0.15).astype(np.float32)
+    gphi = 1 - gd * (gd >= 0.15).astype(np.float32)
+    conn = float(np.sum(np.abs(pphi - gphi))) / 1000
+    return _result(sad, mse, grad, conn, levels if with_levels else None)
+
+
+# p3m is left out: its inputs are 0..1 and it has no region argument (see p3m).
 CONVENTIONS = {"dim_matlab": dim_matlab, "mmagic": mmagic, "gca": gca, "rvm": rvm}
 THRESHOLDS = {"dim_matlab": MATLAB_THRESHOLDS, "mmagic": NUMPY_THRESHOLDS, "gca": NUMPY_THRESHOLDS,
-              "rvm": NUMPY_THRESHOLDS}
+              "rvm": NUMPY_THRESHOLDS, "p3m": NUMPY_THRESHOLDS}
