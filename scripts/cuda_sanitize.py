@@ -681,7 +681,8 @@ def case_lap_tiles_grad_base(device):
 # Every alpha case but reduction "none" also runs alpha_sobel_compose (one thread, the losses from the
 # sums) and, with a gradient, alpha_sobel_weights (the weight sums first, for the factors) and the
 # forward with those factors (one prescaled map), all four from alpha_sobel_prescaled (a composite
-# op: it calls them); backward is scale_gradient_ (that map times
+# op on the CPU: it calls them; on CUDA two kernels whose last blocks run the composes,
+# case_prescaled_fused_equals_four_ops); backward is scale_gradient_ (that map times
 # grad_output, 0.75 here: every loss's backward of a stored gradient runs it; vector path on 16-byte
 # aligned storage, element path for the tail and unaligned views).
 AG = ("mattingloss::alpha_sobel_forward", "mattingloss::alpha_sobel_weights",
@@ -1039,6 +1040,56 @@ def case_vec_f64_unchanged(device):
     p = x["pred_alpha"].requires_grad_()
     total, *_ = mattingloss.vitmatte_alpha_losses(p, x["alpha"], x["trimap"], alpha_scale=1.0, unknown_value=128.0)
     return _grads(total, {"pred": p}, device)
+
+
+def _prescaled_four_ops(pred, gt, mask, mode, lo, hi, scale, rho, eps, in_diff, sobel, coef, group, groups, norm,
+                        guard, crop, penalty, weights):
+    """alpha_sobel_prescaled and the four ops it stands for (weights, compose, forward with the
+    factors, compose), called one by one: on CUDA the op is two kernels whose last blocks run
+    the composes (LastBlockCompose), which must give the four launches' bits."""
+    ops = torch.ops.mattingloss
+    args = (pred, gt, mask, mode, lo, hi, scale, rho, eps, in_diff, True, True, sobel, 1e-6, coef, group, groups)
+    pixels = pred.shape[2] * pred.shape[3]
+
+    def compose(sums):
+        return ops.alpha_sobel_compose(sums, pixels, norm, guard, crop, penalty, weights, group, groups, mode == 3)
+
+    factors = compose(ops.alpha_sobel_weights(pred, mask, mode, lo, hi))[2]
+    sums, maps, _ = ops.alpha_sobel_forward(*args, True, False, factors)
+    total, components, _ = compose(sums)
+    fused = ops.alpha_sobel_prescaled(*args, norm, guard, crop, penalty, weights)
+    return dict(zip(("total", "components", "grad"), fused)), {"total": total, "components": components,
+                                                                "grad": maps[0]}
+
+
+@case(needs=AG)
+def case_prescaled_fused_equals_four_ops(device):
+    # The prescaled op (CUDA: the weights kernel's last block composes the factors, the forward's the
+    # losses) against its four ops, bitwise, then (the driver) against the CPU op: the vector-only
+    # instance with ViTMatte's norms (two samples, 3x3 tiles), the generic one with a weight map,
+    # mean/sample norms and guards (two factor groups), float64 with no mask (count_all), bf16 on
+    # an odd width with three groups and GCA's magnitude, and 144 tiles (the strided finish).
+    out = {}
+    configs = (  # (B, H, W, pred, mask, mode, rho, in_diff, sobel, group, groups, norm, guard, crop)
+        (2, 130, 244, "f32", "equal", 0, 0, True, 1, [0, 1, 0], 2, [4, 4, 4], [0.0] * 3, 262144),
+        (2, 33, 64, "f32", "weight", 2, 1, False, 1, [0, 1, 0], 2, [0, 1, 0], [1e-8, 1e-12, 1e-8], 0),
+        (1, 21, 124, "f64", "all", 3, 0, True, 1, [0, 0, 0], 1, [3, 2, 0], [0.0, 0.0, 1e-8], 0),
+        (3, 19, 37, "bf16", "range", 1, 0, True, 2, [0, 1, 2], 3, [4, 4, 4], [0.0] * 3, 0),
+        (1, 520, 1804, "f32", "equal", 0, 0, True, 1, [0, 1, 0], 2, [4, 4, 4], [0.0] * 3, 262144),
+    )
+    for i, (B, H, W, pred, mask, mode, rho, in_diff, sobel, group, groups, norm, guard, crop) in enumerate(configs):
+        x = to_device(ag_inputs(B, H, W, pred, "same", mask, key=("prescaled", i)), device)
+        m = None if mode == 3 else x["weight" if mode == 2 else "trimap"]
+        lo, hi = {0: (128.0, 128.0), 1: (85.0, 170.0)}.get(mode, (0.0, 0.0))
+        fused, four = _prescaled_four_ops(x["pred_alpha"], x["alpha"], m, mode, lo, hi, 255.0, rho, 1e-8, in_diff,
+                                          sobel, [1.0, 0.5, 2.0, 0.02], group, groups, norm, guard, crop, 0.01,
+                                          [1.0, 0.5, 2.0])
+        differing = bitwise_equal(fused, four)
+        if differing:
+            raise AssertionError(f"config {i}: alpha_sobel_prescaled differs from its four ops in "
+                                 f"{', '.join(differing)}")
+        out.update({f"{i}_{k}": v for k, v in fused.items()})
+    return out
 
 
 # --------------------------------------------------------------------------- cases: temporal (RVM)

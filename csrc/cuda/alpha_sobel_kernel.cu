@@ -16,7 +16,8 @@
 // per sample in a fixed order. No floating-point atomics: bitwise
 // reproducible. Also the small ops around it: alpha_sobel_weights (the weight
 // sums alone, the same tiles and order) and alpha_sobel_compose (one thread:
-// the losses from the sums).
+// the losses from the sums), which the prescaled op runs in the last blocks
+// instead (AlphaGradArgs::compose).
 #include <cub/block/block_reduce.cuh>
 
 #include <type_traits>
@@ -68,6 +69,12 @@ __device__ void finish(const AlphaGradArgs<acc_t>& a, int64_t tiles_per_sample, 
       for (int j = 0; j < kAgSums; ++j) a.sums[s * kAgSums + j] = total.v[j];
     }
     __syncthreads();  // before temp is reused
+  }
+  // alpha_sobel_prescaled's compose in this block rather than a kernel of its
+  // own (LastBlockCompose). Thread 0 wrote every sample's sums above, so it
+  // reads them back in its own program order; no other thread takes part.
+  if (a.compose.factors != nullptr && threadIdx.x == 0) {
+    compose_alpha_losses(a.compose.params, a.sums, a.compose.total, a.compose.components, a.compose.factors);
   }
 }
 
