@@ -911,7 +911,7 @@ def case_strip_alpha_none_vec(device):
 
 
 # The vector-only instances (float32 pred and alpha, ViTMatte's parameters, Sobel difference, every
-# pointer aligned and W % 4 == 0): one per trimap dtype (float32 or none, uint8) and alpha_scale (1: no
+# pointer aligned and W % 4 == 0, one gradient map or none): one per trimap dtype (float32 or none, uint8) and alpha_scale (1: no
 # division, else divided), 4 rows per loop iteration; any other trimap dtype, an unaligned view or an
 # odd width takes the fast instance with the element path. Each case below names the instance it hits.
 
@@ -945,7 +945,7 @@ def _trio_vec(device, B, H, W, *, trimap=torch.float32, unit=False, mask="equal"
 @case(needs=AG)
 def case_vec_f32_trimap_unit_scale(device):
     # <float trimap, alpha_scale 1>: the benchmark's float32 row; 3x3 tiles, partial last ones, warps of
-    # 2 rows (not a multiple of the 4-row unroll), three gradient maps.
+    # 2 rows (not a multiple of the 4-row unroll), three weighted terms in the one prescaled map.
     return _trio_vec(device, 2, 130, 244, unit=True, weights=(1.0, 0.5, 2.0))
 
 
@@ -1029,6 +1029,66 @@ def case_vec_bitwise_equals_fast_instance(device):
                 raise AssertionError(f"trimap {trimap}, unit scale {unit}: vector-only and fast instances "
                                      f"differ in {', '.join(differing)}")
             out.update({f"{str(trimap)[6:]}_{unit}_{k}": v for k, v in vec.items()})
+    return out
+
+
+@case(needs=AG)
+def case_vec_maps_and_forward_only(device):
+    # alpha_sobel_forward called directly: one map without factors (the vector-only instance, its
+    # gradient bitwise the fast instance's on offset-1 views), two and three maps (the fast instance:
+    # the vector-only ones write one map), three groups forward only (no map: vector-only); a float32
+    # and a uint8 trimap, both scales.
+    ops = torch.ops.mattingloss
+    out = {}
+    for i, (trimap, scale, group, groups, grad) in enumerate((
+            (torch.float32, 1.0, [0, 0, 0], 1, True), (torch.uint8, 255.0, [0, 0, 0], 1, True),
+            (torch.float32, 255.0, [0, 1, 0], 2, True), (torch.uint8, 1.0, [0, 1, 2], 3, True),
+            (torch.float32, 1.0, [0, 1, 2], 3, False))):
+        x = ag_inputs(2, 18, 128, "f32", "same", "equal", key=("maps", i))
+        if scale == 1.0:
+            x["alpha"] = x["alpha"] / 255
+        x["trimap"] = x["trimap"].to(trimap)
+        runs = []
+        for offset in (0, 1):
+            y = to_device(x, device, offset=offset)
+            runs.append(dict(zip(("sums", "maps"), ops.alpha_sobel_forward(
+                y["pred_alpha"], y["alpha"], y["trimap"], 0, 128.0, 128.0, scale, 0, 0.0, True, True, True, 1, 1e-6,
+                [1.0, 0.5, 2.0, 0.02], group, groups, grad, False, None)[:2])))
+        differing = bitwise_equal(*runs)
+        if differing:
+            raise AssertionError(f"config {i}: aligned and offset views differ in {', '.join(differing)}")
+        out.update({f"{i}_{k}": v for k, v in runs[0].items()})
+    return out
+
+
+@case(needs=AG)
+def case_vec_region_bounds_exact(device):
+    # The vector-only instances test the region as lo_in <= t <= hi_in (range: the floats next to
+    # lo and hi): a float32 trimap of edge values (signed zeros, the smallest subnormals, values one
+    # ulp from the bounds, infinities, NaN) under range and equal bounds at those edges, bitwise the
+    # fast instance's (offset-1 views: mode tests as written) and, by the driver, the CPU's.
+    ops = torch.ops.mattingloss
+    tiny = 2.0 ** -149
+    values = torch.tensor([0.0, -0.0, tiny, 2 * tiny, -tiny, 128.0, 128.0 + 2 ** -16, 128.0 - 2 ** -16, 85.0, 170.0,
+                           float("inf"), float("-inf"), float("nan"), 255.0])
+    out = {}
+    bounds = ((1, 0.0, 128.0), (1, -0.0, float("inf")), (1, float("-inf"), tiny), (1, 128.0 - 2 ** -16, 128.0 + 2 ** -16),
+              (1, float("inf"), float("inf")), (1, float("nan"), 200.0), (1, 85.0, float("nan")), (0, -0.0, -0.0),
+              (0, float("inf"), float("inf")), (0, tiny, tiny))
+    x = ag_inputs(1, 18, 128, "f32", "same", "equal", key=("bounds",))
+    x["alpha"] = x["alpha"] / 255
+    x["trimap"] = values[torch.randint(0, len(values), x["trimap"].shape, generator=generator("bounds"))]
+    for i, (mode, lo, hi) in enumerate(bounds):
+        runs = []
+        for offset in (0, 1):
+            y = to_device(x, device, offset=offset)
+            runs.append(dict(zip(("sums", "maps"), ops.alpha_sobel_forward(
+                y["pred_alpha"], y["alpha"], y["trimap"], mode, lo, hi, 1.0, 0, 0.0, True, True, True, 1, 1e-6,
+                [1.0, 0.5, 2.0, 0.02], [0, 0, 0], 1, True, False, None)[:2])))
+        differing = bitwise_equal(*runs)
+        if differing:
+            raise AssertionError(f"bounds {i}: aligned and offset views differ in {', '.join(differing)}")
+        out.update({f"{i}_{k}": v for k, v in runs[0].items()})
     return out
 
 
