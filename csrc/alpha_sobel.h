@@ -410,14 +410,14 @@ template <typename acc_t>
 ML_INLINE void compose_alpha_losses(const AlphaComposeParams<acc_t>& C, const acc_t* sums, acc_t* total,
                                     acc_t* components, acc_t* factors) {
   const int64_t B = C.batch;
-  for (int64_t k = 0; k < C.groups * B; ++k) factors[k] = acc_t(0);
-  const int64_t weight_sum[3] = {kSumWUnknown, kSumWKnown, kSumWUnknown};
-  for (int t = 0; t < 3; ++t) {
+  ML_NO_UNROLL for (int64_t k = 0; k < C.groups * B; ++k) factors[k] = acc_t(0);
+  ML_NO_UNROLL for (int t = 0; t < 3; ++t) {
+    const int64_t weight_sum = t == kTermKnown ? kSumWKnown : kSumWUnknown;
     components[t] = acc_t(0);
     if (C.norm[t] == kNormOff) continue;
     const bool all = C.count_all && t != kTermKnown;
     acc_t w_total = 0;
-    for (int64_t b = 0; b < B; ++b) w_total += all ? acc_t(C.pixels) : sums[b * kAgSums + weight_sum[t]];
+    ML_NO_UNROLL for (int64_t b = 0; b < B; ++b) w_total += all ? acc_t(C.pixels) : sums[b * kAgSums + weight_sum];
     acc_t pooled = 1;  // the factor when one for the whole batch
     switch (C.norm[t]) {
       case kNormMean: pooled = inverse_or_zero(w_total + C.guard[t]); break;
@@ -430,9 +430,9 @@ ML_INLINE void compose_alpha_losses(const AlphaComposeParams<acc_t>& C, const ac
       default: break;
     }
     acc_t part = 0;
-    for (int64_t b = 0; b < B; ++b) {
+    ML_NO_UNROLL for (int64_t b = 0; b < B; ++b) {
       const acc_t* s = sums + b * kAgSums;
-      const acc_t w = all ? acc_t(C.pixels) : s[weight_sum[t]];
+      const acc_t w = all ? acc_t(C.pixels) : s[weight_sum];
       const acc_t f = C.norm[t] == kNormSample ? inverse_or_zero(w + C.guard[t]) / acc_t(B) : pooled;
       const acc_t sobel = s[kSumSobelX] + s[kSumSobelY] + C.penalty * (s[kSumPenaltyX] + s[kSumPenaltyY]);
       const acc_t term = t == kTermUnknown ? s[kSumUnknown] : t == kTermKnown ? s[kSumKnown] : sobel;
@@ -443,6 +443,18 @@ ML_INLINE void compose_alpha_losses(const AlphaComposeParams<acc_t>& C, const ac
   }
   *total = C.weights[0] * components[0] + C.weights[1] * components[1] + C.weights[2] * components[2];
 }
+
+// What the CUDA prescaled op's last blocks compose from the sums they have just
+// written, so that neither compose is a launch of its own (issue 27's budget):
+// the weights kernel's factors, then the forward's losses. When factors is not
+// null, the last block runs compose_alpha_losses(params, sums, total,
+// components, factors) after the sums: the four ops' function on the four ops'
+// sums, so their bits.
+template <typename acc_t>
+struct LastBlockCompose {
+  AlphaComposeParams<acc_t> params;
+  acc_t *total, *components, *factors;
+};
 
 // What a backend's alpha/Sobel-loss kernel gets: raw pointers, the dtype of
 // each input (read as stored), sizes and the parameters. Plain data with no
@@ -460,6 +472,7 @@ struct AlphaGradArgs {
   const acc_t* factors = nullptr;
   Output values;            // (B, 1, H, W) per-pixel value (acc_t); null: not requested
   acc_t* sums = nullptr;    // (B, kAgSums)
+  LastBlockCompose<acc_t> compose{};  // CUDA's alpha_sobel_prescaled only (the CPU kernels ignore it)
 };
 
 // The backends' entry points, called by alpha_sobel_host.cpp: the CPU kernels

@@ -318,7 +318,7 @@ AlphaComposeResult alpha_sobel_compose(const at::Tensor& sums, int64_t pixels, a
 // the pass with those factors (_forward: one map, the total's gradient) and
 // the losses from its sums (_compose). The same four ops the Python code would
 // call, bitwise the same results: one crossing from Python instead of four,
-// with no Python between the kernels.
+// with no Python between the kernels. CUDA has its own (two launches, below).
 using Tensors3 = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 
 Tensors3 alpha_sobel_prescaled(const at::Tensor& pred, const at::Tensor& gt, const std::optional<at::Tensor>& mask,
@@ -356,13 +356,65 @@ Tensors3 alpha_sobel_prescaled(const at::Tensor& pred, const at::Tensor& gt, con
   return {total, components, maps.select(0, 0)};  // the one map: pred's shape, no view op in Python
 }
 
+#ifdef MATTINGLOSS_CUDA
+// alpha_sobel_prescaled on CUDA: the same four steps in two launches, each
+// compose run by the last block of the kernel before it (LastBlockCompose in
+// ../alpha_sobel.h), since a one-thread kernel per compose was half the op's
+// launches (issue 27's budget). The four ops' checks, outputs and argument
+// structs, the same functions on the same sums in the same order: bitwise
+// their results. No host sync; each kernel takes the stream's ticket counter
+// as the standalone ops do (CUDA-graph safe likewise).
+Tensors3 alpha_sobel_prescaled_cuda(const at::Tensor& pred, const at::Tensor& gt,
+                                    const std::optional<at::Tensor>& mask, int64_t mask_mode, double mask_lo,
+                                    double mask_hi, double alpha_scale, int64_t rho, double eps, bool mask_in_diff,
+                                    bool unknown_term, bool known_term, int64_t sobel, double grad_eps,
+                                    at::ArrayRef<double> coef, at::IntArrayRef group, int64_t groups,
+                                    at::IntArrayRef norm, at::ArrayRef<double> guard, int64_t crop_pixels,
+                                    double penalty, at::ArrayRef<double> weights) {
+  const CudaBackend::Guard device_guard(pred.device());
+  AlphaWeightsOp w = prepare_alpha_weights(pred, mask, mask_mode, mask_lo, mask_hi);  // checks pred's shape
+  const int64_t pixels = pred.size(2) * pred.size(3);
+  auto compose = [&](const at::Tensor& sums) {
+    return prepare_alpha_compose(sums, pixels, norm, guard, crop_pixels, penalty, weights, group, groups,
+                                 mask_mode == kAllPixels);
+  };
+  AlphaComposeOp scales = compose(w.outputs);  // its total and components: written, unused
+  AlphaGradOp f = prepare_alpha_sobel(pred, gt, mask, mask_mode, mask_lo, mask_hi, alpha_scale, rho, eps,
+                                      mask_in_diff, unknown_term, known_term, sobel, grad_eps, coef, group, groups,
+                                      true, false, std::get<2>(scales.outputs));
+  AlphaComposeOp losses = compose(std::get<0>(f.outputs));  // its factors: written, unused
+  auto run = [&](auto& weights_args, const auto& scales_call, auto& forward_args, const auto& losses_call) {
+    auto last_block = [](const auto& c) {
+      return LastBlockCompose<std::remove_const_t<std::remove_pointer_t<decltype(c.sums)>>>{
+          c.params, c.total, c.components, c.factors};
+    };
+    weights_args.compose = last_block(scales_call);
+    mattingloss::weights(CudaBackend{}, weights_args, pred);  // (the op's `weights` argument hides it)
+    forward_args.compose = last_block(losses_call);  // (the factors above are read, these written elsewhere)
+    forward(CudaBackend{}, forward_args, pred);
+  };
+  if (f.use_double) {
+    run(w.f64, scales.f64, f.f64, losses.f64);
+  } else {
+    run(w.f32, scales.f32, f.f32, losses.f32);
+  }
+  const auto& [total, components, unused] = losses.outputs;
+  return {total, components, std::get<1>(f.outputs).select(0, 0)};
+}
+#endif
+
 }  // namespace
 
 MATTINGLOSS_IMPL("alpha_sobel_forward", alpha_sobel_forward)
 MATTINGLOSS_IMPL("alpha_sobel_weights", alpha_sobel_weights)
 MATTINGLOSS_IMPL("alpha_sobel_compose", alpha_sobel_compose)
 TORCH_LIBRARY_IMPL(mattingloss, CompositeExplicitAutograd, m) {
-  m.impl("alpha_sobel_prescaled", &alpha_sobel_prescaled);
+  m.impl("alpha_sobel_prescaled", &alpha_sobel_prescaled);  // CPU and Meta: the four ops
 }
+#ifdef MATTINGLOSS_CUDA
+TORCH_LIBRARY_IMPL(mattingloss, CUDA, m) {
+  m.impl("alpha_sobel_prescaled", &alpha_sobel_prescaled_cuda);
+}
+#endif
 
 }  // namespace mattingloss

@@ -681,7 +681,8 @@ def case_lap_tiles_grad_base(device):
 # Every alpha case but reduction "none" also runs alpha_sobel_compose (one thread, the losses from the
 # sums) and, with a gradient, alpha_sobel_weights (the weight sums first, for the factors) and the
 # forward with those factors (one prescaled map), all four from alpha_sobel_prescaled (a composite
-# op: it calls them); backward is scale_gradient_ (that map times
+# op on the CPU: it calls them; on CUDA two kernels whose last blocks run the composes,
+# case_prescaled_fused_equals_four_ops); backward is scale_gradient_ (that map times
 # grad_output, 0.75 here: every loss's backward of a stored gradient runs it; vector path on 16-byte
 # aligned storage, element path for the tail and unaligned views).
 AG = ("mattingloss::alpha_sobel_forward", "mattingloss::alpha_sobel_weights",
@@ -910,7 +911,7 @@ def case_strip_alpha_none_vec(device):
 
 
 # The vector-only instances (float32 pred and alpha, ViTMatte's parameters, Sobel difference, every
-# pointer aligned and W % 4 == 0): one per trimap dtype (float32 or none, uint8) and alpha_scale (1: no
+# pointer aligned and W % 4 == 0, one gradient map or none): one per trimap dtype (float32 or none, uint8) and alpha_scale (1: no
 # division, else divided), 4 rows per loop iteration; any other trimap dtype, an unaligned view or an
 # odd width takes the fast instance with the element path. Each case below names the instance it hits.
 
@@ -944,7 +945,7 @@ def _trio_vec(device, B, H, W, *, trimap=torch.float32, unit=False, mask="equal"
 @case(needs=AG)
 def case_vec_f32_trimap_unit_scale(device):
     # <float trimap, alpha_scale 1>: the benchmark's float32 row; 3x3 tiles, partial last ones, warps of
-    # 2 rows (not a multiple of the 4-row unroll), three gradient maps.
+    # 2 rows (not a multiple of the 4-row unroll), three weighted terms in the one prescaled map.
     return _trio_vec(device, 2, 130, 244, unit=True, weights=(1.0, 0.5, 2.0))
 
 
@@ -1032,6 +1033,66 @@ def case_vec_bitwise_equals_fast_instance(device):
 
 
 @case(needs=AG)
+def case_vec_maps_and_forward_only(device):
+    # alpha_sobel_forward called directly: one map without factors (the vector-only instance, its
+    # gradient bitwise the fast instance's on offset-1 views), two and three maps (the fast instance:
+    # the vector-only ones write one map), three groups forward only (no map: vector-only); a float32
+    # and a uint8 trimap, both scales.
+    ops = torch.ops.mattingloss
+    out = {}
+    for i, (trimap, scale, group, groups, grad) in enumerate((
+            (torch.float32, 1.0, [0, 0, 0], 1, True), (torch.uint8, 255.0, [0, 0, 0], 1, True),
+            (torch.float32, 255.0, [0, 1, 0], 2, True), (torch.uint8, 1.0, [0, 1, 2], 3, True),
+            (torch.float32, 1.0, [0, 1, 2], 3, False))):
+        x = ag_inputs(2, 18, 128, "f32", "same", "equal", key=("maps", i))
+        if scale == 1.0:
+            x["alpha"] = x["alpha"] / 255
+        x["trimap"] = x["trimap"].to(trimap)
+        runs = []
+        for offset in (0, 1):
+            y = to_device(x, device, offset=offset)
+            runs.append(dict(zip(("sums", "maps"), ops.alpha_sobel_forward(
+                y["pred_alpha"], y["alpha"], y["trimap"], 0, 128.0, 128.0, scale, 0, 0.0, True, True, True, 1, 1e-6,
+                [1.0, 0.5, 2.0, 0.02], group, groups, grad, False, None)[:2])))
+        differing = bitwise_equal(*runs)
+        if differing:
+            raise AssertionError(f"config {i}: aligned and offset views differ in {', '.join(differing)}")
+        out.update({f"{i}_{k}": v for k, v in runs[0].items()})
+    return out
+
+
+@case(needs=AG)
+def case_vec_region_bounds_exact(device):
+    # The vector-only instances test the region as lo_in <= t <= hi_in (range: the floats next to
+    # lo and hi): a float32 trimap of edge values (signed zeros, the smallest subnormals, values one
+    # ulp from the bounds, infinities, NaN) under range and equal bounds at those edges, bitwise the
+    # fast instance's (offset-1 views: mode tests as written) and, by the driver, the CPU's.
+    ops = torch.ops.mattingloss
+    tiny = 2.0 ** -149
+    values = torch.tensor([0.0, -0.0, tiny, 2 * tiny, -tiny, 128.0, 128.0 + 2 ** -16, 128.0 - 2 ** -16, 85.0, 170.0,
+                           float("inf"), float("-inf"), float("nan"), 255.0])
+    out = {}
+    bounds = ((1, 0.0, 128.0), (1, -0.0, float("inf")), (1, float("-inf"), tiny), (1, 128.0 - 2 ** -16, 128.0 + 2 ** -16),
+              (1, float("inf"), float("inf")), (1, float("nan"), 200.0), (1, 85.0, float("nan")), (0, -0.0, -0.0),
+              (0, float("inf"), float("inf")), (0, tiny, tiny))
+    x = ag_inputs(1, 18, 128, "f32", "same", "equal", key=("bounds",))
+    x["alpha"] = x["alpha"] / 255
+    x["trimap"] = values[torch.randint(0, len(values), x["trimap"].shape, generator=generator("bounds"))]
+    for i, (mode, lo, hi) in enumerate(bounds):
+        runs = []
+        for offset in (0, 1):
+            y = to_device(x, device, offset=offset)
+            runs.append(dict(zip(("sums", "maps"), ops.alpha_sobel_forward(
+                y["pred_alpha"], y["alpha"], y["trimap"], mode, lo, hi, 1.0, 0, 0.0, True, True, True, 1, 1e-6,
+                [1.0, 0.5, 2.0, 0.02], [0, 0, 0], 1, True, False, None)[:2])))
+        differing = bitwise_equal(*runs)
+        if differing:
+            raise AssertionError(f"bounds {i}: aligned and offset views differ in {', '.join(differing)}")
+        out.update({f"{i}_{k}": v for k, v in runs[0].items()})
+    return out
+
+
+@case(needs=AG)
 def case_vec_f64_unchanged(device):
     # float64 pred: its own instance (no vector-only one); W % 4 == 0, alpha_scale 1.
     x = to_device(ag_inputs(1, 21, 124, "f64", "same", "equal", key=("vec64",)), device)
@@ -1039,6 +1100,56 @@ def case_vec_f64_unchanged(device):
     p = x["pred_alpha"].requires_grad_()
     total, *_ = mattingloss.vitmatte_alpha_losses(p, x["alpha"], x["trimap"], alpha_scale=1.0, unknown_value=128.0)
     return _grads(total, {"pred": p}, device)
+
+
+def _prescaled_four_ops(pred, gt, mask, mode, lo, hi, scale, rho, eps, in_diff, sobel, coef, group, groups, norm,
+                        guard, crop, penalty, weights):
+    """alpha_sobel_prescaled and the four ops it stands for (weights, compose, forward with the
+    factors, compose), called one by one: on CUDA the op is two kernels whose last blocks run
+    the composes (LastBlockCompose), which must give the four launches' bits."""
+    ops = torch.ops.mattingloss
+    args = (pred, gt, mask, mode, lo, hi, scale, rho, eps, in_diff, True, True, sobel, 1e-6, coef, group, groups)
+    pixels = pred.shape[2] * pred.shape[3]
+
+    def compose(sums):
+        return ops.alpha_sobel_compose(sums, pixels, norm, guard, crop, penalty, weights, group, groups, mode == 3)
+
+    factors = compose(ops.alpha_sobel_weights(pred, mask, mode, lo, hi))[2]
+    sums, maps, _ = ops.alpha_sobel_forward(*args, True, False, factors)
+    total, components, _ = compose(sums)
+    fused = ops.alpha_sobel_prescaled(*args, norm, guard, crop, penalty, weights)
+    return dict(zip(("total", "components", "grad"), fused)), {"total": total, "components": components,
+                                                                "grad": maps[0]}
+
+
+@case(needs=AG)
+def case_prescaled_fused_equals_four_ops(device):
+    # The prescaled op (CUDA: the weights kernel's last block composes the factors, the forward's the
+    # losses) against its four ops, bitwise, then (the driver) against the CPU op: the vector-only
+    # instance with ViTMatte's norms (two samples, 3x3 tiles), the generic one with a weight map,
+    # mean/sample norms and guards (two factor groups), float64 with no mask (count_all), bf16 on
+    # an odd width with three groups and GCA's magnitude, and 144 tiles (the strided finish).
+    out = {}
+    configs = (  # (B, H, W, pred, mask, mode, rho, in_diff, sobel, group, groups, norm, guard, crop)
+        (2, 130, 244, "f32", "equal", 0, 0, True, 1, [0, 1, 0], 2, [4, 4, 4], [0.0] * 3, 262144),
+        (2, 33, 64, "f32", "weight", 2, 1, False, 1, [0, 1, 0], 2, [0, 1, 0], [1e-8, 1e-12, 1e-8], 0),
+        (1, 21, 124, "f64", "all", 3, 0, True, 1, [0, 0, 0], 1, [3, 2, 0], [0.0, 0.0, 1e-8], 0),
+        (3, 19, 37, "bf16", "range", 1, 0, True, 2, [0, 1, 2], 3, [4, 4, 4], [0.0] * 3, 0),
+        (1, 520, 1804, "f32", "equal", 0, 0, True, 1, [0, 1, 0], 2, [4, 4, 4], [0.0] * 3, 262144),
+    )
+    for i, (B, H, W, pred, mask, mode, rho, in_diff, sobel, group, groups, norm, guard, crop) in enumerate(configs):
+        x = to_device(ag_inputs(B, H, W, pred, "same", mask, key=("prescaled", i)), device)
+        m = None if mode == 3 else x["weight" if mode == 2 else "trimap"]
+        lo, hi = {0: (128.0, 128.0), 1: (85.0, 170.0)}.get(mode, (0.0, 0.0))
+        fused, four = _prescaled_four_ops(x["pred_alpha"], x["alpha"], m, mode, lo, hi, 255.0, rho, 1e-8, in_diff,
+                                          sobel, [1.0, 0.5, 2.0, 0.02], group, groups, norm, guard, crop, 0.01,
+                                          [1.0, 0.5, 2.0])
+        differing = bitwise_equal(fused, four)
+        if differing:
+            raise AssertionError(f"config {i}: alpha_sobel_prescaled differs from its four ops in "
+                                 f"{', '.join(differing)}")
+        out.update({f"{i}_{k}": v for k, v in fused.items()})
+    return out
 
 
 # --------------------------------------------------------------------------- cases: temporal (RVM)

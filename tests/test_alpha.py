@@ -696,7 +696,8 @@ def prescaled_samples(device):
 
 def test_prescaled_op_is_its_four_ops_bitwise(device):
     """alpha_sobel_prescaled runs weights, compose, forward with the factors and
-    compose: the same total, components and gradient map, bitwise, as those four calls."""
+    compose: the same total, components and gradient map, bitwise, as those four calls
+    (on CUDA two kernels, each compose run by the last block of the kernel before it)."""
     ops = torch.ops.mattingloss
     for args, (norm, guard, crop, penalty, weights) in prescaled_samples(device):
         pred, mask, mode, lo, hi, group, groups = args[0], args[2], args[3], args[4], args[5], args[15], args[16]
@@ -713,6 +714,15 @@ def test_prescaled_op_is_its_four_ops_bitwise(device):
         for a, b in zip(got, (total, components, maps[0])):
             assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
         assert maps.abs().sum() > 0 and total > 0
+
+
+def test_prescaled_has_its_own_cuda_kernel():
+    """A CUDA build registers the two-launch prescaled op for CUDA (issue 27's launch
+    budget); the composite of the four ops serves the CPU and Meta."""
+    has = torch._C._dispatch_has_kernel_for_dispatch_key
+    name = "mattingloss::alpha_sobel_prescaled"
+    assert has(name, "CUDA") == mattingloss._ops.cuda_kernels_built()
+    assert has(name, "CompositeExplicitAutograd") and not has(name, "CPU")
 
 
 def test_prescaled_opcheck(device):

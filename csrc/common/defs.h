@@ -17,6 +17,15 @@
 #define ML_UNROLL _Pragma("GCC unroll 3")
 #endif
 
+// Scalar code a CUDA kernel carries for its last block only (alpha_sobel.h's
+// compose): nvcc unrolls such loops by 4 with remainders, code every kernel
+// instance would carry; not unrolled, it costs a few loads per iteration, once.
+#if defined(__CUDACC__)
+#define ML_NO_UNROLL _Pragma("unroll 1")
+#else
+#define ML_NO_UNROLL
+#endif
+
 namespace mattingloss {
 
 // The element types the kernels read and write directly.

@@ -16,7 +16,8 @@
 // per sample in a fixed order. No floating-point atomics: bitwise
 // reproducible. Also the small ops around it: alpha_sobel_weights (the weight
 // sums alone, the same tiles and order) and alpha_sobel_compose (one thread:
-// the losses from the sums).
+// the losses from the sums), which the prescaled op runs in the last blocks
+// instead (AlphaGradArgs::compose).
 #include <cub/block/block_reduce.cuh>
 
 #include <type_traits>
@@ -68,6 +69,12 @@ __device__ void finish(const AlphaGradArgs<acc_t>& a, int64_t tiles_per_sample, 
       for (int j = 0; j < kAgSums; ++j) a.sums[s * kAgSums + j] = total.v[j];
     }
     __syncthreads();  // before temp is reused
+  }
+  // alpha_sobel_prescaled's compose in this block rather than a kernel of its
+  // own (LastBlockCompose). Thread 0 wrote every sample's sums above, so it
+  // reads them back in its own program order; no other thread takes part.
+  if (a.compose.factors != nullptr && threadIdx.x == 0) {
+    compose_alpha_losses(a.compose.params, a.sums, a.compose.total, a.compose.components, a.compose.factors);
   }
 }
 
@@ -144,7 +151,8 @@ struct WindowRow {
 // lifetime of a row (pred, loaded one step ahead, is read for 3 more), so
 // sliding the windows is register renaming, not copies. kUnitScale:
 // alpha_scale is 1, and gt / 1 is gt (IEEE: exact, whatever gt is; a NaN stays
-// a NaN), so the division is skipped. Instances: alpha_sobel_forward's launch.
+// a NaN), so the division is skipped. Instances: alpha_sobel_forward's launch
+// (kVecOnly also needs one gradient map or none, and H <= 2^30).
 // vec: every pointer aligned to kAgCols elements and W % kAgCols == 0.
 template <typename acc_t, int64_t kSobel, typename PredT, typename GtT, typename MaskT, bool kFast, bool kVecOnly,
           bool kUnitScale>
@@ -153,6 +161,9 @@ __global__ void __launch_bounds__(kAgThreads)
                        const bool vec, acc_t* scratch, unsigned int* counter) {
   constexpr int C = kAgCols;
   constexpr bool kStencil = kSobel != kSobelNone;
+  // Gradient maps written: kVecOnly instances write one (the prescaled op's, or
+  // none), so the other maps' per-pixel terms and store guards are not compiled.
+  constexpr int kMaps = kVecOnly ? 1 : kMaxGroups;
   // pred / gt rows read ahead of the output row, and the weight's: the stencil
   // needs the derivatives at y+1 (pred rows y..y+2, weight row y+1) to finish row y.
   constexpr int kAhead = kStencil ? 2 : 0, kAheadW = kStencil ? 1 : 0;
@@ -176,11 +187,14 @@ __global__ void __launch_bounds__(kAgThreads)
   // Whether column i of a strip with n columns in the image is in it: with
   // kVecOnly n is C or 0, so one test serves the C columns.
   auto in_cols = [](int n, int i) { return kVecOnly ? n != 0 : i < n; };
+  // s.n(y, H); kVecOnly: one unsigned 32-bit compare instead of two 64-bit ones
+  // (the launcher's H <= 2^30, so y in -2 .. H + 17 stays in range).
+  auto n_of = [&](int64_t y) { return kVecOnly ? (uint32_t(y) < uint32_t(H) ? s.ncol : 0) : s.n(y, H); };
   // C elements of an input at row y (zero bits outside the image: +0 in every
   // dtype); kVecOnly: the strip is C columns or none.
   auto load_vec = [&](auto tag, const Input& in, int64_t y, auto& raw) {
     raw = {};
-    if (s.n(y, H) == C) raw = gpu::load_raw_t<decltype(tag), C>(in, s.at(y, W), C, true);
+    if (n_of(y) == C) raw = gpu::load_raw_t<decltype(tag), C>(in, s.at(y, W), C, true);
   };
   auto load_pg = [&](int64_t y, RawP& rp, RawG& rg) {
     if constexpr (kVecOnly) {
@@ -211,14 +225,23 @@ __global__ void __launch_bounds__(kAgThreads)
       if constexpr (!kUnitScale) g[i] = ground_truth(P, g[i]);  // 0 outside the image too
     }
   };
-  // region_weight for kFast's modes (binary: equal, range, or every pixel, not
-  // kWeight), its tests made and selected by the uniform mode, not branched on
-  // per element: the same comparisons, the same 0 or 1.
-  const bool mode_equal = P.mask_mode == kUnknownEqual, mode_range = P.mask_mode == kUnknownRange;
-  auto binary_inside = [&](acc_t t) {
-    const bool eq = t == P.mask_lo, in_range = (t > P.mask_lo) & (t < P.mask_hi);
-    return mode_equal ? eq : (mode_range ? in_range : true);
-  };
+  // kVecOnly: region_weight for kFast's modes (binary: equal, range, or every
+  // pixel) as one closed interval lo_in <= t <= hi_in, so the loop holds no
+  // mode test (selecting the tests by the mode cost a reload of the mode and a
+  // branch per element, 0.4 warp-instructions per pixel): equal is [lo, lo];
+  // range's t > lo is t >= the next float above lo (exact for float t, -0 and
+  // subnormals included: no flush to zero in this build; lo = +inf admits
+  // nothing: NaN) and t < hi likewise; no mask reads t = 1 in [-inf, inf]. A
+  // NaN t or bound fails both forms: the same 0 or 1 for every t.
+  acc_t lo_in = -INFINITY, hi_in = INFINITY;
+  if constexpr (kVecOnly) {
+    if (P.mask_mode == kUnknownEqual) {
+      lo_in = hi_in = P.mask_lo;
+    } else if (P.mask_mode == kUnknownRange) {
+      lo_in = P.mask_lo == INFINITY ? NAN : nextafterf(P.mask_lo, INFINITY);
+      hi_in = P.mask_hi == -INFINITY ? NAN : nextafterf(P.mask_hi, -INFINITY);
+    }
+  }
   // The region weight of row y: 0 outside the image (F.conv2d's padding of the mask product).
   auto to_w = [&](int64_t y, const RawM& rm, acc_t* w) {
     acc_t stored[C];
@@ -232,7 +255,7 @@ __global__ void __launch_bounds__(kAgThreads)
 #pragma unroll
     for (int i = 0; i < C; ++i) {
       if constexpr (kVecOnly) {
-        w[i] = in_cols(n, i) && binary_inside(stored[i]) ? acc_t(1) : acc_t(0);
+        w[i] = (n != 0) & (stored[i] >= lo_in) & (stored[i] <= hi_in) ? acc_t(1) : acc_t(0);
       } else {
         w[i] = in_cols(n, i) ? region_weight(stored[i], P.mask_mode, P.mask_lo, P.mask_hi) : acc_t(0);
       }
@@ -329,7 +352,10 @@ __global__ void __launch_bounds__(kAgThreads)
           }
           value[i] = pt.value;
 #pragma unroll
-          for (int k = 0; k < kMaxGroups; ++k) grad[k][i] = pt.grad[k] + (P.group[2] == k ? adj[i] : acc_t(0));
+          for (int k = 0; k < kMaps; ++k) {
+            // kVecOnly: one map, so group[2] is 0 (the launcher's condition): the same sum
+            grad[k][i] = pt.grad[k] + (kVecOnly || P.group[2] == k ? adj[i] : acc_t(0));
+          }
         }
         if (s.owner && s.ncol > 0) {
           const int64_t off = s.at(y, W);
@@ -338,8 +364,8 @@ __global__ void __launch_bounds__(kAgThreads)
           if (!kStencil && a.values.data) gpu::store_as<C, acc_t>(a.values.data, off, s.ncol, v, value);
           if (a.grad.data) {
 #pragma unroll  // constant indices keep grad in registers
-            for (int k = 0; k < kMaxGroups; ++k) {
-              if (k < a.groups) {
+            for (int k = 0; k < kMaps; ++k) {
+              if (kVecOnly || k < a.groups) {
                 if constexpr (kVecOnly) {
                   // float32 maps, one 16-byte store: nvcc split a Pack's or a float4's
                   // assignment into 4 here. A plain (weak) st.global.v4 (__stwb would be a
@@ -504,6 +530,11 @@ void launch_vec_scale(const AlphaGradArgs<float>& a, const TileGrid& t, float* s
 template <int64_t kSobel>
 bool launch_vec(const AlphaGradArgs<float>& a, const TileGrid& t, float* scratch, unsigned int* counter,
                 cudaStream_t stream) {
+  // One gradient map at most (then every group index is 0): the prescaled op's
+  // map, or none; several maps (a direct forward call) take the fast instance.
+  // Rows in 32 bits (y - 2 .. y + 17 too).
+  if (a.grad.data != nullptr && a.groups != 1) return false;
+  if (a.height > (int64_t(1) << 30)) return false;
   if constexpr (kSobel == kSobelDiff) {
     if (a.mask.data == nullptr || a.mask.dtype == Dtype::kFloat) {
       launch_vec_scale<kSobel, float>(a, t, scratch, counter, stream);
