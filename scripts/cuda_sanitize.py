@@ -1032,6 +1032,17 @@ def case_vec_bitwise_equals_fast_instance(device):
     return out
 
 
+def _vec_against_fast(x: dict, device: str, label: str, forward) -> Outputs:
+    """forward(inputs) on aligned views (a vector-only instance where one applies) and on
+    views offset by one element (the fast instance), bitwise equal; the aligned run's
+    sums and maps, keyed by label, for the driver to compare with the CPU."""
+    runs = [dict(zip(("sums", "maps"), forward(to_device(x, device, offset=offset))[:2])) for offset in (0, 1)]
+    differing = bitwise_equal(*runs)
+    if differing:
+        raise AssertionError(f"{label}: aligned and offset views differ in {', '.join(differing)}")
+    return {f"{label.split()[-1]}_{k}": v for k, v in runs[0].items()}
+
+
 @case(needs=AG)
 def case_vec_maps_and_forward_only(device):
     # alpha_sobel_forward called directly: one map without factors (the vector-only instance, its
@@ -1048,16 +1059,9 @@ def case_vec_maps_and_forward_only(device):
         if scale == 1.0:
             x["alpha"] = x["alpha"] / 255
         x["trimap"] = x["trimap"].to(trimap)
-        runs = []
-        for offset in (0, 1):
-            y = to_device(x, device, offset=offset)
-            runs.append(dict(zip(("sums", "maps"), ops.alpha_sobel_forward(
-                y["pred_alpha"], y["alpha"], y["trimap"], 0, 128.0, 128.0, scale, 0, 0.0, True, True, True, 1, 1e-6,
-                [1.0, 0.5, 2.0, 0.02], group, groups, grad, False, None)[:2])))
-        differing = bitwise_equal(*runs)
-        if differing:
-            raise AssertionError(f"config {i}: aligned and offset views differ in {', '.join(differing)}")
-        out.update({f"{i}_{k}": v for k, v in runs[0].items()})
+        out.update(_vec_against_fast(x, device, f"config {i}", lambda y: ops.alpha_sobel_forward(
+            y["pred_alpha"], y["alpha"], y["trimap"], 0, 128.0, 128.0, scale, 0, 0.0, True, True, True, 1, 1e-6,
+            [1.0, 0.5, 2.0, 0.02], group, groups, grad, False, None)))
     return out
 
 
@@ -1079,16 +1083,9 @@ def case_vec_region_bounds_exact(device):
     x["alpha"] = x["alpha"] / 255
     x["trimap"] = values[torch.randint(0, len(values), x["trimap"].shape, generator=generator("bounds"))]
     for i, (mode, lo, hi) in enumerate(bounds):
-        runs = []
-        for offset in (0, 1):
-            y = to_device(x, device, offset=offset)
-            runs.append(dict(zip(("sums", "maps"), ops.alpha_sobel_forward(
-                y["pred_alpha"], y["alpha"], y["trimap"], mode, lo, hi, 1.0, 0, 0.0, True, True, True, 1, 1e-6,
-                [1.0, 0.5, 2.0, 0.02], [0, 0, 0], 1, True, False, None)[:2])))
-        differing = bitwise_equal(*runs)
-        if differing:
-            raise AssertionError(f"bounds {i}: aligned and offset views differ in {', '.join(differing)}")
-        out.update({f"{i}_{k}": v for k, v in runs[0].items()})
+        out.update(_vec_against_fast(x, device, f"bounds {i}", lambda y: ops.alpha_sobel_forward(
+            y["pred_alpha"], y["alpha"], y["trimap"], mode, lo, hi, 1.0, 0, 0.0, True, True, True, 1, 1e-6,
+            [1.0, 0.5, 2.0, 0.02], [0, 0, 0], 1, True, False, None)))
     return out
 
 
