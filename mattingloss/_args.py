@@ -205,6 +205,26 @@ def image_like(name, t, pred, channels=1, *, allow_grad=False, loss="this loss",
     return tensor_like(name, t, pred, shape, check=False)
 
 
+def composite_like(pred, image, fg, bg, *, loss="this loss", grads="pred_alpha"):
+    """image_like for the (B, 3, H, W) image, fg and bg of a compositional loss (fg and
+    bg may require grad): the usual three pass in one branch, pred_alpha's shape and
+    device read once (this runs on every DIM and composition call); otherwise each
+    goes through image_like, for its conversion or its error."""
+    B, _, H, W = pred.shape
+    shape = (B, 3, H, W)
+    T = torch.Tensor
+    if (type(image) is T and type(fg) is T and type(bg) is T
+            and image.shape == shape and fg.shape == shape and bg.shape == shape
+            and image.dtype in NATIVE_DTYPES and fg.dtype in NATIVE_DTYPES and bg.dtype in NATIVE_DTYPES
+            and not image.requires_grad
+            and (_same_device(image, pred) and _same_device(fg, pred) and _same_device(bg, pred) if pred.is_cuda
+                 else image.is_cpu and fg.is_cpu and bg.is_cpu)):
+        return image.contiguous(), fg.contiguous(), bg.contiguous()
+    return (image_like("image", image, pred, 3, loss=loss, grads=grads),
+            image_like("fg", fg, pred, 3, allow_grad=True, loss=loss, grads=grads),
+            image_like("bg", bg, pred, 3, allow_grad=True, loss=loss, grads=grads))
+
+
 class Region(NamedTuple):
     """The region as the kernels read it: `mask` (None for MASK_ALL) with a mode and bounds."""
 
@@ -273,6 +293,8 @@ def trimap_region(trimap: torch.Tensor, pred: torch.Tensor, mode: int, lo: float
         if len(_exact_compare) < 1024:
             _exact_compare[key] = exact
     if exact:
+        if trimap.dtype in NATIVE_DTYPES:  # the usual trimap: read as stored, one call less
+            return Region(trimap.contiguous(), mode, lo, hi)
         return Region(tensor_like("trimap", trimap, pred, check=False), mode, lo, hi)
     if mode == codes.MASK_EQUAL:
         matches = trimap == lo

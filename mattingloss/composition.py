@@ -100,9 +100,7 @@ def make_config(*, rho, eps, reduction, count_channels, guard, color_scale, unkn
 
 def _run(config: Config, pred_alpha, image, fg, bg, trimap, weight, check_weight):
     pred = _args.prediction(pred_alpha)
-    image = _args.image_like("image", image, pred, 3, loss=_LOSS, grads=_GRADS)
-    fg = _args.image_like("fg", fg, pred, 3, allow_grad=True, loss=_LOSS, grads=_GRADS)
-    bg = _args.image_like("bg", bg, pred, 3, allow_grad=True, loss=_LOSS, grads=_GRADS)
+    image, fg, bg = _args.composite_like(pred, image, fg, bg, loss=_LOSS, grads=_GRADS)
     if trimap is None and weight is None and config.describes_trimap:
         raise ValueError("unknown_value/unknown_range: they describe a trimap, but no trimap was given "
                          "(without trimap or weight every pixel counts); pass the trimap, or drop them")

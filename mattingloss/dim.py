@@ -85,9 +85,7 @@ def check_inputs(config: Config, pred_alpha, alpha, trimap, image, fg, bg, weigh
             raise ValueError(f"image/fg/bg: the compositional loss needs all three, got {given}, "
                              f"missing {missing}")
     else:
-        image = _args.image_like("image", image, pred, 3, loss=_LOSS, grads=_GRADS)
-        fg = _args.image_like("fg", fg, pred, 3, allow_grad=True, loss=_LOSS, grads=_GRADS)
-        bg = _args.image_like("bg", bg, pred, 3, allow_grad=True, loss=_LOSS, grads=_GRADS)
+        image, fg, bg = _args.composite_like(pred, image, fg, bg, loss=_LOSS, grads=_GRADS)
     return pred, alpha, region, image, fg, bg
 
 
