@@ -41,6 +41,55 @@ inline Image sample_of(const Image& im, int64_t offset) {
   return s;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ML_METRICS_AVX512 1
+// Whether the AVX-512 paths run: the CPU has them and MATTINGLOSS_NO_AVX512 is
+// unset (test_avx512_paths_same_bits sets it to check both paths give the same bits).
+bool use_avx512() {
+  static const bool on = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                         !std::getenv("MATTINGLOSS_NO_AVX512");
+  return on;
+}
+// The byte permutes of q_row_u8_avx512 (Intel Ice Lake, AMD Zen 4 on).
+bool use_vbmi() {
+  static const bool on = use_avx512() && __builtin_cpu_supports("avx512vbmi");
+  return on;
+}
+
+// q (how many thresholds both alphas reach) of n pixels of uint8 mattes, 64 at a
+// time: each 256-entry reach table as four 64-byte registers read by two-register
+// byte permutes (index bits 0-6) and a blend on bit 7. The scalar loop of table
+// reads was half of the run scan (~2.3 ms of a 1080p call). Returns how many it did.
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) int64_t q_row_u8_avx512(
+    const uint8_t* reach_p, const uint8_t* reach_g, const uint8_t* __restrict a, const uint8_t* __restrict c,
+    int64_t n, uint8_t* __restrict out) {
+  __m512i tp[4], tg[4];
+  for (int k = 0; k < 4; ++k) {
+    tp[k] = _mm512_loadu_si512(reach_p + 64 * k);
+    tg[k] = _mm512_loadu_si512(reach_g + 64 * k);
+  }
+  int64_t x = 0;
+  for (; x + 64 <= n; x += 64) {
+    const __m512i va = _mm512_loadu_si512(a + x), vc = _mm512_loadu_si512(c + x);
+    const __m512i ra = _mm512_mask_blend_epi8(_mm512_movepi8_mask(va), _mm512_permutex2var_epi8(tp[0], va, tp[1]),
+                                              _mm512_permutex2var_epi8(tp[2], va, tp[3]));
+    const __m512i rc = _mm512_mask_blend_epi8(_mm512_movepi8_mask(vc), _mm512_permutex2var_epi8(tg[0], vc, tg[1]),
+                                              _mm512_permutex2var_epi8(tg[2], vc, tg[3]));
+    _mm512_storeu_si512(out + x, _mm512_min_epu8(ra, rc));
+  }
+  return x;
+}
+
+// word_masks with AVX-512: one byte compare per threshold gives its 64-bit mask
+// (the same bits as the SSE2 path's, which also saves the compares of thresholds
+// at or outside the word's min..max).
+__attribute__((target("avx512f,avx512bw"))) void word_masks_avx512(const uint8_t* q, uint64_t* m) {
+  const __m512i v = _mm512_loadu_si512(q);
+  for (int i = 1; i < kLevels; ++i) m[i] = _mm512_cmpge_epu8_mask(v, _mm512_set1_epi8(char(i)));
+}
+#endif
+
 // ------------------------------------------------------------ connectivity levels
 // The thresholds' sets are nested (S_{i+1} within S_i, S_i = {q >= i}), so one
 // union-find, fed in decreasing threshold order, holds the components of every
@@ -323,6 +372,9 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
   for (auto& v : found) v.clear();
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     std::vector<uint8_t> qrow(size_t(words * 64), 0);  // padding stays 0: it closes the last runs
+#if ML_METRICS_AVX512
+    const bool avx512 = use_avx512();
+#endif
     for (int64_t c = c0; c < c1; ++c) {
       std::vector<Run>* out = &found[size_t(c * kLevels)];
       for (int64_t y = c * kChunk; y < std::min(H, (c + 1) * kChunk); ++y) {
@@ -331,7 +383,12 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
         uint64_t carry[kLevels] = {};  // the mask's bit at the previous pixel
         for (int64_t w = 0; w < words; ++w) {
           uint64_t m[kLevels];
+#if ML_METRICS_AVX512
+          if (avx512) word_masks_avx512(qrow.data() + w * 64, m);
+          else word_masks(qrow.data() + w * 64, m);
+#else
           word_masks(qrow.data() + w * 64, m);
+#endif
           const int32_t base = int32_t(w * 64);
           for (int i = 1; i < kLevels; ++i) {
             const uint64_t b = m[i], before = (b << 1) | carry[i];
@@ -660,17 +717,7 @@ ML_CPU_CLONES void point_row(const double* __restrict ap, const double* __restri
   S.store(L);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define ML_METRICS_AVX512 1
-// Whether the AVX-512 paths run: the CPU has them and MATTINGLOSS_NO_AVX512 is
-// unset (the tests set it to check both paths give the same bits).
-bool use_avx512() {
-  static const bool on = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-                         !std::getenv("MATTINGLOSS_NO_AVX512");
-  return on;
-}
-
+#if ML_METRICS_AVX512
 // point_row_u8's whole blocks of kLanes pixels with AVX-512: u = point_value(scaled(a))
 // computed per lane with the operations of ../metrics.h (the same bits as the
 // scalar path; tested), each half of a block 8 of the lanes, so every lane's
@@ -1128,7 +1175,11 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
       if (u8p && u8g) {
         const uint8_t* a = static_cast<const uint8_t*>(pred.data) + k0;
         const uint8_t* c2 = static_cast<const uint8_t*>(gt.data) + k0;
-        for (int64_t x = 0; x < W; ++x) out[x] = std::min(reach_p[a[x]], reach_g[c2[x]]);
+        int64_t x = 0;
+#if ML_METRICS_AVX512
+        if (use_vbmi()) x = q_row_u8_avx512(reach_p, reach_g, a, c2, W, out);
+#endif
+        for (; x < W; ++x) out[x] = std::min(reach_p[a[x]], reach_g[c2[x]]);
         return;
       }
       for (int64_t x = 0; x < W; ++x) {
