@@ -1087,6 +1087,46 @@ void minmax_rows(const T* d, int64_t n, double f, double& lo, double& hi) {
   }
 }
 
+// ../metrics.h p3m_first_pass over a row, from the 13 source rows r[0..12] (rows
+// y - 6 .. y + 6, reflected): p3m_anti's and p3m_sym's products and sums in their
+// order, vectorised over x, each rounded to float32 as scipy's output array.
+ML_CPU_CLONES void p3m_column_span(const double* wg, const double* wd, const double* const* r, int64_t W,
+                                   float* __restrict d, float* __restrict s) {
+  const double* c = r[kP3mHalf];
+  for (int64_t x = 0; x < W; ++x) {
+    double ad = c[x] * wd[kP3mHalf], as = c[x] * wg[kP3mHalf];
+    for (int j = 0; j < kP3mHalf; ++j) {
+      ad = ad + (r[j][x] - r[kP3mTaps - 1 - j][x]) * wd[j];
+      as = as + (r[j][x] + r[kP3mTaps - 1 - j][x]) * wg[j];
+    }
+    d[x] = float(ad);
+    s[x] = float(as);
+  }
+}
+
+// The second pass and p3m_gradient_term of a row, from its four reflected
+// first-pass lines (e[k] + x: column x - 6): p3m_sym's and p3m_anti's products and
+// sums in their order, vectorised over x (a call per pixel and line was half of
+// p3m's time).
+ML_CPU_CLONES void p3m_row_terms(const double* wg, const double* wd, const double* const* e, int64_t W,
+                                 float* __restrict term) {
+  const double* e0 = e[0];
+  const double* e1 = e[1];
+  const double* e2 = e[2];
+  const double* e3 = e[3];
+  for (int64_t x = 0; x < W; ++x) {
+    double px = e0[x + kP3mHalf] * wg[kP3mHalf], py = e1[x + kP3mHalf] * wd[kP3mHalf];
+    double gx = e2[x + kP3mHalf] * wg[kP3mHalf], gy = e3[x + kP3mHalf] * wd[kP3mHalf];
+    for (int j = 0; j < kP3mHalf; ++j) {
+      px = px + (e0[x + j] + e0[x + kP3mTaps - 1 - j]) * wg[j];
+      py = py + (e1[x + j] - e1[x + kP3mTaps - 1 - j]) * wd[j];
+      gx = gx + (e2[x + j] + e2[x + kP3mTaps - 1 - j]) * wg[j];
+      gy = gy + (e3[x + j] - e3[x + kP3mTaps - 1 - j]) * wd[j];
+    }
+    term[x] = p3m_gradient_term(float(px), float(py), float(gx), float(gy));
+  }
+}
+
 // P3M's gradient terms (../metrics.h p3m_first_pass, p3m_gradient_term) of the
 // region pixels, added to each row's kGrad sum: the first pass of both images
 // into float32 planes (as scipy's float32 output array holds it), then per row the
@@ -1096,29 +1136,45 @@ void p3m_gradient_rows(const MetricsArgs& A, const Image& pred, const Image& gt,
   const Params& P = A.params;
   const int64_t H = A.height, W = A.width, N = H * W;
   std::vector<float> dp(static_cast<size_t>(N)), sp(dp.size()), dg(dp.size()), sg(dp.size());
+  // The first pass by bands of rows: each source row (reflected) read into doubles
+  // once per band, then p3m_column_span over whole rows. Computed per pixel with 13
+  // value() reads and reflections each, it made p3m 26x slower than the others.
   at::parallel_for(0, H, kBand, [&](int64_t y0, int64_t y1) {
-    for (int64_t y = y0; y < y1; ++y)
-      for (int64_t x = 0; x < W; ++x) {
-        p3m_first_pass(P, pred, y, x, H, W, dp[y * W + x], sp[y * W + x]);
-        p3m_first_pass(P, gt, y, x, H, W, dg[y * W + x], sg[y * W + x]);
+    const int64_t r0 = y0 - kP3mHalf, nr = (y1 - y0) + 2 * kP3mHalf;  // rows r0 .. r0 + nr - 1
+    std::vector<double> bp(static_cast<size_t>(nr * W)), bg(bp.size());
+    for (int64_t i = 0; i < nr; ++i) {
+      const int64_t yy = reflect_index(r0 + i, H);
+      load_any(pred, yy * W, W, bp.data() + i * W);
+      load_any(gt, yy * W, W, bg.data() + i * W);
+    }
+    const double* rp[kP3mTaps];
+    const double* rg[kP3mTaps];
+    for (int64_t y = y0; y < y1; ++y) {
+      for (int j = 0; j < kP3mTaps; ++j) {
+        rp[j] = bp.data() + (y - y0 + j) * W;
+        rg[j] = bg.data() + (y - y0 + j) * W;
       }
+      p3m_column_span(P.p3m_g, P.p3m_d, rp, W, &dp[y * W], &sp[y * W]);
+      p3m_column_span(P.p3m_g, P.p3m_d, rg, W, &dg[y * W], &sg[y * W]);
+    }
   });
   at::parallel_for(0, H, kBand, [&](int64_t y0, int64_t y1) {
     // the row's four first-pass lines, reflected: column x - 6 at index x
     std::vector<double> ext(static_cast<size_t>(4 * (W + 2 * kP3mHalf)));
-    double* e[4];
+    std::vector<float> term(static_cast<size_t>(W));
+    const double* e[4];
     for (int j = 0; j < 4; ++j) e[j] = ext.data() + j * (W + 2 * kP3mHalf);
     for (int64_t y = y0; y < y1; ++y) {
       const float* src[4] = {&dp[y * W], &sp[y * W], &dg[y * W], &sg[y * W]};
       for (int64_t i = 0; i < W + 2 * kP3mHalf; ++i) {
         const int64_t xx = reflect_index(i - kP3mHalf, W);
-        for (int j = 0; j < 4; ++j) e[j][i] = double(src[j][xx]);
+        for (int j = 0; j < 4; ++j) ext[j * (W + 2 * kP3mHalf) + i] = double(src[j][xx]);
       }
+      p3m_row_terms(P.p3m_g, P.p3m_d, e, W, term.data());
       double t = 0.0;
       for (int64_t x = 0; x < W; ++x) {
         if (!region[y * W + x]) continue;
-        t += double(p3m_gradient_term(float(p3m_sym(P.p3m_g, e[0] + x)), float(p3m_anti(P.p3m_d, e[1] + x)),
-                                      float(p3m_sym(P.p3m_g, e[2] + x)), float(p3m_anti(P.p3m_d, e[3] + x))));
+        t += double(term[x]);
       }
       rows[y * kSums + kGrad] += t;
     }
