@@ -847,9 +847,44 @@ ML_CPU_CLONES void point_row_u8(const uint8_t* __restrict p, const uint8_t* __re
   S.store(L);
 }
 
+#if ML_METRICS_AVX512
+// grad_span's whole groups of 8 pixels from an x that is a multiple of 8 (the
+// tiles'): lanes x % 16 .. + 7 of the sums, gradient_term's operations, the
+// region as a masked add (as adding 0.0 to a sum that is never -0.0). The scalar
+// loop was 3% of a 1080p call. Returns where it stopped.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's _mm512_cvtpd_ps: its own undefined source
+__attribute__((target("avx512f,avx512bw,avx512vl"))) int64_t grad_blocks_avx512(
+    int64_t convention, const double* __restrict amp_p, const double* __restrict amp_g,
+    const uint8_t* __restrict reg, int64_t x0, int64_t x1, double* lanes) {
+  int64_t x = x0;
+  for (; x + 8 <= x1; x += 8) {
+    const __m512d p = _mm512_loadu_pd(amp_p + x), g = _mm512_loadu_pd(amp_g + x);
+    __m512d t;
+    if (convention == kDimMatlab) {
+      const __m256 e = _mm256_sub_ps(_mm512_cvtpd_ps(p), _mm512_cvtpd_ps(g));
+      t = _mm512_cvtps_pd(_mm256_mul_ps(e, e));
+    } else {
+      const __m512d e = _mm512_sub_pd(p, g);
+      t = _mm512_mul_pd(e, e);
+    }
+    const __m128i rb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(reg + x));
+    const __mmask8 in = __mmask8(_mm_test_epi8_mask(rb, rb));
+    double* l = lanes + (x % kLanes);
+    const __m512d acc = _mm512_loadu_pd(l);
+    _mm512_storeu_pd(l, _mm512_mask_add_pd(acc, in, acc, t));
+  }
+  return x;
+}
+#pragma GCC diagnostic pop
+#endif
+
 // The gradient terms of the region pixels in [x0, x1), into lanes.
 ML_CPU_CLONES void grad_span(int64_t convention, const double* __restrict amp_p, const double* __restrict amp_g,
                              const uint8_t* __restrict reg, int64_t x0, int64_t x1, RowLanes& L) {
+#if ML_METRICS_AVX512
+  if (use_avx512() && x0 % 8 == 0) x0 = grad_blocks_avx512(convention, amp_p, amp_g, reg, x0, x1, L.v[kGrad]);
+#endif
   for (int64_t x = x0; x < x1; ++x) {
     const double t = gradient_term(convention, amp_p[x], amp_g[x]);
     L.v[kGrad][x % kLanes] += reg[x] ? t : 0.0;
