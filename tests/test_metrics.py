@@ -349,6 +349,51 @@ def test_noisy_opaque_equals_reference_any_threads(convention):
                 assert torch.equal(out[k], got[0][0][k])
 
 
+_AVX512_SCRIPT = r"""
+import sys, numpy as np, torch
+from mattingloss import metrics
+rng = np.random.default_rng(3)
+out = []
+for H, W in ((150, 203), (37, 64), (9, 13)):  # whole 16-pixel blocks with a tail, without, none
+    gt = rng.integers(0, 256, (2, 1, H, W)).astype(np.uint8)
+    gt[:, :, H // 3:] = np.clip(gt[:, :, H // 3:].astype(int) * 4 - 300, 0, 255)  # opaque areas: runs
+    pred = np.clip(gt.astype(int) + rng.integers(-24, 25, gt.shape), 0, 255).astype(np.uint8)
+    tri = np.where(rng.random(gt.shape) < 0.4, 128, 255).astype(np.uint8)
+    p, g, t = torch.from_numpy(pred), torch.from_numpy(gt), torch.from_numpy(tri)
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        for c in metrics.CONVENTIONS:
+            args = (p, g, None, c) if c == "p3m" else (p, g, t, c)
+            kw = {"region": "all"} if c == "p3m" else {}
+            r = metrics.matting_metrics(*args, **kw)
+            out.append(torch.stack([r[k] for k in metrics.METRICS]).numpy().tobytes().hex())
+            out.append(metrics.connectivity_levels(*args, **kw).numpy().tobytes().hex())
+print("\n".join(out))
+"""
+
+
+def test_avx512_paths_same_bits():
+    # The AVX-512 blocks (SAD/MSE and connectivity terms of uint8 mattes) are chosen
+    # at run time; MATTINGLOSS_NO_AVX512=1 forces the scalar loops: both must give
+    # the same bits (on a CPU without AVX-512 both runs take the scalar loops).
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(metrics.__file__)))
+    runs = []
+    for flag in (None, "1"):
+        env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env.pop("MATTINGLOSS_NO_AVX512", None)
+        if flag:
+            env["MATTINGLOSS_NO_AVX512"] = flag
+        proc = subprocess.run([sys.executable, "-c", _AVX512_SCRIPT], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        runs.append(proc.stdout)
+    assert runs[0] == runs[1] and len(runs[0]) > 0
+
+
 def test_matting_metrics_accumulator():
     rng = np.random.default_rng(2)
     batches = []

@@ -24,6 +24,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "../common/cpu_convert.h"
 #include "../metrics.h"
@@ -37,6 +40,55 @@ inline Image sample_of(const Image& im, int64_t offset) {
   s.data = static_cast<const char*>(im.data) + offset * element_bytes(im.dtype);
   return s;
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ML_METRICS_AVX512 1
+// Whether the AVX-512 paths run: the CPU has them and MATTINGLOSS_NO_AVX512 is
+// unset (test_avx512_paths_same_bits sets it to check both paths give the same bits).
+bool use_avx512() {
+  static const bool on = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                         !std::getenv("MATTINGLOSS_NO_AVX512");
+  return on;
+}
+// The byte permutes of q_row_u8_avx512 (Intel Ice Lake, AMD Zen 4 on).
+bool use_vbmi() {
+  static const bool on = use_avx512() && __builtin_cpu_supports("avx512vbmi");
+  return on;
+}
+
+// q (how many thresholds both alphas reach) of n pixels of uint8 mattes, 64 at a
+// time: each 256-entry reach table as four 64-byte registers read by two-register
+// byte permutes (index bits 0-6) and a blend on bit 7. The scalar loop of table
+// reads was half of the run scan (~2.3 ms of a 1080p call). Returns how many it did.
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) int64_t q_row_u8_avx512(
+    const uint8_t* reach_p, const uint8_t* reach_g, const uint8_t* __restrict a, const uint8_t* __restrict c,
+    int64_t n, uint8_t* __restrict out) {
+  __m512i tp[4], tg[4];
+  for (int k = 0; k < 4; ++k) {
+    tp[k] = _mm512_loadu_si512(reach_p + 64 * k);
+    tg[k] = _mm512_loadu_si512(reach_g + 64 * k);
+  }
+  int64_t x = 0;
+  for (; x + 64 <= n; x += 64) {
+    const __m512i va = _mm512_loadu_si512(a + x), vc = _mm512_loadu_si512(c + x);
+    const __m512i ra = _mm512_mask_blend_epi8(_mm512_movepi8_mask(va), _mm512_permutex2var_epi8(tp[0], va, tp[1]),
+                                              _mm512_permutex2var_epi8(tp[2], va, tp[3]));
+    const __m512i rc = _mm512_mask_blend_epi8(_mm512_movepi8_mask(vc), _mm512_permutex2var_epi8(tg[0], vc, tg[1]),
+                                              _mm512_permutex2var_epi8(tg[2], vc, tg[3]));
+    _mm512_storeu_si512(out + x, _mm512_min_epu8(ra, rc));
+  }
+  return x;
+}
+
+// word_masks with AVX-512: one byte compare per threshold gives its 64-bit mask
+// (the same bits as the SSE2 path's, which also saves the compares of thresholds
+// at or outside the word's min..max).
+__attribute__((target("avx512f,avx512bw"))) void word_masks_avx512(const uint8_t* q, uint64_t* m) {
+  const __m512i v = _mm512_loadu_si512(q);
+  for (int i = 1; i < kLevels; ++i) m[i] = _mm512_cmpge_epu8_mask(v, _mm512_set1_epi8(char(i)));
+}
+#endif
 
 // ------------------------------------------------------------ connectivity levels
 // The thresholds' sets are nested (S_{i+1} within S_i, S_i = {q >= i}), so one
@@ -320,6 +372,9 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
   for (auto& v : found) v.clear();
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     std::vector<uint8_t> qrow(size_t(words * 64), 0);  // padding stays 0: it closes the last runs
+#if ML_METRICS_AVX512
+    const bool avx512 = use_avx512();
+#endif
     for (int64_t c = c0; c < c1; ++c) {
       std::vector<Run>* out = &found[size_t(c * kLevels)];
       for (int64_t y = c * kChunk; y < std::min(H, (c + 1) * kChunk); ++y) {
@@ -328,7 +383,12 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
         uint64_t carry[kLevels] = {};  // the mask's bit at the previous pixel
         for (int64_t w = 0; w < words; ++w) {
           uint64_t m[kLevels];
+#if ML_METRICS_AVX512
+          if (avx512) word_masks_avx512(qrow.data() + w * 64, m);
+          else word_masks(qrow.data() + w * 64, m);
+#else
           word_masks(qrow.data() + w * 64, m);
+#endif
           const int32_t base = int32_t(w * 64);
           for (int i = 1; i < kLevels; ++i) {
             const uint64_t b = m[i], before = (b << 1) | carry[i];
@@ -534,13 +594,42 @@ void load_any(const Image& im, int64_t offset, int64_t n, double* dst) {
   }
 }
 
+#if ML_METRICS_AVX512
+// normalise(n, double(src[x]) * factor) for x in [x0, x1), 8 at a time with the
+// operations of ../metrics.h normalise (each rounded on its own; r is never -0.0, so
+// max/min give fmax/fmin's bits): the scalar table reads were ~2 ms of a 1080p
+// call, gathers from the table nearly as slow. Returns where it stopped.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's _mm512_cvtepi32_pd: its own undefined source
+__attribute__((target("avx512f,avx512vl"))) int64_t norm_row_avx512(const Norm& n, double factor, const uint8_t* src,
+                                                                      int64_t x0, int64_t x1, double* dst) {
+  const __m512d f = _mm512_set1_pd(factor), scale = _mm512_set1_pd(n.scale), shift = _mm512_set1_pd(n.shift);
+  const __m512d c255 = _mm512_set1_pd(255.0), zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
+  const __m256 f255 = _mm256_set1_ps(255.0f);
+  int64_t x = x0;
+  for (; x + 8 <= x1; x += 8) {
+    const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + x)));
+    __m512d v = _mm512_mul_pd(_mm512_cvtepi32_pd(b), f);
+    if (n.pre_div == 2) v = _mm512_cvtps_pd(_mm256_div_ps(_mm512_cvtpd_ps(v), f255));
+    else if (n.pre_div) v = _mm512_div_pd(v, c255);
+    __m512d r = _mm512_add_pd(_mm512_mul_pd(v, scale), shift);
+    if (n.clamp) r = _mm512_min_pd(_mm512_max_pd(r, zero), one);
+    _mm512_storeu_pd(dst + x, r);
+  }
+  return x;
+}
+#pragma GCC diagnostic pop
+#endif
+
 // One image's normalisation for the filter (../metrics.h normalise), tabulated for uint8.
 struct Normaliser {
   Norm n{};
   bool u8 = false;
+  double factor = 1.0;
   double table[256];
   void init(const Image& im, const Norm& norm) {
     n = norm;
+    factor = im.factor;
     u8 = im.dtype == Dtype::kUInt8;
     if (u8)
       for (int v = 0; v < 256; ++v) table[v] = normalise(n, double(v) * im.factor);
@@ -549,7 +638,11 @@ struct Normaliser {
   void row(const Image& im, int64_t y, int64_t W, int64_t x0, int64_t x1, double* dst, double* staging) const {
     if (u8) {
       const uint8_t* src = static_cast<const uint8_t*>(im.data) + y * W;
-      for (int64_t x = x0; x < x1; ++x) dst[x] = table[src[x]];
+      int64_t x = x0;
+#if ML_METRICS_AVX512
+      if (use_avx512()) x = norm_row_avx512(n, factor, src, x0, x1, dst);
+#endif
+      for (; x < x1; ++x) dst[x] = table[src[x]];
       return;
     }
     load_any(im, y * W + x0, x1 - x0, staging);
@@ -615,46 +708,183 @@ struct RowLanes {
   double v[kSums][kLanes];
 };
 
-// One pixel's errors into lane l: the whole image's sums, the region's, its count.
-ML_INLINE void add_point(RowLanes& L, int64_t l, double ae, double se, uint8_t in_region) {
-  L.v[kSadAll][l] += ae;
-  L.v[kSqAll][l] += se;
-  L.v[kSadRegion][l] += in_region ? ae : 0.0;
-  L.v[kSqRegion][l] += in_region ? se : 0.0;
-  L.v[kCount][l] += in_region ? 1.0 : 0.0;
-}
+// One row's SAD/MSE terms, computed a block of kLanes pixels at a time into
+// arrays, then added to five local lane arrays with a select for the region:
+// accumulating per pixel through RowLanes compiled to a scalar loop that stored a
+// lane per add and branched on the region (8% of a 1080p call). Each lane still
+// gets its pixels' terms added in x order, so the sums keep their bits.
+struct PointLanes {
+  double sa[kLanes] = {}, sq[kLanes] = {}, ra[kLanes] = {}, rq[kLanes] = {}, cn[kLanes] = {};
+  double ae[kLanes], se[kLanes];  // the block's terms
+  ML_INLINE void add(const uint8_t* __restrict in, int64_t n) {
+    for (int64_t l = 0; l < n; ++l) {
+      sa[l] += ae[l];
+      sq[l] += se[l];
+      ra[l] += in[l] ? ae[l] : 0.0;
+      rq[l] += in[l] ? se[l] : 0.0;
+      cn[l] += in[l] ? 1.0 : 0.0;
+    }
+  }
+  ML_INLINE void store(RowLanes& L) const {
+    for (int64_t l = 0; l < kLanes; ++l) {
+      L.v[kSadAll][l] += sa[l];
+      L.v[kSqAll][l] += sq[l];
+      L.v[kSadRegion][l] += ra[l];
+      L.v[kSqRegion][l] += rq[l];
+      L.v[kCount][l] += cn[l];
+    }
+  }
+};
 
-// SAD and MSE terms of a row (../metrics.h point_terms), into lanes.
+// SAD and MSE terms of a row (../metrics.h point_terms), into lanes (L zero on entry).
 template <int64_t C>
 ML_CPU_CLONES void point_row(const double* __restrict ap, const double* __restrict ag, const uint8_t* __restrict reg,
                              int64_t W, RowLanes& L) {
+  PointLanes S;
   for (int64_t x0 = 0; x0 < W; x0 += kLanes) {
     const int64_t n = std::min<int64_t>(kLanes, W - x0);
-    for (int64_t l = 0; l < n; ++l) {
-      double ae, se;
-      point_terms(C, ap[x0 + l], ag[x0 + l], ae, se);
-      add_point(L, l, ae, se, reg[x0 + l]);
-    }
+    for (int64_t l = 0; l < n; ++l) point_terms(C, ap[x0 + l], ag[x0 + l], S.ae[l], S.se[l]);
+    if (n == kLanes) S.add(reg + x0, kLanes);
+    else S.add(reg + x0, n);
   }
+  S.store(L);
 }
 
-// The same for uint8 mattes: u = point_value(a) read from each image's table.
+#if ML_METRICS_AVX512
+// point_row_u8's whole blocks of kLanes pixels with AVX-512: u = point_value(scaled(a))
+// computed per lane with the operations of ../metrics.h (the same bits as the
+// scalar path; tested), each half of a block 8 of the lanes, so every lane's
+// terms are added in x order. The region's select is a masked add: a lane outside
+// keeps its value, as adding 0.0 to a sum that is never -0.0 does.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's _mm512_cvtepi32_pd: its own undefined source
 template <int64_t C>
-ML_CPU_CLONES void point_row_u8(const uint8_t* __restrict p, const uint8_t* __restrict g, const double* up,
-                                const double* ug, const uint8_t* __restrict reg, int64_t W, RowLanes& L) {
-  for (int64_t x0 = 0; x0 < W; x0 += kLanes) {
-    const int64_t n = std::min<int64_t>(kLanes, W - x0);
-    for (int64_t l = 0; l < n; ++l) {
-      double ae, se;
-      point_terms_u(C, up[p[x0 + l]], ug[g[x0 + l]], ae, se);
-      add_point(L, l, ae, se, reg[x0 + l]);
-    }
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) int64_t point_blocks_avx512(
+    const uint8_t* __restrict p, const uint8_t* __restrict g, const Image& pred, const Image& gt,
+    const uint8_t* __restrict reg, int64_t W, double* sa_out, double* sq_out, double* ra_out, double* rq_out,
+    double* cn_out) {
+  const __m512d fp = _mm512_set1_pd(pred.factor), fg = _mm512_set1_pd(gt.factor);
+  const __m512d vp = _mm512_set1_pd(pred.divisor), vg = _mm512_set1_pd(gt.divisor);
+  const bool dp = pred.divisor != 0.0, dg = gt.divisor != 0.0;
+  const __m512d c255 = _mm512_set1_pd(255.0), one = _mm512_set1_pd(1.0);
+  const __m256 f255 = _mm256_set1_ps(255.0f);
+  const __m512d abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(INT64_MAX));
+  const __m256 abs_mask_f = _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MAX));
+  __m512d sa[2], sq[2], ra[2], rq[2], cn[2];
+  for (int h = 0; h < 2; ++h) {
+    sa[h] = _mm512_loadu_pd(sa_out + 8 * h);
+    sq[h] = _mm512_loadu_pd(sq_out + 8 * h);
+    ra[h] = _mm512_loadu_pd(ra_out + 8 * h);
+    rq[h] = _mm512_loadu_pd(rq_out + 8 * h);
+    cn[h] = _mm512_loadu_pd(cn_out + 8 * h);
   }
+  int64_t x0 = 0;
+  for (; x0 + kLanes <= W; x0 += kLanes)
+    for (int h = 0; h < 2; ++h) {
+      const int64_t x = x0 + 8 * h;
+      const __m512d rp = _mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + x))));
+      const __m512d rg = _mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g + x))));
+      const __m512d ap = dp ? _mm512_div_pd(rp, vp) : _mm512_mul_pd(rp, fp);  // scaled()
+      const __m512d ag = dg ? _mm512_div_pd(rg, vg) : _mm512_mul_pd(rg, fg);
+      __m512d ae, se;
+      if (C == kDimMatlab || C == kRvm) {  // point_value then point_terms_u in single
+        __m256 up = _mm512_cvtpd_ps(ap), ug = _mm512_cvtpd_ps(ag);
+        __m256 d;
+        if (C == kDimMatlab) {
+          d = _mm256_div_ps(_mm256_sub_ps(up, ug), f255);
+        } else {
+          d = _mm256_sub_ps(_mm256_div_ps(up, f255), _mm256_div_ps(ug, f255));
+        }
+        ae = _mm512_cvtps_pd(_mm256_and_ps(d, abs_mask_f));
+        se = _mm512_cvtps_pd(_mm256_mul_ps(d, d));
+      } else {
+        const __m512d up = C == kMmagic ? _mm512_div_pd(ap, c255) : ap;
+        const __m512d ug = C == kMmagic ? _mm512_div_pd(ag, c255) : ag;
+        __m512d d = _mm512_sub_pd(up, ug);
+        if (C == kGca) d = _mm512_div_pd(d, c255);
+        ae = _mm512_and_pd(d, abs_mask);
+        se = _mm512_mul_pd(d, d);
+      }
+      const __m128i rb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(reg + x));
+      const __mmask8 in = __mmask8(_mm_test_epi8_mask(rb, rb));
+      sa[h] = _mm512_add_pd(sa[h], ae);
+      sq[h] = _mm512_add_pd(sq[h], se);
+      ra[h] = _mm512_mask_add_pd(ra[h], in, ra[h], ae);
+      rq[h] = _mm512_mask_add_pd(rq[h], in, rq[h], se);
+      cn[h] = _mm512_mask_add_pd(cn[h], in, cn[h], one);
+    }
+  for (int h = 0; h < 2; ++h) {
+    _mm512_storeu_pd(sa_out + 8 * h, sa[h]);
+    _mm512_storeu_pd(sq_out + 8 * h, sq[h]);
+    _mm512_storeu_pd(ra_out + 8 * h, ra[h]);
+    _mm512_storeu_pd(rq_out + 8 * h, rq[h]);
+    _mm512_storeu_pd(cn_out + 8 * h, cn[h]);
+  }
+  return x0;
 }
+#pragma GCC diagnostic pop
+#endif
+
+// The same for uint8 mattes, u = point_value(scaled(a)) computed as band_rows'
+// tables were (table reads compiled to a scalar loop of 2.2 ns a pixel, 4.5 ms of
+// a 1080p call; GCC's own vectorisation of it was slower still): whole blocks on
+// the AVX-512 path where there is one.
+template <int64_t C>
+ML_CPU_CLONES void point_row_u8(const uint8_t* __restrict p, const uint8_t* __restrict g, const Image& pred,
+                                const Image& gt, const uint8_t* __restrict reg, int64_t W, RowLanes& L) {
+  PointLanes S;
+  int64_t x0 = 0;
+#if ML_METRICS_AVX512
+  if (use_avx512()) x0 = point_blocks_avx512<C>(p, g, pred, gt, reg, W, S.sa, S.sq, S.ra, S.rq, S.cn);
+#endif
+  for (; x0 < W; x0 += kLanes) {
+    const int64_t n = std::min<int64_t>(kLanes, W - x0);
+    for (int64_t l = 0; l < n; ++l)
+      point_terms_u(C, point_value(C, scaled(pred, double(p[x0 + l]))), point_value(C, scaled(gt, double(g[x0 + l]))),
+                    S.ae[l], S.se[l]);
+    S.add(reg + x0, n);
+  }
+  S.store(L);
+}
+
+#if ML_METRICS_AVX512
+// grad_span's whole groups of 8 pixels from an x that is a multiple of 8 (the
+// tiles'): lanes x % 16 .. + 7 of the sums, gradient_term's operations, the
+// region as a masked add (as adding 0.0 to a sum that is never -0.0). The scalar
+// loop was 3% of a 1080p call. Returns where it stopped.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's _mm512_cvtpd_ps: its own undefined source
+__attribute__((target("avx512f,avx512bw,avx512vl"))) int64_t grad_blocks_avx512(
+    int64_t convention, const double* __restrict amp_p, const double* __restrict amp_g,
+    const uint8_t* __restrict reg, int64_t x0, int64_t x1, double* lanes) {
+  int64_t x = x0;
+  for (; x + 8 <= x1; x += 8) {
+    const __m512d p = _mm512_loadu_pd(amp_p + x), g = _mm512_loadu_pd(amp_g + x);
+    __m512d t;
+    if (convention == kDimMatlab) {
+      const __m256 e = _mm256_sub_ps(_mm512_cvtpd_ps(p), _mm512_cvtpd_ps(g));
+      t = _mm512_cvtps_pd(_mm256_mul_ps(e, e));
+    } else {
+      const __m512d e = _mm512_sub_pd(p, g);
+      t = _mm512_mul_pd(e, e);
+    }
+    const __m128i rb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(reg + x));
+    const __mmask8 in = __mmask8(_mm_test_epi8_mask(rb, rb));
+    double* l = lanes + (x % kLanes);
+    const __m512d acc = _mm512_loadu_pd(l);
+    _mm512_storeu_pd(l, _mm512_mask_add_pd(acc, in, acc, t));
+  }
+  return x;
+}
+#pragma GCC diagnostic pop
+#endif
 
 // The gradient terms of the region pixels in [x0, x1), into lanes.
 ML_CPU_CLONES void grad_span(int64_t convention, const double* __restrict amp_p, const double* __restrict amp_g,
                              const uint8_t* __restrict reg, int64_t x0, int64_t x1, RowLanes& L) {
+#if ML_METRICS_AVX512
+  if (use_avx512() && x0 % 8 == 0) x0 = grad_blocks_avx512(convention, amp_p, amp_g, reg, x0, x1, L.v[kGrad]);
+#endif
   for (int64_t x = x0; x < x1; ++x) {
     const double t = gradient_term(convention, amp_p[x], amp_g[x]);
     L.v[kGrad][x % kLanes] += reg[x] ? t : 0.0;
@@ -678,15 +908,65 @@ struct PhiTable {
   }
 };
 
-void conn_row_u8(const PhiTable& tp, const PhiTable& tg, const uint8_t* p, const uint8_t* g, const uint8_t* level,
-                 const uint8_t* reg, int64_t W, RowLanes& L) {
-  if (tp.single) {
-    for (int64_t x = 0; x < W; ++x)
-      L.v[kConn][x % kLanes] += reg[x] ? double(fabsf(tp.f[level[x]][p[x]] - tg.f[level[x]][g[x]])) : 0.0;
-  } else {
-    for (int64_t x = 0; x < W; ++x)
-      L.v[kConn][x % kLanes] += reg[x] ? fabs(tp.d[level[x]][p[x]] - tg.d[level[x]][g[x]]) : 0.0;
+#if ML_METRICS_AVX512
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's _mm512_cvtps_pd: its own undefined source
+#define ML_IDX8(a) _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a)))
+// conn_row_u8's whole blocks with AVX-512: each half of a block 8 of the lanes,
+// the two tables read by gathers masked to the region (the scalar loop reads them
+// only there too), the term added by a masked add (as adding 0.0 outside).
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) int64_t conn_blocks_avx512(
+    const PhiTable& tp, const PhiTable& tg, const uint8_t* __restrict p, const uint8_t* __restrict g,
+    const uint8_t* __restrict level, const uint8_t* __restrict reg, int64_t W, double* acc_out) {
+  const __m512d zero = _mm512_setzero_pd();
+  const __m512d abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(INT64_MAX));
+  const __m256 abs_mask_f = _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MAX));
+  __m512d acc[2] = {_mm512_loadu_pd(acc_out), _mm512_loadu_pd(acc_out + 8)};
+  int64_t x0 = 0;
+  for (; x0 + kLanes <= W; x0 += kLanes)
+    for (int h = 0; h < 2; ++h) {
+      const int64_t x = x0 + 8 * h;
+      const __m128i rb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(reg + x));
+      const __mmask8 in = __mmask8(_mm_test_epi8_mask(rb, rb));
+      if (!in) continue;
+      const __m256i row = _mm256_slli_epi32(ML_IDX8(level + x), 8);  // level * 256
+      const __m256i ip = _mm256_add_epi32(row, ML_IDX8(p + x)), ig = _mm256_add_epi32(row, ML_IDX8(g + x));
+      __m512d t;
+      if (tp.single) {
+        const __m256 a = _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), in, ip, &tp.f[0][0], 4);
+        const __m256 c = _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), in, ig, &tg.f[0][0], 4);
+        t = _mm512_cvtps_pd(_mm256_and_ps(_mm256_sub_ps(a, c), abs_mask_f));
+      } else {
+        const __m512d a = _mm512_mask_i32gather_pd(zero, in, ip, &tp.d[0][0], 8);
+        const __m512d c = _mm512_mask_i32gather_pd(zero, in, ig, &tg.d[0][0], 8);
+        t = _mm512_and_pd(_mm512_sub_pd(a, c), abs_mask);
+      }
+      acc[h] = _mm512_mask_add_pd(acc[h], in, acc[h], t);
+    }
+  _mm512_storeu_pd(acc_out, acc[0]);
+  _mm512_storeu_pd(acc_out + 8, acc[1]);
+  return x0;
+}
+#undef ML_IDX8
+#pragma GCC diagnostic pop
+#endif
+
+// One row's connectivity terms into local lanes (each lane's terms in x order),
+// whole blocks on the AVX-512 path where there is one: the scalar loop's table
+// reads were 7% of a 1080p call.
+void conn_row_u8(const PhiTable& tp, const PhiTable& tg, const uint8_t* __restrict p, const uint8_t* __restrict g,
+                 const uint8_t* __restrict level, const uint8_t* __restrict reg, int64_t W, RowLanes& L) {
+  double acc[kLanes] = {};
+  int64_t x0 = 0;
+#if ML_METRICS_AVX512
+  if (use_avx512()) x0 = conn_blocks_avx512(tp, tg, p, g, level, reg, W, acc);
+#endif
+  for (int64_t x = x0; x < W; ++x) {
+    if (!reg[x]) continue;
+    acc[x % kLanes] += tp.single ? double(fabsf(tp.f[level[x]][p[x]] - tg.f[level[x]][g[x]]))
+                                 : fabs(tp.d[level[x]][p[x]] - tg.d[level[x]][g[x]]);
   }
+  for (int64_t l = 0; l < kLanes; ++l) L.v[kConn][l] += acc[l];
 }
 
 struct BandScratch {
@@ -718,12 +998,6 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
   const int64_t H = A.height, W = A.width, tiles = (W + kTile - 1) / kTile;
   const bool u8 = pred.dtype == Dtype::kUInt8 && gt.dtype == Dtype::kUInt8;
   const bool grad9 = A.gradient && P.convention != kP3m;  // p3m's filter: p3m_gradient_rows
-  double up[256], ug[256];  // uint8: point_value per value
-  if (u8)
-    for (int v = 0; v < 256; ++v) {
-      up[v] = point_value(P.convention, scaled(pred, double(v)));
-      ug[v] = point_value(P.convention, scaled(gt, double(v)));
-    }
   if (grad9) {
     // needed tiles of the output rows, and of the normalised rows (dilated by the
     // filter's reach: 4 rows, one tile on each side)
@@ -752,11 +1026,11 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
       const uint8_t* p8 = static_cast<const uint8_t*>(pred.data) + y * W;
       const uint8_t* g8 = static_cast<const uint8_t*>(gt.data) + y * W;
       switch (P.convention) {
-        case kDimMatlab: point_row_u8<kDimMatlab>(p8, g8, up, ug, reg, W, L); break;
-        case kMmagic: point_row_u8<kMmagic>(p8, g8, up, ug, reg, W, L); break;
-        case kRvm: point_row_u8<kRvm>(p8, g8, up, ug, reg, W, L); break;
-        case kP3m: point_row_u8<kP3m>(p8, g8, up, ug, reg, W, L); break;
-        default: point_row_u8<kGca>(p8, g8, up, ug, reg, W, L); break;
+        case kDimMatlab: point_row_u8<kDimMatlab>(p8, g8, pred, gt, reg, W, L); break;
+        case kMmagic: point_row_u8<kMmagic>(p8, g8, pred, gt, reg, W, L); break;
+        case kRvm: point_row_u8<kRvm>(p8, g8, pred, gt, reg, W, L); break;
+        case kP3m: point_row_u8<kP3m>(p8, g8, pred, gt, reg, W, L); break;
+        default: point_row_u8<kGca>(p8, g8, pred, gt, reg, W, L); break;
       }
     } else {
       load_any(pred, y * W, W, s.ap.data());
@@ -777,11 +1051,17 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
         const int64_t r = clamp_row(y + k - kHalf, H), slot = r % kTaps;
         if (s.slot_row[slot] != r) {  // first use of row r in this band: normalise its needed tiles
           const uint8_t* nn = &s.norm_need[(r - r0) * tiles];
-          for (int64_t j = 0; j < tiles; ++j) {
-            if (!nn[j]) continue;
-            const int64_t xa = j * kTile, xb = std::min(W, xa + kTile);
+          for (int64_t j = 0; j < tiles;) {  // by spans of needed tiles
+            if (!nn[j]) {
+              ++j;
+              continue;
+            }
+            int64_t jb = j;
+            while (jb < tiles && nn[jb]) ++jb;
+            const int64_t xa = j * kTile, xb = std::min(W, jb * kTile);
             np.row(pred, r, W, xa, xb, s.ring_p.data() + slot * W, s.staging.data());
             ng.row(gt, r, W, xa, xb, s.ring_g.data() + slot * W, s.staging.data());
+            j = jb;
           }
           s.slot_row[slot] = r;
         }
@@ -842,6 +1122,46 @@ void minmax_rows(const T* d, int64_t n, double f, double& lo, double& hi) {
   }
 }
 
+// ../metrics.h p3m_first_pass over a row, from the 13 source rows r[0..12] (rows
+// y - 6 .. y + 6, reflected): p3m_anti's and p3m_sym's products and sums in their
+// order, vectorised over x, each rounded to float32 as scipy's output array.
+ML_CPU_CLONES void p3m_column_span(const double* wg, const double* wd, const double* const* r, int64_t W,
+                                   float* __restrict d, float* __restrict s) {
+  const double* c = r[kP3mHalf];
+  for (int64_t x = 0; x < W; ++x) {
+    double ad = c[x] * wd[kP3mHalf], as = c[x] * wg[kP3mHalf];
+    for (int j = 0; j < kP3mHalf; ++j) {
+      ad = ad + (r[j][x] - r[kP3mTaps - 1 - j][x]) * wd[j];
+      as = as + (r[j][x] + r[kP3mTaps - 1 - j][x]) * wg[j];
+    }
+    d[x] = float(ad);
+    s[x] = float(as);
+  }
+}
+
+// The second pass and p3m_gradient_term of a row, from its four reflected
+// first-pass lines (e[k] + x: column x - 6): p3m_sym's and p3m_anti's products and
+// sums in their order, vectorised over x (a call per pixel and line was half of
+// p3m's time).
+ML_CPU_CLONES void p3m_row_terms(const double* wg, const double* wd, const double* const* e, int64_t W,
+                                 float* __restrict term) {
+  const double* e0 = e[0];
+  const double* e1 = e[1];
+  const double* e2 = e[2];
+  const double* e3 = e[3];
+  for (int64_t x = 0; x < W; ++x) {
+    double px = e0[x + kP3mHalf] * wg[kP3mHalf], py = e1[x + kP3mHalf] * wd[kP3mHalf];
+    double gx = e2[x + kP3mHalf] * wg[kP3mHalf], gy = e3[x + kP3mHalf] * wd[kP3mHalf];
+    for (int j = 0; j < kP3mHalf; ++j) {
+      px = px + (e0[x + j] + e0[x + kP3mTaps - 1 - j]) * wg[j];
+      py = py + (e1[x + j] - e1[x + kP3mTaps - 1 - j]) * wd[j];
+      gx = gx + (e2[x + j] + e2[x + kP3mTaps - 1 - j]) * wg[j];
+      gy = gy + (e3[x + j] - e3[x + kP3mTaps - 1 - j]) * wd[j];
+    }
+    term[x] = p3m_gradient_term(float(px), float(py), float(gx), float(gy));
+  }
+}
+
 // P3M's gradient terms (../metrics.h p3m_first_pass, p3m_gradient_term) of the
 // region pixels, added to each row's kGrad sum: the first pass of both images
 // into float32 planes (as scipy's float32 output array holds it), then per row the
@@ -851,29 +1171,45 @@ void p3m_gradient_rows(const MetricsArgs& A, const Image& pred, const Image& gt,
   const Params& P = A.params;
   const int64_t H = A.height, W = A.width, N = H * W;
   std::vector<float> dp(static_cast<size_t>(N)), sp(dp.size()), dg(dp.size()), sg(dp.size());
+  // The first pass by bands of rows: each source row (reflected) read into doubles
+  // once per band, then p3m_column_span over whole rows. Computed per pixel with 13
+  // value() reads and reflections each, it made p3m 26x slower than the others.
   at::parallel_for(0, H, kBand, [&](int64_t y0, int64_t y1) {
-    for (int64_t y = y0; y < y1; ++y)
-      for (int64_t x = 0; x < W; ++x) {
-        p3m_first_pass(P, pred, y, x, H, W, dp[y * W + x], sp[y * W + x]);
-        p3m_first_pass(P, gt, y, x, H, W, dg[y * W + x], sg[y * W + x]);
+    const int64_t r0 = y0 - kP3mHalf, nr = (y1 - y0) + 2 * kP3mHalf;  // rows r0 .. r0 + nr - 1
+    std::vector<double> bp(static_cast<size_t>(nr * W)), bg(bp.size());
+    for (int64_t i = 0; i < nr; ++i) {
+      const int64_t yy = reflect_index(r0 + i, H);
+      load_any(pred, yy * W, W, bp.data() + i * W);
+      load_any(gt, yy * W, W, bg.data() + i * W);
+    }
+    const double* rp[kP3mTaps];
+    const double* rg[kP3mTaps];
+    for (int64_t y = y0; y < y1; ++y) {
+      for (int j = 0; j < kP3mTaps; ++j) {
+        rp[j] = bp.data() + (y - y0 + j) * W;
+        rg[j] = bg.data() + (y - y0 + j) * W;
       }
+      p3m_column_span(P.p3m_g, P.p3m_d, rp, W, &dp[y * W], &sp[y * W]);
+      p3m_column_span(P.p3m_g, P.p3m_d, rg, W, &dg[y * W], &sg[y * W]);
+    }
   });
   at::parallel_for(0, H, kBand, [&](int64_t y0, int64_t y1) {
     // the row's four first-pass lines, reflected: column x - 6 at index x
     std::vector<double> ext(static_cast<size_t>(4 * (W + 2 * kP3mHalf)));
-    double* e[4];
+    std::vector<float> term(static_cast<size_t>(W));
+    const double* e[4];
     for (int j = 0; j < 4; ++j) e[j] = ext.data() + j * (W + 2 * kP3mHalf);
     for (int64_t y = y0; y < y1; ++y) {
       const float* src[4] = {&dp[y * W], &sp[y * W], &dg[y * W], &sg[y * W]};
       for (int64_t i = 0; i < W + 2 * kP3mHalf; ++i) {
         const int64_t xx = reflect_index(i - kP3mHalf, W);
-        for (int j = 0; j < 4; ++j) e[j][i] = double(src[j][xx]);
+        for (int j = 0; j < 4; ++j) ext[j * (W + 2 * kP3mHalf) + i] = double(src[j][xx]);
       }
+      p3m_row_terms(P.p3m_g, P.p3m_d, e, W, term.data());
       double t = 0.0;
       for (int64_t x = 0; x < W; ++x) {
         if (!region[y * W + x]) continue;
-        t += double(p3m_gradient_term(float(p3m_sym(P.p3m_g, e[0] + x)), float(p3m_anti(P.p3m_d, e[1] + x)),
-                                      float(p3m_sym(P.p3m_g, e[2] + x)), float(p3m_anti(P.p3m_d, e[3] + x))));
+        t += double(term[x]);
       }
       rows[y * kSums + kGrad] += t;
     }
@@ -969,7 +1305,11 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
       if (u8p && u8g) {
         const uint8_t* a = static_cast<const uint8_t*>(pred.data) + k0;
         const uint8_t* c2 = static_cast<const uint8_t*>(gt.data) + k0;
-        for (int64_t x = 0; x < W; ++x) out[x] = std::min(reach_p[a[x]], reach_g[c2[x]]);
+        int64_t x = 0;
+#if ML_METRICS_AVX512
+        if (use_vbmi()) x = q_row_u8_avx512(reach_p, reach_g, a, c2, W, out);
+#endif
+        for (; x < W; ++x) out[x] = std::min(reach_p[a[x]], reach_g[c2[x]]);
         return;
       }
       for (int64_t x = 0; x < W; ++x) {
