@@ -237,21 +237,27 @@ def test_gca_background_component():
                                   R.gca(gt, gt, tri == 128, with_levels=True)["levels"])
 
 
+def _few_value_mattes(seed: int, count: int):
+    """(pred, gt) uint8 mattes up to 23x23 of 2-5 alpha values on both sides of the
+    thresholds (a third with pred == gt): ties, nested components, empty thresholds."""
+    rng = np.random.default_rng(seed)
+    values = np.array([0, 25, 26, 51, 77, 102, 127, 153, 178, 204, 229, 230, 255])
+    for it in range(count):
+        H, W = (int(v) for v in rng.integers(1, 24, 2))
+        vals = rng.choice(values, size=int(rng.integers(2, 6)), replace=False)
+        gt = rng.choice(vals, (H, W)).astype(np.uint8)
+        yield (gt.copy() if it % 3 == 0 else rng.choice(vals, (H, W)).astype(np.uint8)), gt
+
+
 @pytest.mark.parametrize("convention", CONVENTIONS)
 def test_levels_few_values(convention):
     """Small mattes of a few alpha values (many equal-size components, ties, nested
     components merging across thresholds, empty thresholds): the single union-find
     pass over all thresholds gives every pixel's level exactly as the reference's
     labelling of each threshold apart."""
-    rng = np.random.default_rng(8)
-    values = np.array([0, 25, 26, 51, 77, 102, 127, 153, 178, 204, 229, 230, 255])
-    for it in range(120):
-        H, W = (int(v) for v in rng.integers(1, 24, 2))
-        vals = rng.choice(values, size=int(rng.integers(2, 6)), replace=False)
-        gt = rng.choice(vals, (H, W)).astype(np.uint8)
-        pred = gt.copy() if it % 3 == 0 else rng.choice(vals, (H, W)).astype(np.uint8)
+    for it, (pred, gt) in enumerate(_few_value_mattes(8, 120)):
         lv = metrics.connectivity_levels(_batch([pred]), _batch([gt]), None, convention, region="all")
-        ref = R.CONVENTIONS[convention](pred, gt, np.ones((H, W), bool), with_levels=True)["levels"]
+        ref = R.CONVENTIONS[convention](pred, gt, np.ones(gt.shape, bool), with_levels=True)["levels"]
         np.testing.assert_array_equal(lv[0, 0].numpy(), ref, err_msg=f"case {it}")
 
 
@@ -586,13 +592,7 @@ def test_p3m_float_inputs_and_threads():
 
 
 def test_p3m_levels_few_values():
-    rng = np.random.default_rng(9)
-    values = np.array([0, 25, 26, 51, 77, 102, 127, 153, 178, 204, 229, 230, 255])
-    for it in range(80):
-        H, W = (int(v) for v in rng.integers(1, 24, 2))
-        vals = rng.choice(values, size=int(rng.integers(2, 6)), replace=False)
-        gt = rng.choice(vals, (H, W)).astype(np.uint8)
-        pred = gt.copy() if it % 3 == 0 else rng.choice(vals, (H, W)).astype(np.uint8)
+    for it, (pred, gt) in enumerate(_few_value_mattes(9, 80)):
         lv = metrics.connectivity_levels(_batch([pred]), _batch([gt]), None, "p3m", region="all")
         ref = R.p3m(pred / 255.0, gt / 255.0, with_levels=True)["levels"]
         np.testing.assert_array_equal(lv[0, 0].numpy(), ref, err_msg=f"case {it}")
