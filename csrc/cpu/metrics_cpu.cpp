@@ -989,6 +989,22 @@ void row_need(const uint8_t* reg, int64_t W, int64_t tiles, uint8_t* need) {
 
 inline int64_t clamp_row(int64_t y, int64_t H) { return y < 0 ? 0 : (y > H - 1 ? H - 1 : y); }
 
+// fn(j, jb) for each maximal run [j, jb) of set flags in flags[0, n): the filter
+// works on spans of the tiles a row needs.
+template <typename F>
+inline void for_each_span(const uint8_t* flags, int64_t n, F&& fn) {
+  for (int64_t j = 0; j < n;) {
+    if (!flags[j]) {
+      ++j;
+      continue;
+    }
+    int64_t jb = j;
+    while (jb < n && flags[jb]) ++jb;
+    fn(j, jb);
+    j = jb;
+  }
+}
+
 // Gradient magnitudes of both images at the needed tiles of rows [y0, y1) of one
 // sample, then every term of those rows into `rows` (kSums per row).
 void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const uint8_t* region,
@@ -1050,32 +1066,17 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
       for (int k = 0; k < kTaps; ++k) {
         const int64_t r = clamp_row(y + k - kHalf, H), slot = r % kTaps;
         if (s.slot_row[slot] != r) {  // first use of row r in this band: normalise its needed tiles
-          const uint8_t* nn = &s.norm_need[(r - r0) * tiles];
-          for (int64_t j = 0; j < tiles;) {  // by spans of needed tiles
-            if (!nn[j]) {
-              ++j;
-              continue;
-            }
-            int64_t jb = j;
-            while (jb < tiles && nn[jb]) ++jb;
+          for_each_span(&s.norm_need[(r - r0) * tiles], tiles, [&](int64_t j, int64_t jb) {
             const int64_t xa = j * kTile, xb = std::min(W, jb * kTile);
             np.row(pred, r, W, xa, xb, s.ring_p.data() + slot * W, s.staging.data());
             ng.row(gt, r, W, xa, xb, s.ring_g.data() + slot * W, s.staging.data());
-            j = jb;
-          }
+          });
           s.slot_row[slot] = r;
         }
         rp[k] = s.ring_p.data() + slot * W;
         rg[k] = s.ring_g.data() + slot * W;
       }
-      const uint8_t* nd = &s.need[(y - y0) * tiles];
-      for (int64_t j = 0; j < tiles;) {
-        if (!nd[j]) {
-          ++j;
-          continue;
-        }
-        int64_t jb = j;
-        while (jb < tiles && nd[jb]) ++jb;
+      for_each_span(&s.need[(y - y0) * tiles], tiles, [&](int64_t j, int64_t jb) {
         const int64_t xa = j * kTile, xb = std::min(W, jb * kTile);
         const int64_t ca = std::max<int64_t>(xa - kHalf, 0), cb = std::min(W, xb + kHalf);
         // column x at index x + kHalf
@@ -1090,8 +1091,7 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
         row_span(P.taps_g, P.taps_d, s.sg_p.data(), s.sd_p.data(), xa, xb, s.amp_p.data());
         row_span(P.taps_g, P.taps_d, s.sg_g.data(), s.sd_g.data(), xa, xb, s.amp_g.data());
         grad_span(P.convention, s.amp_p.data(), s.amp_g.data(), reg, xa, xb, L);
-        j = jb;
-      }
+      });
     }
     if (A.connectivity) {
       const uint8_t* lv = level + y * W;
