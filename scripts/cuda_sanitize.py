@@ -1024,10 +1024,7 @@ def case_vec_bitwise_equals_fast_instance(device):
             key = ("cross", str(trimap), unit)
             vec = _trio_vec(device, 2, 18, 128, trimap=trimap, unit=unit, key=key)
             fast = _trio_vec(device, 2, 18, 128, trimap=trimap, unit=unit, offset=1, key=key)
-            differing = bitwise_equal(vec, fast)
-            if differing:
-                raise AssertionError(f"trimap {trimap}, unit scale {unit}: vector-only and fast instances "
-                                     f"differ in {', '.join(differing)}")
+            assert_bitwise(vec, fast, f"trimap {trimap}, unit scale {unit}: vector-only and fast instances")
             out.update({f"{str(trimap)[6:]}_{unit}_{k}": v for k, v in vec.items()})
     return out
 
@@ -1037,9 +1034,7 @@ def _vec_against_fast(x: dict, device: str, label: str, forward) -> Outputs:
     views offset by one element (the fast instance), bitwise equal; the aligned run's
     sums and maps, keyed by label, for the driver to compare with the CPU."""
     runs = [dict(zip(("sums", "maps"), forward(to_device(x, device, offset=offset))[:2])) for offset in (0, 1)]
-    differing = bitwise_equal(*runs)
-    if differing:
-        raise AssertionError(f"{label}: aligned and offset views differ in {', '.join(differing)}")
+    assert_bitwise(*runs, f"{label}: aligned and offset views")
     return {f"{label.split()[-1]}_{k}": v for k, v in runs[0].items()}
 
 
@@ -1141,10 +1136,7 @@ def case_prescaled_fused_equals_four_ops(device):
         fused, four = _prescaled_four_ops(x["pred_alpha"], x["alpha"], m, mode, lo, hi, 255.0, rho, 1e-8, in_diff,
                                           sobel, [1.0, 0.5, 2.0, 0.02], group, groups, norm, guard, crop, 0.01,
                                           [1.0, 0.5, 2.0])
-        differing = bitwise_equal(fused, four)
-        if differing:
-            raise AssertionError(f"config {i}: alpha_sobel_prescaled differs from its four ops in "
-                                 f"{', '.join(differing)}")
+        assert_bitwise(fused, four, f"config {i}: alpha_sobel_prescaled and its four ops")
         out.update({f"{i}_{k}": v for k, v in fused.items()})
     return out
 
@@ -1374,6 +1366,14 @@ def bitwise_equal(a: Outputs, b: Outputs) -> list[str]:
         if x.dtype != y.dtype or x.shape != y.shape or not torch.equal(x.view(torch.uint8), y.view(torch.uint8)):
             diff.append(key)
     return diff
+
+
+def assert_bitwise(a: Outputs, b: Outputs, what: str) -> None:
+    """Raises, naming the outputs, unless a and b are bitwise equal (a case's own check
+    of two paths that must agree to the bit)."""
+    differing = bitwise_equal(a, b)
+    if differing:
+        raise AssertionError(f"{what} differ in {', '.join(differing)}")
 
 
 def main(argv=None) -> int:
