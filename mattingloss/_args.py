@@ -225,6 +225,55 @@ def composite_like(pred, image, fg, bg, *, loss="this loss", grads="pred_alpha")
             image_like("bg", bg, pred, 3, allow_grad=True, loss=loss, grads=grads))
 
 
+_NATIVE = frozenset(NATIVE_DTYPES)
+_PRED = frozenset(PRED_DTYPES)
+
+
+def usual(pred, alpha, trimap, lo, hi, composite=None):
+    """The usual call's inputs checked in one branch, or None.
+
+    At small sizes the checks are much of a call's cost, and almost every call
+    passes the same kind of inputs: pred_alpha a plain floating (B, 1, H, W)
+    tensor on the CPU (or on CUDA, with the CUDA kernels built); alpha and the
+    trimap (B, 1, H, W) and image, fg, bg (B, 3, H, W), when given, plain tensors
+    of dtypes the kernels read, on pred_alpha's device, none but pred_alpha, fg
+    and bg requiring grad; a trimap the kernels compare exactly as stored
+    (trimap_region) and whose convention was checked (the first call's). For
+    those this returns (pred, alpha, trimap, image, fg, bg) made contiguous,
+    exactly what each input's own check returns (tests/test_args.py holds that);
+    for anything else None, and then each input goes through its own check, for
+    its conversion or its error.
+    """
+    T = torch.Tensor
+    if not (type(pred) is T and type(alpha) is T and type(trimap) is T and _convention_checked):
+        return None
+    shape = pred.shape
+    if not (len(shape) == 4 and shape[1] == 1 and pred.dtype in _PRED and 0 not in shape
+            and alpha.shape == shape and trimap.shape == shape and alpha.dtype in _NATIVE and trimap.dtype in _NATIVE
+            and not alpha.requires_grad and not trimap.requires_grad):
+        return None
+    if pred.is_cpu:
+        if not (alpha.is_cpu and trimap.is_cpu):
+            return None
+    elif not (pred.is_cuda and _ops.cuda_kernels_built() and alpha.get_device() == pred.get_device()
+              and trimap.get_device() == pred.get_device()):
+        return None  # (a CPU tensor's get_device() is -1)
+    if not _kernels_compare_exactly(trimap, pred, lo, hi):
+        return None
+    if composite is None:
+        return pred.contiguous(), alpha.contiguous(), trimap.contiguous(), None, None, None
+    image, fg, bg = composite
+    if not (type(image) is T and type(fg) is T and type(bg) is T):
+        return None
+    shape3 = (shape[0], 3, shape[2], shape[3])
+    if not (image.shape == shape3 and fg.shape == shape3 and bg.shape == shape3 and image.dtype in _NATIVE
+            and fg.dtype in _NATIVE and bg.dtype in _NATIVE and not image.requires_grad
+            and (image.is_cpu and fg.is_cpu and bg.is_cpu if pred.is_cpu else
+                 image.get_device() == fg.get_device() == bg.get_device() == pred.get_device())):
+        return None
+    return pred.contiguous(), alpha.contiguous(), trimap.contiguous(), image.contiguous(), fg.contiguous(), bg.contiguous()
+
+
 class Region(NamedTuple):
     """The region as the kernels read it: `mask` (None for MASK_ALL) with a mode and bounds."""
 
@@ -270,6 +319,20 @@ def read_region(trimap, weight, pred, mode, lo, hi, check_weight=True, *, option
 _exact_compare: dict = {}
 
 
+def _kernels_compare_exactly(trimap: torch.Tensor, pred: torch.Tensor, lo: float, hi: float) -> bool:
+    """Whether the kernels, reading this trimap as stored (or a bool one as uint8),
+    compare it with lo and hi exactly as PyTorch does (see trimap_region)."""
+    key = (trimap.dtype, pred.dtype, lo, hi, torch.get_default_dtype())
+    exact = _exact_compare.get(key)
+    if exact is None:
+        cmp = _comparison_dtype(trimap, (lo, hi))
+        native = trimap.dtype in NATIVE_DTYPES or trimap.dtype == torch.bool
+        exact = native and (cmp != torch.float64 or (trimap.dtype == pred.dtype == torch.float64))
+        if len(_exact_compare) < 1024:
+            _exact_compare[key] = exact
+    return exact
+
+
 def trimap_region(trimap: torch.Tensor, pred: torch.Tensor, mode: int, lo: float, hi: float, *,
                   loss="this loss", grads="pred_alpha") -> Region:
     """`trimap == lo` (or `lo < trimap < hi`) exactly as PyTorch computes it for
@@ -284,15 +347,7 @@ def trimap_region(trimap: torch.Tensor, pred: torch.Tensor, mode: int, lo: float
     over the trimap, in place of the converted copy those dtypes needed anyway.
     """
     _checked("trimap", trimap, pred, pred.shape, False, loss, grads, "pred_alpha")  # pred_alpha: (B, 1, H, W)
-    key = (trimap.dtype, pred.dtype, lo, hi, torch.get_default_dtype())
-    exact = _exact_compare.get(key)
-    if exact is None:
-        cmp = _comparison_dtype(trimap, (lo, hi))
-        native = trimap.dtype in NATIVE_DTYPES or trimap.dtype == torch.bool
-        exact = native and (cmp != torch.float64 or (trimap.dtype == pred.dtype == torch.float64))
-        if len(_exact_compare) < 1024:
-            _exact_compare[key] = exact
-    if exact:
+    if _kernels_compare_exactly(trimap, pred, lo, hi):
         if trimap.dtype in NATIVE_DTYPES:  # the usual trimap: read as stored, one call less
             return Region(trimap.contiguous(), mode, lo, hi)
         return Region(tensor_like("trimap", trimap, pred, check=False), mode, lo, hi)

@@ -3,6 +3,7 @@
 
 # How a mask is read (every op with a trimap or weight).
 MASK_EQUAL, MASK_RANGE, MASK_WEIGHT, MASK_ALL = 0, 1, 2, 3  # MASK_ALL: no mask, every pixel counts
+TRIMAP_MODES = (MASK_EQUAL, MASK_RANGE)  # the modes that read a trimap
 
 # Reductions of the DIM and composition ops.
 REDUCTIONS = {"mean": 0, "sample": 1, "sum": 2, "none": 3}

@@ -273,6 +273,10 @@ def run(spec: Spec, pred_alpha, alpha, trimap=None, weight=None, check_weight=Tr
 def op_arguments(spec: Spec, pred_alpha, alpha, trimap=None, weight=None, check_weight=True) -> tuple:
     """The checked tensors of one call: (pred, gt, mask, mode, lo, hi). check_weight:
     a weight's values are checked non-negative (a host read: see _args.read_region)."""
+    if weight is None and spec.region_mode in _codes.TRIMAP_MODES:
+        usual = _args.usual(pred_alpha, alpha, trimap, spec.lo, spec.hi)
+        if usual is not None:
+            return usual[0], usual[1], usual[2], spec.region_mode, spec.lo, spec.hi
     pred = _args.prediction(pred_alpha)
     gt = _args.image_like("alpha", alpha, pred)
     return (pred, gt, *_region(spec, trimap, weight, pred, check_weight))

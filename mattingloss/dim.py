@@ -73,7 +73,11 @@ _LOSS, _GRADS = "DIMLoss", "pred_alpha, fg and bg"
 
 
 def check_inputs(config: Config, pred_alpha, alpha, trimap, image, fg, bg, weight, check_weight=True):
-    """Returns what the op reads: (pred, alpha, region, image, fg, bg)."""
+    """Returns what the op reads: (pred, alpha, mask, image, fg, bg, mask_mode, lo, hi)."""
+    if weight is None and image is not None:
+        usual = _args.usual(pred_alpha, alpha, trimap, config.mask_lo, config.mask_hi, (image, fg, bg))
+        if usual is not None:
+            return (*usual, config.mask_mode, config.mask_lo, config.mask_hi)
     pred = _args.prediction(pred_alpha)
     alpha = _args.image_like("alpha", alpha, pred, loss=_LOSS, grads=_GRADS)
     region = _args.read_region(trimap, weight, pred, config.mask_mode, config.mask_lo, config.mask_hi,
@@ -86,7 +90,7 @@ def check_inputs(config: Config, pred_alpha, alpha, trimap, image, fg, bg, weigh
                              f"missing {missing}")
     else:
         image, fg, bg = _args.composite_like(pred, image, fg, bg, loss=_LOSS, grads=_GRADS)
-    return pred, alpha, region, image, fg, bg
+    return pred, alpha, region.mask, image, fg, bg, region.mode, region.lo, region.hi
 
 
 def _run(config: Config, pred_alpha, alpha, trimap, image, fg, bg, weight, return_components,
@@ -94,12 +98,12 @@ def _run(config: Config, pred_alpha, alpha, trimap, image, fg, bg, weight, retur
     if return_components and config.reduction == _codes.NONE:
         raise ValueError("return_components: needs a scalar reduction ('mean', 'sample' or 'sum'), "
                          "got reduction='none'")
-    pred, alpha, region, image, fg, bg = check_inputs(config, pred_alpha, alpha, trimap, image, fg, bg,
-                                                            weight, check_weight)
+    pred, alpha, mask, image, fg, bg, mode, lo, hi = check_inputs(config, pred_alpha, alpha, trimap, image, fg,
+                                                                  bg, weight, check_weight)
     has_comp = image is not None
     grad_on = torch.is_grad_enabled()
-    loss, components = DIMLossFunction.apply(pred, alpha, region.mask, image, fg, bg, (
-        region.mode, region.lo, region.hi,
+    loss, components = DIMLossFunction.apply(pred, alpha, mask, image, fg, bg, (
+        mode, lo, hi,
         config.wl if has_comp else 1.0,  # without image/fg/bg the loss is the alpha loss alone
         config.eps, config.alpha_scale, config.color_scale, config.reduction,
         grad_on and pred.requires_grad,
