@@ -1,15 +1,16 @@
-// CPU backend of matting_metrics, one sample after the other:
-//   1. per chunk of rows, in parallel: each image's minimum and maximum (for its
-//      normalisation before the filter);
-//   2. (connectivity) per chunk of rows, in parallel: q per pixel (how many
-//      thresholds both alphas reach) one row at a time and every threshold's row
-//      runs from its bit masks; then two union-finds over the runs (two groups of
-//      thresholds, in parallel), each fed in decreasing threshold order, and each
-//      pixel's level from their histories (see connectivity_levels);
-//   3. per band of rows, in parallel: the SAD/MSE terms, the separable
-//      derivative-of-Gaussian filter (a ring of normalised rows, a column pass,
-//      a row pass; replicated borders; only where the region needs it) and the
-//      connectivity term (tabulated for uint8), summed per row in fixed lanes;
+// CPU backend of matting_metrics, one sample after the other, in three parallel
+// loops (each costs a wait for a time slice when another process holds a core):
+//   1. per chunk of rows: each image's minimum and maximum (for its normalisation
+//      before the filter) and (connectivity) q per pixel (how many thresholds both
+//      alphas reach) one row at a time and every threshold's row runs from its
+//      bit masks;
+//   2. (connectivity) two union-finds over the runs (two groups of thresholds, in
+//      parallel), each fed in decreasing threshold order (see label_levels);
+//   3. per band of rows: each pixel's level from the union-finds' histories
+//      (fill_levels), the SAD/MSE terms, the separable derivative-of-Gaussian
+//      filter (a ring of normalised rows, a column pass, a row pass; replicated
+//      borders; only where the region needs it) and the connectivity term
+//      (tabulated for uint8), summed per row in fixed lanes;
 //   4. the rows' sums added in row order: the same bits with any thread count.
 #pragma GCC optimize("fp-contract=off")  // products rounded on their own, as the references and the CUDA kernel
 
@@ -118,7 +119,7 @@ struct Run {
 
 // One group of thresholds (lo, hi]: its runs (threshold hi first, row-major within),
 // one union-find fed in decreasing threshold order, each threshold's omega root
-// (-1: none; GCA's background) and each node's M (see connectivity_levels).
+// (-1: none; GCA's background) and each node's M (see label_levels, fill_levels).
 struct Group {
   int lo = 0, hi = 0;
   std::vector<Run> runs;
@@ -355,16 +356,29 @@ inline void word_masks(const uint8_t* q, uint64_t* m) {
 #endif
 }
 
-// q_row(y, out): how many thresholds both alphas reach, for the W pixels of row y.
-template <typename QRow>
-void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t W, LabelScratch& s, uint8_t* level) {
+constexpr int64_t kScanChunk = 64;  // rows per chunk of the run scan
+
+// What fill_levels needs from label_levels besides the groups.
+struct LevelPlan {
+  int ngroups = 1;
+  bool flat_split = false;
+  uint8_t after[kLevels];
+};
+
+// q_row(y, out): how many thresholds both alphas reach, for the W pixels of row y;
+// chunk_hook(y0, y1) runs first in each chunk of rows of the scan (the caller's own
+// per-row work, e.g. the images' minimum and maximum: one parallel loop fewer).
+// Each pixel's level is then written by fill_levels, band by band.
+template <typename QRow, typename Hook>
+LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hook, int64_t H, int64_t W,
+                       LabelScratch& s) {
   // Every threshold's runs from one scan of q per row: per word of 64 pixels, the
   // bit mask of q >= i for each threshold i (thresholds at or below the word's
   // smallest q are all ones, above its largest all zeros), and a run of threshold
   // i opens at each rising edge of its mask and closes at each falling one. By
   // chunks of rows in parallel, then gathered threshold 10 first, row-major within
   // a threshold.
-  constexpr int64_t kChunk = 64;
+  constexpr int64_t kChunk = kScanChunk;
   const int64_t chunks = (H + kChunk - 1) / kChunk;
   const int64_t words = (W + 63) / 64;
   std::vector<std::vector<Run>>& found = s.found;
@@ -376,6 +390,7 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
     const bool avx512 = use_avx512();
 #endif
     for (int64_t c = c0; c < c1; ++c) {
+      chunk_hook(c * kChunk, std::min(H, (c + 1) * kChunk));
       std::vector<Run>* out = &found[size_t(c * kLevels)];
       for (int64_t y = c * kChunk; y < std::min(H, (c + 1) * kChunk); ++y) {
         q_row(y, qrow.data());
@@ -501,15 +516,26 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
   // the background there), minus 1; 10 when none. With two groups, the pixels of a
   // top run of the first group that is omega up to its threshold k are marked
   // (0x80): their levels above k are the second group's.
+  LevelPlan plan;
+  plan.ngroups = ngroups;
+  plan.flat_split = flat_split;
   bool background[kLevels + 1] = {};
   for (int gi = 0; gi < ngroups; ++gi)
     for (int i = s.groups[gi].lo + 1; i <= s.groups[gi].hi; ++i) background[i] = s.groups[gi].background[i];
-  uint8_t after[kLevels];
   for (int j = 0; j < kLevels; ++j) {
     int k = j + 1;
     while (k < kLevels && background[k]) ++k;
-    after[j] = uint8_t(k - 1);
+    plan.after[j] = uint8_t(k - 1);
   }
+  return plan;
+}
+
+// The levels of rows [ya, yb) (every run lies in one row: bands fill their own rows,
+// in parallel; the forests are only read).
+void fill_levels(const LevelPlan& plan, const LabelScratch& s, int64_t W, int64_t ya, int64_t yb, uint8_t* level) {
+  const int ngroups = plan.ngroups;
+  const bool flat_split = plan.flat_split;
+  const uint8_t* after = plan.after;
   auto fill = [&](const Run& run, uint8_t v) {
     uint8_t* dst = level + run.y * W;
     if (run.x1 - run.x0 <= 16) {
@@ -518,8 +544,7 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
       std::memset(dst + run.x0, v, size_t(run.x1 - run.x0));
     }
   };
-  // by chunks of rows in parallel: each run lies in one row
-  at::parallel_for(0, H, 64, [&](int64_t ya, int64_t yb) {
+  {
     auto rows_of = [&](const Group& G, int64_t first, int64_t last, int64_t& lo, int64_t& hi) {
       const Run* r = G.runs.data();
       lo = std::lower_bound(r + first, r + last, ya, [](const Run& u, int64_t y) { return u.y < y; }) - r;
@@ -560,7 +585,7 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
         for (int32_t c = run.x0; c < run.x1; ++c) dst[c] &= 0x7F;
       }
     }
-  });
+  }
 }
 
 // ------------------------------------------------------------ rows pass
@@ -1256,7 +1281,9 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   }
   const int64_t chunks = (H + kBand - 1) / kBand;
   std::vector<double> lo(2 * chunks, INFINITY), hi(2 * chunks, -INFINITY);
-  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+  // per chunk of kBand rows, combined in chunk order below; inside the connectivity's
+  // scan when there is one (a parallel loop fewer)
+  auto minmax_chunks = [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t k0 = c * kBand * W, k1 = std::min(H, (c + 1) * kBand) * W;
       if (grad9) {
@@ -1283,22 +1310,12 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
         }
       }
     }
-  });
-  Normaliser np, ng;
-  if (grad9) {
-    double lp = lo[0], hp = hi[0], lg = lo[1], hg = hi[1];
-    for (int64_t c = 1; c < chunks; ++c) {
-      lp = std::min(lp, lo[2 * c]);
-      hp = std::max(hp, hi[2 * c]);
-      lg = std::min(lg, lo[2 * c + 1]);
-      hg = std::max(hg, hi[2 * c + 1]);
-    }
-    np.init(pred, make_norm(P.convention, lp, hp));
-    ng.init(gt, make_norm(P.convention, lg, hg));
-  }
+  };
 
-  // 2. the thresholds' largest components and each pixel's level
+  // 2. the thresholds' largest components (each pixel's level: fill_levels, in step 3)
   std::unique_ptr<PhiTable> tp, tg;
+  LevelPlan plan;
+  uint8_t qmax = kLevels - 1;  // p3m: the most thresholds any pixel reaches
   if (A.connectivity) {
     auto q_row = [&](int64_t y, uint8_t* out) {
       const int64_t k0 = y * W;
@@ -1320,23 +1337,36 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
         out[x] = a < c2 ? a : c2;
       }
     };
-    connectivity_levels(P, q_row, H, W, ls, level);
-    if (P.convention == kP3m) {
-      const uint8_t qmax = max_reached(q_row, H, W);
-      if (qmax < kLevels - 1)
-        at::parallel_for(0, N, 1 << 16, [&](int64_t k0, int64_t k1) {
-          for (int64_t k = k0; k < k1; ++k) level[k] = p3m_level(level[k], qmax);
-        });
-    }
+    // the scan's chunks of rows are whole chunks of kBand rows (but the last)
+    static_assert(kScanChunk % kBand == 0, "minmax chunks inside the scan's");
+    plan = label_levels(
+        P, q_row, [&](int64_t y0, int64_t y1) { minmax_chunks(y0 / kBand, (y1 + kBand - 1) / kBand); }, H, W, ls);
+    if (P.convention == kP3m) qmax = max_reached(q_row, H, W);
     if (u8p && u8g) {
       tp.reset(new PhiTable);
       tg.reset(new PhiTable);
       tp->init(P, pred);
       tg->init(P, gt);
     }
+  } else {
+    at::parallel_for(0, chunks, 1, minmax_chunks);
+  }
+  Normaliser np, ng;
+  if (grad9) {
+    double lp = lo[0], hp = hi[0], lg = lo[1], hg = hi[1];
+    for (int64_t c = 1; c < chunks; ++c) {
+      lp = std::min(lp, lo[2 * c]);
+      hp = std::max(hp, hi[2 * c]);
+      lg = std::min(lg, lo[2 * c + 1]);
+      hg = std::max(hg, hi[2 * c + 1]);
+    }
+    np.init(pred, make_norm(P.convention, lp, hp));
+    ng.init(gt, make_norm(P.convention, lg, hg));
   }
 
-  // 3. per band of rows: every term, summed per row
+  // 3. per band of rows: its levels (written and read while in cache), then every
+  // term, summed per row
+  const LabelScratch& labels = ls;  // the calling thread's (a thread_local is not captured)
   std::vector<double> rows(H * kSums, 0.0);
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     BandScratch s;
@@ -1345,9 +1375,15 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
       for (auto* v : {&s.ring_p, &s.ring_g}) v->assign(kTaps * W, 0.0);
       for (auto* v : {&s.sg_p, &s.sd_p, &s.sg_g, &s.sd_g}) v->assign(W + 2 * kHalf + kTile, 0.0);
     }
-    for (int64_t c = c0; c < c1; ++c)
-      band_rows(A, pred, gt, region, level, np, ng, tp.get(), tg.get(), c * kBand, std::min(H, (c + 1) * kBand), s,
-                rows.data());
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t y0 = c * kBand, y1 = std::min(H, (c + 1) * kBand);
+      if (A.connectivity) {
+        fill_levels(plan, labels, W, y0, y1, level);
+        if (qmax < kLevels - 1)  // p3m: no pixel reaches the top threshold (../metrics.h p3m_level)
+          for (int64_t k = y0 * W; k < y1 * W; ++k) level[k] = p3m_level(level[k], qmax);
+      }
+      band_rows(A, pred, gt, region, level, np, ng, tp.get(), tg.get(), y0, y1, s, rows.data());
+    }
   });
 
   if (A.gradient && P.convention == kP3m) p3m_gradient_rows(A, pred, gt, region, rows.data());
