@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -127,7 +128,7 @@ struct Group {
   std::vector<int64_t> row_start;
   std::vector<int32_t> ptr, up, links;
   std::vector<uint8_t> t, m, node_lv;
-  std::vector<uint32_t> size, key;
+  std::vector<uint64_t> val;  // pack_best(size, key) per node (of its component while a root)
   int32_t omega_root[kLevels + 1];
   bool background[kLevels + 1];
 };
@@ -138,6 +139,11 @@ inline int32_t find_ptr(int32_t* p, int32_t x) {
     x = p[x];
   }
   return x;
+}
+
+// A root's packed value after a union: sizes added, the smaller key (the larger low half).
+inline uint64_t merged(uint64_t va, uint64_t vb) {
+  return (((va >> 32) + (vb >> 32)) << 32) | std::max(va & 0xFFFFFFFFull, vb & 0xFFFFFFFFull);
 }
 
 void label_group(const Params& P, const std::vector<std::vector<Run>>& found, int64_t chunks, int64_t H, int64_t W,
@@ -159,43 +165,42 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
   s.ptr.resize(R);
   s.up.resize(R);
   s.t.assign(R, 0);
-  s.size.resize(R);
-  s.key.resize(R);
+  s.val.resize(R);
   s.node_lv.resize(R);
   s.links.clear();
   s.links.reserve(R);
   for (int i = hi; i > lo; --i)
     for (int64_t r = s.level_start[hi - i]; r < s.level_start[hi - i + 1]; ++r) {
       s.ptr[r] = s.up[r] = int32_t(r);
-      s.key[r] = tie_key(P.convention, s.runs[r].y, s.runs[r].x0, H, W);
+      s.val[r] = pack_best(0, tie_key(P.convention, s.runs[r].y, s.runs[r].x0, H, W));  // its size: below
       s.node_lv[r] = uint8_t(i);
     }
   int32_t* ptr = s.ptr.data();
-  uint32_t* size = s.size.data();
-  uint32_t* key = s.key.data();
+  uint64_t* val = s.val.data();  // pack_best(size, key) of each root: one load per root
   uint64_t best = 0;
   int32_t best_root = -1;
-  auto consider = [&](int32_t root) {
-    const uint64_t v = pack_best(size[root], key[root]);
-    if (v > best) {
-      best = v;
-      best_root = root;
-    }
-  };
+  // a (a root, kept in hand by the caller) with b's component; returns the new root
   auto unite = [&](int32_t a, int32_t b, int i) {
-    a = find_ptr(ptr, a);
     b = find_ptr(ptr, b);
-    if (a == b) return;
-    if (size[a] < size[b] || (size[a] == size[b] && b < a)) std::swap(a, b);  // b under a
+    if (a == b) return a;
+    uint64_t va = val[a], vb = val[b];
+    if ((va >> 32) < (vb >> 32) || ((va >> 32) == (vb >> 32) && b < a)) {  // b under a
+      std::swap(a, b);
+      std::swap(va, vb);
+    }
     ptr[b] = a;
     if (!flat) {
       s.up[b] = a;
       s.t[b] = uint8_t(i);
       s.links.push_back(b);
     }
-    size[a] += size[b];
-    key[a] = std::min(key[a], key[b]);
-    consider(a);
+    const uint64_t v = merged(va, vb);
+    val[a] = v;
+    if (v > best) {
+      best = v;
+      best_root = a;
+    }
+    return a;
   };
   int64_t masked = 0;
   for (int i = hi; i > lo; --i) {
@@ -213,10 +218,14 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
         own -= uint32_t(s.runs[child].x1 - s.runs[child].x0);
         ++child;
       }
-      size[r] = own;
+      val[r] = (uint64_t(own) << 32) | (val[r] & 0xFFFFFFFFull);
       masked += own;
-      consider(int32_t(r));
-      for (int64_t c = c0; c < child; ++c) unite(int32_t(r), int32_t(c), i);
+      if (val[r] > best) {
+        best = val[r];
+        best_root = int32_t(r);
+      }
+      int32_t root = int32_t(r);  // r is a root until its own unions
+      for (int64_t c = c0; c < child; ++c) root = unite(root, int32_t(c), i);
     }
     for (int64_t y = 1; y < H; ++y) {
       int64_t a = s.row_start[y - 1];
@@ -224,7 +233,9 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
       for (int64_t r = s.row_start[y]; r < s.row_start[y + 1]; ++r) {
         const Run& run = s.runs[r];
         while (a < a_end && s.runs[a].x1 <= run.x0) ++a;  // runs above ending before this one starts
-        for (int64_t u = a; u < a_end && s.runs[u].x0 < run.x1; ++u) unite(int32_t(r), int32_t(u), i);
+        if (a == a_end || s.runs[a].x0 >= run.x1) continue;
+        int32_t root = find_ptr(ptr, int32_t(r));
+        for (int64_t u = a; u < a_end && s.runs[u].x0 < run.x1; ++u) root = unite(root, int32_t(u), i);
       }
     }
     s.background[i] = background_wins(P.convention, N - masked, best);
@@ -258,32 +269,38 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
 // made nodes and united with the runs of the row above inside the range. Ranges
 // touch disjoint nodes, so they run in parallel; the seam rows are united after.
 // (No history: a node's M is only whether its root is omega's.)
-inline void flat_unite(Group& s, int32_t a, int32_t b, uint64_t& best, int32_t& best_root) {
-  int32_t* ptr = s.ptr.data();
-  uint32_t* size = s.size.data();
-  uint32_t* key = s.key.data();
-  a = find_ptr(ptr, a);
-  b = find_ptr(ptr, b);
-  if (a == b) return;
-  if (size[a] < size[b] || (size[a] == size[b] && b < a)) std::swap(a, b);  // b under a
-  ptr[b] = a;
-  size[a] += size[b];
-  key[a] = std::min(key[a], key[b]);
-  const uint64_t v = pack_best(size[a], key[a]);
-  if (v > best) {
-    best = v;
-    best_root = a;
-  }
-}
-
-// The runs of two consecutive rows, above [a0, a1) and below [b0, b1), united where they share a column.
+// The runs of two consecutive rows, above [a0, a1) and below [b0, b1), united where
+// they share a column. A run below is a root when its row starts: its root is kept
+// in hand (only these unions move it), one find per run above it touches.
 inline void flat_rows_pair(Group& s, int64_t a0, int64_t a1, int64_t b0, int64_t b1, uint64_t& best,
                            int32_t& best_root) {
+  int32_t* ptr = s.ptr.data();
+  uint64_t* val = s.val.data();
+  const Run* runs = s.runs.data();
   int64_t a = a0;
   for (int64_t r = b0; r < b1; ++r) {
-    const Run& run = s.runs[r];
-    while (a < a1 && s.runs[a].x1 <= run.x0) ++a;
-    for (int64_t u = a; u < a1 && s.runs[u].x0 < run.x1; ++u) flat_unite(s, int32_t(r), int32_t(u), best, best_root);
+    const int32_t x0 = runs[r].x0, x1 = runs[r].x1;
+    while (a < a1 && runs[a].x1 <= x0) ++a;
+    int32_t root = find_ptr(ptr, int32_t(r));  // r itself unless a seam row's run
+    for (int64_t u = a; u < a1 && runs[u].x0 < x1; ++u) {
+      int32_t other = find_ptr(ptr, int32_t(u));
+      if (other == root) continue;
+      int32_t keep = root;
+      uint64_t vk = val[keep], vo = val[other];
+      // the smaller under the larger (size, then the lower index on a tie)
+      if ((vk >> 32) < (vo >> 32) || ((vk >> 32) == (vo >> 32) && other < keep)) {
+        std::swap(keep, other);
+        std::swap(vk, vo);
+      }
+      ptr[other] = keep;
+      const uint64_t v = merged(vk, vo);
+      val[keep] = v;
+      root = keep;
+      if (v > best) {
+        best = v;
+        best_root = keep;
+      }
+    }
   }
 }
 
@@ -292,9 +309,8 @@ void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, int64_t ra, int6
   for (int64_t r = ra; r < rb; ++r) {
     const Run& run = s.runs[r];
     s.ptr[r] = int32_t(r);
-    s.size[r] = uint32_t(run.x1 - run.x0);
-    s.key[r] = tie_key(P.convention, run.y, run.x0, H, W);
-    const uint64_t v = pack_best(s.size[r], s.key[r]);
+    const uint64_t v = pack_best(uint32_t(run.x1 - run.x0), tie_key(P.convention, run.y, run.x0, H, W));
+    s.val[r] = v;
     if (v > best) {
       best = v;
       best_root = int32_t(r);
@@ -458,13 +474,26 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
   const int ngroups = split < kLevels - 1 ? 2 : 1;
   // The upper group of a split is often one threshold alone (the benchmark's 1.0,
   // split by the prediction's noise into most of the runs): then it is labelled by
-  // two ranges of rows, the upper range on the lower group's thread, sized so that
-  // both threads get about as much work, and the seam united after.
+  // blocks of whole rows (about as many runs each), claimed from the top by the lower
+  // group's thread once label_group is done and from the bottom by the other thread,
+  // so that neither idles whatever the two cost (a static split by run counts left one
+  // thread idle 1.5 of 6.7 ms; the costs per run vary with the input and the
+  // machine); the seams are united after. The components, hence the levels, do not
+  // depend on which thread labelled which block.
   const bool flat_split = ngroups == 2 && s.groups[1].hi - s.groups[1].lo == 1;
   Group& F = s.groups[1];
-  int64_t fr = 0, rs = 0;  // F's runs; its upper range is [0, rs)
-  uint64_t fbest[2] = {0, 0};
-  int32_t froot[2] = {-1, -1};
+  constexpr int kFlatBlocks = 16;
+  int64_t fr = 0, fb[kFlatBlocks + 1] = {};  // F's runs; block k is [fb[k], fb[k + 1])
+  uint64_t fbest[kFlatBlocks] = {};
+  int32_t froot[kFlatBlocks];
+  std::fill(froot, froot + kFlatBlocks, -1);
+  std::mutex claim_mutex;
+  int next_top = 0, next_bottom = kFlatBlocks - 1;
+  auto claim = [&](bool top) {  // the next block from that end, -1 when none is left
+    std::lock_guard<std::mutex> lock(claim_mutex);
+    if (next_top > next_bottom) return -1;
+    return top ? next_top++ : next_bottom--;
+  };
   if (flat_split) {
     F.runs.clear();
     for (int64_t c = 0; c < chunks; ++c) {
@@ -475,39 +504,38 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
     F.level_start.assign(2, 0);
     F.level_start[1] = fr;
     F.ptr.resize(fr);
-    F.size.resize(fr);
-    F.key.resize(fr);
-    int64_t runs_below = 0;  // the lower group's
-    for (int i = 1; i <= split; ++i) runs_below += per[i];
-    // a run costs the history-keeping label_group about 4/3 of a flat_rows run
-    // (1080p bench case at 1 thread: 37 vs 27 ns; counted as equal, the flat
-    // group's thread idled 1.5 ms of 6.7)
-    rs = std::max<int64_t>(0, std::min<int64_t>(fr, (fr - runs_below * 4 / 3) / 2));
-    while (rs > 0 && rs < fr && F.runs[rs - 1].y == F.runs[rs].y) --rs;  // whole rows
+    F.val.resize(fr);
+    for (int k = 1; k < kFlatBlocks; ++k) {
+      int64_t b = std::max(fb[k - 1], fr * k / kFlatBlocks);
+      while (b > fb[k - 1] && b < fr && F.runs[b - 1].y == F.runs[b].y) --b;  // whole rows
+      fb[k] = b;
+    }
+    fb[kFlatBlocks] = fr;
   }
   at::parallel_for(0, ngroups, 1, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g) {
-      if (!flat_split || g == 0) {
-        label_group(P, found, chunks, H, W, s.groups[g]);
-        if (flat_split) flat_rows(P, H, W, F, 0, rs, fbest[0], froot[0]);
-      } else {
-        flat_rows(P, H, W, F, rs, fr, fbest[1], froot[1]);
-      }
+      if (!flat_split || g == 0) label_group(P, found, chunks, H, W, s.groups[g]);
+      if (flat_split)
+        for (int k; (k = claim(g == 0)) >= 0;) flat_rows(P, H, W, F, fb[k], fb[k + 1], fbest[k], froot[k]);
     }
   });
   if (flat_split) {
-    uint64_t best = fbest[0];
-    int32_t best_root = froot[0];
-    if (fbest[1] > best) {
-      best = fbest[1];
-      best_root = froot[1];
-    }
-    if (rs > 0 && rs < fr && F.runs[rs].y == F.runs[rs - 1].y + 1) {  // the seam
-      int64_t a0 = rs - 1;
-      while (a0 > 0 && F.runs[a0 - 1].y == F.runs[rs - 1].y) --a0;
-      int64_t b1 = rs;
-      while (b1 < fr && F.runs[b1].y == F.runs[rs].y) ++b1;
-      flat_rows_pair(F, a0, rs, rs, b1, best, best_root);
+    uint64_t best = 0;
+    int32_t best_root = -1;
+    for (int k = 0; k < kFlatBlocks; ++k)
+      if (fbest[k] > best) {
+        best = fbest[k];
+        best_root = froot[k];
+      }
+    for (int k = 1; k < kFlatBlocks; ++k) {  // the seams
+      const int64_t rs = fb[k];
+      if (rs > 0 && rs < fr && F.runs[rs].y == F.runs[rs - 1].y + 1) {
+        int64_t a0 = rs - 1;
+        while (a0 > 0 && F.runs[a0 - 1].y == F.runs[rs - 1].y) --a0;
+        int64_t b1 = rs;
+        while (b1 < fr && F.runs[b1].y == F.runs[rs].y) ++b1;
+        flat_rows_pair(F, a0, rs, rs, b1, best, best_root);
+      }
     }
     int64_t masked = 0;
     for (int64_t r = 0; r < fr; ++r) masked += F.runs[r].x1 - F.runs[r].x0;
