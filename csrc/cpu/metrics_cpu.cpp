@@ -568,11 +568,14 @@ void fill_levels(const LevelPlan& plan, const LabelScratch& s, int64_t W, int64_
   const bool flat_split = plan.flat_split;
   const uint8_t* after = plan.after;
   auto fill = [&](const Run& run, uint8_t v) {
+    // the bounds in locals: a store through uint8_t* may alias them, and reloading
+    // run.x1 per byte was the fill's hottest instruction
+    const int32_t x0 = run.x0, x1 = run.x1;
     uint8_t* dst = level + run.y * W;
-    if (run.x1 - run.x0 <= 16) {
-      for (int32_t x = run.x0; x < run.x1; ++x) dst[x] = v;
+    if (x1 - x0 <= 16) {
+      for (int32_t x = x0; x < x1; ++x) dst[x] = v;
     } else {
-      std::memset(dst + run.x0, v, size_t(run.x1 - run.x0));
+      std::memset(dst + x0, v, size_t(x1 - x0));
     }
   };
   {
@@ -607,14 +610,9 @@ void fill_levels(const LevelPlan& plan, const LabelScratch& s, int64_t W, int64_
       }
     }
     if (ngroups == 2) {  // clear the marks: every marked pixel lies in a top run of the first group
-      const Group& G = s.groups[0];
-      int64_t x0, x1;
-      rows_of(G, G.level_start[0], G.level_start[1], x0, x1);
-      for (int64_t x = x0; x < x1; ++x) {
-        const Run& run = G.runs[x];
-        uint8_t* dst = level + run.y * W;
-        for (int32_t c = run.x0; c < run.x1; ++c) dst[c] &= 0x7F;
-      }
+      // (no level reaches 0x80: clearing every byte of the rows is the same, and vectorises)
+      uint8_t* dst = level + ya * W;
+      for (int64_t k = 0; k < (yb - ya) * W; ++k) dst[k] &= 0x7F;
     }
   }
 }
