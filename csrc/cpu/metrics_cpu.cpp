@@ -17,6 +17,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -383,11 +384,14 @@ struct LevelPlan {
 
 // q_row(y, out): how many thresholds both alphas reach, for the W pixels of row y;
 // chunk_hook(y0, y1) runs first in each chunk of rows of the scan (the caller's own
-// per-row work, e.g. the images' minimum and maximum: one parallel loop fewer).
+// per-row work, e.g. the images' minimum and maximum: one parallel loop fewer),
+// after_scan() once the scan is done, and idle() on each thread of the union-finds'
+// parallel loop once its share of the labelling is done (the caller's work that does
+// not need the levels: the threads' shares never cost quite the same).
 // Each pixel's level is then written by fill_levels, band by band.
-template <typename QRow, typename Hook>
-LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hook, int64_t H, int64_t W,
-                       LabelScratch& s) {
+template <typename QRow, typename Hook, typename AfterScan, typename Idle>
+LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hook, const AfterScan& after_scan,
+                       const Idle& idle, int64_t H, int64_t W, LabelScratch& s) {
   // Every threshold's runs from one scan of q per row: per word of 64 pixels, the
   // bit mask of q >= i for each threshold i (thresholds at or below the word's
   // smallest q are all ones, above its largest all zeros), and a run of threshold
@@ -447,6 +451,7 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
       }
     }
   });
+  after_scan();
   // The thresholds split in two groups, (0, k] and (k, 10], with about as many runs
   // each: each group's union-find runs on its own (the components of S_i depend on
   // S_i alone; the nesting only lets one union-find serve several thresholds), in
@@ -512,12 +517,14 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
     }
     fb[kFlatBlocks] = fr;
   }
-  at::parallel_for(0, ngroups, 1, [&](int64_t g0, int64_t g1) {
+  // (two tasks even for one group: the second thread then goes straight to idle())
+  at::parallel_for(0, std::max(ngroups, 2), 1, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g) {
-      if (!flat_split || g == 0) label_group(P, found, chunks, H, W, s.groups[g]);
+      if (g < ngroups && (!flat_split || g == 0)) label_group(P, found, chunks, H, W, s.groups[g]);
       if (flat_split)
         for (int k; (k = claim(g == 0)) >= 0;) flat_rows(P, H, W, F, fb[k], fb[k + 1], fbest[k], froot[k]);
     }
+    idle();
   });
   if (flat_split) {
     uint64_t best = 0;
@@ -1128,8 +1135,8 @@ inline void for_each_span(const uint8_t* flags, int64_t n, F&& fn) {
 // Gradient magnitudes of both images at the needed tiles of rows [y0, y1) of one
 // sample, then every term of those rows into `rows` (kSums per row).
 void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const uint8_t* region,
-               const uint8_t* level, const Normaliser& np, const Normaliser& ng, const PhiTable* tp,
-               const PhiTable* tg, const DivPlan& dv, int64_t y0, int64_t y1, BandScratch& s, double* rows) {
+               const Normaliser& np, const Normaliser& ng, const DivPlan& dv, int64_t y0, int64_t y1, BandScratch& s,
+               double* rows) {
   const Params& P = A.params;
   const int64_t H = A.height, W = A.width, tiles = (W + kTile - 1) / kTile;
   const bool u8 = pred.dtype == Dtype::kUInt8 && gt.dtype == Dtype::kUInt8;
@@ -1213,23 +1220,41 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
         grad_span(P.convention, s.amp_p.data(), s.amp_g.data(), reg, xa, xb, L);
       });
     }
-    if (A.connectivity) {
-      const uint8_t* lv = level + y * W;
-      if (u8) {
-        conn_row_u8(*tp, *tg, static_cast<const uint8_t*>(pred.data) + y * W,
-                    static_cast<const uint8_t*>(gt.data) + y * W, lv, reg, W, L);
-      } else {
-        for (int64_t x = 0; x < W; ++x)
-          if (reg[x])
-            L.v[kConn][x % kLanes] +=
-                conn_term(P, conn_alpha(P.convention, s.ap[x]), conn_alpha(P.convention, s.ag[x]), lv[x]);
-      }
-    }
-    for (int k = 0; k < kSums; ++k) {
+    for (int k = 0; k < kSums; ++k) {  // (kConn: conn_rows, after)
       double t = 0.0;
       for (int64_t l = 0; l < kLanes; ++l) t += L.v[k][l];
       rows[y * kSums + k] = t;
     }
+  }
+}
+
+// The connectivity terms of rows [y0, y1) from their levels, into each row's kConn
+// sum (its own lanes, as band_rows sums the others). ap, ag: W doubles of staging.
+void conn_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const uint8_t* region,
+               const uint8_t* level, const PhiTable* tp, const PhiTable* tg, int64_t y0, int64_t y1, double* ap,
+               double* ag, double* rows) {
+  const Params& P = A.params;
+  const int64_t W = A.width;
+  const bool u8 = pred.dtype == Dtype::kUInt8 && gt.dtype == Dtype::kUInt8;
+  for (int64_t y = y0; y < y1; ++y) {
+    RowLanes L;
+    std::memset(&L, 0, sizeof(L));
+    const uint8_t* reg = region + y * W;
+    const uint8_t* lv = level + y * W;
+    if (u8) {
+      conn_row_u8(*tp, *tg, static_cast<const uint8_t*>(pred.data) + y * W,
+                  static_cast<const uint8_t*>(gt.data) + y * W, lv, reg, W, L);
+    } else {
+      load_any(pred, y * W, W, ap);
+      load_any(gt, y * W, W, ag);
+      for (int64_t x = 0; x < W; ++x)
+        if (reg[x])
+          L.v[kConn][x % kLanes] +=
+              conn_term(P, conn_alpha(P.convention, ap[x]), conn_alpha(P.convention, ag[x]), lv[x]);
+    }
+    double t = 0.0;
+    for (int64_t l = 0; l < kLanes; ++l) t += L.v[kConn][l];
+    rows[y * kSums + kConn] = t;
   }
 }
 
@@ -1407,10 +1432,43 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
     }
   };
 
-  // 2. the thresholds' largest components (each pixel's level: fill_levels, in step 3)
-  std::unique_ptr<PhiTable> tp, tg;
-  LevelPlan plan;
-  uint8_t qmax = kLevels - 1;  // p3m: the most thresholds any pixel reaches
+  // 2. the bands' terms but Connectivity's, by bands claimed from a counter: with
+  // connectivity, on each thread once its share of the union-finds is done (their
+  // shares never cost the same), else in a parallel loop of their own. A row's sums
+  // do not depend on which thread computes it.
+  Normaliser np, ng;
+  auto init_norms = [&] {
+    if (!grad9) return;
+    double lp = lo[0], hp = hi[0], lg = lo[1], hg = hi[1];
+    for (int64_t c = 1; c < chunks; ++c) {
+      lp = std::min(lp, lo[2 * c]);
+      hp = std::max(hp, hi[2 * c]);
+      lg = std::min(lg, lo[2 * c + 1]);
+      hg = std::max(hg, hi[2 * c + 1]);
+    }
+    np.init(pred, make_norm(P.convention, lp, hp));
+    ng.init(gt, make_norm(P.convention, lg, hg));
+  };
+  const DivPlan dv = u8p && u8g ? div_plan(P.convention, pred, gt) : DivPlan{};
+  std::vector<double> rows(H * kSums, 0.0);
+  std::atomic<int64_t> next_band{0};
+  auto claimed_bands = [&] {
+    std::unique_ptr<BandScratch> s;
+    for (int64_t c; (c = next_band.fetch_add(1)) < chunks;) {
+      if (!s) {
+        s.reset(new BandScratch);
+        for (auto* v : {&s->ap, &s->ag, &s->staging, &s->amp_p, &s->amp_g}) v->assign(W, 0.0);
+        if (grad9) {
+          for (auto* v : {&s->ring_p, &s->ring_g}) v->assign(kTaps * W, 0.0);
+          for (auto* v : {&s->sg_p, &s->sd_p, &s->sg_g, &s->sd_g}) v->assign(W + 2 * kHalf + kTile, 0.0);
+        }
+      }
+      band_rows(A, pred, gt, region, np, ng, dv, c * kBand, std::min(H, (c + 1) * kBand), *s, rows.data());
+    }
+  };
+
+  // 3. the thresholds' largest components, then per band of rows its levels
+  // (fill_levels) and their connectivity terms, written and read while in cache
   if (A.connectivity) {
     auto q_row = [&](int64_t y, uint8_t* out) {
       const int64_t k0 = y * W;
@@ -1434,53 +1492,37 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
     };
     // the scan's chunks of rows are whole chunks of kBand rows (but the last)
     static_assert(kScanChunk % kBand == 0, "minmax chunks inside the scan's");
-    plan = label_levels(
-        P, q_row, [&](int64_t y0, int64_t y1) { minmax_chunks(y0 / kBand, (y1 + kBand - 1) / kBand); }, H, W, ls);
-    if (P.convention == kP3m) qmax = max_reached(q_row, H, W);
+    const LevelPlan plan = label_levels(
+        P, q_row, [&](int64_t y0, int64_t y1) { minmax_chunks(y0 / kBand, (y1 + kBand - 1) / kBand); }, init_norms,
+        claimed_bands, H, W, ls);
+    const uint8_t qmax = P.convention == kP3m ? max_reached(q_row, H, W) : uint8_t(kLevels - 1);
+    std::unique_ptr<PhiTable> tp, tg;
     if (u8p && u8g) {
       tp.reset(new PhiTable);
       tg.reset(new PhiTable);
       tp->init(P, pred);
       tg->init(P, gt);
     }
-  } else {
-    at::parallel_for(0, chunks, 1, minmax_chunks);
-  }
-  Normaliser np, ng;
-  if (grad9) {
-    double lp = lo[0], hp = hi[0], lg = lo[1], hg = hi[1];
-    for (int64_t c = 1; c < chunks; ++c) {
-      lp = std::min(lp, lo[2 * c]);
-      hp = std::max(hp, hi[2 * c]);
-      lg = std::min(lg, lo[2 * c + 1]);
-      hg = std::max(hg, hi[2 * c + 1]);
-    }
-    np.init(pred, make_norm(P.convention, lp, hp));
-    ng.init(gt, make_norm(P.convention, lg, hg));
-  }
-
-  // 3. per band of rows: its levels (written and read while in cache), then every
-  // term, summed per row
-  const LabelScratch& labels = ls;  // the calling thread's (a thread_local is not captured)
-  const DivPlan dv = u8p && u8g ? div_plan(P.convention, pred, gt) : DivPlan{};
-  std::vector<double> rows(H * kSums, 0.0);
-  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-    BandScratch s;
-    for (auto* v : {&s.ap, &s.ag, &s.staging, &s.amp_p, &s.amp_g}) v->assign(W, 0.0);
-    if (grad9) {
-      for (auto* v : {&s.ring_p, &s.ring_g}) v->assign(kTaps * W, 0.0);
-      for (auto* v : {&s.sg_p, &s.sd_p, &s.sg_g, &s.sd_g}) v->assign(W + 2 * kHalf + kTile, 0.0);
-    }
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t y0 = c * kBand, y1 = std::min(H, (c + 1) * kBand);
-      if (A.connectivity) {
+    const LabelScratch& labels = ls;  // the calling thread's (a thread_local is not captured)
+    at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+      std::vector<double> ap, ag;  // staging of non-uint8 rows
+      if (!(u8p && u8g)) {
+        ap.resize(W);
+        ag.resize(W);
+      }
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t y0 = c * kBand, y1 = std::min(H, (c + 1) * kBand);
         fill_levels(plan, labels, W, y0, y1, level);
         if (qmax < kLevels - 1)  // p3m: no pixel reaches the top threshold (../metrics.h p3m_level)
           for (int64_t k = y0 * W; k < y1 * W; ++k) level[k] = p3m_level(level[k], qmax);
+        conn_rows(A, pred, gt, region, level, tp.get(), tg.get(), y0, y1, ap.data(), ag.data(), rows.data());
       }
-      band_rows(A, pred, gt, region, level, np, ng, tp.get(), tg.get(), dv, y0, y1, s, rows.data());
-    }
-  });
+    });
+  } else {
+    at::parallel_for(0, chunks, 1, minmax_chunks);
+    init_norms();
+    at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) { claimed_bands(); });
+  }
 
   if (A.gradient && P.convention == kP3m) p3m_gradient_rows(A, pred, gt, region, rows.data());
 
