@@ -273,11 +273,15 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
 // The runs of two consecutive rows, above [a0, a1) and below [b0, b1), united where
 // they share a column. A run below is a root when its row starts: its root is kept
 // in hand (only these unions move it), one find per run above it touches.
-inline void flat_rows_pair(Group& s, int64_t a0, int64_t a1, int64_t b0, int64_t b1, uint64_t& best,
-                           int32_t& best_root) {
+inline void flat_rows_pair(Group& s, int64_t a0, int64_t a1, int64_t b0, int64_t b1, uint64_t& best_out,
+                           int32_t& root_out) {
+  // everything in locals: the stores to val and ptr may alias the references
+  // (each union reloaded and stored best and best_root)
   int32_t* ptr = s.ptr.data();
   uint64_t* val = s.val.data();
   const Run* runs = s.runs.data();
+  uint64_t best = best_out;
+  int32_t best_root = root_out;
   int64_t a = a0;
   for (int64_t r = b0; r < b1; ++r) {
     const int32_t x0 = runs[r].x0, x1 = runs[r].x1;
@@ -303,26 +307,35 @@ inline void flat_rows_pair(Group& s, int64_t a0, int64_t a1, int64_t b0, int64_t
       }
     }
   }
+  best_out = best;
+  root_out = best_root;
 }
 
 void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, int64_t ra, int64_t rb, uint64_t& best,
                int32_t& best_root) {
+  const Run* runs = s.runs.data();
+  int32_t* ptr = s.ptr.data();
+  uint64_t* val = s.val.data();
+  uint64_t b = best;
+  int32_t br = best_root;
   for (int64_t r = ra; r < rb; ++r) {
-    const Run& run = s.runs[r];
-    s.ptr[r] = int32_t(r);
+    const Run run = runs[r];
+    ptr[r] = int32_t(r);
     const uint64_t v = pack_best(uint32_t(run.x1 - run.x0), tie_key(P.convention, run.y, run.x0, H, W));
-    s.val[r] = v;
-    if (v > best) {
-      best = v;
-      best_root = int32_t(r);
+    val[r] = v;
+    if (v > b) {
+      b = v;
+      br = int32_t(r);
     }
   }
+  best = b;
+  best_root = br;
   int64_t pa = ra, pb = ra;  // the runs of the previous row
   for (int64_t r = ra; r < rb;) {
-    const int32_t y = s.runs[r].y;
+    const int32_t y = runs[r].y;
     int64_t e = r;
-    while (e < rb && s.runs[e].y == y) ++e;
-    if (pb > pa && s.runs[pa].y == y - 1) flat_rows_pair(s, pa, pb, r, e, best, best_root);
+    while (e < rb && runs[e].y == y) ++e;
+    if (pb > pa && runs[pa].y == y - 1) flat_rows_pair(s, pa, pb, r, e, best, best_root);
     pa = r;
     pb = e;
     r = e;
