@@ -1119,7 +1119,14 @@ struct BandScratch {
 
 // The tiles of row y holding a region pixel.
 void row_need(const uint8_t* reg, int64_t W, int64_t tiles, uint8_t* need) {
-  for (int64_t j = 0; j < tiles; ++j) {
+  static_assert(kTile == 8, "a whole tile is one 8-byte word");
+  const int64_t full = W / kTile;
+  for (int64_t j = 0; j < full; ++j) {  // (an OR over 8 bytes compiled to shifts and ORs per tile)
+    uint64_t w;
+    std::memcpy(&w, reg + j * kTile, sizeof(w));
+    need[j] = w != 0;
+  }
+  for (int64_t j = full; j < tiles; ++j) {
     const int64_t x0 = j * kTile, x1 = std::min(W, x0 + kTile);
     uint8_t any = 0;
     for (int64_t x = x0; x < x1; ++x) any |= reg[x];
@@ -1165,8 +1172,10 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
     for (int64_t y = y0; y < y1; ++y) {
       uint8_t* nd = &s.need[(y - y0) * tiles];
       row_need(region + y * W, W, tiles, nd);
-      for (int64_t j = 0; j < tiles; ++j)  // the tiles and their neighbours
-        hd[j] = nd[j] | (j > 0 ? nd[j - 1] : 0) | (j + 1 < tiles ? nd[j + 1] : 0);
+      // the tiles and their neighbours
+      hd[0] = nd[0] | (tiles > 1 ? nd[1] : 0);
+      for (int64_t j = 1; j + 1 < tiles; ++j) hd[j] = nd[j - 1] | nd[j] | nd[j + 1];
+      if (tiles > 1) hd[tiles - 1] = nd[tiles - 2] | nd[tiles - 1];
       for (int64_t yy = clamp_row(y - kHalf, H); yy <= clamp_row(y + kHalf, H); ++yy) {
         uint8_t* nn = &s.norm_need[(yy - r0) * tiles];
         for (int64_t j = 0; j < tiles; ++j) nn[j] |= hd[j];
