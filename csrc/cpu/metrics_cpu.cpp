@@ -311,16 +311,19 @@ inline void flat_rows_pair(Group& s, int64_t a0, int64_t a1, int64_t b0, int64_t
   root_out = best_root;
 }
 
+// (masked: the runs' pixels, for GCA's background)
 void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, int64_t ra, int64_t rb, uint64_t& best,
-               int32_t& best_root) {
+               int32_t& best_root, int64_t& masked) {
   const Run* runs = s.runs.data();
   int32_t* ptr = s.ptr.data();
   uint64_t* val = s.val.data();
   uint64_t b = best;
   int32_t br = best_root;
+  int64_t pixels = 0;
   for (int64_t r = ra; r < rb; ++r) {
     const Run run = runs[r];
     ptr[r] = int32_t(r);
+    pixels += run.x1 - run.x0;
     const uint64_t v = pack_best(uint32_t(run.x1 - run.x0), tie_key(P.convention, run.y, run.x0, H, W));
     val[r] = v;
     if (v > b) {
@@ -330,6 +333,7 @@ void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, int64_t ra, int6
   }
   best = b;
   best_root = br;
+  masked = pixels;
   int64_t pa = ra, pb = ra;  // the runs of the previous row
   for (int64_t r = ra; r < rb;) {
     const int32_t y = runs[r].y;
@@ -503,6 +507,7 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
   constexpr int kFlatBlocks = 16;
   int64_t fr = 0, fb[kFlatBlocks + 1] = {};  // F's runs; block k is [fb[k], fb[k + 1])
   uint64_t fbest[kFlatBlocks] = {};
+  int64_t fmasked[kFlatBlocks] = {};
   int32_t froot[kFlatBlocks];
   std::fill(froot, froot + kFlatBlocks, -1);
   std::mutex claim_mutex;
@@ -535,7 +540,7 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
     for (int64_t g = g0; g < g1; ++g) {
       if (g < ngroups && (!flat_split || g == 0)) label_group(P, found, chunks, H, W, s.groups[g]);
       if (flat_split)
-        for (int k; (k = claim(g == 0)) >= 0;) flat_rows(P, H, W, F, fb[k], fb[k + 1], fbest[k], froot[k]);
+        for (int k; (k = claim(g == 0)) >= 0;) flat_rows(P, H, W, F, fb[k], fb[k + 1], fbest[k], froot[k], fmasked[k]);
     }
     idle();
   });
@@ -558,7 +563,7 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
       }
     }
     int64_t masked = 0;
-    for (int64_t r = 0; r < fr; ++r) masked += F.runs[r].x1 - F.runs[r].x0;
+    for (int k = 0; k < kFlatBlocks; ++k) masked += fmasked[k];
     F.background[F.hi] = background_wins(P.convention, H * W - masked, best);
     F.omega_root[F.hi] = F.background[F.hi] || best_root < 0 ? -1 : best_root;
   }
