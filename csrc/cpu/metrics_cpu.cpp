@@ -263,13 +263,10 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
   }
 }
 
-// Kept per calling thread from call to call (thread_local in metrics_sample): the
-// run lists and union-find arrays keep their capacity, so a validation loop does
-// not reallocate (and page-fault) some 20 MB per 1080p image.
-// A one-threshold group labelled by ranges of rows: the runs [ra, rb) (whole rows)
-// made nodes and united with the runs of the row above inside the range. Ranges
-// touch disjoint nodes, so they run in parallel; the seam rows are united after.
-// (No history: a node's M is only whether its root is omega's.)
+// A one-threshold group labelled by blocks of rows (flat_rows): the runs [ra, rb)
+// (whole rows) made nodes and united with the runs of the row above inside the
+// block. Blocks touch disjoint nodes, so they run in parallel; the seam rows are
+// united after. (No history: a node's M is only whether its root is omega's.)
 // The runs of two consecutive rows, above [a0, a1) and below [b0, b1), united where
 // they share a column. A run below is a root when its row starts: its root is kept
 // in hand (only these unions move it), one find per run above it touches.
@@ -346,6 +343,9 @@ void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, int64_t ra, int6
   }
 }
 
+// Kept per calling thread from call to call (thread_local in metrics_sample): the
+// run lists and union-find arrays keep their capacity, so a validation loop does
+// not reallocate (and page-fault) some 20 MB per 1080p image.
 struct LabelScratch {
   std::vector<std::vector<Run>> found;  // per chunk of rows and threshold
   std::vector<uint8_t> level;           // the levels when the caller does not want them
