@@ -1,24 +1,27 @@
-// CPU backend of matting_metrics, one sample after the other:
-//   1. per chunk of rows, in parallel: each image's minimum and maximum (for its
-//      normalisation before the filter);
-//   2. (connectivity) per chunk of rows, in parallel: q per pixel (how many
-//      thresholds both alphas reach) one row at a time and every threshold's row
-//      runs from its bit masks; then two union-finds over the runs (two groups of
-//      thresholds, in parallel), each fed in decreasing threshold order, and each
-//      pixel's level from their histories (see connectivity_levels);
-//   3. per band of rows, in parallel: the SAD/MSE terms, the separable
-//      derivative-of-Gaussian filter (a ring of normalised rows, a column pass,
-//      a row pass; replicated borders; only where the region needs it) and the
-//      connectivity term (tabulated for uint8), summed per row in fixed lanes;
+// CPU backend of matting_metrics, one sample after the other, in three parallel
+// loops (each costs a wait for a time slice when another process holds a core):
+//   1. per chunk of rows: each image's minimum and maximum (for its normalisation
+//      before the filter) and (connectivity) q per pixel (how many thresholds both
+//      alphas reach) one row at a time and every threshold's row runs from its
+//      bit masks;
+//   2. (connectivity) two union-finds over the runs (two groups of thresholds, in
+//      parallel), each fed in decreasing threshold order (see label_levels);
+//   3. per band of rows: each pixel's level from the union-finds' histories
+//      (fill_levels), the SAD/MSE terms, the separable derivative-of-Gaussian
+//      filter (a ring of normalised rows, a column pass, a row pass; replicated
+//      borders; only where the region needs it) and the connectivity term
+//      (tabulated for uint8), summed per row in fixed lanes;
 //   4. the rows' sums added in row order: the same bits with any thread count.
 #pragma GCC optimize("fp-contract=off")  // products rounded on their own, as the references and the CUDA kernel
 
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -118,7 +121,7 @@ struct Run {
 
 // One group of thresholds (lo, hi]: its runs (threshold hi first, row-major within),
 // one union-find fed in decreasing threshold order, each threshold's omega root
-// (-1: none; GCA's background) and each node's M (see connectivity_levels).
+// (-1: none; GCA's background) and each node's M (see label_levels, fill_levels).
 struct Group {
   int lo = 0, hi = 0;
   std::vector<Run> runs;
@@ -126,7 +129,7 @@ struct Group {
   std::vector<int64_t> row_start;
   std::vector<int32_t> ptr, up, links;
   std::vector<uint8_t> t, m, node_lv;
-  std::vector<uint32_t> size, key;
+  std::vector<uint64_t> val;  // pack_best(size, key) per node (of its component while a root)
   int32_t omega_root[kLevels + 1];
   bool background[kLevels + 1];
 };
@@ -137,6 +140,11 @@ inline int32_t find_ptr(int32_t* p, int32_t x) {
     x = p[x];
   }
   return x;
+}
+
+// A root's packed value after a union: sizes added, the smaller key (the larger low half).
+inline uint64_t merged(uint64_t va, uint64_t vb) {
+  return (((va >> 32) + (vb >> 32)) << 32) | std::max(va & 0xFFFFFFFFull, vb & 0xFFFFFFFFull);
 }
 
 void label_group(const Params& P, const std::vector<std::vector<Run>>& found, int64_t chunks, int64_t H, int64_t W,
@@ -158,43 +166,42 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
   s.ptr.resize(R);
   s.up.resize(R);
   s.t.assign(R, 0);
-  s.size.resize(R);
-  s.key.resize(R);
+  s.val.resize(R);
   s.node_lv.resize(R);
   s.links.clear();
   s.links.reserve(R);
   for (int i = hi; i > lo; --i)
     for (int64_t r = s.level_start[hi - i]; r < s.level_start[hi - i + 1]; ++r) {
       s.ptr[r] = s.up[r] = int32_t(r);
-      s.key[r] = tie_key(P.convention, s.runs[r].y, s.runs[r].x0, H, W);
+      s.val[r] = pack_best(0, tie_key(P.convention, s.runs[r].y, s.runs[r].x0, H, W));  // its size: below
       s.node_lv[r] = uint8_t(i);
     }
   int32_t* ptr = s.ptr.data();
-  uint32_t* size = s.size.data();
-  uint32_t* key = s.key.data();
+  uint64_t* val = s.val.data();  // pack_best(size, key) of each root: one load per root
   uint64_t best = 0;
   int32_t best_root = -1;
-  auto consider = [&](int32_t root) {
-    const uint64_t v = pack_best(size[root], key[root]);
-    if (v > best) {
-      best = v;
-      best_root = root;
-    }
-  };
+  // a (a root, kept in hand by the caller) with b's component; returns the new root
   auto unite = [&](int32_t a, int32_t b, int i) {
-    a = find_ptr(ptr, a);
     b = find_ptr(ptr, b);
-    if (a == b) return;
-    if (size[a] < size[b] || (size[a] == size[b] && b < a)) std::swap(a, b);  // b under a
+    if (a == b) return a;
+    uint64_t va = val[a], vb = val[b];
+    if ((va >> 32) < (vb >> 32) || ((va >> 32) == (vb >> 32) && b < a)) {  // b under a
+      std::swap(a, b);
+      std::swap(va, vb);
+    }
     ptr[b] = a;
     if (!flat) {
       s.up[b] = a;
       s.t[b] = uint8_t(i);
       s.links.push_back(b);
     }
-    size[a] += size[b];
-    key[a] = std::min(key[a], key[b]);
-    consider(a);
+    const uint64_t v = merged(va, vb);
+    val[a] = v;
+    if (v > best) {
+      best = v;
+      best_root = a;
+    }
+    return a;
   };
   int64_t masked = 0;
   for (int i = hi; i > lo; --i) {
@@ -212,10 +219,14 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
         own -= uint32_t(s.runs[child].x1 - s.runs[child].x0);
         ++child;
       }
-      size[r] = own;
+      val[r] = (uint64_t(own) << 32) | (val[r] & 0xFFFFFFFFull);
       masked += own;
-      consider(int32_t(r));
-      for (int64_t c = c0; c < child; ++c) unite(int32_t(r), int32_t(c), i);
+      if (val[r] > best) {
+        best = val[r];
+        best_root = int32_t(r);
+      }
+      int32_t root = int32_t(r);  // r is a root until its own unions
+      for (int64_t c = c0; c < child; ++c) root = unite(root, int32_t(c), i);
     }
     for (int64_t y = 1; y < H; ++y) {
       int64_t a = s.row_start[y - 1];
@@ -223,7 +234,9 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
       for (int64_t r = s.row_start[y]; r < s.row_start[y + 1]; ++r) {
         const Run& run = s.runs[r];
         while (a < a_end && s.runs[a].x1 <= run.x0) ++a;  // runs above ending before this one starts
-        for (int64_t u = a; u < a_end && s.runs[u].x0 < run.x1; ++u) unite(int32_t(r), int32_t(u), i);
+        if (a == a_end || s.runs[a].x0 >= run.x1) continue;
+        int32_t root = find_ptr(ptr, int32_t(r));
+        for (int64_t u = a; u < a_end && s.runs[u].x0 < run.x1; ++u) root = unite(root, int32_t(u), i);
       }
     }
     s.background[i] = background_wins(P.convention, N - masked, best);
@@ -250,67 +263,89 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
   }
 }
 
-// Kept per calling thread from call to call (thread_local in metrics_sample): the
-// run lists and union-find arrays keep their capacity, so a validation loop does
-// not reallocate (and page-fault) some 20 MB per 1080p image.
-// A one-threshold group labelled by ranges of rows: the runs [ra, rb) (whole rows)
-// made nodes and united with the runs of the row above inside the range. Ranges
-// touch disjoint nodes, so they run in parallel; the seam rows are united after.
-// (No history: a node's M is only whether its root is omega's.)
-inline void flat_unite(Group& s, int32_t a, int32_t b, uint64_t& best, int32_t& best_root) {
+// A one-threshold group labelled by blocks of rows (flat_rows): the runs [ra, rb)
+// (whole rows) made nodes and united with the runs of the row above inside the
+// block. Blocks touch disjoint nodes, so they run in parallel; the seam rows are
+// united after. (No history: a node's M is only whether its root is omega's.)
+// The runs of two consecutive rows, above [a0, a1) and below [b0, b1), united where
+// they share a column. A run below is a root when its row starts: its root is kept
+// in hand (only these unions move it), one find per run above it touches.
+inline void flat_rows_pair(Group& s, int64_t a0, int64_t a1, int64_t b0, int64_t b1, uint64_t& best_out,
+                           int32_t& root_out) {
+  // everything in locals: the stores to val and ptr may alias the references
+  // (each union reloaded and stored best and best_root)
   int32_t* ptr = s.ptr.data();
-  uint32_t* size = s.size.data();
-  uint32_t* key = s.key.data();
-  a = find_ptr(ptr, a);
-  b = find_ptr(ptr, b);
-  if (a == b) return;
-  if (size[a] < size[b] || (size[a] == size[b] && b < a)) std::swap(a, b);  // b under a
-  ptr[b] = a;
-  size[a] += size[b];
-  key[a] = std::min(key[a], key[b]);
-  const uint64_t v = pack_best(size[a], key[a]);
-  if (v > best) {
-    best = v;
-    best_root = a;
-  }
-}
-
-// The runs of two consecutive rows, above [a0, a1) and below [b0, b1), united where they share a column.
-inline void flat_rows_pair(Group& s, int64_t a0, int64_t a1, int64_t b0, int64_t b1, uint64_t& best,
-                           int32_t& best_root) {
+  uint64_t* val = s.val.data();
+  const Run* runs = s.runs.data();
+  uint64_t best = best_out;
+  int32_t best_root = root_out;
   int64_t a = a0;
   for (int64_t r = b0; r < b1; ++r) {
-    const Run& run = s.runs[r];
-    while (a < a1 && s.runs[a].x1 <= run.x0) ++a;
-    for (int64_t u = a; u < a1 && s.runs[u].x0 < run.x1; ++u) flat_unite(s, int32_t(r), int32_t(u), best, best_root);
-  }
-}
-
-void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, int64_t ra, int64_t rb, uint64_t& best,
-               int32_t& best_root) {
-  for (int64_t r = ra; r < rb; ++r) {
-    const Run& run = s.runs[r];
-    s.ptr[r] = int32_t(r);
-    s.size[r] = uint32_t(run.x1 - run.x0);
-    s.key[r] = tie_key(P.convention, run.y, run.x0, H, W);
-    const uint64_t v = pack_best(s.size[r], s.key[r]);
-    if (v > best) {
-      best = v;
-      best_root = int32_t(r);
+    const int32_t x0 = runs[r].x0, x1 = runs[r].x1;
+    while (a < a1 && runs[a].x1 <= x0) ++a;
+    int32_t root = find_ptr(ptr, int32_t(r));  // r itself unless a seam row's run
+    for (int64_t u = a; u < a1 && runs[u].x0 < x1; ++u) {
+      int32_t other = find_ptr(ptr, int32_t(u));
+      if (other == root) continue;
+      int32_t keep = root;
+      uint64_t vk = val[keep], vo = val[other];
+      // the smaller under the larger (size, then the lower index on a tie)
+      if ((vk >> 32) < (vo >> 32) || ((vk >> 32) == (vo >> 32) && other < keep)) {
+        std::swap(keep, other);
+        std::swap(vk, vo);
+      }
+      ptr[other] = keep;
+      const uint64_t v = merged(vk, vo);
+      val[keep] = v;
+      root = keep;
+      if (v > best) {
+        best = v;
+        best_root = keep;
+      }
     }
   }
+  best_out = best;
+  root_out = best_root;
+}
+
+// (masked: the runs' pixels, for GCA's background)
+void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, int64_t ra, int64_t rb, uint64_t& best,
+               int32_t& best_root, int64_t& masked) {
+  const Run* runs = s.runs.data();
+  int32_t* ptr = s.ptr.data();
+  uint64_t* val = s.val.data();
+  uint64_t b = best;
+  int32_t br = best_root;
+  int64_t pixels = 0;
+  for (int64_t r = ra; r < rb; ++r) {
+    const Run run = runs[r];
+    ptr[r] = int32_t(r);
+    pixels += run.x1 - run.x0;
+    const uint64_t v = pack_best(uint32_t(run.x1 - run.x0), tie_key(P.convention, run.y, run.x0, H, W));
+    val[r] = v;
+    if (v > b) {
+      b = v;
+      br = int32_t(r);
+    }
+  }
+  best = b;
+  best_root = br;
+  masked = pixels;
   int64_t pa = ra, pb = ra;  // the runs of the previous row
   for (int64_t r = ra; r < rb;) {
-    const int32_t y = s.runs[r].y;
+    const int32_t y = runs[r].y;
     int64_t e = r;
-    while (e < rb && s.runs[e].y == y) ++e;
-    if (pb > pa && s.runs[pa].y == y - 1) flat_rows_pair(s, pa, pb, r, e, best, best_root);
+    while (e < rb && runs[e].y == y) ++e;
+    if (pb > pa && runs[pa].y == y - 1) flat_rows_pair(s, pa, pb, r, e, best, best_root);
     pa = r;
     pb = e;
     r = e;
   }
 }
 
+// Kept per calling thread from call to call (thread_local in metrics_sample): the
+// run lists and union-find arrays keep their capacity, so a validation loop does
+// not reallocate (and page-fault) some 20 MB per 1080p image.
 struct LabelScratch {
   std::vector<std::vector<Run>> found;  // per chunk of rows and threshold
   std::vector<uint8_t> level;           // the levels when the caller does not want them
@@ -355,16 +390,32 @@ inline void word_masks(const uint8_t* q, uint64_t* m) {
 #endif
 }
 
-// q_row(y, out): how many thresholds both alphas reach, for the W pixels of row y.
-template <typename QRow>
-void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t W, LabelScratch& s, uint8_t* level) {
+constexpr int64_t kScanChunk = 64;  // rows per chunk of the run scan
+
+// What fill_levels needs from label_levels besides the groups.
+struct LevelPlan {
+  int ngroups = 1;
+  bool flat_split = false;
+  uint8_t after[kLevels];
+};
+
+// q_row(y, out): how many thresholds both alphas reach, for the W pixels of row y;
+// chunk_hook(y0, y1) runs first in each chunk of rows of the scan (the caller's own
+// per-row work, e.g. the images' minimum and maximum: one parallel loop fewer),
+// after_scan() once the scan is done, and idle() on each thread of the union-finds'
+// parallel loop once its share of the labelling is done (the caller's work that does
+// not need the levels: the threads' shares never cost quite the same).
+// Each pixel's level is then written by fill_levels, band by band.
+template <typename QRow, typename Hook, typename AfterScan, typename Idle>
+LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hook, const AfterScan& after_scan,
+                       const Idle& idle, int64_t H, int64_t W, LabelScratch& s) {
   // Every threshold's runs from one scan of q per row: per word of 64 pixels, the
   // bit mask of q >= i for each threshold i (thresholds at or below the word's
   // smallest q are all ones, above its largest all zeros), and a run of threshold
   // i opens at each rising edge of its mask and closes at each falling one. By
   // chunks of rows in parallel, then gathered threshold 10 first, row-major within
   // a threshold.
-  constexpr int64_t kChunk = 64;
+  constexpr int64_t kChunk = kScanChunk;
   const int64_t chunks = (H + kChunk - 1) / kChunk;
   const int64_t words = (W + 63) / 64;
   std::vector<std::vector<Run>>& found = s.found;
@@ -376,6 +427,7 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
     const bool avx512 = use_avx512();
 #endif
     for (int64_t c = c0; c < c1; ++c) {
+      chunk_hook(c * kChunk, std::min(H, (c + 1) * kChunk));
       std::vector<Run>* out = &found[size_t(c * kLevels)];
       for (int64_t y = c * kChunk; y < std::min(H, (c + 1) * kChunk); ++y) {
         q_row(y, qrow.data());
@@ -416,6 +468,7 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
       }
     }
   });
+  after_scan();
   // The thresholds split in two groups, (0, k] and (k, 10], with about as many runs
   // each: each group's union-find runs on its own (the components of S_i depend on
   // S_i alone; the nesting only lets one union-find serve several thresholds), in
@@ -443,13 +496,27 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
   const int ngroups = split < kLevels - 1 ? 2 : 1;
   // The upper group of a split is often one threshold alone (the benchmark's 1.0,
   // split by the prediction's noise into most of the runs): then it is labelled by
-  // two ranges of rows, the upper range on the lower group's thread, sized so that
-  // both threads get about as many runs, and the seam united after.
+  // blocks of whole rows (about as many runs each), claimed from the top by the lower
+  // group's thread once label_group is done and from the bottom by the other thread,
+  // so that neither idles whatever the two cost (a static split by run counts left one
+  // thread idle 1.5 of 6.7 ms; the costs per run vary with the input and the
+  // machine); the seams are united after. The components, hence the levels, do not
+  // depend on which thread labelled which block.
   const bool flat_split = ngroups == 2 && s.groups[1].hi - s.groups[1].lo == 1;
   Group& F = s.groups[1];
-  int64_t fr = 0, rs = 0;  // F's runs; its upper range is [0, rs)
-  uint64_t fbest[2] = {0, 0};
-  int32_t froot[2] = {-1, -1};
+  constexpr int kFlatBlocks = 16;
+  int64_t fr = 0, fb[kFlatBlocks + 1] = {};  // F's runs; block k is [fb[k], fb[k + 1])
+  uint64_t fbest[kFlatBlocks] = {};
+  int64_t fmasked[kFlatBlocks] = {};
+  int32_t froot[kFlatBlocks];
+  std::fill(froot, froot + kFlatBlocks, -1);
+  std::mutex claim_mutex;
+  int next_top = 0, next_bottom = kFlatBlocks - 1;
+  auto claim = [&](bool top) {  // the next block from that end, -1 when none is left
+    std::lock_guard<std::mutex> lock(claim_mutex);
+    if (next_top > next_bottom) return -1;
+    return top ? next_top++ : next_bottom--;
+  };
   if (flat_split) {
     F.runs.clear();
     for (int64_t c = 0; c < chunks; ++c) {
@@ -460,39 +527,43 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
     F.level_start.assign(2, 0);
     F.level_start[1] = fr;
     F.ptr.resize(fr);
-    F.size.resize(fr);
-    F.key.resize(fr);
-    int64_t runs_below = 0;  // the lower group's
-    for (int i = 1; i <= split; ++i) runs_below += per[i];
-    rs = std::max<int64_t>(0, std::min<int64_t>(fr, (fr - runs_below) / 2));
-    while (rs > 0 && rs < fr && F.runs[rs - 1].y == F.runs[rs].y) --rs;  // whole rows
-  }
-  at::parallel_for(0, ngroups, 1, [&](int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; ++g) {
-      if (!flat_split || g == 0) {
-        label_group(P, found, chunks, H, W, s.groups[g]);
-        if (flat_split) flat_rows(P, H, W, F, 0, rs, fbest[0], froot[0]);
-      } else {
-        flat_rows(P, H, W, F, rs, fr, fbest[1], froot[1]);
-      }
+    F.val.resize(fr);
+    for (int k = 1; k < kFlatBlocks; ++k) {
+      int64_t b = std::max(fb[k - 1], fr * k / kFlatBlocks);
+      while (b > fb[k - 1] && b < fr && F.runs[b - 1].y == F.runs[b].y) --b;  // whole rows
+      fb[k] = b;
     }
+    fb[kFlatBlocks] = fr;
+  }
+  // (two tasks even for one group: the second thread then goes straight to idle())
+  at::parallel_for(0, std::max(ngroups, 2), 1, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      if (g < ngroups && (!flat_split || g == 0)) label_group(P, found, chunks, H, W, s.groups[g]);
+      if (flat_split)
+        for (int k; (k = claim(g == 0)) >= 0;) flat_rows(P, H, W, F, fb[k], fb[k + 1], fbest[k], froot[k], fmasked[k]);
+    }
+    idle();
   });
   if (flat_split) {
-    uint64_t best = fbest[0];
-    int32_t best_root = froot[0];
-    if (fbest[1] > best) {
-      best = fbest[1];
-      best_root = froot[1];
-    }
-    if (rs > 0 && rs < fr && F.runs[rs].y == F.runs[rs - 1].y + 1) {  // the seam
-      int64_t a0 = rs - 1;
-      while (a0 > 0 && F.runs[a0 - 1].y == F.runs[rs - 1].y) --a0;
-      int64_t b1 = rs;
-      while (b1 < fr && F.runs[b1].y == F.runs[rs].y) ++b1;
-      flat_rows_pair(F, a0, rs, rs, b1, best, best_root);
+    uint64_t best = 0;
+    int32_t best_root = -1;
+    for (int k = 0; k < kFlatBlocks; ++k)
+      if (fbest[k] > best) {
+        best = fbest[k];
+        best_root = froot[k];
+      }
+    for (int k = 1; k < kFlatBlocks; ++k) {  // the seams
+      const int64_t rs = fb[k];
+      if (rs > 0 && rs < fr && F.runs[rs].y == F.runs[rs - 1].y + 1) {
+        int64_t a0 = rs - 1;
+        while (a0 > 0 && F.runs[a0 - 1].y == F.runs[rs - 1].y) --a0;
+        int64_t b1 = rs;
+        while (b1 < fr && F.runs[b1].y == F.runs[rs].y) ++b1;
+        flat_rows_pair(F, a0, rs, rs, b1, best, best_root);
+      }
     }
     int64_t masked = 0;
-    for (int64_t r = 0; r < fr; ++r) masked += F.runs[r].x1 - F.runs[r].x0;
+    for (int k = 0; k < kFlatBlocks; ++k) masked += fmasked[k];
     F.background[F.hi] = background_wins(P.convention, H * W - masked, best);
     F.omega_root[F.hi] = F.background[F.hi] || best_root < 0 ? -1 : best_root;
   }
@@ -501,25 +572,38 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
   // the background there), minus 1; 10 when none. With two groups, the pixels of a
   // top run of the first group that is omega up to its threshold k are marked
   // (0x80): their levels above k are the second group's.
+  LevelPlan plan;
+  plan.ngroups = ngroups;
+  plan.flat_split = flat_split;
   bool background[kLevels + 1] = {};
   for (int gi = 0; gi < ngroups; ++gi)
     for (int i = s.groups[gi].lo + 1; i <= s.groups[gi].hi; ++i) background[i] = s.groups[gi].background[i];
-  uint8_t after[kLevels];
   for (int j = 0; j < kLevels; ++j) {
     int k = j + 1;
     while (k < kLevels && background[k]) ++k;
-    after[j] = uint8_t(k - 1);
+    plan.after[j] = uint8_t(k - 1);
   }
+  return plan;
+}
+
+// The levels of rows [ya, yb) (every run lies in one row: bands fill their own rows,
+// in parallel; the forests are only read).
+void fill_levels(const LevelPlan& plan, const LabelScratch& s, int64_t W, int64_t ya, int64_t yb, uint8_t* level) {
+  const int ngroups = plan.ngroups;
+  const bool flat_split = plan.flat_split;
+  const uint8_t* after = plan.after;
   auto fill = [&](const Run& run, uint8_t v) {
+    // the bounds in locals: a store through uint8_t* may alias them, and reloading
+    // run.x1 per byte was the fill's hottest instruction
+    const int32_t x0 = run.x0, x1 = run.x1;
     uint8_t* dst = level + run.y * W;
-    if (run.x1 - run.x0 <= 16) {
-      for (int32_t x = run.x0; x < run.x1; ++x) dst[x] = v;
+    if (x1 - x0 <= 16) {
+      for (int32_t x = x0; x < x1; ++x) dst[x] = v;
     } else {
-      std::memset(dst + run.x0, v, size_t(run.x1 - run.x0));
+      std::memset(dst + x0, v, size_t(x1 - x0));
     }
   };
-  // by chunks of rows in parallel: each run lies in one row
-  at::parallel_for(0, H, 64, [&](int64_t ya, int64_t yb) {
+  {
     auto rows_of = [&](const Group& G, int64_t first, int64_t last, int64_t& lo, int64_t& hi) {
       const Run* r = G.runs.data();
       lo = std::lower_bound(r + first, r + last, ya, [](const Run& u, int64_t y) { return u.y < y; }) - r;
@@ -551,16 +635,11 @@ void connectivity_levels(const Params& P, const QRow& q_row, int64_t H, int64_t 
       }
     }
     if (ngroups == 2) {  // clear the marks: every marked pixel lies in a top run of the first group
-      const Group& G = s.groups[0];
-      int64_t x0, x1;
-      rows_of(G, G.level_start[0], G.level_start[1], x0, x1);
-      for (int64_t x = x0; x < x1; ++x) {
-        const Run& run = G.runs[x];
-        uint8_t* dst = level + run.y * W;
-        for (int32_t c = run.x0; c < run.x1; ++c) dst[c] &= 0x7F;
-      }
+      // (no level reaches 0x80: clearing every byte of the rows is the same, and vectorises)
+      uint8_t* dst = level + ya * W;
+      for (int64_t k = 0; k < (yb - ya) * W; ++k) dst[k] &= 0x7F;
     }
-  });
+  }
 }
 
 // ------------------------------------------------------------ rows pass
@@ -594,24 +673,81 @@ void load_any(const Image& im, int64_t offset, int64_t n, double* dst) {
   }
 }
 
+// x / c as x * (1 / c) corrected by one FMA (the residual x - q c is exact): the
+// correctly rounded quotient for most x but not every x, so the vector paths use it
+// only where div_exact checked every value the division will see (256 per uint8
+// image) and found the division's bits. vdivpd was most of norm_row_avx512's and
+// point_blocks_avx512's time (on this Xeon, 2M quotients: 2.9 ms, 0.86 ms so).
+inline double div_fma(double x, double c, double r) {
+  const double q = x * r;
+  return std::fma(std::fma(-q, c, x), r, q);
+}
+bool div_exact(const double* xs, int n, double c) {
+  const double r = 1.0 / c;
+  for (int i = 0; i < n; ++i) {
+    const double a = div_fma(xs[i], c, r), b = xs[i] / c;
+    if (std::memcmp(&a, &b, sizeof(double)) != 0) return false;
+  }
+  return true;
+}
+
+// Which of point_blocks_avx512's divisions may run as div_fma (uint8 mattes): p, g
+// every division of that image's values (scaled()'s v / divisor, mmagic's / 255);
+// d gca's (u_p - u_g) / 255 (checked on the 511 differences of integer values).
+struct DivPlan {
+  bool p = false, g = false, d = false;
+};
+
+DivPlan div_plan(int64_t convention, const Image& pred, const Image& gt) {
+  DivPlan plan;
+  double xs[511];
+  auto image = [&](const Image& im) {
+    if (im.divisor != 0.0) {
+      for (int v = 0; v < 256; ++v) xs[v] = double(v);
+      if (!div_exact(xs, 256, im.divisor)) return false;
+    }
+    if (convention != kMmagic) return true;
+    for (int v = 0; v < 256; ++v) xs[v] = scaled(im, double(v));
+    return div_exact(xs, 256, 255.0);
+  };
+  plan.p = image(pred);
+  plan.g = image(gt);
+  if (convention == kGca && pred.divisor == 0.0 && gt.divisor == 0.0 && pred.factor == 1.0 && gt.factor == 1.0) {
+    for (int k = 0; k < 511; ++k) xs[k] = double(k - 255);
+    plan.d = div_exact(xs, 511, 255.0);
+  }
+  return plan;
+}
+
 #if ML_METRICS_AVX512
+__attribute__((target("avx512f"))) inline __m512d div_fma_avx512(__m512d x, __m512d c, __m512d r) {
+  const __m512d q = _mm512_mul_pd(x, r);
+  return _mm512_fmadd_pd(_mm512_fnmadd_pd(q, c, x), r, q);
+}
+// x / c, by div_fma where a DivPlan flag says it gives the division's bits
+__attribute__((target("avx512f"))) inline __m512d div_avx512(bool fast, __m512d x, __m512d c, __m512d r) {
+  return fast ? div_fma_avx512(x, c, r) : _mm512_div_pd(x, c);
+}
+
 // normalise(n, double(src[x]) * factor) for x in [x0, x1), 8 at a time with the
 // operations of ../metrics.h normalise (each rounded on its own; r is never -0.0, so
 // max/min give fmax/fmin's bits): the scalar table reads were ~2 ms of a 1080p
 // call, gathers from the table nearly as slow. Returns where it stopped.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's _mm512_cvtepi32_pd: its own undefined source
-__attribute__((target("avx512f,avx512vl"))) int64_t norm_row_avx512(const Norm& n, double factor, const uint8_t* src,
-                                                                      int64_t x0, int64_t x1, double* dst) {
+__attribute__((target("avx512f,avx512vl"))) int64_t norm_row_avx512(const Norm& n, double factor, bool recip,
+                                                                      const uint8_t* src, int64_t x0, int64_t x1,
+                                                                      double* dst) {
   const __m512d f = _mm512_set1_pd(factor), scale = _mm512_set1_pd(n.scale), shift = _mm512_set1_pd(n.shift);
   const __m512d c255 = _mm512_set1_pd(255.0), zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
+  const __m512d r255 = _mm512_set1_pd(1.0 / 255.0);
   const __m256 f255 = _mm256_set1_ps(255.0f);
   int64_t x = x0;
   for (; x + 8 <= x1; x += 8) {
     const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + x)));
     __m512d v = _mm512_mul_pd(_mm512_cvtepi32_pd(b), f);
     if (n.pre_div == 2) v = _mm512_cvtps_pd(_mm256_div_ps(_mm512_cvtpd_ps(v), f255));
-    else if (n.pre_div) v = _mm512_div_pd(v, c255);
+    else if (n.pre_div) v = recip ? div_fma_avx512(v, c255, r255) : _mm512_div_pd(v, c255);
     __m512d r = _mm512_add_pd(_mm512_mul_pd(v, scale), shift);
     if (n.clamp) r = _mm512_min_pd(_mm512_max_pd(r, zero), one);
     _mm512_storeu_pd(dst + x, r);
@@ -625,14 +761,21 @@ __attribute__((target("avx512f,avx512vl"))) int64_t norm_row_avx512(const Norm& 
 struct Normaliser {
   Norm n{};
   bool u8 = false;
+  bool recip = false;  // norm_row_avx512's v / 255 by div_fma: checked on the 256 values
   double factor = 1.0;
   double table[256];
   void init(const Image& im, const Norm& norm) {
     n = norm;
     factor = im.factor;
     u8 = im.dtype == Dtype::kUInt8;
-    if (u8)
-      for (int v = 0; v < 256; ++v) table[v] = normalise(n, double(v) * im.factor);
+    if (u8) {
+      double xs[256];
+      for (int v = 0; v < 256; ++v) {
+        table[v] = normalise(n, double(v) * im.factor);
+        xs[v] = double(v) * im.factor;
+      }
+      recip = n.pre_div == 1 && div_exact(xs, 256, 255.0);
+    }
   }
   // columns [x0, x1) of row y
   void row(const Image& im, int64_t y, int64_t W, int64_t x0, int64_t x1, double* dst, double* staging) const {
@@ -640,7 +783,7 @@ struct Normaliser {
       const uint8_t* src = static_cast<const uint8_t*>(im.data) + y * W;
       int64_t x = x0;
 #if ML_METRICS_AVX512
-      if (use_avx512()) x = norm_row_avx512(n, factor, src, x0, x1, dst);
+      if (use_avx512()) x = norm_row_avx512(n, factor, recip, src, x0, x1, dst);
 #endif
       for (; x < x1; ++x) dst[x] = table[src[x]];
       return;
@@ -760,11 +903,13 @@ ML_CPU_CLONES void point_row(const double* __restrict ap, const double* __restri
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's _mm512_cvtepi32_pd: its own undefined source
 template <int64_t C>
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) int64_t point_blocks_avx512(
-    const uint8_t* __restrict p, const uint8_t* __restrict g, const Image& pred, const Image& gt,
+    const uint8_t* __restrict p, const uint8_t* __restrict g, const Image& pred, const Image& gt, const DivPlan& dv,
     const uint8_t* __restrict reg, int64_t W, double* sa_out, double* sq_out, double* ra_out, double* rq_out,
     double* cn_out) {
   const __m512d fp = _mm512_set1_pd(pred.factor), fg = _mm512_set1_pd(gt.factor);
   const __m512d vp = _mm512_set1_pd(pred.divisor), vg = _mm512_set1_pd(gt.divisor);
+  const __m512d rvp = _mm512_set1_pd(1.0 / pred.divisor), rvg = _mm512_set1_pd(1.0 / gt.divisor);
+  const __m512d r255 = _mm512_set1_pd(1.0 / 255.0);
   const bool dp = pred.divisor != 0.0, dg = gt.divisor != 0.0;
   const __m512d c255 = _mm512_set1_pd(255.0), one = _mm512_set1_pd(1.0);
   const __m256 f255 = _mm256_set1_ps(255.0f);
@@ -784,8 +929,8 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) int64_t point_bloc
       const int64_t x = x0 + 8 * h;
       const __m512d rp = _mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + x))));
       const __m512d rg = _mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g + x))));
-      const __m512d ap = dp ? _mm512_div_pd(rp, vp) : _mm512_mul_pd(rp, fp);  // scaled()
-      const __m512d ag = dg ? _mm512_div_pd(rg, vg) : _mm512_mul_pd(rg, fg);
+      const __m512d ap = dp ? div_avx512(dv.p, rp, vp, rvp) : _mm512_mul_pd(rp, fp);  // scaled()
+      const __m512d ag = dg ? div_avx512(dv.g, rg, vg, rvg) : _mm512_mul_pd(rg, fg);
       __m512d ae, se;
       if (C == kDimMatlab || C == kRvm) {  // point_value then point_terms_u in single
         __m256 up = _mm512_cvtpd_ps(ap), ug = _mm512_cvtpd_ps(ag);
@@ -798,10 +943,10 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) int64_t point_bloc
         ae = _mm512_cvtps_pd(_mm256_and_ps(d, abs_mask_f));
         se = _mm512_cvtps_pd(_mm256_mul_ps(d, d));
       } else {
-        const __m512d up = C == kMmagic ? _mm512_div_pd(ap, c255) : ap;
-        const __m512d ug = C == kMmagic ? _mm512_div_pd(ag, c255) : ag;
+        const __m512d up = C == kMmagic ? div_avx512(dv.p, ap, c255, r255) : ap;
+        const __m512d ug = C == kMmagic ? div_avx512(dv.g, ag, c255, r255) : ag;
         __m512d d = _mm512_sub_pd(up, ug);
-        if (C == kGca) d = _mm512_div_pd(d, c255);
+        if (C == kGca) d = div_avx512(dv.d, d, c255, r255);
         ae = _mm512_and_pd(d, abs_mask);
         se = _mm512_mul_pd(d, d);
       }
@@ -831,11 +976,11 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) int64_t point_bloc
 // the AVX-512 path where there is one.
 template <int64_t C>
 ML_CPU_CLONES void point_row_u8(const uint8_t* __restrict p, const uint8_t* __restrict g, const Image& pred,
-                                const Image& gt, const uint8_t* __restrict reg, int64_t W, RowLanes& L) {
+                                const Image& gt, const DivPlan& dv, const uint8_t* __restrict reg, int64_t W, RowLanes& L) {
   PointLanes S;
   int64_t x0 = 0;
 #if ML_METRICS_AVX512
-  if (use_avx512()) x0 = point_blocks_avx512<C>(p, g, pred, gt, reg, W, S.sa, S.sq, S.ra, S.rq, S.cn);
+  if (use_avx512()) x0 = point_blocks_avx512<C>(p, g, pred, gt, dv, reg, W, S.sa, S.sq, S.ra, S.rq, S.cn);
 #endif
   for (; x0 < W; x0 += kLanes) {
     const int64_t n = std::min<int64_t>(kLanes, W - x0);
@@ -979,7 +1124,14 @@ struct BandScratch {
 
 // The tiles of row y holding a region pixel.
 void row_need(const uint8_t* reg, int64_t W, int64_t tiles, uint8_t* need) {
-  for (int64_t j = 0; j < tiles; ++j) {
+  static_assert(kTile == 8, "a whole tile is one 8-byte word");
+  const int64_t full = W / kTile;
+  for (int64_t j = 0; j < full; ++j) {  // (an OR over 8 bytes compiled to shifts and ORs per tile)
+    uint64_t w;
+    std::memcpy(&w, reg + j * kTile, sizeof(w));
+    need[j] = w != 0;
+  }
+  for (int64_t j = full; j < tiles; ++j) {
     const int64_t x0 = j * kTile, x1 = std::min(W, x0 + kTile);
     uint8_t any = 0;
     for (int64_t x = x0; x < x1; ++x) any |= reg[x];
@@ -1008,8 +1160,8 @@ inline void for_each_span(const uint8_t* flags, int64_t n, F&& fn) {
 // Gradient magnitudes of both images at the needed tiles of rows [y0, y1) of one
 // sample, then every term of those rows into `rows` (kSums per row).
 void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const uint8_t* region,
-               const uint8_t* level, const Normaliser& np, const Normaliser& ng, const PhiTable* tp,
-               const PhiTable* tg, int64_t y0, int64_t y1, BandScratch& s, double* rows) {
+               const Normaliser& np, const Normaliser& ng, const DivPlan& dv, int64_t y0, int64_t y1, BandScratch& s,
+               double* rows) {
   const Params& P = A.params;
   const int64_t H = A.height, W = A.width, tiles = (W + kTile - 1) / kTile;
   const bool u8 = pred.dtype == Dtype::kUInt8 && gt.dtype == Dtype::kUInt8;
@@ -1025,8 +1177,10 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
     for (int64_t y = y0; y < y1; ++y) {
       uint8_t* nd = &s.need[(y - y0) * tiles];
       row_need(region + y * W, W, tiles, nd);
-      for (int64_t j = 0; j < tiles; ++j)  // the tiles and their neighbours
-        hd[j] = nd[j] | (j > 0 ? nd[j - 1] : 0) | (j + 1 < tiles ? nd[j + 1] : 0);
+      // the tiles and their neighbours
+      hd[0] = nd[0] | (tiles > 1 ? nd[1] : 0);
+      for (int64_t j = 1; j + 1 < tiles; ++j) hd[j] = nd[j - 1] | nd[j] | nd[j + 1];
+      if (tiles > 1) hd[tiles - 1] = nd[tiles - 2] | nd[tiles - 1];
       for (int64_t yy = clamp_row(y - kHalf, H); yy <= clamp_row(y + kHalf, H); ++yy) {
         uint8_t* nn = &s.norm_need[(yy - r0) * tiles];
         for (int64_t j = 0; j < tiles; ++j) nn[j] |= hd[j];
@@ -1042,11 +1196,11 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
       const uint8_t* p8 = static_cast<const uint8_t*>(pred.data) + y * W;
       const uint8_t* g8 = static_cast<const uint8_t*>(gt.data) + y * W;
       switch (P.convention) {
-        case kDimMatlab: point_row_u8<kDimMatlab>(p8, g8, pred, gt, reg, W, L); break;
-        case kMmagic: point_row_u8<kMmagic>(p8, g8, pred, gt, reg, W, L); break;
-        case kRvm: point_row_u8<kRvm>(p8, g8, pred, gt, reg, W, L); break;
-        case kP3m: point_row_u8<kP3m>(p8, g8, pred, gt, reg, W, L); break;
-        default: point_row_u8<kGca>(p8, g8, pred, gt, reg, W, L); break;
+        case kDimMatlab: point_row_u8<kDimMatlab>(p8, g8, pred, gt, dv, reg, W, L); break;
+        case kMmagic: point_row_u8<kMmagic>(p8, g8, pred, gt, dv, reg, W, L); break;
+        case kRvm: point_row_u8<kRvm>(p8, g8, pred, gt, dv, reg, W, L); break;
+        case kP3m: point_row_u8<kP3m>(p8, g8, pred, gt, dv, reg, W, L); break;
+        default: point_row_u8<kGca>(p8, g8, pred, gt, dv, reg, W, L); break;
       }
     } else {
       load_any(pred, y * W, W, s.ap.data());
@@ -1093,23 +1247,41 @@ void band_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const u
         grad_span(P.convention, s.amp_p.data(), s.amp_g.data(), reg, xa, xb, L);
       });
     }
-    if (A.connectivity) {
-      const uint8_t* lv = level + y * W;
-      if (u8) {
-        conn_row_u8(*tp, *tg, static_cast<const uint8_t*>(pred.data) + y * W,
-                    static_cast<const uint8_t*>(gt.data) + y * W, lv, reg, W, L);
-      } else {
-        for (int64_t x = 0; x < W; ++x)
-          if (reg[x])
-            L.v[kConn][x % kLanes] +=
-                conn_term(P, conn_alpha(P.convention, s.ap[x]), conn_alpha(P.convention, s.ag[x]), lv[x]);
-      }
-    }
-    for (int k = 0; k < kSums; ++k) {
+    for (int k = 0; k < kSums; ++k) {  // (kConn: conn_rows, after)
       double t = 0.0;
       for (int64_t l = 0; l < kLanes; ++l) t += L.v[k][l];
       rows[y * kSums + k] = t;
     }
+  }
+}
+
+// The connectivity terms of rows [y0, y1) from their levels, into each row's kConn
+// sum (its own lanes, as band_rows sums the others). ap, ag: W doubles of staging.
+void conn_rows(const MetricsArgs& A, const Image& pred, const Image& gt, const uint8_t* region,
+               const uint8_t* level, const PhiTable* tp, const PhiTable* tg, int64_t y0, int64_t y1, double* ap,
+               double* ag, double* rows) {
+  const Params& P = A.params;
+  const int64_t W = A.width;
+  const bool u8 = pred.dtype == Dtype::kUInt8 && gt.dtype == Dtype::kUInt8;
+  for (int64_t y = y0; y < y1; ++y) {
+    RowLanes L;
+    std::memset(&L, 0, sizeof(L));
+    const uint8_t* reg = region + y * W;
+    const uint8_t* lv = level + y * W;
+    if (u8) {
+      conn_row_u8(*tp, *tg, static_cast<const uint8_t*>(pred.data) + y * W,
+                  static_cast<const uint8_t*>(gt.data) + y * W, lv, reg, W, L);
+    } else {
+      load_any(pred, y * W, W, ap);
+      load_any(gt, y * W, W, ag);
+      for (int64_t x = 0; x < W; ++x)
+        if (reg[x])
+          L.v[kConn][x % kLanes] +=
+              conn_term(P, conn_alpha(P.convention, ap[x]), conn_alpha(P.convention, ag[x]), lv[x]);
+    }
+    double t = 0.0;
+    for (int64_t l = 0; l < kLanes; ++l) t += L.v[kConn][l];
+    rows[y * kSums + kConn] = t;
   }
 }
 
@@ -1256,7 +1428,9 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
   }
   const int64_t chunks = (H + kBand - 1) / kBand;
   std::vector<double> lo(2 * chunks, INFINITY), hi(2 * chunks, -INFINITY);
-  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+  // per chunk of kBand rows, combined in chunk order below; inside the connectivity's
+  // scan when there is one (a parallel loop fewer)
+  auto minmax_chunks = [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t k0 = c * kBand * W, k1 = std::min(H, (c + 1) * kBand) * W;
       if (grad9) {
@@ -1283,9 +1457,15 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
         }
       }
     }
-  });
+  };
+
+  // 2. the bands' terms but Connectivity's, by bands claimed from a counter: with
+  // connectivity, on each thread once its share of the union-finds is done (their
+  // shares never cost the same), else in a parallel loop of their own. A row's sums
+  // do not depend on which thread computes it.
   Normaliser np, ng;
-  if (grad9) {
+  auto init_norms = [&] {
+    if (!grad9) return;
     double lp = lo[0], hp = hi[0], lg = lo[1], hg = hi[1];
     for (int64_t c = 1; c < chunks; ++c) {
       lp = std::min(lp, lo[2 * c]);
@@ -1295,10 +1475,27 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
     }
     np.init(pred, make_norm(P.convention, lp, hp));
     ng.init(gt, make_norm(P.convention, lg, hg));
-  }
+  };
+  const DivPlan dv = u8p && u8g ? div_plan(P.convention, pred, gt) : DivPlan{};
+  std::vector<double> rows(H * kSums, 0.0);
+  std::atomic<int64_t> next_band{0};
+  auto claimed_bands = [&] {
+    std::unique_ptr<BandScratch> s;
+    for (int64_t c; (c = next_band.fetch_add(1)) < chunks;) {
+      if (!s) {
+        s.reset(new BandScratch);
+        for (auto* v : {&s->ap, &s->ag, &s->staging, &s->amp_p, &s->amp_g}) v->assign(W, 0.0);
+        if (grad9) {
+          for (auto* v : {&s->ring_p, &s->ring_g}) v->assign(kTaps * W, 0.0);
+          for (auto* v : {&s->sg_p, &s->sd_p, &s->sg_g, &s->sd_g}) v->assign(W + 2 * kHalf + kTile, 0.0);
+        }
+      }
+      band_rows(A, pred, gt, region, np, ng, dv, c * kBand, std::min(H, (c + 1) * kBand), *s, rows.data());
+    }
+  };
 
-  // 2. the thresholds' largest components and each pixel's level
-  std::unique_ptr<PhiTable> tp, tg;
+  // 3. the thresholds' largest components, then per band of rows its levels
+  // (fill_levels) and their connectivity terms, written and read while in cache
   if (A.connectivity) {
     auto q_row = [&](int64_t y, uint8_t* out) {
       const int64_t k0 = y * W;
@@ -1320,35 +1517,39 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
         out[x] = a < c2 ? a : c2;
       }
     };
-    connectivity_levels(P, q_row, H, W, ls, level);
-    if (P.convention == kP3m) {
-      const uint8_t qmax = max_reached(q_row, H, W);
-      if (qmax < kLevels - 1)
-        at::parallel_for(0, N, 1 << 16, [&](int64_t k0, int64_t k1) {
-          for (int64_t k = k0; k < k1; ++k) level[k] = p3m_level(level[k], qmax);
-        });
-    }
+    // the scan's chunks of rows are whole chunks of kBand rows (but the last)
+    static_assert(kScanChunk % kBand == 0, "minmax chunks inside the scan's");
+    const LevelPlan plan = label_levels(
+        P, q_row, [&](int64_t y0, int64_t y1) { minmax_chunks(y0 / kBand, (y1 + kBand - 1) / kBand); }, init_norms,
+        claimed_bands, H, W, ls);
+    const uint8_t qmax = P.convention == kP3m ? max_reached(q_row, H, W) : uint8_t(kLevels - 1);
+    std::unique_ptr<PhiTable> tp, tg;
     if (u8p && u8g) {
       tp.reset(new PhiTable);
       tg.reset(new PhiTable);
       tp->init(P, pred);
       tg->init(P, gt);
     }
+    const LabelScratch& labels = ls;  // the calling thread's (a thread_local is not captured)
+    at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+      std::vector<double> ap, ag;  // staging of non-uint8 rows
+      if (!(u8p && u8g)) {
+        ap.resize(W);
+        ag.resize(W);
+      }
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t y0 = c * kBand, y1 = std::min(H, (c + 1) * kBand);
+        fill_levels(plan, labels, W, y0, y1, level);
+        if (qmax < kLevels - 1)  // p3m: no pixel reaches the top threshold (../metrics.h p3m_level)
+          for (int64_t k = y0 * W; k < y1 * W; ++k) level[k] = p3m_level(level[k], qmax);
+        conn_rows(A, pred, gt, region, level, tp.get(), tg.get(), y0, y1, ap.data(), ag.data(), rows.data());
+      }
+    });
+  } else {
+    at::parallel_for(0, chunks, 1, minmax_chunks);
+    init_norms();
+    at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) { claimed_bands(); });
   }
-
-  // 3. per band of rows: every term, summed per row
-  std::vector<double> rows(H * kSums, 0.0);
-  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-    BandScratch s;
-    for (auto* v : {&s.ap, &s.ag, &s.staging, &s.amp_p, &s.amp_g}) v->assign(W, 0.0);
-    if (grad9) {
-      for (auto* v : {&s.ring_p, &s.ring_g}) v->assign(kTaps * W, 0.0);
-      for (auto* v : {&s.sg_p, &s.sd_p, &s.sg_g, &s.sd_g}) v->assign(W + 2 * kHalf + kTile, 0.0);
-    }
-    for (int64_t c = c0; c < c1; ++c)
-      band_rows(A, pred, gt, region, level, np, ng, tp.get(), tg.get(), c * kBand, std::min(H, (c + 1) * kBand), s,
-                rows.data());
-  });
 
   if (A.gradient && P.convention == kP3m) p3m_gradient_rows(A, pred, gt, region, rows.data());
 
