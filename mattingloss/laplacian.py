@@ -128,18 +128,21 @@ def _run(opt: Options, pred, gt, weight):
     return loss
 
 
-def op_arguments(opt: Options, pred, gt, weight, frames: bool = False) -> tuple:
+def op_arguments(opt: Options, pred, gt, weight, frames: bool = False, checked: bool = False) -> tuple:
     """The checked tensors and options of one call, in the op's argument order up to
     grad_pred: (pred, gt, weight, levels, level_weights, padding, crop_to_even,
     weight_mode, gt_scale, mask_numer). The presets call the op with these too;
     frames: pred is (B, T, C, H, W), every frame's plane its own image (the op reads
-    the leading dimensions so: no reshape)."""
-    if frames:
-        pred = _args.prediction(pred, "pred", "(B, T, C, H, W)", dims=5, channels=None)
-    else:
-        pred = _args.prediction(pred, "pred", "(B, C, H, W)", channels=None)
+    the leading dimensions so: no reshape). checked: pred and gt are what the call's
+    other term's checks returned (the presets check each input once), so only the
+    pyramid's own conditions are left to check."""
+    if not checked:
+        if frames:
+            pred = _args.prediction(pred, "pred", "(B, T, C, H, W)", dims=5, channels=None)
+        else:
+            pred = _args.prediction(pred, "pred", "(B, C, H, W)", channels=None)
+        gt = _args.tensor_like("gt", gt, pred, **_CHECKED)
     _check_size(pred, opt.levels, opt.padding, opt.crop_to_even)
-    gt = _args.tensor_like("gt", gt, pred, **_CHECKED)
     if opt.gt_scale is None and gt.dtype == torch.uint8:
         raise ValueError("gt_scale: gt is uint8, so its full opacity must be given (gt_scale=255 for 0..255 "
                          "mattes); the loss compares pred with gt / gt_scale")

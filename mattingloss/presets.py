@@ -101,12 +101,11 @@ class _ViTMatteFunction(_ops.StoredGradientFunction):
     its own gradient. Returns the total, the trio's components and the Laplacian term."""
 
     @staticmethod
-    def forward(ctx, pred, gt, mask, mode, lo, hi, spec, lap_weight, needs_grad, lap_gt, levels, level_weights,
-                padding, crop_to_even, gt_scale):
+    def forward(ctx, pred, gt, mask, mode, lo, hi, spec, lap_weight, needs_grad, levels, level_weights, padding,
+                crop_to_even, gt_scale):
         t = _alpha.forward_terms(pred, gt, mask, mode, lo, hi, spec, needs_grad)
         options = (levels, level_weights, padding, crop_to_even, gt_scale)
-        lap, grad = _laplacian_folding(pred, gt if lap_gt is None else lap_gt, options, t.maps, lap_weight,
-                                       needs_grad)
+        lap, grad = _laplacian_folding(pred, gt, options, t.maps, lap_weight, needs_grad)
         total = torch.add(t.total, lap, alpha=lap_weight)
         ctx.mark_non_differentiable(t.components, lap)
         _ops.save_stored_gradients(ctx, grad)
@@ -149,12 +148,11 @@ class ViTMatte(Preset):
 
     def forward(self, pred_alpha: Tensor, alpha: Tensor, trimap: Tensor) -> Dict[str, Tensor]:
         trio_args = _alpha.op_arguments(self._spec, pred_alpha, alpha, trimap)
-        _, lap_gt, _, levels, level_weights, padding, crop, _, gt_scale, _ = _laplacian.op_arguments(
-            self._laplacian, pred_alpha, alpha, None)
+        _, _, _, levels, level_weights, padding, crop, _, gt_scale, _ = _laplacian.op_arguments(
+            self._laplacian, trio_args[0], trio_args[1], None, checked=True)
         needs_grad = torch.is_grad_enabled() and trio_args[0].requires_grad
-        lap_gt = None if lap_gt is trio_args[1] else lap_gt  # one tensor, one input (torch.compile)
         total, c, lap = _ViTMatteFunction.apply(*trio_args, self._spec, self.weights["loss_pha_laplacian"],
-                                                needs_grad, lap_gt, levels, level_weights, padding, crop, gt_scale)
+                                                needs_grad, levels, level_weights, padding, crop, gt_scale)
         unknown, known, gradient = c.unbind()
         terms = {"unknown_l1_loss": unknown, "known_l1_loss": known, "loss_pha_laplacian": lap,
                  "loss_gradient_penalty": gradient}
@@ -208,9 +206,9 @@ class RVM(Preset):
         args = _temporal.op_arguments(pred_fgr, pred_pha, true_fgr, true_pha, w["pha_l1_weight"],
                                       w["pha_coherence_weight"], w["fgr_l1_weight"], w["fgr_coherence_weight"],
                                       self.true_pha_scale, self.true_fgr_scale)
-        # The Laplacian's checks (sizes, dtypes) on the frames, B*T images as RVM reshapes them.
+        # The Laplacian's own checks (sizes, a uint8 gt's scale) on the frames, B*T images as RVM reshapes them.
         _, _, _, levels, level_weights, padding, crop, _, gt_scale, _ = _laplacian.op_arguments(
-            self._laplacian, args[1], args[3], None, frames=True)
+            self._laplacian, args[1], args[3], None, frames=True, checked=True)
         grad = torch.is_grad_enabled()
         total, t, lap = _RVMFunction.apply(*args, grad and args[0].requires_grad, grad and args[1].requires_grad,
                                            w["pha_laplacian_weight"], levels, level_weights, padding, crop,
