@@ -207,18 +207,10 @@ def image_like(name, t, pred, channels=1, *, allow_grad=False, loss="this loss",
 
 def composite_like(pred, image, fg, bg, *, loss="this loss", grads="pred_alpha"):
     """image_like for the (B, 3, H, W) image, fg and bg of a compositional loss (fg and
-    bg may require grad): the usual three pass in one branch, pred_alpha's shape and
-    device read once (this runs on every DIM and composition call); otherwise each
-    goes through image_like, for its conversion or its error."""
-    B, _, H, W = pred.shape
-    shape = (B, 3, H, W)
-    T = torch.Tensor
-    if (type(image) is T and type(fg) is T and type(bg) is T
-            and image.shape == shape and fg.shape == shape and bg.shape == shape
-            and image.dtype in NATIVE_DTYPES and fg.dtype in NATIVE_DTYPES and bg.dtype in NATIVE_DTYPES
-            and not image.requires_grad
-            and (_same_device(image, pred) and _same_device(fg, pred) and _same_device(bg, pred) if pred.is_cuda
-                 else image.is_cpu and fg.is_cpu and bg.is_cpu)):
+    bg may require grad): the usual three pass in one branch (this runs on every DIM
+    and composition call); otherwise each goes through image_like, for its
+    conversion or its error."""
+    if _usual_composite(pred, image, fg, bg):
         return image.contiguous(), fg.contiguous(), bg.contiguous()
     return (image_like("image", image, pred, 3, loss=loss, grads=grads),
             image_like("fg", fg, pred, 3, allow_grad=True, loss=loss, grads=grads),
@@ -255,23 +247,31 @@ def usual(pred, alpha, trimap, lo, hi, composite=None):
     if pred.is_cpu:
         if not (alpha.is_cpu and trimap.is_cpu):
             return None
-    elif not (pred.is_cuda and _ops.cuda_kernels_built() and alpha.get_device() == pred.get_device()
-              and trimap.get_device() == pred.get_device()):
-        return None  # (a CPU tensor's get_device() is -1)
+    elif not (pred.is_cuda and _ops.cuda_kernels_built() and _same_device(alpha, pred)
+              and _same_device(trimap, pred)):
+        return None
     if not _kernels_compare_exactly(trimap, pred, lo, hi):
         return None
     if composite is None:
         return pred.contiguous(), alpha.contiguous(), trimap.contiguous(), None, None, None
     image, fg, bg = composite
-    if not (type(image) is T and type(fg) is T and type(bg) is T):
-        return None
-    shape3 = (shape[0], 3, shape[2], shape[3])
-    if not (image.shape == shape3 and fg.shape == shape3 and bg.shape == shape3 and image.dtype in _NATIVE
-            and fg.dtype in _NATIVE and bg.dtype in _NATIVE and not image.requires_grad
-            and (image.is_cpu and fg.is_cpu and bg.is_cpu if pred.is_cpu else
-                 image.get_device() == fg.get_device() == bg.get_device() == pred.get_device())):
+    if not _usual_composite(pred, image, fg, bg):
         return None
     return pred.contiguous(), alpha.contiguous(), trimap.contiguous(), image.contiguous(), fg.contiguous(), bg.contiguous()
+
+
+def _usual_composite(pred, image, fg, bg) -> bool:
+    """Whether image, fg and bg are the usual: plain (B, 3, H, W) tensors of dtypes the
+    kernels read on pred_alpha's device (a checked one), the image not requiring grad."""
+    T = torch.Tensor
+    if not (type(image) is T and type(fg) is T and type(bg) is T):
+        return False
+    B, _, H, W = pred.shape
+    shape = (B, 3, H, W)
+    return (image.shape == shape and fg.shape == shape and bg.shape == shape and image.dtype in _NATIVE
+            and fg.dtype in _NATIVE and bg.dtype in _NATIVE and not image.requires_grad
+            and (image.is_cpu and fg.is_cpu and bg.is_cpu if pred.is_cpu else
+                 _same_device(image, pred) and _same_device(fg, pred) and _same_device(bg, pred)))
 
 
 class Region(NamedTuple):

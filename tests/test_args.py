@@ -19,7 +19,12 @@ def _own_checks(pred, alpha, trimap, lo, hi, composite, mode):
     p = _args.prediction(pred)
     a = _args.image_like("alpha", alpha, p)
     region = _args.read_region(trimap, None, p, mode, lo, hi)
-    colors = (None, None, None) if composite is None else _args.composite_like(p, *composite)
+    if composite is None:
+        colors = (None, None, None)
+    else:  # input by input (composite_like's own branch shares usual's predicate)
+        image, fg, bg = composite
+        colors = (_args.image_like("image", image, p, 3), _args.image_like("fg", fg, p, 3, allow_grad=True),
+                  _args.image_like("bg", bg, p, 3, allow_grad=True))
     return (p, a, region.mask, *colors), region
 
 
