@@ -11,7 +11,7 @@
 //     (the first threshold whose largest component misses the pixel);
 //   k_qmax     p3m only, one block per sample: the most thresholds reached (its
 //              empty-threshold rule, ../metrics.h p3m_level);
-//   k_rows     one block per (row, sample): SAD/MSE terms, the filter
+//   k_rows     one block per (sample, row), grid-strided: SAD/MSE terms, the filter
 //              computed directly (9 column passes of 9 taps per pixel, the CPU's
 //              rounding order; p3m: 13 first passes of 13 taps, float32 between
 //              the passes as scipy's), the connectivity term; cub::BlockReduce per row;
@@ -210,46 +210,51 @@ __global__ void k_rows(MetricsArgs A, const Norm* norms, uint8_t* level, const u
   using Reduce = cub::BlockReduce<double, kRowThreads>;
   __shared__ typename Reduce::TempStorage tmp;
   const Params& P = A.params;
-  const int64_t y = blockIdx.x, b = blockIdx.y, H = A.height, W = A.width, N = H * W;
-  const Image pred = sample_of(A.pred, b * N), gt = sample_of(A.gt, b * N);
-  const uint8_t* region = A.region + b * N;
-  Norm np{}, ng{};
+  const int64_t H = A.height, W = A.width, N = H * W;
   const bool p3m = P.convention == kP3m;
-  if (A.gradient && !p3m) {
-    np = norms[2 * b];
-    ng = norms[2 * b + 1];
-  }
-  double acc[kSums] = {0, 0, 0, 0, 0, 0, 0};
-  for (int64_t x = threadIdx.x; x < W; x += blockDim.x) {
-    const int64_t k = y * W + x;
-    const double a_p = value(pred, k), a_g = value(gt, k);
-    const bool in = region[k] != 0;
-    add_point_sums(P.convention, a_p, a_g, in, acc);
-    if (A.gradient && in && p3m) {
-      acc[kGrad] += double(p3m_gradient_at(P, pred, gt, y, x, H, W));
-    } else if (A.gradient && in) {
-      double sgp[kTaps], sdp[kTaps], sgg[kTaps], sdg[kTaps];
-      for (int j = 0; j < kTaps; ++j) {
-        int64_t xx = x + j - kHalf;
-        xx = xx < 0 ? 0 : (xx > W - 1 ? W - 1 : xx);
-        column_pass(P, np, pred, y, xx, H, W, sgp[j], sdp[j]);
-        column_pass(P, ng, gt, y, xx, H, W, sgg[j], sdg[j]);
+  // one block per (sample, row) r = b * H + y, grid-strided: a 1-D grid takes any batch
+  // (gridDim.y would stop at 65535 samples); every thread of a block runs the same rows
+  for (int64_t r = blockIdx.x; r < A.batch * H; r += gridDim.x) {
+    const int64_t b = r / H, y = r % H;
+    const Image pred = sample_of(A.pred, b * N), gt = sample_of(A.gt, b * N);
+    const uint8_t* region = A.region + b * N;
+    Norm np{}, ng{};
+    if (A.gradient && !p3m) {
+      np = norms[2 * b];
+      ng = norms[2 * b + 1];
+    }
+    double acc[kSums] = {0, 0, 0, 0, 0, 0, 0};
+    for (int64_t x = threadIdx.x; x < W; x += blockDim.x) {
+      const int64_t k = y * W + x;
+      const double a_p = value(pred, k), a_g = value(gt, k);
+      const bool in = region[k] != 0;
+      add_point_sums(P.convention, a_p, a_g, in, acc);
+      if (A.gradient && in && p3m) {
+        acc[kGrad] += double(p3m_gradient_at(P, pred, gt, y, x, H, W));
+      } else if (A.gradient && in) {
+        double sgp[kTaps], sdp[kTaps], sgg[kTaps], sdg[kTaps];
+        for (int j = 0; j < kTaps; ++j) {
+          int64_t xx = x + j - kHalf;
+          xx = xx < 0 ? 0 : (xx > W - 1 ? W - 1 : xx);
+          column_pass(P, np, pred, y, xx, H, W, sgp[j], sdp[j]);
+          column_pass(P, ng, gt, y, xx, H, W, sgg[j], sdg[j]);
+        }
+        const double amp_p = magnitude(dot_anti(P.taps_d, sgp), dot_sym(P.taps_g, sdp));
+        const double amp_g = magnitude(dot_anti(P.taps_d, sgg), dot_sym(P.taps_g, sdg));
+        acc[kGrad] += gradient_term(P.convention, amp_p, amp_g);
       }
-      const double amp_p = magnitude(dot_anti(P.taps_d, sgp), dot_sym(P.taps_g, sdp));
-      const double amp_g = magnitude(dot_anti(P.taps_d, sgg), dot_sym(P.taps_g, sdg));
-      acc[kGrad] += gradient_term(P.convention, amp_p, amp_g);
+      if (A.connectivity) {
+        const uint8_t raw = level[b * N + k];
+        const uint8_t lv = p3m ? p3m_level(raw, uint8_t(qmax[b])) : (raw == kNoLevel ? uint8_t(kLevels - 1) : raw);
+        if (lv != raw) level[b * N + k] = lv;
+        if (in) acc[kConn] += conn_term(P, conn_alpha(P.convention, a_p), conn_alpha(P.convention, a_g), lv);
+      }
     }
-    if (A.connectivity) {
-      const uint8_t raw = level[b * N + k];
-      const uint8_t lv = p3m ? p3m_level(raw, uint8_t(qmax[b])) : (raw == kNoLevel ? uint8_t(kLevels - 1) : raw);
-      if (lv != raw) level[b * N + k] = lv;
-      if (in) acc[kConn] += conn_term(P, conn_alpha(P.convention, a_p), conn_alpha(P.convention, a_g), lv);
+    for (int j = 0; j < kSums; ++j) {
+      const double sum = Reduce(tmp).Sum(acc[j]);
+      if (threadIdx.x == 0) rows[r * kSums + j] = sum;
+      __syncthreads();
     }
-  }
-  for (int j = 0; j < kSums; ++j) {
-    const double r = Reduce(tmp).Sum(acc[j]);
-    if (threadIdx.x == 0) rows[(b * H + y) * kSums + j] = r;
-    __syncthreads();
   }
 }
 
@@ -293,8 +298,9 @@ cudaError_t launch_matting_metrics(const MetricsArgs& A, const MetricsScratch& s
     // masked is free again: p3m's qmax per sample
     if (A.params.convention == kP3m) k_qmax<<<int(A.batch), kThreads, 0, stream>>>(A, s.q, s.masked);
   }
-  k_rows<<<dim3(unsigned(A.height), unsigned(A.batch)), kRowThreads, 0, stream>>>(A, s.norms, s.level, s.masked,
-                                                                                  s.rows);
+  const int64_t rows = A.batch * A.height;
+  k_rows<<<unsigned(rows < INT32_MAX ? rows : INT32_MAX), kRowThreads, 0, stream>>>(A, s.norms, s.level, s.masked,
+                                                                                   s.rows);
   k_final<<<int(A.batch), 32, 0, stream>>>(A, s.rows);
   return cudaGetLastError();
 }
