@@ -5,10 +5,11 @@
 //   per threshold i = 1..10, over every sample's pixels at once:
 //     k_init, k_union (union-find with atomicMin links, Playne & Hawick 2018:
 //     the root of a component ends as its first row-major pixel whatever the
-//     order the threads ran in), k_compress, k_count (integer atomics: sizes,
-//     MATLAB's column-major tie keys, mask counts), k_best (atomicMax of the
-//     packed (size, ~key): an integer max, the same in any order), k_levels
-//     (the first threshold whose largest component misses the pixel);
+//     order the threads ran in), k_compress, k_count (integer atomics, merged per
+//     warp first: sizes, MATLAB's column-major tie keys, mask counts), k_best
+//     (atomicMax of the packed (size, ~key): an integer max, the same in any
+//     order), k_levels (the first threshold whose largest component misses
+//     the pixel);
 //   k_qmax     p3m only, one block per sample: the most thresholds reached (its
 //              empty-threshold rule, ../metrics.h p3m_level);
 //   k_rows     one block per (sample, row), grid-strided: SAD/MSE terms, the filter
@@ -150,16 +151,35 @@ __global__ void k_compress(MetricsArgs A, int i, const uint8_t* q, int32_t* pare
   }
 }
 
+// The lanes of a warp that add to the same root (and to the same sample's mask
+// count) are merged first, so that a large component costs one atomic per warp
+// instead of one per pixel (atomics on one address serialise). Integer sums and
+// minimums: the same result in any order.
 __global__ void k_count(MetricsArgs A, int i, const uint8_t* q, const int32_t* parent, uint32_t* size,
                         uint32_t* key, unsigned long long* masked) {
-  const int64_t W = A.width, H = A.height;
-  FOR_PIXELS(A) {
-    if (q[k] < i) continue;
-    const int64_t local = k % N, base = k - local;
-    const int32_t root = parent[k];
-    atomicAdd(&size[base + root], 1u);
-    if (A.params.convention == kDimMatlab) atomicMin(&key[base + root], tie_key(kDimMatlab, local / W, local % W, H, W));
-    atomicAdd(&masked[k / N], 1ull);
+  const int64_t W = A.width, H = A.height, N = H * W, total = A.batch * N;
+  const bool matlab = A.params.convention == kDimMatlab;
+  const int lane = int(threadIdx.x & 31u);
+  // k0 is the block's: every lane of a warp runs the same iterations (kThreads is a
+  // multiple of 32), so the ballot sees whole warps
+  for (int64_t k0 = blockIdx.x * int64_t(blockDim.x); k0 < total; k0 += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = k0 + threadIdx.x;
+    const bool in = k < total && q[k] >= i;
+    const unsigned active = __ballot_sync(0xFFFFFFFFu, in);
+    if (!in) continue;
+    const int64_t local = k % N, base = k - local, cell = base + parent[k];
+    const unsigned same_root = __match_any_sync(active, static_cast<unsigned long long>(cell));
+    const unsigned same_sample = __match_any_sync(active, static_cast<unsigned long long>(base));
+    const bool root_leader = lane == __ffs(same_root) - 1;
+    if (matlab) {
+      // the smallest column-major key among this root's lanes (each group shuffles
+      // within itself: its own mask, the same trip count on each of its lanes)
+      uint32_t t = tie_key(kDimMatlab, local / W, local % W, H, W);
+      for (unsigned m = same_root; m != 0; m &= m - 1) t = min(t, __shfl_sync(same_root, t, __ffs(m) - 1));
+      if (root_leader) atomicMin(&key[cell], t);
+    }
+    if (root_leader) atomicAdd(&size[cell], uint32_t(__popc(same_root)));
+    if (lane == __ffs(same_sample) - 1) atomicAdd(&masked[k / N], static_cast<unsigned long long>(__popc(same_sample)));
   }
 }
 
