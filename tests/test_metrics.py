@@ -892,6 +892,23 @@ def test_cuda_deterministic_and_any_stream(convention):
 
 
 @cuda
+@pytest.mark.parametrize("convention", ALL_CONVENTIONS)
+def test_cuda_nan_prediction(convention):
+    """A NaN in pred (test_nan_prediction): that sample's SAD and MSE NaN, the call
+    finishes, and the other sample is the CPU's."""
+    p = torch.rand(2, 1, 20, 20, generator=torch.Generator().manual_seed(0))
+    p[0, 0, 3, 3] = float("nan")
+    g = torch.rand(2, 1, 20, 20, generator=torch.Generator().manual_seed(1))
+    t = None if convention == "p3m" else torch.full((2, 1, 20, 20), 128, dtype=torch.uint8)
+    kw = {"region": "all"} if convention == "p3m" else {}
+    on_gpu = metrics.matting_metrics(p.to(GPU), g.to(GPU), None if t is None else t.to(GPU), convention, **kw)
+    on_cpu = metrics.matting_metrics(p, g, t, convention, **kw)
+    assert math.isnan(float(on_gpu["sad"][0])) and math.isnan(float(on_gpu["mse"][0]))
+    for k in metrics.METRICS:
+        torch.testing.assert_close(on_gpu[k][1:].cpu(), on_cpu[k][1:], rtol=1e-12, atol=1e-300)
+
+
+@cuda
 def test_cuda_opcheck():
     rng = np.random.default_rng(1)
     pred, gt, tri = (_batch([x]).to(GPU) for x in _case("blobs", rng, 12, 10))
