@@ -3,7 +3,8 @@
 //              their normalisations (../metrics.h make_norm);
 //   k_reached  per pixel: q (thresholds both alphas reach), level plane reset;
 //   per threshold i = 1..10, over every sample's pixels at once:
-//     k_init, k_union (union-find with atomicMin links, Playne & Hawick 2018:
+//     k_init (each mask pixel under the first pixel of its run within its
+//     warp), k_union (union-find with atomicMin links, Playne & Hawick 2018:
 //     the root of a component ends as its first row-major pixel whatever the
 //     order the threads ran in), k_compress, k_count (integer atomics, merged per
 //     warp first: sizes, MATLAB's column-major tie keys, mask counts), k_best
@@ -90,11 +91,32 @@ __global__ void k_reached(MetricsArgs A, uint8_t* q, uint8_t* level) {
   for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;           \
        k += int64_t(gridDim.x) * blockDim.x)
 
+// Each pixel of the mask starts under the first pixel of its run within its warp
+// (32 consecutive pixels; a run also ends at a row's start): a valid forest (every
+// parent an earlier pixel of the same component), whose runs k_union then need not
+// link pixel by pixel. Linked one by one, a run of a whole row became a chain as
+// long as the row, which every find through it walked (no path compression).
 __global__ void k_init(MetricsArgs A, int i, const uint8_t* q, int32_t* parent, uint32_t* size, uint32_t* key,
                        unsigned long long* best, unsigned long long* masked) {
-  FOR_PIXELS(A) {
-    const int64_t local = k % N;
-    parent[k] = q[k] >= i ? int32_t(local) : -1;
+  const int64_t W = A.width, N = A.height * W, total = A.batch * N;
+  const int lane = int(threadIdx.x & 31u);
+  // k0 is the block's: every lane of a warp runs the same iterations, so the ballots
+  // see whole warps
+  for (int64_t k0 = blockIdx.x * int64_t(blockDim.x); k0 < total; k0 += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = k0 + threadIdx.x;
+    const bool valid = k < total;
+    const int64_t local = valid ? k % N : 0;
+    const bool in = valid && q[k] >= i;
+    const unsigned in_bits = __ballot_sync(0xFFFFFFFFu, in);
+    const bool starts = in && (lane == 0 || local % W == 0 || ((in_bits >> (lane - 1)) & 1u) == 0);
+    const unsigned start_bits = __ballot_sync(0xFFFFFFFFu, starts);
+    if (!valid) continue;
+    int32_t p = -1;
+    if (in) {  // the last run start at or before this lane (lane 0 of a run is one)
+      const int first = 31 - __clz(start_bits & (0xFFFFFFFFu >> (31 - lane)));
+      p = int32_t(local - (lane - first));
+    }
+    parent[k] = p;
     size[k] = 0;
     key[k] = 0xFFFFFFFFu;
     if (local == 0) {
