@@ -116,11 +116,7 @@ void run(CpuBackend, const MetricsArgs& args, const at::Tensor&) { metrics_cpu(a
 // host synchronisation (CUDA-graph safe).
 void run(CudaBackend, const MetricsArgs& args, const at::Tensor& pred) {
   int64_t bytes[kScratchBuffers];
-  metrics_scratch_sizes(args.batch, args.height, args.width, args.levels == nullptr, bytes);
-  // without Connectivity the kernels touch neither the q/level planes nor the union-find
-  // arrays (13 bytes a pixel): leave them out
-  if (!args.connectivity)
-    for (int k = 1; k <= 7; ++k) bytes[k] = 0;
+  metrics_scratch_sizes(args.batch, args.height, args.width, args.levels == nullptr, args.connectivity, bytes);
   int64_t total = 0;
   int64_t offset[kScratchBuffers];
   for (int k = 0; k < kScratchBuffers; ++k) {

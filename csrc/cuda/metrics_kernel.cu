@@ -310,16 +310,19 @@ __global__ void k_final(MetricsArgs A, const double* rows) {
 
 }  // namespace
 
-void metrics_scratch_sizes(int64_t B, int64_t H, int64_t W, bool own_levels, int64_t bytes[kScratchBuffers]) {
-  const int64_t n = B * H * W;
+void metrics_scratch_sizes(int64_t B, int64_t H, int64_t W, bool own_levels, bool connectivity,
+                           int64_t bytes[kScratchBuffers]) {
+  // without Connectivity the kernels touch neither the q/level planes nor the
+  // union-find arrays (13 bytes a pixel)
+  const int64_t n = connectivity ? B * H * W : 0, b = connectivity ? B : 0;
   bytes[0] = 2 * B * int64_t(sizeof(Norm));
   bytes[1] = n;
   bytes[2] = own_levels ? n : 0;
   bytes[3] = 4 * n;
   bytes[4] = 4 * n;
   bytes[5] = 4 * n;
-  bytes[6] = 8 * B;
-  bytes[7] = 8 * B;
+  bytes[6] = 8 * b;
+  bytes[7] = 8 * b;
   bytes[8] = 8 * B * H * kSums;
 }
 
