@@ -268,7 +268,9 @@ struct Image {
   double divisor = 0.0;  // p3m: 255 / factor (the matte's scale); 0: use factor
 };
 
-ML_INLINE double scaled(const Image& im, double raw) { return im.divisor != 0.0 ? raw / im.divisor : raw * im.factor; }
+// mul_rn: in PTX a plain product feeding a difference (gca's u_p - u_g) may be fused
+// by the driver's compiler when it builds the shipped compute_80 PTX for a newer GPU
+ML_INLINE double scaled(const Image& im, double raw) { return im.divisor != 0.0 ? raw / im.divisor : mul_rn(raw, im.factor); }
 
 struct MetricsArgs {
   Params params;
@@ -419,7 +421,8 @@ struct MetricsScratch {
 constexpr int kScratchBuffers = 9;
 
 // Bytes of each scratch buffer, in MetricsScratch order (levels: 0 when the output is used).
-void metrics_scratch_sizes(int64_t B, int64_t H, int64_t W, bool own_levels, int64_t bytes[kScratchBuffers]);
+void metrics_scratch_sizes(int64_t B, int64_t H, int64_t W, bool own_levels, bool connectivity,
+                           int64_t bytes[kScratchBuffers]);
 
 // Enqueues the whole computation on `stream` (no host synchronisation).
 cudaError_t launch_matting_metrics(const MetricsArgs& args, const MetricsScratch& s, cudaStream_t stream);

@@ -115,9 +115,8 @@ void run(CpuBackend, const MetricsArgs& args, const at::Tensor&) { metrics_cpu(a
 // Scratch from the caching allocator, the launch on the current stream: no
 // host synchronisation (CUDA-graph safe).
 void run(CudaBackend, const MetricsArgs& args, const at::Tensor& pred) {
-  TORCH_CHECK(args.batch <= 65535, "mattingloss: matting_metrics on CUDA takes at most 65535 samples per call");
   int64_t bytes[kScratchBuffers];
-  metrics_scratch_sizes(args.batch, args.height, args.width, args.levels == nullptr, bytes);
+  metrics_scratch_sizes(args.batch, args.height, args.width, args.levels == nullptr, args.connectivity, bytes);
   int64_t total = 0;
   int64_t offset[kScratchBuffers];
   for (int k = 0; k < kScratchBuffers; ++k) {

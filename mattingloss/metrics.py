@@ -288,9 +288,10 @@ class MattingMetrics:
 
     def update(self, pred, gt, trimap=None) -> Dict[str, Tensor]:
         values = matting_metrics(pred, gt, trimap, self.convention, **self.options)
-        batch = torch.stack([values[k].sum() for k in METRICS]
-                            + [torch.tensor(float(values["sad"].shape[0]), dtype=torch.float64,
-                                            device=values["sad"].device)])
+        # the sample count by a fill on the device: torch.tensor(n, device="cuda") copies
+        # from the host and waits for the stream (a sync per batch)
+        count = torch.full((), float(values["sad"].shape[0]), dtype=torch.float64, device=values["sad"].device)
+        batch = torch.stack([values[k].sum() for k in METRICS] + [count])
         self._totals = batch if self._totals is None else self._totals + batch
         return values
 

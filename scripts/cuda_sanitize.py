@@ -1297,6 +1297,33 @@ for _i, _conv in enumerate(("dim_matlab", "mmagic", "gca", "rvm", "p3m")):
          needs=("mattingloss::matting_metrics",))
 
 
+@case(needs=("mattingloss::matting_metrics",))
+def case_metrics_launch_variants(device):
+    """The other launch sequences and shapes: region="all" (RVM's whole frames), mixed
+    dtypes, a trimap with no unknown pixel, 1x1 / 1xN / Nx1 images, and the single
+    metrics (SAD/MSE alone: no filter and no Connectivity scratch; Gradient alone;
+    Connectivity alone)."""
+    M = mattingloss.metrics
+    pred, gt, trimap = (t.to(device) for t in _metrics_inputs(3, 19, 23, ("variants",)))
+    out = {}
+    r = M.matting_metrics(pred.float() / 255, gt, None, "rvm", region="all")
+    out.update({f"rvm_all_{k}": v for k, v in r.items()})
+    r = M.matting_metrics(pred, gt.double(), torch.zeros_like(trimap), "dim_matlab", gt_scale=255)
+    out.update({f"empty_{k}": v for k, v in r.items()})
+    for H, W in ((1, 1), (1, 9), (9, 1)):
+        p, g, t = pred[:, :, :H, :W].contiguous(), gt[:, :, :H, :W].contiguous(), trimap[:, :, :H, :W].contiguous()
+        for conv in ("mmagic", "p3m"):
+            where = {"region": "all"} if conv == "p3m" else {}
+            r = M.matting_metrics(p, g, None if where else t, conv, **where)
+            out.update({f"{conv}_{H}x{W}_{k}": v for k, v in r.items()})
+            out[f"{conv}_{H}x{W}_levels"] = M.connectivity_levels(p, g, None if where else t, conv, **where)
+    out["sad_alone"] = M.sad(pred, gt, trimap, "gca")
+    out["grad_alone"] = M.gradient_error(pred, gt, trimap, "gca")
+    out["conn_alone"] = M.connectivity_error(pred, gt, trimap, "gca")
+    out["p3m_grad_alone"] = M.gradient_error(pred, gt, None, "p3m", region="all")
+    return out
+
+
 # --------------------------------------------------------------------------- cases: large
 
 @case(large=True)

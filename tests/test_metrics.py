@@ -2,6 +2,7 @@
 reproduced): SAD/MSE to float64 summation order (exact where the sum is exact),
 Gradient to 1e-10 relative, Connectivity's level exactly at every pixel."""
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -647,3 +648,314 @@ def test_p3m_opcheck():
     with pytest.raises(RuntimeError, match="taps"):  # the 9 + 9 taps of the other conventions
         torch.ops.mattingloss.matting_metrics(pred, gt, region, code, 1.0, 1.0, metrics._THRESHOLDS[code],
                                               metrics._TAPS, True, True, False)
+
+
+# ---------------------------------------------------------------- CUDA: the same call on the CPU
+# The CUDA kernel runs the per-pixel math of csrc/metrics.h, as the CPU kernel does, so
+# each test below compares a CUDA call with the same call on the CPU: Connectivity's
+# levels and the region's pixel count exactly, every per-pixel term bit for bit (regions
+# of one pixel: a sum of one term is that term), the sums to their summation order
+# (the CPU adds a row in 16 fixed lanes, CUDA over 128 threads and a block reduction).
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+ALL_CONVENTIONS = CONVENTIONS + ["p3m"]
+GPU = "cuda"  # the device under test (a CPU dry run of these tests sets "cpu")
+
+
+def _sums_on(device, pred, gt, trimap, convention, **kw):
+    """(sums (B, 7) float64, levels (B, 1, H, W) uint8) of one call on `device`, on the CPU."""
+    sums, lv = metrics._sums(pred.to(device), gt.to(device), None if trimap is None else trimap.to(device),
+                             convention=convention, scale=kw.get("scale"), gt_scale=kw.get("gt_scale"),
+                             region=kw.get("region", "trimap" if trimap is not None else "all"),
+                             unknown_value=kw.get("unknown_value"), unknown_range=kw.get("unknown_range"),
+                             gradient=kw.get("gradient", True), connectivity=kw.get("connectivity", True),
+                             levels=True)
+    return sums.cpu(), lv.cpu()
+
+
+def _assert_cuda_as_cpu(pred, gt, trimap, convention, *, exact=(), **kw):
+    """The CUDA call against the CPU call: levels and count exactly, the columns in
+    `exact` bit for bit, every sum to 1e-12 relative (NaN where the CPU has NaN), and
+    the public dict of matting_metrics likewise."""
+    s_cpu, lv_cpu = _sums_on("cpu", pred, gt, trimap, convention, **kw)
+    s_gpu, lv_gpu = _sums_on(GPU, pred, gt, trimap, convention, **kw)
+    assert lv_gpu.shape == lv_cpu.shape and lv_gpu.dtype == torch.uint8
+    assert torch.equal(lv_gpu, lv_cpu), f"{convention}: levels differ at {int((lv_gpu != lv_cpu).sum())} pixels"
+    assert torch.equal(s_gpu[:, metrics._COUNT], s_cpu[:, metrics._COUNT])
+    for j in exact:
+        assert torch.equal(s_gpu[:, j], s_cpu[:, j]), (convention, j, s_gpu[:, j], s_cpu[:, j])
+    torch.testing.assert_close(s_gpu, s_cpu, rtol=1e-12, atol=1e-300, equal_nan=True)
+    opts = {k: v for k, v in kw.items() if k not in ("gradient", "connectivity")}
+    if trimap is None:
+        opts["region"] = "all"
+    on_cpu = metrics.matting_metrics(pred, gt, trimap, convention, **opts)
+    on_gpu = metrics.matting_metrics(pred.to(GPU), gt.to(GPU), None if trimap is None else trimap.to(GPU), convention,
+                                     **opts)
+    for k in metrics.METRICS:
+        assert on_gpu[k].device.type == GPU and on_gpu[k].dtype == torch.float64
+        torch.testing.assert_close(on_gpu[k].cpu(), on_cpu[k], rtol=1e-12, atol=1e-300, equal_nan=True)
+    return s_gpu, lv_gpu
+
+
+def _inputs(kind, shape, batch, seed, convention):
+    rng = np.random.default_rng(seed)
+    cases = [_case(kind, rng, *shape) for _ in range(batch)]
+    pred, gt, tri = (_batch([c[i] for c in cases]) for i in range(3))
+    return pred, gt, (None if convention == "p3m" else tri)
+
+
+@cuda
+@pytest.mark.parametrize("convention", ALL_CONVENTIONS)
+@pytest.mark.parametrize("kind", ["random", "blobs", "hard", "thin", "holes"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 19), (23, 1), (5, 3), (37, 53), (64, 64)])
+def test_cuda_equals_cpu_uint8(convention, kind, shape):
+    pred, gt, tri = _inputs(kind, shape, 3, zlib.crc32(repr((kind, shape)).encode()), convention)
+    # MATLAB's per-pixel SAD terms sum exactly in any order (test_equals_reference_uint8)
+    _assert_cuda_as_cpu(pred, gt, tri, convention, exact=(metrics._SAD_REGION,) if convention == "dim_matlab" else ())
+
+
+@cuda
+@pytest.mark.parametrize("convention", ALL_CONVENTIONS)
+def test_cuda_float_and_mixed_inputs(convention):
+    rng = np.random.default_rng(21)
+    pred8, gt8, tri = _inputs("blobs", (41, 29), 2, 21, convention)
+    soft = (pred8.double() / 255 + torch.from_numpy(rng.uniform(-0.002, 0.002, pred8.shape))).clamp(0, 1)
+    _assert_cuda_as_cpu(soft.float(), gt8.float() / 255, tri, convention)  # float32 0..1
+    _assert_cuda_as_cpu(soft, gt8, tri, convention)  # float64 pred, uint8 gt
+    _assert_cuda_as_cpu(soft.half(), gt8, tri, convention)  # float16 (read as float32)
+    _assert_cuda_as_cpu(pred8.double(), gt8.float(), tri, convention, scale=255, gt_scale=255)  # floating 0..255
+    _assert_cuda_as_cpu(pred8, gt8, tri, convention, scale=200)  # no fully opaque pixel
+
+
+@cuda
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_cuda_region_all_range_and_empty(convention):
+    pred, gt, tri = _inputs("blobs", (30, 31), 2, 7, convention)
+    _assert_cuda_as_cpu(pred, gt, None, convention, region="all")
+    _assert_cuda_as_cpu(pred, gt, tri.float() / 255, convention, unknown_range=(0.3, 0.7))
+    none = torch.zeros_like(tri)  # no unknown pixel: MSE NaN (dim_matlab, rvm) or 0, the rest 0
+    s, _ = _assert_cuda_as_cpu(pred, gt, none, convention)
+    assert float(s[:, metrics._COUNT].sum()) == 0.0
+    one = torch.zeros_like(tri)
+    one[0, 0, 5, 7] = 128  # sample 0: one unknown pixel; sample 1: none
+    _assert_cuda_as_cpu(pred, gt, one, convention)
+
+
+@cuda
+@pytest.mark.parametrize("convention", ALL_CONVENTIONS)
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float64])
+def test_cuda_per_pixel_terms_bitwise(convention, dtype):
+    """Each sample of a batch of one image pair has a region of one pixel (corners,
+    edges, interior): its region sums are that pixel's SAD, squared-error, gradient
+    and connectivity terms, which both backends compute with csrc/metrics.h, rounding
+    each product on its own (no FMA contraction on the device): bit for bit. The
+    raw op takes any region (p3m's public API takes whole images only)."""
+    H, W = 29, 37
+    rng = np.random.default_rng(13)
+    pred8, gt8 = _noisy_opaque(rng, H, W)[:2]
+    spots = [(0, 0), (0, W - 1), (H - 1, 0), (H - 1, W - 1), (0, 17), (H - 1, 3), (11, 0), (5, W - 1), (1, 1),
+             (3, 4), (14, 18), (20, 30), (H - 2, W - 2), (7, 29), (22, 9), (12, 12)]
+    B = len(spots)
+    pred = torch.from_numpy(pred8).expand(B, 1, H, W).contiguous()
+    gt = torch.from_numpy(gt8).expand(B, 1, H, W).contiguous()
+    if dtype != torch.uint8:  # 0..1 floats between the uint8 levels (scale 1: factor 255)
+        noise = torch.from_numpy(rng.uniform(-0.002, 0.002, (1, 1, H, W))).expand(B, 1, H, W)
+        pred = (pred.double() / 255 + noise).clamp(0, 1).to(dtype)
+        gt = (gt.double() / 255).to(dtype)
+    region = torch.zeros(B, 1, H, W, dtype=torch.uint8)
+    for b, (y, x) in enumerate(spots):
+        region[b, 0, y, x] = 1
+    code = metrics.CONVENTIONS[convention]
+    f = 255.0 if dtype != torch.uint8 else 1.0
+    taps = metrics._P3M_TAPS if convention == "p3m" else metrics._TAPS
+    args = (code, f, f, metrics._THRESHOLDS[code], taps, True, True, True)
+    s_cpu, lv_cpu = torch.ops.mattingloss.matting_metrics(pred, gt, region, *args)
+    s_gpu, lv_gpu = torch.ops.mattingloss.matting_metrics(pred.to(GPU), gt.to(GPU), region.to(GPU), *args)
+    assert torch.equal(lv_gpu.cpu(), lv_cpu)
+    for j in (metrics._SAD_REGION, metrics._SQ_REGION, metrics._COUNT, metrics._GRAD, metrics._CONN):
+        assert torch.equal(s_gpu[:, j].cpu(), s_cpu[:, j]), (convention, dtype, j, s_gpu[:, j].cpu(), s_cpu[:, j])
+    assert (s_cpu[:, metrics._GRAD] > 0).sum() >= B // 2  # the filter is exercised, not all zeros
+    torch.testing.assert_close(s_gpu.cpu(), s_cpu, rtol=1e-12, atol=1e-300)
+
+
+@cuda
+def test_cuda_each_metric_alone():
+    """sad/mse (no filter, no labelling: the scratch without the Connectivity planes),
+    gradient_error, connectivity_error: each a different launch sequence."""
+    pred, gt, tri = _inputs("blobs", (33, 47), 3, 17, "mmagic")
+    for convention in ALL_CONVENTIONS:
+        t = None if convention == "p3m" else tri
+        kw = {"region": "all"} if convention == "p3m" else {}
+        for fn in (metrics.sad, metrics.mse, metrics.gradient_error, metrics.connectivity_error):
+            a = fn(pred, gt, t, convention, **kw)
+            b = fn(pred.to(GPU), gt.to(GPU), None if t is None else t.to(GPU), convention, **kw)
+            torch.testing.assert_close(b.cpu(), a, rtol=1e-12, atol=1e-300, equal_nan=True)
+        for flags in ((True, False), (False, True), (False, False)):
+            _assert_cuda_as_cpu(pred, gt, t, convention, gradient=flags[0], connectivity=flags[1], **kw)
+
+
+def _snake(H, W):
+    """A 1-pixel-wide serpentine path through the whole image (one component of about
+    H*W/2 pixels whose ends are far apart in index), the rest 0."""
+    m = np.zeros((H, W), np.uint8)
+    m[::2, :] = 255
+    for y in range(1, H, 2):
+        m[y, W - 1 if (y // 2) % 2 == 0 else 0] = 255
+    return m
+
+
+def _spiral(n):
+    """A square spiral path inwards from the top-left corner, 1 pixel wide with 1-pixel
+    gaps between its turns: one component whose pixel order follows no scan order."""
+    m = np.zeros((n, n), np.uint8)
+    y = x = 0
+    m[0, 0] = 255
+    lengths = [n - 1] * 3 + [v for v in range(n - 3, 0, -2) for _ in range(2)]
+    for step, length in enumerate(lengths):
+        dy, dx = ((0, 1), (1, 0), (0, -1), (-1, 0))[step % 4]
+        for _ in range(length):
+            y, x = y + dy, x + dx
+            m[y, x] = 255
+    return m
+
+
+@cuda
+@pytest.mark.parametrize("convention", ALL_CONVENTIONS)
+def test_cuda_long_thin_components(convention):
+    """Long 1-pixel paths (a snake across the image, a spiral; union-find trees as deep
+    as they get) and equal-size components (ties): the CPU's levels exactly."""
+    snake = _snake(255, 301)
+    spiral = _spiral(201)
+    ties = np.zeros((64, 64), np.uint8)
+    ties[2:10, 40:48] = 255  # two 8x8 squares: row-major and column-major firsts differ
+    ties[40:48, 2:10] = 255
+    ties[20:24, 20:36] = 153  # a 4x16 bar at 0.6 (MATLAB and rvm reach 0.6, numpy's 0.6000000000000001 not)
+    for gt in (snake, spiral, ties):
+        rng = np.random.default_rng(int(gt.sum()) % 2 ** 32)
+        pred = gt.copy()
+        pred[rng.random(gt.shape) < 0.002] = 0  # cut the paths in a few places
+        p, g = _batch([pred, gt]), _batch([gt, gt])
+        tri = None if convention == "p3m" else torch.full(p.shape, 128, dtype=torch.uint8)
+        _assert_cuda_as_cpu(p, g, tri, convention)
+
+
+@cuda
+def test_cuda_snake_2048():
+    """A deep case for the labelling: one snake across 2048 x 2048, cut in a few places
+    (Connectivity only, the levels exactly). Its time shows in pytest --durations (the
+    GPU check passes it): the union-find walks its trees without compressing them."""
+    gt = _snake(2048, 2048)
+    pred = gt.copy()
+    pred[np.random.default_rng(0).random(gt.shape) < 1e-4] = 0
+    p, g = _batch([pred]), _batch([gt])
+    tri = torch.full(p.shape, 128, dtype=torch.uint8)
+    _, lv_gpu = _sums_on(GPU, p, g, tri, "dim_matlab", gradient=False)
+    _, lv_cpu = _sums_on("cpu", p, g, tri, "dim_matlab", gradient=False)
+    assert torch.equal(lv_gpu, lv_cpu)
+
+
+@cuda
+def test_cuda_batch_beyond_grid_y_limit():
+    """More samples than a grid's y dimension takes (65535): the row kernel's 1-D grid."""
+    B = 65537
+    g = torch.Generator().manual_seed(3)
+    pred = torch.randint(0, 256, (B, 1, 1, 2), generator=g, dtype=torch.uint8)
+    gt = torch.randint(0, 256, (B, 1, 1, 2), generator=g, dtype=torch.uint8)
+    tri = torch.tensor([0, 128, 255], dtype=torch.uint8)[torch.randint(0, 3, (B, 1, 1, 2), generator=g)]
+    # one or two pixels a sample: two terms add alike in any order, so every sum is exact
+    s_cpu, lv_cpu = _sums_on("cpu", pred, gt, tri, "gca")
+    s_gpu, lv_gpu = _sums_on(GPU, pred, gt, tri, "gca")
+    assert torch.equal(lv_gpu, lv_cpu)
+    assert torch.equal(s_gpu, s_cpu)
+
+
+@cuda
+@pytest.mark.parametrize("convention", ALL_CONVENTIONS)
+def test_cuda_deterministic_and_any_stream(convention):
+    """Bitwise the same call after call (integer atomics only, fixed reductions), and on
+    a side stream as on the default one."""
+    pred, gt, tri = _inputs("blobs", (150, 203), 3, 23, convention)
+    first = _sums_on(GPU, pred, gt, tri, convention)
+    for _ in range(3):
+        again = _sums_on(GPU, pred, gt, tri, convention)
+        assert torch.equal(again[0].view(torch.int64), first[0].view(torch.int64)) and torch.equal(again[1], first[1])
+    p, g = pred.to(GPU), gt.to(GPU)
+    t = None if tri is None else tri.to(GPU)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        out = metrics._sums(p, g, t, convention=convention, scale=None, gt_scale=None,
+                            region="trimap" if t is not None else "all", unknown_value=None, unknown_range=None,
+                            gradient=True, connectivity=True, levels=True)
+    side.synchronize()
+    assert torch.equal(out[0].cpu().view(torch.int64), first[0].view(torch.int64))
+    assert torch.equal(out[1].cpu(), first[1])
+
+
+@cuda
+@pytest.mark.parametrize("convention", ALL_CONVENTIONS)
+def test_cuda_nan_prediction(convention):
+    """A NaN in pred (test_nan_prediction): that sample's SAD and MSE NaN, the call
+    finishes, and the other sample is the CPU's."""
+    p = torch.rand(2, 1, 20, 20, generator=torch.Generator().manual_seed(0))
+    p[0, 0, 3, 3] = float("nan")
+    g = torch.rand(2, 1, 20, 20, generator=torch.Generator().manual_seed(1))
+    t = None if convention == "p3m" else torch.full((2, 1, 20, 20), 128, dtype=torch.uint8)
+    kw = {"region": "all"} if convention == "p3m" else {}
+    on_gpu = metrics.matting_metrics(p.to(GPU), g.to(GPU), None if t is None else t.to(GPU), convention, **kw)
+    on_cpu = metrics.matting_metrics(p, g, t, convention, **kw)
+    assert math.isnan(float(on_gpu["sad"][0])) and math.isnan(float(on_gpu["mse"][0]))
+    for k in metrics.METRICS:
+        torch.testing.assert_close(on_gpu[k][1:].cpu(), on_cpu[k][1:], rtol=1e-12, atol=1e-300)
+
+
+@cuda
+def test_cuda_opcheck():
+    rng = np.random.default_rng(1)
+    pred, gt, tri = (_batch([x]).to(GPU) for x in _case("blobs", rng, 12, 10))
+    region = (tri == 128).to(torch.uint8)
+    for convention in ALL_CONVENTIONS:
+        code = metrics.CONVENTIONS[convention]
+        taps = metrics._P3M_TAPS if convention == "p3m" else metrics._TAPS
+        for dtype in (torch.uint8, torch.float32, torch.float64):
+            args = (pred.to(dtype), gt, region, code, 1.0, 1.0, metrics._THRESHOLDS[code], taps, True, True, True)
+            torch.library.opcheck(torch.ops.mattingloss.matting_metrics.default, args)
+
+
+@cuda
+def test_cuda_accumulator_no_host_sync():
+    """MattingMetrics.update keeps its sums on the device without waiting for it
+    (docs/metrics.md): no synchronising call under torch's sync debug mode."""
+    pred, gt, tri = (t.to(GPU) for t in _inputs("blobs", (20, 24), 2, 2, "mmagic"))
+    acc = metrics.MattingMetrics("mmagic")
+    acc.update(pred, gt, tri)  # first call: allocations, lazy initialisation
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        acc.update(pred, gt, tri)
+        metrics.matting_metrics(pred, gt, None, "p3m", region="all")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    result = acc.compute()
+    one = metrics.matting_metrics(pred.cpu(), gt.cpu(), tri.cpu(), "mmagic")
+    for k in metrics.METRICS:
+        assert result[k] == pytest.approx(float(one[k].mean()), rel=1e-12)
+
+
+@cuda
+def test_cuda_graph_capture():
+    """No host synchronisation and no host-side allocation outside the caching
+    allocator: the call captures into a CUDA graph and replays to the eager bits."""
+    pred, gt, tri = (t.to(GPU) for t in _inputs("holes", (40, 52), 2, 31, "dim_matlab"))
+    eager = metrics.matting_metrics(pred, gt, tri)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream, as torch.cuda.graphs advises
+        metrics.matting_metrics(pred, gt, tri)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = metrics.matting_metrics(pred, gt, tri)
+    graph.replay()
+    torch.cuda.synchronize()
+    for k in metrics.METRICS:
+        assert torch.equal(captured[k].view(torch.int64), eager[k].view(torch.int64)), k
