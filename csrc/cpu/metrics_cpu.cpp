@@ -675,6 +675,9 @@ void fill_levels(const LevelPlan& plan, const LabelScratch& s, int64_t W, int64_
             m = root == G.omega_root[G.hi] ? uint8_t(255) : uint8_t(G.hi);
           } else {
             m = G.m[x];
+            // out of omega below i: the run of i - 1 holding it wrote these pixels' level
+            // (its M is the same, M - 1), or skipped them for the same reason
+            if (m < i) continue;
           }
           uint8_t v = m <= i ? uint8_t(m - 1) : after[i];
           if (marked_top && m > i) v |= 0x80;
