@@ -168,16 +168,25 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
   s.t.assign(R, 0);
   s.val.resize(R);
   s.node_lv.resize(R);
-  s.links.clear();
-  s.links.reserve(R);
-  for (int i = hi; i > lo; --i)
-    for (int64_t r = s.level_start[hi - i]; r < s.level_start[hi - i + 1]; ++r) {
-      s.ptr[r] = s.up[r] = int32_t(r);
-      s.val[r] = pack_best(0, tie_key(P.convention, s.runs[r].y, s.runs[r].x0, H, W));  // its size: below
-      s.node_lv[r] = uint8_t(i);
-    }
+  s.links.resize(R);  // each node is linked once at most
+  s.m.resize(R);
+  // the arrays in locals: the uint8_t stores (t, node_lv, m) may alias anything,
+  // and reloading each vector's data pointer after each was 12% of this function
+  const Run* runs = s.runs.data();
+  const int64_t* level_start = s.level_start.data();
   int32_t* ptr = s.ptr.data();
+  int32_t* up = s.up.data();
+  int32_t* links = s.links.data();
+  uint8_t* t = s.t.data();
+  uint8_t* node_lv = s.node_lv.data();
   uint64_t* val = s.val.data();  // pack_best(size, key) of each root: one load per root
+  int64_t nlinks = 0;
+  for (int i = hi; i > lo; --i)
+    for (int64_t r = level_start[hi - i]; r < level_start[hi - i + 1]; ++r) {
+      ptr[r] = up[r] = int32_t(r);
+      val[r] = pack_best(0, tie_key(P.convention, runs[r].y, runs[r].x0, H, W));  // its size: below
+      node_lv[r] = uint8_t(i);
+    }
   uint64_t best = 0;
   int32_t best_root = -1;
   // a (a root, kept in hand by the caller) with b's component; returns the new root
@@ -191,9 +200,9 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
     }
     ptr[b] = a;
     if (!flat) {
-      s.up[b] = a;
-      s.t[b] = uint8_t(i);
-      s.links.push_back(b);
+      up[b] = a;
+      t[b] = uint8_t(i);
+      links[nlinks++] = b;
     }
     const uint64_t v = merged(va, vb);
     val[a] = v;
@@ -204,19 +213,21 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
     return a;
   };
   int64_t masked = 0;
+  s.row_start.resize(H + 1);
+  int64_t* row_start = s.row_start.data();
   for (int i = hi; i > lo; --i) {
-    const int64_t first = s.level_start[hi - i], last = s.level_start[hi - i + 1];
-    int64_t child = i < hi ? s.level_start[hi - i - 1] : first;  // the runs of threshold i + 1
-    s.row_start.assign(H + 1, last);
-    for (int64_t r = last - 1; r >= first; --r) s.row_start[s.runs[r].y] = r;
-    for (int64_t y = H - 1; y >= 0; --y) s.row_start[y] = std::min(s.row_start[y], s.row_start[y + 1]);
+    const int64_t first = level_start[hi - i], last = level_start[hi - i + 1];
+    int64_t child = i < hi ? level_start[hi - i - 1] : first;  // the runs of threshold i + 1
+    std::fill(row_start, row_start + H + 1, last);
+    for (int64_t r = last - 1; r >= first; --r) row_start[runs[r].y] = r;
+    for (int64_t y = H - 1; y >= 0; --y) row_start[y] = std::min(row_start[y], row_start[y + 1]);
     for (int64_t r = first; r < last; ++r) {
-      const Run& run = s.runs[r];
+      const Run run = runs[r];
       // its pixels of threshold exactly i: the others are in the runs of i + 1 it contains
       uint32_t own = uint32_t(run.x1 - run.x0);
       const int64_t c0 = child;
-      while (child < first && s.runs[child].y == run.y && s.runs[child].x0 < run.x1) {
-        own -= uint32_t(s.runs[child].x1 - s.runs[child].x0);
+      while (child < first && runs[child].y == run.y && runs[child].x0 < run.x1) {
+        own -= uint32_t(runs[child].x1 - runs[child].x0);
         ++child;
       }
       val[r] = (uint64_t(own) << 32) | (val[r] & 0xFFFFFFFFull);
@@ -229,14 +240,14 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
       for (int64_t c = c0; c < child; ++c) root = unite(root, int32_t(c), i);
     }
     for (int64_t y = 1; y < H; ++y) {
-      int64_t a = s.row_start[y - 1];
-      const int64_t a_end = s.row_start[y];
-      for (int64_t r = s.row_start[y]; r < s.row_start[y + 1]; ++r) {
-        const Run& run = s.runs[r];
-        while (a < a_end && s.runs[a].x1 <= run.x0) ++a;  // runs above ending before this one starts
-        if (a == a_end || s.runs[a].x0 >= run.x1) continue;
+      int64_t a = row_start[y - 1];
+      const int64_t a_end = row_start[y];
+      for (int64_t r = row_start[y]; r < row_start[y + 1]; ++r) {
+        const Run run = runs[r];
+        while (a < a_end && runs[a].x1 <= run.x0) ++a;  // runs above ending before this one starts
+        if (a == a_end || runs[a].x0 >= run.x1) continue;
         int32_t root = find_ptr(ptr, int32_t(r));
-        for (int64_t u = a; u < a_end && s.runs[u].x0 < run.x1; ++u) root = unite(root, int32_t(u), i);
+        for (int64_t u = a; u < a_end && runs[u].x0 < run.x1; ++u) root = unite(root, int32_t(u), i);
       }
     }
     s.background[i] = background_wins(P.convention, N - masked, best);
@@ -244,22 +255,23 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
   }
   // M per node, parents first: never-linked nodes, then the links in reverse.
   constexpr uint8_t kNever = 255;
-  s.m.assign(R, kNever);
+  uint8_t* m = s.m.data();
+  const int32_t* omega_root = s.omega_root;
   auto own_first = [&](int32_t x, int from, int to) -> uint8_t {  // first i in (from, to] with r_i != x
     for (int i = from + 1; i <= to; ++i)
-      if (s.omega_root[i] != x) return uint8_t(i);
+      if (omega_root[i] != x) return uint8_t(i);
     return kNever;
   };
   if (flat) {
-    for (int64_t x = 0; x < R; ++x) s.m[x] = find_ptr(ptr, int32_t(x)) == s.omega_root[hi] ? kNever : uint8_t(hi);
+    for (int64_t x = 0; x < R; ++x) m[x] = find_ptr(ptr, int32_t(x)) == omega_root[hi] ? kNever : uint8_t(hi);
     return;
   }
   for (int64_t x = 0; x < R; ++x)
-    if (s.up[x] == x) s.m[x] = own_first(int32_t(x), lo, s.node_lv[x]);
-  for (int64_t k = int64_t(s.links.size()) - 1; k >= 0; --k) {
-    const int32_t x = s.links[k];
-    const uint8_t mine = own_first(x, s.t[x], s.node_lv[x]), parent = s.m[s.up[x]];
-    s.m[x] = std::min(mine, parent <= s.t[x] ? parent : kNever);
+    if (up[x] == x) m[x] = own_first(int32_t(x), lo, node_lv[x]);
+  for (int64_t k = nlinks - 1; k >= 0; --k) {
+    const int32_t x = links[k];
+    const uint8_t mine = own_first(x, t[x], node_lv[x]), parent = m[up[x]];
+    m[x] = std::min(mine, parent <= t[x] ? parent : kNever);
   }
 }
 
