@@ -356,6 +356,40 @@ def test_noisy_opaque_equals_reference_any_threads(convention):
                 assert torch.equal(out[k], got[0][0][k])
 
 
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_top_threshold_alone_word_edges(convention):
+    # Threshold 1.0 with most of the runs (opaque gt, the prediction 255 or 230 at
+    # random: a percolation at 1.0, every other threshold a full row), so it is the
+    # one-threshold group whose row pairs come from the 64-pixel bit masks: widths
+    # around the word edges; a checkerboard of single opaque pixels starting at (0, 1)
+    # (every component one pixel: the tie-break alone picks omega, (0, 1) row-major,
+    # (1, 0) column-major); the reference pixel by pixel, the same bits at 1-3 threads
+    rng = np.random.default_rng(17)
+    threads = torch.get_num_threads()
+    cases = []
+    for H, W, d in ((70, 63, 0.55), (70, 64, 0.5), (70, 65, 0.6), (41, 130, 0.55), (33, 191, 0.45)):
+        pred = np.where(rng.random((H, W)) < d, 255, 230).astype(np.uint8)
+        cases.append((pred, np.full((H, W), 255, np.uint8)))
+    yy, xx = np.mgrid[0:40, 0:67]
+    cases.append((np.where((yy + xx) % 2 == 1, 255, 230).astype(np.uint8), np.full((40, 67), 255, np.uint8)))
+    try:
+        for pred, gt in cases:
+            tri = np.full(gt.shape, 128, np.uint8)
+            tri[rng.random(gt.shape) < 0.3] = 255
+            p, g, t = _batch([pred]), _batch([gt]), _batch([tri])
+            got = []
+            for n in (1, 2, 3):
+                torch.set_num_threads(n)
+                out = _check(p, g, t, convention)
+                got.append((out, metrics.connectivity_levels(p, g, t, convention)))
+            for out, lv in got[1:]:
+                assert torch.equal(lv, got[0][1])
+                for k in metrics.METRICS:
+                    assert torch.equal(out[k], got[0][0][k])
+    finally:
+        torch.set_num_threads(threads)
+
+
 _AVX512_SCRIPT = r"""
 import sys, numpy as np, torch
 from mattingloss import metrics

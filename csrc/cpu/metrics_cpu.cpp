@@ -168,16 +168,25 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
   s.t.assign(R, 0);
   s.val.resize(R);
   s.node_lv.resize(R);
-  s.links.clear();
-  s.links.reserve(R);
-  for (int i = hi; i > lo; --i)
-    for (int64_t r = s.level_start[hi - i]; r < s.level_start[hi - i + 1]; ++r) {
-      s.ptr[r] = s.up[r] = int32_t(r);
-      s.val[r] = pack_best(0, tie_key(P.convention, s.runs[r].y, s.runs[r].x0, H, W));  // its size: below
-      s.node_lv[r] = uint8_t(i);
-    }
+  s.links.resize(R);  // each node is linked once at most
+  s.m.resize(R);
+  // the arrays in locals: the uint8_t stores (t, node_lv, m) may alias anything,
+  // and reloading each vector's data pointer after each was 12% of this function
+  const Run* runs = s.runs.data();
+  const int64_t* level_start = s.level_start.data();
   int32_t* ptr = s.ptr.data();
+  int32_t* up = s.up.data();
+  int32_t* links = s.links.data();
+  uint8_t* t = s.t.data();
+  uint8_t* node_lv = s.node_lv.data();
   uint64_t* val = s.val.data();  // pack_best(size, key) of each root: one load per root
+  int64_t nlinks = 0;
+  for (int i = hi; i > lo; --i)
+    for (int64_t r = level_start[hi - i]; r < level_start[hi - i + 1]; ++r) {
+      ptr[r] = up[r] = int32_t(r);
+      val[r] = pack_best(0, tie_key(P.convention, runs[r].y, runs[r].x0, H, W));  // its size: below
+      node_lv[r] = uint8_t(i);
+    }
   uint64_t best = 0;
   int32_t best_root = -1;
   // a (a root, kept in hand by the caller) with b's component; returns the new root
@@ -191,9 +200,9 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
     }
     ptr[b] = a;
     if (!flat) {
-      s.up[b] = a;
-      s.t[b] = uint8_t(i);
-      s.links.push_back(b);
+      up[b] = a;
+      t[b] = uint8_t(i);
+      links[nlinks++] = b;
     }
     const uint64_t v = merged(va, vb);
     val[a] = v;
@@ -204,19 +213,21 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
     return a;
   };
   int64_t masked = 0;
+  s.row_start.resize(H + 1);
+  int64_t* row_start = s.row_start.data();
   for (int i = hi; i > lo; --i) {
-    const int64_t first = s.level_start[hi - i], last = s.level_start[hi - i + 1];
-    int64_t child = i < hi ? s.level_start[hi - i - 1] : first;  // the runs of threshold i + 1
-    s.row_start.assign(H + 1, last);
-    for (int64_t r = last - 1; r >= first; --r) s.row_start[s.runs[r].y] = r;
-    for (int64_t y = H - 1; y >= 0; --y) s.row_start[y] = std::min(s.row_start[y], s.row_start[y + 1]);
+    const int64_t first = level_start[hi - i], last = level_start[hi - i + 1];
+    int64_t child = i < hi ? level_start[hi - i - 1] : first;  // the runs of threshold i + 1
+    std::fill(row_start, row_start + H + 1, last);
+    for (int64_t r = last - 1; r >= first; --r) row_start[runs[r].y] = r;
+    for (int64_t y = H - 1; y >= 0; --y) row_start[y] = std::min(row_start[y], row_start[y + 1]);
     for (int64_t r = first; r < last; ++r) {
-      const Run& run = s.runs[r];
+      const Run run = runs[r];
       // its pixels of threshold exactly i: the others are in the runs of i + 1 it contains
       uint32_t own = uint32_t(run.x1 - run.x0);
       const int64_t c0 = child;
-      while (child < first && s.runs[child].y == run.y && s.runs[child].x0 < run.x1) {
-        own -= uint32_t(s.runs[child].x1 - s.runs[child].x0);
+      while (child < first && runs[child].y == run.y && runs[child].x0 < run.x1) {
+        own -= uint32_t(runs[child].x1 - runs[child].x0);
         ++child;
       }
       val[r] = (uint64_t(own) << 32) | (val[r] & 0xFFFFFFFFull);
@@ -229,14 +240,14 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
       for (int64_t c = c0; c < child; ++c) root = unite(root, int32_t(c), i);
     }
     for (int64_t y = 1; y < H; ++y) {
-      int64_t a = s.row_start[y - 1];
-      const int64_t a_end = s.row_start[y];
-      for (int64_t r = s.row_start[y]; r < s.row_start[y + 1]; ++r) {
-        const Run& run = s.runs[r];
-        while (a < a_end && s.runs[a].x1 <= run.x0) ++a;  // runs above ending before this one starts
-        if (a == a_end || s.runs[a].x0 >= run.x1) continue;
+      int64_t a = row_start[y - 1];
+      const int64_t a_end = row_start[y];
+      for (int64_t r = row_start[y]; r < row_start[y + 1]; ++r) {
+        const Run run = runs[r];
+        while (a < a_end && runs[a].x1 <= run.x0) ++a;  // runs above ending before this one starts
+        if (a == a_end || runs[a].x0 >= run.x1) continue;
         int32_t root = find_ptr(ptr, int32_t(r));
-        for (int64_t u = a; u < a_end && s.runs[u].x0 < run.x1; ++u) root = unite(root, int32_t(u), i);
+        for (int64_t u = a; u < a_end && runs[u].x0 < run.x1; ++u) root = unite(root, int32_t(u), i);
       }
     }
     s.background[i] = background_wins(P.convention, N - masked, best);
@@ -244,22 +255,23 @@ void label_group(const Params& P, const std::vector<std::vector<Run>>& found, in
   }
   // M per node, parents first: never-linked nodes, then the links in reverse.
   constexpr uint8_t kNever = 255;
-  s.m.assign(R, kNever);
+  uint8_t* m = s.m.data();
+  const int32_t* omega_root = s.omega_root;
   auto own_first = [&](int32_t x, int from, int to) -> uint8_t {  // first i in (from, to] with r_i != x
     for (int i = from + 1; i <= to; ++i)
-      if (s.omega_root[i] != x) return uint8_t(i);
+      if (omega_root[i] != x) return uint8_t(i);
     return kNever;
   };
   if (flat) {
-    for (int64_t x = 0; x < R; ++x) s.m[x] = find_ptr(ptr, int32_t(x)) == s.omega_root[hi] ? kNever : uint8_t(hi);
+    for (int64_t x = 0; x < R; ++x) m[x] = find_ptr(ptr, int32_t(x)) == omega_root[hi] ? kNever : uint8_t(hi);
     return;
   }
   for (int64_t x = 0; x < R; ++x)
-    if (s.up[x] == x) s.m[x] = own_first(int32_t(x), lo, s.node_lv[x]);
-  for (int64_t k = int64_t(s.links.size()) - 1; k >= 0; --k) {
-    const int32_t x = s.links[k];
-    const uint8_t mine = own_first(x, s.t[x], s.node_lv[x]), parent = s.m[s.up[x]];
-    s.m[x] = std::min(mine, parent <= s.t[x] ? parent : kNever);
+    if (up[x] == x) m[x] = own_first(int32_t(x), lo, node_lv[x]);
+  for (int64_t k = nlinks - 1; k >= 0; --k) {
+    const int32_t x = links[k];
+    const uint8_t mine = own_first(x, t[x], node_lv[x]), parent = m[up[x]];
+    m[x] = std::min(mine, parent <= t[x] ? parent : kNever);
   }
 }
 
@@ -308,39 +320,83 @@ inline void flat_rows_pair(Group& s, int64_t a0, int64_t a1, int64_t b0, int64_t
   root_out = best_root;
 }
 
-// (masked: the runs' pixels, for GCA's background)
-void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, int64_t ra, int64_t rb, uint64_t& best,
-               int32_t& best_root, int64_t& masked) {
+// (masked: the runs' pixels, for GCA's background). The pairs of runs to unite
+// come from the threshold's bit masks (mask: `words` 64-bit words per row, as the
+// scan found them): a run above and a run below that share a column share exactly
+// one interval, a run of the two rows' AND, so each run of the AND (its first bit)
+// is one pair, and each of the two runs is its row's run counted by the run starts
+// up to that bit. A merge of the two rows' run lists by their ends (a load, two
+// compares and a step per run, each step waiting for the last) took 12 of the 21
+// ns a run of the benchmark's 2-pixel runs; the popcounts do not wait on each other
+// (compiled for x86-64-v3/v4 too: baseline x86-64 has no popcnt instruction).
+ML_CPU_CLONES void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, const uint64_t* mask, int64_t ra, int64_t rb,
+               uint64_t& best_out, int32_t& root_out, int64_t& masked) {
   const Run* runs = s.runs.data();
   int32_t* ptr = s.ptr.data();
   uint64_t* val = s.val.data();
-  uint64_t b = best;
-  int32_t br = best_root;
+  const int64_t words = (W + 63) / 64;
+  uint64_t best = best_out;
+  int32_t best_root = root_out;
   int64_t pixels = 0;
-  for (int64_t r = ra; r < rb; ++r) {
-    const Run run = runs[r];
-    ptr[r] = int32_t(r);
-    pixels += run.x1 - run.x0;
-    const uint64_t v = pack_best(uint32_t(run.x1 - run.x0), tie_key(P.convention, run.y, run.x0, H, W));
-    val[r] = v;
-    if (v > b) {
-      b = v;
-      br = int32_t(r);
-    }
-  }
-  best = b;
-  best_root = br;
-  masked = pixels;
-  int64_t pa = ra, pb = ra;  // the runs of the previous row
+  int64_t prev_first = 0;  // the previous row's first run
+  int32_t prev_y = -2;
   for (int64_t r = ra; r < rb;) {
     const int32_t y = runs[r].y;
     int64_t e = r;
-    while (e < rb && runs[e].y == y) ++e;
-    if (pb > pa && runs[pa].y == y - 1) flat_rows_pair(s, pa, pb, r, e, best, best_root);
-    pa = r;
-    pb = e;
+    for (; e < rb && runs[e].y == y; ++e) {
+      const Run run = runs[e];
+      ptr[e] = int32_t(e);
+      pixels += run.x1 - run.x0;
+      const uint64_t v = pack_best(uint32_t(run.x1 - run.x0), tie_key(P.convention, run.y, run.x0, H, W));
+      val[e] = v;
+      if (v > best) {
+        best = v;
+        best_root = int32_t(e);
+      }
+    }
+    if (prev_y == y - 1) {
+      const uint64_t* A = mask + (y - 1) * words;
+      const uint64_t* B = mask + y * words;
+      int64_t ca = prev_first - 1, cb = r - 1;  // the last run started before this word
+      uint64_t ka = 0, kb = 0, ko = 0;          // each mask's bit at the previous pixel
+      for (int64_t w = 0; w < words; ++w) {
+        const uint64_t a = A[w], b = B[w], o = a & b;
+        const uint64_t sa = a & ~((a << 1) | ka), sb = b & ~((b << 1) | kb);  // run starts
+        uint64_t so = o & ~((o << 1) | ko);
+        ka = a >> 63;
+        kb = b >> 63;
+        ko = o >> 63;
+        while (so) {
+          const uint64_t upto = so ^ (so - 1);  // the bits up to the pair's first shared column
+          so &= so - 1;
+          int32_t u = find_ptr(ptr, int32_t(ca + __builtin_popcountll(sa & upto)));
+          int32_t v = find_ptr(ptr, int32_t(cb + __builtin_popcountll(sb & upto)));
+          if (u == v) continue;
+          uint64_t vu = val[u], vv = val[v];
+          // the smaller under the larger (size, then the lower index on a tie)
+          if ((vu >> 32) < (vv >> 32) || ((vu >> 32) == (vv >> 32) && v < u)) {
+            std::swap(u, v);
+            std::swap(vu, vv);
+          }
+          ptr[v] = u;
+          const uint64_t m = merged(vu, vv);
+          val[u] = m;
+          if (m > best) {
+            best = m;
+            best_root = u;
+          }
+        }
+        ca += __builtin_popcountll(sa);
+        cb += __builtin_popcountll(sb);
+      }
+    }
+    prev_y = y;
+    prev_first = r;
     r = e;
   }
+  best_out = best;
+  root_out = best_root;
+  masked = pixels;
 }
 
 // Kept per calling thread from call to call (thread_local in metrics_sample): the
@@ -349,6 +405,7 @@ void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, int64_t ra, int6
 struct LabelScratch {
   std::vector<std::vector<Run>> found;  // per chunk of rows and threshold
   std::vector<uint8_t> level;           // the levels when the caller does not want them
+  std::vector<uint64_t> top_mask;       // the top threshold's bit masks, per row (flat_rows)
   Group groups[2];
 };
 
@@ -421,6 +478,8 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
   std::vector<std::vector<Run>>& found = s.found;
   if (found.size() < size_t(chunks * kLevels)) found.resize(size_t(chunks * kLevels));
   for (auto& v : found) v.clear();
+  if (s.top_mask.size() < size_t(H * words)) s.top_mask.resize(size_t(H * words));
+  uint64_t* top_mask = s.top_mask.data();
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     std::vector<uint8_t> qrow(size_t(words * 64), 0);  // padding stays 0: it closes the last runs
 #if ML_METRICS_AVX512
@@ -441,6 +500,7 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
 #else
           word_masks(qrow.data() + w * 64, m);
 #endif
+          top_mask[y * words + w] = m[kLevels - 1];
           const int32_t base = int32_t(w * 64);
           for (int i = 1; i < kLevels; ++i) {
             const uint64_t b = m[i], before = (b << 1) | carry[i];
@@ -540,7 +600,8 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
     for (int64_t g = g0; g < g1; ++g) {
       if (g < ngroups && (!flat_split || g == 0)) label_group(P, found, chunks, H, W, s.groups[g]);
       if (flat_split)
-        for (int k; (k = claim(g == 0)) >= 0;) flat_rows(P, H, W, F, fb[k], fb[k + 1], fbest[k], froot[k], fmasked[k]);
+        for (int k; (k = claim(g == 0)) >= 0;)
+          flat_rows(P, H, W, F, top_mask, fb[k], fb[k + 1], fbest[k], froot[k], fmasked[k]);
     }
     idle();
   });
@@ -626,6 +687,9 @@ void fill_levels(const LevelPlan& plan, const LabelScratch& s, int64_t W, int64_
             m = root == G.omega_root[G.hi] ? uint8_t(255) : uint8_t(G.hi);
           } else {
             m = G.m[x];
+            // out of omega below i: the run of i - 1 holding it wrote these pixels' level
+            // (its M is the same, M - 1), or skipped them for the same reason
+            if (m < i) continue;
           }
           uint8_t v = m <= i ? uint8_t(m - 1) : after[i];
           if (marked_top && m > i) v |= 0x80;
