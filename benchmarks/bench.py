@@ -20,7 +20,8 @@ Modes: forward, backward (the forward untimed before each repetition), full (bot
 
 Outputs under ``--out`` (default benchmarks/results/), named after the device, ``-quick`` or
 ``-full`` appended for those presets: ``<device>.csv`` / ``.json`` / ``.txt`` (the printed
-report) and ``<device>-<loss>.png`` per loss, e.g. ``cpu-amd-epyc-2threads-full-dim.png``.
+report; ``<device>-<losses>.*`` for a ``--loss`` subset, so that it never overwrites the whole
+grid's) and ``<device>-<loss>.png`` per loss, e.g. ``cpu-amd-epyc-2threads-full-dim.png``.
 Progress goes to stderr, the report to stdout. See benchmarks/README.md.
 """
 from __future__ import annotations
@@ -175,7 +176,9 @@ def main(argv=None) -> int:
     mismatches: list[str] = []  # contenders that did not match fused: reported, not timed
     args.out.mkdir(parents=True, exist_ok=True)
     stem = env.slug + ("" if preset == "default" else f"-{preset}")
-    paths = {ext: args.out / f"{stem}.{ext}" for ext in ("csv", "json", "txt")}
+    # a subset of the losses never overwrites the whole grid's tables (its charts are per loss)
+    table = stem if set(args.loss) == set(LOSSES) else stem + "-" + "-".join(args.loss)
+    paths = {ext: args.out / f"{table}.{ext}" for ext in ("csv", "json", "txt")}
     for loss, grid, names, modes in work:
         for size, dtype in grid:
             case = loss.make_case(size, dtype, env.device)

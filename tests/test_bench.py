@@ -110,7 +110,8 @@ def test_loss_selection_and_compiled_contender(tmp_path):
     """``--loss dim`` runs dim alone; torch.compile of eager is checked against fused (slow)."""
     run_bench(tmp_path, "--quick", "--loss", "dim", "--sizes", "1x16x16", "--min-time", "0.01",
               "--dtypes", "float32", "--contenders", "compiled", "--modes", "full", timeout=600)
-    _, _, rows, data = read_outputs(tmp_path)
+    csv_path, _, rows, data = read_outputs(tmp_path)
+    assert csv_path.name.endswith("threads-quick-dim.csv")  # a subset keeps off the whole grid's files
     got = {(r["loss"], r["contender"], r["mode"]) for r in rows}
     assert got == {("dim", "copy", "copy"), ("dim", "compiled", "full"), ("dim", "fused", "full")}
     assert set(data["summary"]) == {"dim"}
