@@ -99,10 +99,12 @@ def test_quick_run_writes_every_row(tmp_path):
     assert last[:2] == ["2x64x64", "uint8"], last
     if HAVE_MPL:
         assert {p.name for p in tmp_path.glob("*.png")} == {f"{stem}-{name}.png" for name in LOSSES}
-    for name in set(LOSSES) - {"dim", "trimap", "metrics"}:  # every registered loss ran, checked, timed
+    for name in set(LOSSES) - {"dim", "trimap", "metrics", "connectivity"}:  # every loss ran, checked, timed
         assert {(name, "fused", "full", "float32"), (name, "eager", "full", "float32")} <= got, name
     # the metrics have no gradient: forward rows, uint8 mattes as read from disk
-    assert {("metrics", "matting_metrics", "forward", "uint8"), ("metrics", "reference_mmagic", "forward", "uint8")} <= got
+    assert {("metrics", "matting_metrics", "forward", "uint8"), ("metrics", "reference_mmagic", "forward", "uint8"),
+            ("connectivity", "connectivity_error", "forward", "uint8"),
+            ("connectivity", "reference_mmagic", "forward", "uint8")} <= got
     assert "[1/" in proc.stderr and "check eager == fused" in proc.stderr  # progress lines
 
 
@@ -121,9 +123,10 @@ def test_check_only_writes_nothing(tmp_path):
     proc = run_bench(tmp_path, "--check-only", "--quick", "--sizes", "2x64x96")
     assert "matches the fused one" in proc.stdout
     assert "check naive == fused on dim 2x64x96 bf16+uint8: ok" in proc.stderr
-    for name in set(LOSSES) - {"dim", "trimap", "metrics"}:
+    for name in set(LOSSES) - {"dim", "trimap", "metrics", "connectivity"}:
         assert f"check eager == fused on {name} 2x64x96 float32: ok" in proc.stderr, name
     assert "check reference_mmagic == matting_metrics on metrics 2x64x96 uint8: ok" in proc.stderr
+    assert "check reference_mmagic == connectivity_error on connectivity 2x64x96 uint8: ok" in proc.stderr
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
 
 

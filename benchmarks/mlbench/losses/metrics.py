@@ -18,8 +18,8 @@ from ..spec import LossBench
 CONVENTION = "mmagic"
 
 
-def _case(size, dtype, device):
-    case = make_case("metrics", size, dtype, device, ("alpha", "trimap"))
+def make_metrics_case(size, dtype, device, name="metrics"):
+    case = make_case(name, size, dtype, device, ("alpha", "trimap"))
     alpha = case.tensors["alpha"]
     gen = torch.Generator().manual_seed(1)
     noise = torch.randint(-24, 25, alpha.shape, generator=gen, dtype=torch.int16).to(alpha.device)
@@ -53,7 +53,7 @@ def reference(case):
     return run
 
 
-def _close(case, contender, got, expected):
+def close_values(case, contender, got, expected):
     a, b = got[0].cpu(), expected[0].cpu()
     if not torch.allclose(a, b, rtol=1e-9, atol=1e-12):
         raise check.mismatch(case, contender, f"{a.tolist()} vs {b.tolist()}")
@@ -63,7 +63,7 @@ def _close(case, contender, got, expected):
 BENCH = LossBench(
     name="metrics",
     title="matting_metrics (SAD, MSE, Gradient, Connectivity; mmagic convention) vs the numpy reference",
-    make_case=_case,
+    make_case=make_metrics_case,
     contenders={"reference_mmagic": reference, "matting_metrics": ours},
     fused="matting_metrics",
     cases={"quick": grid("1x320x320", ("uint8",)),
@@ -71,5 +71,5 @@ BENCH = LossBench(
            "full": grid("1x1080x1920,1x2048x2048,8x1024x1024", ("uint8",))},
     bytes_moved=lambda case, mode: 3 * case.tensors["alpha"].numel(),
     modes=("forward",),
-    check=_close,
+    check=close_values,
 )
