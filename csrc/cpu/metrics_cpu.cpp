@@ -614,6 +614,27 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
     if (next_top > next_bottom) return -1;
     return top ? next_top++ : next_bottom--;
   };
+  // The seams between blocks, each united (under seam_mutex) by the thread that finishes
+  // the second of its two blocks: the trees it touches hold only finished blocks'
+  // runs (blocks are joined only by seams), which no other thread writes. (United
+  // after the loop, they were 0.2 ms of a 1080p call on one thread, the other idle.)
+  // The largest component's packed value only grows and is unique (its key), so the
+  // largest over the blocks and the seams is the same in any order, and its root then
+  // is the component's root.
+  std::mutex seam_mutex;
+  std::vector<uint8_t> fdone(size_t(nblocks), 0);
+  uint64_t sbest = 0;
+  int32_t sroot = -1;
+  auto seam = [&](int64_t k) {  // blocks k - 1 and k, both done
+    const int64_t rs = fb[k];
+    // an empty block has no seam (its neighbours' rows are a chunk apart)
+    if (fb[k - 1] == rs || fb[k + 1] == rs || F.runs[rs].y != F.runs[rs - 1].y + 1) return;
+    int64_t a0 = rs - 1;
+    while (a0 > fb[k - 1] && F.runs[a0 - 1].y == F.runs[rs - 1].y) --a0;
+    int64_t b1 = rs;
+    while (b1 < fb[k + 1] && F.runs[b1].y == F.runs[rs].y) ++b1;
+    flat_rows_pair(F, a0, rs, rs, b1, sbest, sroot);
+  };
   if (flat_split) {
     for (int64_t c = 0; c < chunks; ++c) fb[c + 1] = fb[c] + int64_t(found[size_t(c * kLevels + F.hi)].size());
     fr = fb[nblocks];
@@ -632,28 +653,22 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
           const RunList& v = found[size_t(k * kLevels + F.hi)];
           if (!v.empty()) std::memcpy(F.runs.data() + fb[k], v.data(), size_t(v.size()) * sizeof(Run));
           flat_rows(P, H, W, F, top_mask, fb[k], fb[k + 1], fbest[k], froot[k], fmasked[k]);
+          std::lock_guard<std::mutex> lock(seam_mutex);
+          fdone[size_t(k)] = 1;
+          if (k > 0 && fdone[size_t(k - 1)]) seam(k);
+          if (k + 1 < nblocks && fdone[size_t(k + 1)]) seam(k + 1);
         }
     }
     idle();
   });
   if (flat_split) {
-    uint64_t best = 0;
-    int32_t best_root = -1;
+    uint64_t best = sbest;
+    int32_t best_root = sroot;
     for (int64_t k = 0; k < nblocks; ++k)
       if (fbest[k] > best) {
         best = fbest[k];
         best_root = froot[k];
       }
-    for (int64_t k = 1; k < nblocks; ++k) {  // the seams
-      const int64_t rs = fb[k];
-      if (rs > 0 && rs < fr && F.runs[rs].y == F.runs[rs - 1].y + 1) {
-        int64_t a0 = rs - 1;
-        while (a0 > 0 && F.runs[a0 - 1].y == F.runs[rs - 1].y) --a0;
-        int64_t b1 = rs;
-        while (b1 < fr && F.runs[b1].y == F.runs[rs].y) ++b1;
-        flat_rows_pair(F, a0, rs, rs, b1, best, best_root);
-      }
-    }
     int64_t masked = 0;
     for (int64_t k = 0; k < nblocks; ++k) masked += fmasked[k];
     F.background[F.hi] = background_wins(P.convention, H * W - masked, best);
