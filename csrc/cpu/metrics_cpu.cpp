@@ -1650,13 +1650,15 @@ void metrics_sample(const MetricsArgs& A, int64_t b) {
       tg->init(P, gt);
     }
     const LabelScratch& labels = ls;  // the calling thread's (a thread_local is not captured)
-    at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    // bands claimed from a counter (their costs differ with the region's extent)
+    std::atomic<int64_t> next_level_band{0};
+    at::parallel_for(0, std::min<int64_t>(chunks, at::get_num_threads()), 1, [&](int64_t, int64_t) {
       std::vector<double> ap, ag;  // staging of non-uint8 rows
       if (!(u8p && u8g)) {
         ap.resize(W);
         ag.resize(W);
       }
-      for (int64_t c = c0; c < c1; ++c) {
+      for (int64_t c; (c = next_level_band.fetch_add(1)) < chunks;) {
         const int64_t y0 = c * kBand, y1 = std::min(H, (c + 1) * kBand);
         fill_levels(plan, labels, W, y0, y1, level);
         if (qmax < kLevels - 1)  // p3m: no pixel reaches the top threshold (../metrics.h p3m_level)
