@@ -149,6 +149,7 @@ struct Group {
   std::vector<Run> runs;
   std::vector<int64_t> level_start;  // runs of threshold i: [level_start[hi - i], level_start[hi - i + 1])
   std::vector<int64_t> row_start;
+  std::vector<int64_t> block_start;  // a flat split's upper group: chunk c's runs are nodes [c], [c + 1)
   std::vector<int32_t> ptr, up, links;
   std::vector<uint8_t> t, m, node_lv;
   std::vector<uint64_t> val;  // pack_best(size, key) per node (of its component while a root)
@@ -304,21 +305,21 @@ void label_group(const Params& P, const std::vector<RunList>& found, int64_t chu
 // The runs of two consecutive rows, above [a0, a1) and below [b0, b1), united where
 // they share a column. A run below is a root when its row starts: its root is kept
 // in hand (only these unions move it), one find per run above it touches.
-inline void flat_rows_pair(Group& s, int64_t a0, int64_t a1, int64_t b0, int64_t b1, uint64_t& best_out,
-                           int32_t& root_out) {
+// (runs_a[0], runs_b[0]: the runs of nodes a0 and b0)
+inline void flat_rows_pair(Group& s, const Run* runs_a, int64_t a0, int64_t a1, const Run* runs_b, int64_t b0,
+                           int64_t b1, uint64_t& best_out, int32_t& root_out) {
   // everything in locals: the stores to val and ptr may alias the references
   // (each union reloaded and stored best and best_root)
   int32_t* ptr = s.ptr.data();
   uint64_t* val = s.val.data();
-  const Run* runs = s.runs.data();
   uint64_t best = best_out;
   int32_t best_root = root_out;
   int64_t a = a0;
   for (int64_t r = b0; r < b1; ++r) {
-    const int32_t x0 = runs[r].x0, x1 = runs[r].x1;
-    while (a < a1 && runs[a].x1 <= x0) ++a;
+    const int32_t x0 = runs_b[r - b0].x0, x1 = runs_b[r - b0].x1;
+    while (a < a1 && runs_a[a - a0].x1 <= x0) ++a;
     int32_t root = find_ptr(ptr, int32_t(r));  // r itself unless a seam row's run
-    for (int64_t u = a; u < a1 && runs[u].x0 < x1; ++u) {
+    for (int64_t u = a; u < a1 && runs_a[u - a0].x0 < x1; ++u) {
       int32_t other = find_ptr(ptr, int32_t(u));
       if (other == root) continue;
       int32_t keep = root;
@@ -351,9 +352,9 @@ inline void flat_rows_pair(Group& s, int64_t a0, int64_t a1, int64_t b0, int64_t
 // compares and a step per run, each step waiting for the last) took 12 of the 21
 // ns a run of the benchmark's 2-pixel runs; the popcounts do not wait on each other
 // (compiled for x86-64-v3/v4 too: baseline x86-64 has no popcnt instruction).
-ML_CPU_CLONES void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, const uint64_t* mask, int64_t ra, int64_t rb,
-               uint64_t& best_out, int32_t& root_out, int64_t& masked) {
-  const Run* runs = s.runs.data();
+// The runs [ra, rb) are block[0 .. rb - ra).
+ML_CPU_CLONES void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, const uint64_t* mask, const Run* block,
+                             int64_t ra, int64_t rb, uint64_t& best_out, int32_t& root_out, int64_t& masked) {
   int32_t* ptr = s.ptr.data();
   uint64_t* val = s.val.data();
   const int64_t words = (W + 63) / 64;
@@ -363,10 +364,10 @@ ML_CPU_CLONES void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, co
   int64_t prev_first = 0;  // the previous row's first run
   int32_t prev_y = -2;
   for (int64_t r = ra; r < rb;) {
-    const int32_t y = runs[r].y;
+    const int32_t y = block[r - ra].y;
     int64_t e = r;
-    for (; e < rb && runs[e].y == y; ++e) {
-      const Run run = runs[e];
+    for (; e < rb && block[e - ra].y == y; ++e) {
+      const Run run = block[e - ra];
       ptr[e] = int32_t(e);
       pixels += run.x1 - run.x0;
       const uint64_t v = pack_best(uint32_t(run.x1 - run.x0), tie_key(P.convention, run.y, run.x0, H, W));
@@ -596,9 +597,9 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
   // so that neither idles whatever the two cost (a static split by run counts left one
   // thread idle 1.5 of 6.7 ms; the costs per run vary with the input and the
   // machine); the seams are united after. The components, hence the levels, do not
-  // depend on which thread labelled which block. Each block's runs are gathered into
-  // F.runs by the thread that claims it (gathered all at once before the loop, they
-  // were 0.3 ms of a 2-thread 1080p call on one thread).
+  // depend on which thread labelled which block. The blocks' runs stay in the scan's
+  // lists (gathering them into F.runs before the loop took 0.3 ms of a 2-thread 1080p
+  // call, on one thread): block k's are chunk k's, nodes [fb[k], fb[k + 1]).
   const bool flat_split = ngroups == 2 && s.groups[1].hi - s.groups[1].lo == 1;
   Group& F = s.groups[1];
   const int64_t nblocks = flat_split ? chunks : 0;
@@ -628,17 +629,22 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
   auto seam = [&](int64_t k) {  // blocks k - 1 and k, both done
     const int64_t rs = fb[k];
     // an empty block has no seam (its neighbours' rows are a chunk apart)
-    if (fb[k - 1] == rs || fb[k + 1] == rs || F.runs[rs].y != F.runs[rs - 1].y + 1) return;
+    if (fb[k - 1] == rs || fb[k + 1] == rs) return;
+    const Run* above = found[size_t((k - 1) * kLevels + F.hi)].data();  // node fb[k - 1] on
+    const Run* below = found[size_t(k * kLevels + F.hi)].data();        // node rs on
+    const int32_t ya = above[rs - 1 - fb[k - 1]].y, yb = below[0].y;
+    if (yb != ya + 1) return;
     int64_t a0 = rs - 1;
-    while (a0 > fb[k - 1] && F.runs[a0 - 1].y == F.runs[rs - 1].y) --a0;
+    while (a0 > fb[k - 1] && above[a0 - 1 - fb[k - 1]].y == ya) --a0;
     int64_t b1 = rs;
-    while (b1 < fb[k + 1] && F.runs[b1].y == F.runs[rs].y) ++b1;
-    flat_rows_pair(F, a0, rs, rs, b1, sbest, sroot);
+    while (b1 < fb[k + 1] && below[b1 - rs].y == yb) ++b1;
+    flat_rows_pair(F, above + (a0 - fb[k - 1]), a0, rs, below, rs, b1, sbest, sroot);
   };
   if (flat_split) {
     for (int64_t c = 0; c < chunks; ++c) fb[c + 1] = fb[c] + int64_t(found[size_t(c * kLevels + F.hi)].size());
     fr = fb[nblocks];
-    F.runs.resize(size_t(fr));  // (kept between calls: no clearing when the size is the same)
+    F.runs.clear();  // (the runs stay in the scan's lists, block k in chunk k's)
+    F.block_start.assign(fb.begin(), fb.end());
     F.level_start.assign(2, 0);
     F.level_start[1] = fr;
     F.ptr.resize(fr);
@@ -650,9 +656,8 @@ LevelPlan label_levels(const Params& P, const QRow& q_row, const Hook& chunk_hoo
       if (g < ngroups && (!flat_split || g == 0)) label_group(P, found, chunks, H, W, s.groups[g]);
       if (flat_split)
         for (int64_t k; (k = claim(g == 0)) >= 0;) {
-          const RunList& v = found[size_t(k * kLevels + F.hi)];
-          if (!v.empty()) std::memcpy(F.runs.data() + fb[k], v.data(), size_t(v.size()) * sizeof(Run));
-          flat_rows(P, H, W, F, top_mask, fb[k], fb[k + 1], fbest[k], froot[k], fmasked[k]);
+          flat_rows(P, H, W, F, top_mask, found[size_t(k * kLevels + F.hi)].data(), fb[k], fb[k + 1], fbest[k],
+                    froot[k], fmasked[k]);
           std::lock_guard<std::mutex> lock(seam_mutex);
           fdone[size_t(k)] = 1;
           if (k > 0 && fdone[size_t(k - 1)]) seam(k);
@@ -711,21 +716,20 @@ void fill_levels(const LevelPlan& plan, const LabelScratch& s, int64_t W, int64_
     }
   };
   {
-    auto rows_of = [&](const Group& G, int64_t first, int64_t last, int64_t& lo, int64_t& hi) {
-      const Run* r = G.runs.data();
-      lo = std::lower_bound(r + first, r + last, ya, [](const Run& u, int64_t y) { return u.y < y; }) - r;
-      hi = std::lower_bound(r + lo, r + last, yb, [](const Run& u, int64_t y) { return u.y < y; }) - r;
+    // fn(run, node) for each run of rows [ya, yb) in r[first, last) (node: base + index)
+    auto rows_of = [&](const Run* r, int64_t first, int64_t last, int64_t base, auto&& fn) {
+      const int64_t lo =
+          std::lower_bound(r + first, r + last, ya, [](const Run& u, int64_t y) { return u.y < y; }) - r;
+      const int64_t hi = std::lower_bound(r + lo, r + last, yb, [](const Run& u, int64_t y) { return u.y < y; }) - r;
+      for (int64_t x = lo; x < hi; ++x) fn(r[x], base + x);
     };
     std::memset(level + ya * W, after[0], size_t((yb - ya) * W));
     for (int gi = 0; gi < ngroups; ++gi) {
       const Group& G = s.groups[gi];
       for (int i = G.lo + 1; i <= G.hi; ++i) {
         const bool marked_top = gi == 0 && ngroups == 2 && i == G.hi;
-        int64_t x0, x1;
-        rows_of(G, G.level_start[G.hi - i], G.level_start[G.hi - i + 1], x0, x1);
-        for (int64_t x = x0; x < x1; ++x) {
-          const Run& run = G.runs[x];
-          if (gi == 1 && !(level[run.y * W + run.x0] & 0x80)) continue;  // out of an omega below
+        auto one = [&](const Run& run, int64_t x) {
+          if (gi == 1 && !(level[run.y * W + run.x0] & 0x80)) return;  // out of an omega below
           uint8_t m;
           if (gi == 1 && flat_split) {  // read-only find: chunks share the forest
             int32_t root = int32_t(x);
@@ -735,12 +739,20 @@ void fill_levels(const LevelPlan& plan, const LabelScratch& s, int64_t W, int64_
             m = G.m[x];
             // out of omega below i: the run of i - 1 holding it wrote these pixels' level
             // (its M is the same, M - 1), or skipped them for the same reason
-            if (m < i) continue;
+            if (m < i) return;
           }
           uint8_t v = m <= i ? uint8_t(m - 1) : after[i];
           if (marked_top && m > i) v |= 0x80;
           if (gi == 1) v |= 0x80;
           fill(run, v);
+        };
+        if (gi == 1 && flat_split) {  // its runs in the scan's lists, chunk c's nodes from block_start[c]
+          for (int64_t c = ya / kScanChunk; c <= (yb - 1) / kScanChunk; ++c) {
+            const RunList& v = s.found[size_t(c * kLevels + G.hi)];
+            rows_of(v.data(), 0, v.size(), G.block_start[size_t(c)], one);
+          }
+        } else {
+          rows_of(G.runs.data(), G.level_start[G.hi - i], G.level_start[G.hi - i + 1], 0, one);
         }
       }
     }
