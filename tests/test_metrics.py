@@ -390,6 +390,41 @@ def test_top_threshold_alone_word_edges(convention):
         torch.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_top_threshold_alone_blocks_and_seams(convention):
+    # The one-threshold group (a percolation at 1.0, as above) is labelled in blocks of
+    # the run scan's 64-row chunks, claimed by the threads, each seam between two blocks
+    # united by the thread that finishes the second: components across several seams
+    # (an opaque column, a full opaque row at a chunk's last row), a chunk with no run
+    # at 1.0 (rows 128-191: no seam on either side) and one with a single run; the
+    # reference pixel by pixel, the same bits at 1-3 threads
+    rng = np.random.default_rng(23)
+    threads = torch.get_num_threads()
+    H, W = 330, 97
+    pred = np.where(rng.random((H, W)) < 0.55, 255, 230).astype(np.uint8)
+    pred[:, 40] = 255
+    pred[63, :] = 255
+    pred[128:192] = 230
+    pred[192:256] = 230
+    pred[200, 10:20] = 255
+    gt = np.full((H, W), 255, np.uint8)
+    tri = np.full(gt.shape, 128, np.uint8)
+    tri[rng.random(gt.shape) < 0.3] = 255
+    p, g, t = _batch([pred]), _batch([gt]), _batch([tri])
+    got = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            out = _check(p, g, t, convention)
+            got.append((out, metrics.connectivity_levels(p, g, t, convention)))
+    finally:
+        torch.set_num_threads(threads)
+    for out, lv in got[1:]:
+        assert torch.equal(lv, got[0][1])
+        for k in metrics.METRICS:
+            assert torch.equal(out[k], got[0][0][k])
+
+
 _AVX512_SCRIPT = r"""
 import sys, numpy as np, torch
 from mattingloss import metrics
