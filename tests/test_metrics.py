@@ -332,28 +332,32 @@ def _noisy_opaque(rng, H, W):
     return pred, gt, _trimap(rng, gt)
 
 
+def _check_any_threads(pred, gt, tri, convention):
+    """_check (the reference, pixel by pixel) at 1, 2 and 3 threads, and the same bits at each."""
+    threads = torch.get_num_threads()
+    got = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            out = _check(pred, gt, tri, convention)
+            got.append((out, metrics.connectivity_levels(pred, gt, tri, convention)))
+    finally:
+        torch.set_num_threads(threads)
+    for out, lv in got[1:]:
+        assert torch.equal(lv, got[0][1])
+        for k in metrics.METRICS:
+            assert torch.equal(out[k], got[0][0][k])
+
+
 @pytest.mark.parametrize("convention", CONVENTIONS)
 def test_noisy_opaque_equals_reference_any_threads(convention):
     # rows over several 64-row chunks and 64-pixel words (W = 128: a run closing at
     # the row's end), batches of 3 (one sample after the other with 2 threads) and 4
     # (a sample per thread): the reference pixel by pixel, the same bits for 1-3 threads
     rng = np.random.default_rng(5)
-    threads = torch.get_num_threads()
     for H, W, B in ((150, 203, 3), (131, 128, 4)):
         cases = [_noisy_opaque(rng, H, W) for _ in range(B)]
-        pred, gt, tri = (_batch([c[i] for c in cases]) for i in range(3))
-        got = []
-        try:
-            for n in (1, 2, 3):
-                torch.set_num_threads(n)
-                out = _check(pred, gt, tri, convention)
-                got.append((out, metrics.connectivity_levels(pred, gt, tri, convention)))
-        finally:
-            torch.set_num_threads(threads)
-        for out, lv in got[1:]:
-            assert torch.equal(lv, got[0][1])
-            for k in metrics.METRICS:
-                assert torch.equal(out[k], got[0][0][k])
+        _check_any_threads(*(_batch([c[i] for c in cases]) for i in range(3)), convention)
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
@@ -365,29 +369,16 @@ def test_top_threshold_alone_word_edges(convention):
     # (every component one pixel: the tie-break alone picks omega, (0, 1) row-major,
     # (1, 0) column-major); the reference pixel by pixel, the same bits at 1-3 threads
     rng = np.random.default_rng(17)
-    threads = torch.get_num_threads()
     cases = []
     for H, W, d in ((70, 63, 0.55), (70, 64, 0.5), (70, 65, 0.6), (41, 130, 0.55), (33, 191, 0.45)):
         pred = np.where(rng.random((H, W)) < d, 255, 230).astype(np.uint8)
         cases.append((pred, np.full((H, W), 255, np.uint8)))
     yy, xx = np.mgrid[0:40, 0:67]
     cases.append((np.where((yy + xx) % 2 == 1, 255, 230).astype(np.uint8), np.full((40, 67), 255, np.uint8)))
-    try:
-        for pred, gt in cases:
-            tri = np.full(gt.shape, 128, np.uint8)
-            tri[rng.random(gt.shape) < 0.3] = 255
-            p, g, t = _batch([pred]), _batch([gt]), _batch([tri])
-            got = []
-            for n in (1, 2, 3):
-                torch.set_num_threads(n)
-                out = _check(p, g, t, convention)
-                got.append((out, metrics.connectivity_levels(p, g, t, convention)))
-            for out, lv in got[1:]:
-                assert torch.equal(lv, got[0][1])
-                for k in metrics.METRICS:
-                    assert torch.equal(out[k], got[0][0][k])
-    finally:
-        torch.set_num_threads(threads)
+    for pred, gt in cases:
+        tri = np.full(gt.shape, 128, np.uint8)
+        tri[rng.random(gt.shape) < 0.3] = 255
+        _check_any_threads(_batch([pred]), _batch([gt]), _batch([tri]), convention)
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
@@ -399,7 +390,6 @@ def test_top_threshold_alone_blocks_and_seams(convention):
     # at 1.0 (rows 128-191: no seam on either side) and one with a single run; the
     # reference pixel by pixel, the same bits at 1-3 threads
     rng = np.random.default_rng(23)
-    threads = torch.get_num_threads()
     H, W = 330, 97
     pred = np.where(rng.random((H, W)) < 0.55, 255, 230).astype(np.uint8)
     pred[:, 40] = 255
@@ -410,19 +400,7 @@ def test_top_threshold_alone_blocks_and_seams(convention):
     gt = np.full((H, W), 255, np.uint8)
     tri = np.full(gt.shape, 128, np.uint8)
     tri[rng.random(gt.shape) < 0.3] = 255
-    p, g, t = _batch([pred]), _batch([gt]), _batch([tri])
-    got = []
-    try:
-        for n in (1, 2, 3):
-            torch.set_num_threads(n)
-            out = _check(p, g, t, convention)
-            got.append((out, metrics.connectivity_levels(p, g, t, convention)))
-    finally:
-        torch.set_num_threads(threads)
-    for out, lv in got[1:]:
-        assert torch.equal(lv, got[0][1])
-        for k in metrics.METRICS:
-            assert torch.equal(out[k], got[0][0][k])
+    _check_any_threads(_batch([pred]), _batch([gt]), _batch([tri]), convention)
 
 
 _AVX512_SCRIPT = r"""
