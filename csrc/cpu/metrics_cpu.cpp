@@ -298,6 +298,26 @@ void label_group(const Params& P, const std::vector<RunList>& found, int64_t chu
   }
 }
 
+// Unites two different roots of a one-threshold group: the smaller component under
+// the larger (size, then the lower index on a tie), the kept root's packed value
+// updated and the best (largest) raised. Returns the root kept.
+inline int32_t unite_roots(int32_t* ptr, uint64_t* val, int32_t keep, int32_t other, uint64_t& best,
+                           int32_t& best_root) {
+  uint64_t vk = val[keep], vo = val[other];
+  if ((vk >> 32) < (vo >> 32) || ((vk >> 32) == (vo >> 32) && other < keep)) {
+    std::swap(keep, other);
+    std::swap(vk, vo);
+  }
+  ptr[other] = keep;
+  const uint64_t v = merged(vk, vo);
+  val[keep] = v;
+  if (v > best) {
+    best = v;
+    best_root = keep;
+  }
+  return keep;
+}
+
 // A one-threshold group labelled by blocks of rows (flat_rows): the runs [ra, rb)
 // (whole rows) made nodes and united with the runs of the row above inside the
 // block. Blocks touch disjoint nodes, so they run in parallel; the seam rows are
@@ -320,23 +340,8 @@ inline void flat_rows_pair(Group& s, const Run* runs_a, int64_t a0, int64_t a1, 
     while (a < a1 && runs_a[a - a0].x1 <= x0) ++a;
     int32_t root = find_ptr(ptr, int32_t(r));  // r itself unless a seam row's run
     for (int64_t u = a; u < a1 && runs_a[u - a0].x0 < x1; ++u) {
-      int32_t other = find_ptr(ptr, int32_t(u));
-      if (other == root) continue;
-      int32_t keep = root;
-      uint64_t vk = val[keep], vo = val[other];
-      // the smaller under the larger (size, then the lower index on a tie)
-      if ((vk >> 32) < (vo >> 32) || ((vk >> 32) == (vo >> 32) && other < keep)) {
-        std::swap(keep, other);
-        std::swap(vk, vo);
-      }
-      ptr[other] = keep;
-      const uint64_t v = merged(vk, vo);
-      val[keep] = v;
-      root = keep;
-      if (v > best) {
-        best = v;
-        best_root = keep;
-      }
+      const int32_t other = find_ptr(ptr, int32_t(u));
+      if (other != root) root = unite_roots(ptr, val, root, other, best, best_root);
     }
   }
   best_out = best;
@@ -392,22 +397,9 @@ ML_CPU_CLONES void flat_rows(const Params& P, int64_t H, int64_t W, Group& s, co
         while (so) {
           const uint64_t upto = so ^ (so - 1);  // the bits up to the pair's first shared column
           so &= so - 1;
-          int32_t u = find_ptr(ptr, int32_t(ca + __builtin_popcountll(sa & upto)));
-          int32_t v = find_ptr(ptr, int32_t(cb + __builtin_popcountll(sb & upto)));
-          if (u == v) continue;
-          uint64_t vu = val[u], vv = val[v];
-          // the smaller under the larger (size, then the lower index on a tie)
-          if ((vu >> 32) < (vv >> 32) || ((vu >> 32) == (vv >> 32) && v < u)) {
-            std::swap(u, v);
-            std::swap(vu, vv);
-          }
-          ptr[v] = u;
-          const uint64_t m = merged(vu, vv);
-          val[u] = m;
-          if (m > best) {
-            best = m;
-            best_root = u;
-          }
+          const int32_t u = find_ptr(ptr, int32_t(ca + __builtin_popcountll(sa & upto)));
+          const int32_t v = find_ptr(ptr, int32_t(cb + __builtin_popcountll(sb & upto)));
+          if (u != v) unite_roots(ptr, val, u, v, best, best_root);
         }
         ca += __builtin_popcountll(sa);
         cb += __builtin_popcountll(sb);
