@@ -170,6 +170,25 @@ inline uint64_t merged(uint64_t va, uint64_t vb) {
   return (((va >> 32) + (vb >> 32)) << 32) | std::max(va & 0xFFFFFFFFull, vb & 0xFFFFFFFFull);
 }
 
+// Unites two different roots: the smaller component under the larger (size, then the lower index on a tie), the kept root's packed value
+// updated and the best (largest) raised. Returns the root kept.
+inline int32_t unite_roots(int32_t* ptr, uint64_t* val, int32_t keep, int32_t other, uint64_t& best,
+                           int32_t& best_root) {
+  uint64_t vk = val[keep], vo = val[other];
+  if ((vk >> 32) < (vo >> 32) || ((vk >> 32) == (vo >> 32) && other < keep)) {
+    std::swap(keep, other);
+    std::swap(vk, vo);
+  }
+  ptr[other] = keep;
+  const uint64_t v = merged(vk, vo);
+  val[keep] = v;
+  if (v > best) {
+    best = v;
+    best_root = keep;
+  }
+  return keep;
+}
+
 void label_group(const Params& P, const std::vector<RunList>& found, int64_t chunks, int64_t H, int64_t W,
                  Group& s) {
   const int lo = s.lo, hi = s.hi, n = hi - lo;
@@ -216,24 +235,14 @@ void label_group(const Params& P, const std::vector<RunList>& found, int64_t chu
   auto unite = [&](int32_t a, int32_t b, int i) {
     b = find_ptr(ptr, b);
     if (a == b) return a;
-    uint64_t va = val[a], vb = val[b];
-    if ((va >> 32) < (vb >> 32) || ((va >> 32) == (vb >> 32) && b < a)) {  // b under a
-      std::swap(a, b);
-      std::swap(va, vb);
+    const int32_t kept = unite_roots(ptr, val, a, b, best, best_root);
+    if (!flat) {  // the link history: which root went under which, at which threshold
+      const int32_t under = kept == a ? b : a;
+      up[under] = kept;
+      t[under] = uint8_t(i);
+      links[nlinks++] = under;
     }
-    ptr[b] = a;
-    if (!flat) {
-      up[b] = a;
-      t[b] = uint8_t(i);
-      links[nlinks++] = b;
-    }
-    const uint64_t v = merged(va, vb);
-    val[a] = v;
-    if (v > best) {
-      best = v;
-      best_root = a;
-    }
-    return a;
+    return kept;
   };
   int64_t masked = 0;
   s.row_start.resize(H + 1);
@@ -296,26 +305,6 @@ void label_group(const Params& P, const std::vector<RunList>& found, int64_t chu
     const uint8_t mine = own_first(x, t[x], node_lv[x]), parent = m[up[x]];
     m[x] = std::min(mine, parent <= t[x] ? parent : kNever);
   }
-}
-
-// Unites two different roots of a one-threshold group: the smaller component under
-// the larger (size, then the lower index on a tie), the kept root's packed value
-// updated and the best (largest) raised. Returns the root kept.
-inline int32_t unite_roots(int32_t* ptr, uint64_t* val, int32_t keep, int32_t other, uint64_t& best,
-                           int32_t& best_root) {
-  uint64_t vk = val[keep], vo = val[other];
-  if ((vk >> 32) < (vo >> 32) || ((vk >> 32) == (vo >> 32) && other < keep)) {
-    std::swap(keep, other);
-    std::swap(vk, vo);
-  }
-  ptr[other] = keep;
-  const uint64_t v = merged(vk, vo);
-  val[keep] = v;
-  if (v > best) {
-    best = v;
-    best_root = keep;
-  }
-  return keep;
 }
 
 // A one-threshold group labelled by blocks of rows (flat_rows): the runs [ra, rb)
