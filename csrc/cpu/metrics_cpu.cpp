@@ -170,8 +170,9 @@ inline uint64_t merged(uint64_t va, uint64_t vb) {
   return (((va >> 32) + (vb >> 32)) << 32) | std::max(va & 0xFFFFFFFFull, vb & 0xFFFFFFFFull);
 }
 
-// Unites two different roots: the smaller component under the larger (size, then the lower index on a tie), the kept root's packed value
-// updated and the best (largest) raised. Returns the root kept.
+// Unites two different roots: the smaller component under the larger (size, then
+// the lower index on a tie), the kept root's packed value updated and the best
+// (largest) raised. Returns the root kept.
 inline int32_t unite_roots(int32_t* ptr, uint64_t* val, int32_t keep, int32_t other, uint64_t& best,
                            int32_t& best_root) {
   uint64_t vk = val[keep], vo = val[other];
@@ -307,10 +308,6 @@ void label_group(const Params& P, const std::vector<RunList>& found, int64_t chu
   }
 }
 
-// A one-threshold group labelled by blocks of rows (flat_rows): the runs [ra, rb)
-// (whole rows) made nodes and united with the runs of the row above inside the
-// block. Blocks touch disjoint nodes, so they run in parallel; the seam rows are
-// united after. (No history: a node's M is only whether its root is omega's.)
 // The runs of two consecutive rows, above [a0, a1) and below [b0, b1), united where
 // they share a column. A run below is a root when its row starts: its root is kept
 // in hand (only these unions move it), one find per run above it touches.
@@ -337,9 +334,14 @@ inline void flat_rows_pair(Group& s, const Run* runs_a, int64_t a0, int64_t a1, 
   root_out = best_root;
 }
 
-// (masked: the runs' pixels, for GCA's background). The pairs of runs to unite
-// come from the threshold's bit masks (mask: `words` 64-bit words per row, as the
-// scan found them): a run above and a run below that share a column share exactly
+// A one-threshold group labelled by blocks of rows: the runs [ra, rb) (whole rows)
+// made nodes and united with the runs of the row above inside the block. Blocks
+// touch disjoint nodes, so they run in parallel; the seams between blocks are
+// united as their blocks finish (label_levels, flat_rows_pair). (No history: a
+// node's M is only whether its root is omega's.) best/root_out: the largest
+// component so far; masked: the runs' pixels, for GCA's background.
+// The pairs of runs to unite come from the threshold's bit masks (mask: `words`
+// 64-bit words per row, as the scan found them): a run above and a run below that share a column share exactly
 // one interval, a run of the two rows' AND, so each run of the AND (its first bit)
 // is one pair, and each of the two runs is its row's run counted by the run starts
 // up to that bit. A merge of the two rows' run lists by their ends (a load, two
