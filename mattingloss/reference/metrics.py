@@ -300,6 +300,13 @@ def mmagic(pred, gt, region, *, with_levels=False) -> dict:
     return _result(sad, mse, grad, conn, levels if with_levels else None)
 
 
+def mmagic_connectivity(pred, gt, region) -> float:
+    """mmagic's ConnectivityError alone (what :func:`mmagic` computes as "conn")."""
+    p = np.asarray(pred, np.float64) / 255.0
+    g = np.asarray(gt, np.float64) / 255.0
+    return _connectivity_f64(p, g, np.asarray(region, bool), NUMPY_THRESHOLDS, largest_component_opencv)[0]
+
+
 def gca(pred, gt, region, *, with_levels=False) -> dict:
     """Yaoyi-Li/GCA-Matting utils/evaluate.py (module docstring)."""
     a_p = np.asarray(pred, np.float64)

@@ -25,10 +25,8 @@ def reference(case):
     def run():
         rows = []
         for b in range(p.shape[0]):
-            pb, gb = p[b, 0].cpu().numpy() / 255.0, g[b, 0].cpu().numpy() / 255.0
-            conn, _ = R._connectivity_f64(pb, gb, t[b, 0].cpu().numpy() == 128, R.NUMPY_THRESHOLDS,
-                                          R.largest_component_opencv)
-            rows.append(conn)
+            rows.append(R.mmagic_connectivity(p[b, 0].cpu().numpy(), g[b, 0].cpu().numpy(),
+                                              t[b, 0].cpu().numpy() == 128))
         return torch.tensor(rows, dtype=torch.float64)
 
     return run
